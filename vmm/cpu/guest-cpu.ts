@@ -1,0 +1,76 @@
+import { U64 } from '../u64';
+import { CpuExit } from './cpu-exit';
+import { PhysicalCpu } from './physical-cpu';
+
+/** Architectural registers of the guest other than the debug registers. */
+export type GprIndex = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15; // rax rcx rdx rbx rsp rbp rsi rdi r8-r15 (encoding order)
+
+export type CpuStateReg =
+  | 'rip' | 'rflags'
+  | 'cr0' | 'cr2' | 'cr3' | 'cr4' | 'cr8' | 'efer'
+  | 'cs' | 'ss' | 'ds' | 'es' | 'fs' | 'gs'
+  | 'fs_base' | 'gs_base' | 'kernel_gs_base'
+  | 'idtr_base' | 'idtr_limit' | 'gdtr_base' | 'gdtr_limit'
+  | 'tsc';
+
+/** Event injected by the hypervisor at VM entry (VM-entry interruption info / EVENTINJ). */
+export interface InjectedEvent {
+  vector: number;
+  type: 'extint' | 'nmi' | 'hw' | 'sw' | 'swexc' | 'priv';
+  errorCode?: number;
+  /** For software events: the instruction length, so the pushed RIP is past it. */
+  instructionLength?: number;
+}
+
+/** Intercept controls the backend programs before it runs the guest (VMCS / VMCB). */
+export interface CpuIntercepts {
+  /** Bit n set: exception vector n causes an exit instead of IDT delivery. */
+  exceptionBitmap: number;
+  /** MOV DR causes a 'mov-dr' exit (VT-x MOV-DR exiting, SVM DR read/write intercepts). */
+  movDr: boolean;
+  /** Monitor trap flag (VT-x only). */
+  mtf: boolean;
+}
+
+/**
+ * The guest x86-64 CPU, running on a PhysicalCpu. Its breakpoint matching and MOV DR use
+ * the physical debug registers (`phys`), which the hypervisor switches between host and
+ * guest; everything else here is the guest's architectural state.
+ */
+export interface GuestCpu {
+  phys: PhysicalCpu;
+  readonly intercepts: CpuIntercepts;
+  /** Instructions retired since creation (event deliveries do not count). */
+  readonly instret: number;
+
+  getGpr(i: GprIndex): U64;
+  setGpr(i: GprIndex, v: U64): void;
+  getReg(r: CpuStateReg): U64;
+  setReg(r: CpuStateReg, v: U64): void;
+
+  /**
+   * VT-x "pending debug exceptions" (B0-3, BS, BD/enabled-bp bit 12 as in SDM Table 24-4):
+   * read after an exit, written before an entry. The SVM backend leaves it 0.
+   */
+  pendingDebugExceptions: number;
+  /** Interruptibility: STI and MOV-SS shadows (bit 0 STI, bit 1 MOV SS, as in the VMCS). */
+  interruptibility: number;
+
+  /** Deliver this event before the next instruction (VM-entry injection). */
+  inject(ev: InjectedEvent): void;
+  /** Virtual interrupt line: a pending external interrupt delivered when IF=1 and no shadow. */
+  requestInterrupt(vector: number): void;
+  readonly interruptPending: boolean;
+  /** True while halted in HLT (woken by a deliverable interrupt). */
+  halted: boolean;
+
+  /** Run guest code until an intercept or until `budget` instructions retired. */
+  run(budget: number): CpuExit;
+
+  /**
+   * The hypervisor emulated the instruction of the last instruction-intercept exit: advance
+   * RIP by `length`, retire it, and raise the traps it would raise (single-step from TF, I/O
+   * breakpoints for `io` when CR4.DE=1 and a DR7 R/W=10 slot matches).
+   */
+  completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void;
+}
