@@ -77,7 +77,7 @@ export class FakeCpu implements GuestCpu {
       if (rw !== 1 && rw !== 3) continue;
       const size = [1, 2, 8, 4][(p.drLo[7] >>> (18 + 4 * n)) & 3];
       if (p.drHi[n] !== 0) continue;
-      const start = p.drLo[n] & ~(size - 1);
+      const start = (p.drLo[n] & ~(size - 1)) >>> 0;
       if (address < start + size && start < address + len) {
         hit |= 1 << n;
         if (((p.drLo[7] >>> (2 * n)) & 3) !== 0) enabled = true;

@@ -40,7 +40,10 @@ export interface DrStep {
   readonly name: string;
   readonly part: DrPart;
   run(phys: PhysicalCpu, regs: DrSwitchRegs): void;
-  /** Whose content physical DR6 holds after this step (for the host debugger's #DB bookkeeping). */
+  /**
+   * Whose physical DR6 it is after this step: the host hands its DR6 over when the switch
+   * saves it and gets it back when the switch restores it (host #DB bookkeeping).
+   */
   readonly dr6Holds?: 'guest' | 'host';
 }
 
@@ -63,7 +66,7 @@ function saveHostDr(n: number): DrStep {
 }
 function loadGuestDr(n: number, part: DrPart): DrStep {
   return {
-    name: `load-guest-dr${n}`, part, dr6Holds: n === 6 ? 'guest' : undefined,
+    name: `load-guest-dr${n}`, part,
     run: (p, r) => loadDr(p, n, r.guestLo[n], r.guestHi[n]),
   };
 }
@@ -99,7 +102,7 @@ function fullEnterSteps(backend: BackendName): DrStep[] {
     );
   }
   steps.push(saveHostDr(0), saveHostDr(1), saveHostDr(2), saveHostDr(3),
-    { name: 'save-host-dr6', part: 'host-dr0-3-dr6', run: (p, r) => { r.hostLo[6] = p.drLo[6]; r.hostHi[6] = p.drHi[6]; } });
+    { name: 'save-host-dr6', part: 'host-dr0-3-dr6', dr6Holds: 'guest', run: (p, r) => { r.hostLo[6] = p.drLo[6]; r.hostHi[6] = p.drHi[6]; } });
   steps.push(loadGuestDr(0, 'guest-dr0-3'), loadGuestDr(1, 'guest-dr0-3'), loadGuestDr(2, 'guest-dr0-3'), loadGuestDr(3, 'guest-dr0-3'));
   if (backend === 'vmx') steps.push(loadGuestDr(6, 'guest-dr6'));
   steps.push(PMAP_ACTIVATE, RUN_TRACE);

@@ -75,7 +75,7 @@ export class HostContext {
       if (rw !== 1 && rw !== 3) continue;
       if (p.drHi[n] !== HOST_HI) continue;
       const size = dr7SlotLen(dr7, n);
-      const start = p.drLo[n] & ~(size - 1);
+      const start = (p.drLo[n] & ~(size - 1)) >>> 0;
       if (lo < start + size && start < lo + len) bits |= 1 << n;
     }
     if (bits !== 0) {
