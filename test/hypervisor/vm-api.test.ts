@@ -165,6 +165,18 @@ describe('Vm: debug-register views and the debugger', () => {
     expect(vm.leaks()).to.deep.equal([]);
   });
 
+  it('DR7.GD while merged: the next MOV DR raises #DB with DR6.BD in the guest and GD is cleared', () => {
+    const { vm, cpus } = fakeVm({}, []);
+    cpus[0].idleCpuid = false;
+    vm.setDebuggerSlots(0, [{ address: u(0x6000), type: 'write', len: 8 }]);
+    cpus[0].script.push({ op: 'mov-to-dr', dr: 7, value: u(0x2400) }, { op: 'mov-to-dr', dr: 0, value: u(0x1234) });
+    vm.run([0], 10);
+    expect(cpus[0].injected.map((e) => e.vector)).to.deep.equal([1]);
+    expect(vm.getRegister(0, 'dr6').lo & 0x2000).to.equal(0x2000);
+    expect(vm.getRegister(0, 'dr7').lo & 0x2000).to.equal(0);
+    expect(vm.getRegister(0, 'dr0')).to.deep.equal(u(0));
+  });
+
   it('trace sink sees phases, exits, DR writes and leaks', () => {
     const { vm } = fakeVm({ drSwitch: 'none' }, [...guestWatch(0x2000), ...cpuidExits(2)]);
     const types = new Set<string>();
