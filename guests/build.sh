@@ -6,7 +6,9 @@ cd "$(dirname "$0")"
 
 CC=${CC:-gcc}
 CFLAGS_ABI="-ffreestanding -nostdlib -static -fno-pic -no-pie -mno-red-zone -mgeneral-regs-only -fno-stack-protector"
-CFLAGS="$CFLAGS_ABI -g -Wall -Wextra -Iruntime"
+# Debug paths relative to the repository root (gdb started there finds the sources), and
+# the same bytes whatever the checkout directory.
+CFLAGS="$CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -Wall -Wextra -Iruntime"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

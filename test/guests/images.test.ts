@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseElf } from '../../vmm/loader/elf';
 
@@ -35,6 +37,24 @@ describe('built-in guest images (guests/*.elf)', () => {
     const sw = load('selfwatch.elf').symbols;
     for (const n of ['probe_store8', 'probe_store8_end', 'probe_exec', 'probe_out_end', 'probe_rep_stos_insn', 'probe_single_step_end']) {
       expect(sw.get(n), n).to.be.a('number');
+    }
+  });
+});
+
+describe('guests/build.sh', () => {
+  it('rebuilds byte-identical ELFs from the committed sources (the committed images are current)', function () {
+    this.timeout(60000);
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'guests-build-'));
+    try {
+      const copy = path.join(tmp, 'guests');
+      fs.cpSync(GUESTS, copy, { recursive: true, filter: (src) => !src.endsWith('.elf') });
+      execFileSync('bash', [path.join(copy, 'build.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      for (const f of fs.readdirSync(GUESTS).filter((n) => n.endsWith('.elf'))) {
+        const fresh = fs.readFileSync(path.join(copy, f));
+        expect(fresh.equals(fs.readFileSync(path.join(GUESTS, f))), `${f} differs from a fresh build: run npm run guests`).to.equal(true);
+      }
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
 });
