@@ -1,4 +1,7 @@
+import { Cpu } from '../cpu/cpu';
 import { GuestCpu, GprIndex, CpuStateReg } from '../cpu/guest-cpu';
+import { loadImage } from '../loader/load';
+import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
@@ -17,8 +20,6 @@ import { DR_SWITCH_MODES, HOST_SCENARIOS, VmOptions } from './vm-options';
 /** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
 export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
 
-/** Per-vCPU stack at the top of RAM (CONTRACT: 16-byte aligned, 64 KiB each, vCPU 0 topmost). */
-const STACK_SIZE = 0x10000;
 /** Guest instructions a vCPU runs before the next one gets its turn (round-robin). */
 const ROUND_ROBIN_SLICE = 4096;
 
@@ -30,12 +31,8 @@ const DR_INDEX: Record<string, GuestDrIndex> = { dr0: 0, dr1: 1, dr2: 2, dr3: 3,
 const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
 const SLOT_TYPES = ['exec', 'write', 'io', 'access'];
 
-let defaultFactory: GuestCpuFactory | null = null;
-
-/** The real CPU registers itself here (vmm/cpu/cpu.ts is built in parallel; see create-vm's users). */
-export function setDefaultGuestCpuFactory(f: GuestCpuFactory): void {
-  defaultFactory = f;
-}
+/** The real guest CPU (vmm/cpu/cpu.ts). */
+export const realGuestCpu: GuestCpuFactory = (memory, phys) => new Cpu(memory, phys);
 
 function validateOptions(o: VmOptions): void {
   if (o.backend !== 'vmx' && o.backend !== 'svm') throw new VmApiError(`unknown backend '${String(o.backend)}' (vmx or svm)`);
@@ -74,14 +71,14 @@ export class Vm implements VmApi {
     this.memorySize = opts.memMiB * 1024 * 1024;
     if (this.memorySize < STACK_SIZE * opts.vcpus + 0x1000) throw new VmApiError(`--mem ${opts.memMiB} MiB is too small for ${opts.vcpus} vCPU stacks`);
     this.memory = new GuestMemory(this.memorySize);
-    const stackBase = this.memorySize - STACK_SIZE * opts.vcpus;
+    const stackBase = stackAreaBase(this.memorySize, opts.vcpus);
     for (const seg of image.segments) {
       const end = seg.address + Math.max(seg.memSize, seg.data.length);
       if (seg.address < 0 || end > stackBase) {
         throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks at 0x${stackBase.toString(16)}`);
       }
     }
-    for (const seg of image.segments) this.memory.write(seg.address, seg.data);
+    loadImage(this.memory, image);
 
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
@@ -97,7 +94,7 @@ export class Vm implements VmApi {
         ? new VmxBackend(cpu, this.phys, opts.drSwitch)
         : new SvmBackend(cpu, this.phys, opts.drSwitch);
       if (scenario instanceof KdbDetermined) scenario.hasDr6Step = backend.enterSteps.some((s) => s.name === 'load-guest-dr6');
-      const top = this.memorySize - STACK_SIZE * i;
+      const top = stackTop(this.memorySize, i, opts.vcpus);
       cpu.setReg('rip', { lo: image.entry >>> 0, hi: Math.floor(image.entry / 0x100000000) });
       cpu.setReg('rflags', { lo: 2, hi: 0 });
       cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
@@ -258,9 +255,7 @@ export class Vm implements VmApi {
   }
 }
 
-/** Create a VM for a loaded image. `factory` defaults to the real guest CPU. */
-export function createVm(image: LoadedImage, opts: VmOptions, factory?: GuestCpuFactory): Vm {
-  const f = factory ?? defaultFactory;
-  if (f === null) throw new VmApiError('no guest CPU available (vmm/cpu/cpu.ts not linked)');
-  return new Vm(image, opts, f);
+/** Create a VM for a loaded image (see vmm/loader/elf.ts parseElf). `factory` defaults to the real guest CPU. */
+export function createVm(image: LoadedImage, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
+  return new Vm(image, opts, factory);
 }

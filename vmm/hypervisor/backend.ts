@@ -43,6 +43,15 @@ export interface VmBackend {
   setDrIntercept(on: boolean): void;
   /** Monitor trap flag; false when the backend has none (SVM). */
   setMtf(on: boolean): boolean;
+  /**
+   * The hypervisor emulated the intercepted instruction (GuestCpu.completeEmulatedInstruction
+   * done): clear STI/MOV-SS blocking for the next entry and (VT-x) carry the traps the
+   * instruction raised into the pending-debug-exceptions field (SDM 32.2.1), as bhyve does
+   * when it advances RIP.
+   */
+  afterEmulation(): void;
+  /** Debug traps an emulated instruction raised (B0-B3, BS): pending for delivery at the next entry. */
+  addPendingDebugTraps(bits: number): void;
   /** Event injection at the next entry (VM-entry interruption information / EVENTINJ). */
   injectEvent(ev: InjectedEvent): void;
   /** Describe the raw hardware structure for `monitor`/vmmctl. */

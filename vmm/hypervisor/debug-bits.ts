@@ -40,3 +40,19 @@ export const DR_NAMES = ['dr0', 'dr1', 'dr2', 'dr3', 'dr4', 'dr5', 'dr6', 'dr7']
 export function hex(lo: number, hi = 0): string {
   return '0x' + ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
 }
+
+/**
+ * B bits of the enabled R/W=10 (I/O) slots that an access to [port, port+size) matches,
+ * against a DR0-3/DR7 set (index = DR number). Only meaningful with CR4.DE=1.
+ */
+export function matchIoBreakpoints(lo: ArrayLike<number>, hi: ArrayLike<number>, port: number, size: number): number {
+  const dr7 = lo[7];
+  let bits = 0;
+  for (let n = 0; n < 4; n++) {
+    if (!dr7SlotEnabled(dr7, n) || dr7SlotRw(dr7, n) !== 2 || hi[n] !== 0) continue;
+    const len = dr7SlotLen(dr7, n);
+    const start = (lo[n] & ~(len - 1)) >>> 0;
+    if (port < start + len && start < port + size) bits |= 1 << n;
+  }
+  return bits;
+}

@@ -8,7 +8,7 @@ import { GuestMemory } from '../memory';
 import { U64 } from '../u64';
 import { GuestDrIndex, VmBackend } from './backend';
 import {
-  DEBUGCTL_VALID, DR6_BD, DR6_BS, DR6_B_MASK, DR6_RESERVED1, DR7_GD, RFLAGS_TF, dr7SlotEnabled, hex, normalizeDr7,
+  DEBUGCTL_VALID, DR6_BD, DR6_BS, DR6_B_MASK, DR6_RESERVED1, DR7_GD, RFLAGS_TF, dr7SlotEnabled, hex, matchIoBreakpoints, normalizeDr7,
 } from './debug-bits';
 import { SlotOwner, mergeDebugState, splitBreakpointStatus } from './debug-merge';
 import { DrStep, StepObserver, runSteps } from './dr-switch';
@@ -215,6 +215,12 @@ export class Vcpu {
     }
   }
 
+  /** The intercepted instruction was emulated: retire it in the CPU and tell the backend. */
+  private complete(length: number): void {
+    this.cpu.completeEmulatedInstruction(length);
+    this.backend.afterEmulation();
+  }
+
   private stopWith(stop: VmStop): VmStop {
     this.finalStop = stop;
     this.state = 'stopped';
@@ -222,7 +228,7 @@ export class Vcpu {
   }
 
   private handleHlt(g: GenericExit): VmStop | null {
-    this.cpu.completeEmulatedInstruction(g.length);
+    this.complete(g.length);
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && this.cpu.interruptPending) return null;
     if (ifSet && this.timerPeriod > 0 && !this.caps.has('rflags-tf') && !this.caps.has('mtf')) {
@@ -243,7 +249,7 @@ export class Vcpu {
     c.setGpr(RBX, { lo: out[1], hi: 0 });
     c.setGpr(RCX, { lo: out[2], hi: 0 });
     c.setGpr(RDX, { lo: out[3], hi: 0 });
-    c.completeEmulatedInstruction(g.length);
+    this.complete(g.length);
     return null;
   }
 
@@ -265,7 +271,7 @@ export class Vcpu {
     }
     c.setGpr(RAX, { lo: v.lo, hi: 0 });
     c.setGpr(RDX, { lo: v.hi, hi: 0 });
-    c.completeEmulatedInstruction(g.length);
+    this.complete(g.length);
     return null;
   }
 
@@ -286,7 +292,7 @@ export class Vcpu {
         break;
       default: this.injectGP(); return null;
     }
-    c.completeEmulatedInstruction(g.length);
+    this.complete(g.length);
     return null;
   }
 
@@ -327,7 +333,13 @@ export class Vcpu {
       const stop = this.portWrite(g.port, g.size, (c.getGpr(RAX).lo & mask) >>> 0);
       if (stop !== null) return stop;
     }
-    c.completeEmulatedInstruction(g.length, { port: g.port, size: g.size });
+    this.complete(g.length);
+    // I/O breakpoints (CR4.DE=1, R/W=10) match the guest's effective registers, not the
+    // host's now in the physical CPU: pend the trap for the next entry (SDM 32.2.1).
+    if ((c.getReg('cr4').lo & CR4_DE) !== 0) {
+      const bits = matchIoBreakpoints(this.arch.lo, this.arch.hi, g.port, g.size);
+      if (bits !== 0) this.backend.addPendingDebugTraps(bits);
+    }
     return null;
   }
 
@@ -380,7 +392,7 @@ export class Vcpu {
     } else {
       c.setGpr(g.gpr as GprIndex, { lo: this.view.lo[dr], hi: dr >= 6 ? 0 : this.view.hi[dr] });
     }
-    c.completeEmulatedInstruction(g.length);
+    this.complete(g.length);
     return null;
   }
 

@@ -101,7 +101,6 @@ export class SvmBackend implements VmBackend {
     c.intercepts.movDr = (ctl.drReadIntercepts | ctl.drWriteIntercepts) !== 0;
     c.intercepts.mtf = false;
     c.interruptibility = ctl.interruptShadow;
-    c.pendingDebugExceptions = 0;
     if ((ctl.eventInjLo & EVENTINJ_VALID) !== 0) {
       const type = (ctl.eventInjLo >>> 8) & 7;
       const vector = ctl.eventInjLo & 0xff;
@@ -283,6 +282,15 @@ export class SvmBackend implements VmBackend {
   }
 
   setMtf(_on: boolean): boolean { return false; }
+
+  afterEmulation(): void {
+    // No pending-debug field on SVM: traps the emulated instruction raised stay pending in the CPU.
+    this.vmcb.control.interruptShadow = 0;
+  }
+
+  addPendingDebugTraps(bits: number): void {
+    this.cpu.pendingDebugExceptions = this.cpu.pendingDebugExceptions | (bits & 0x400f);
+  }
 
   injectEvent(ev: InjectedEvent): void {
     const type = ev.type === 'extint' ? EVENTINJ_TYPE_INTR : ev.type === 'nmi' ? EVENTINJ_TYPE_NMI

@@ -278,6 +278,19 @@ export class VmxBackend implements VmBackend {
     this.vmcs.write32(VMCS.PRI_PROC_BASED_CTLS, on ? c | bit : c & ~bit);
   }
 
+  afterEmulation(): void {
+    const v = this.vmcs;
+    v.write32(VMCS.GUEST_INTERRUPTIBILITY, v.read32(VMCS.GUEST_INTERRUPTIBILITY) & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS));
+    v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS) | this.cpu.pendingDebugExceptions);
+  }
+
+  addPendingDebugTraps(bits: number): void {
+    // Table 24-4: B0-B3, bit 12 when an enabled breakpoint is among them, BS.
+    const v = this.vmcs;
+    const add = (bits & 0x400f) | ((bits & 0xf) !== 0 ? 0x1000 : 0);
+    v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS) | add);
+  }
+
   injectEvent(ev: InjectedEvent): void {
     const v = this.vmcs;
     v.write32(VMCS.ENTRY_INTR_INFO, INTR_INFO_VALID | (EVENT_TYPE[ev.type] << 8) | (ev.vector & 0xff) |
