@@ -36,15 +36,23 @@ export type DrPart =
   | 'guest-dr6'         // VT-x: load/save guest DR6
   | 'host-path';        // host code on the entry/exit path that is not part of the switch
 
+/** The operations of the host micro-program; `n` is the DR number where one is needed. */
+export const enum StepOp {
+  SaveHostDr, SaveHostDebugctl, ZeroDr7, ZeroDebugctl, SaveHostTF, ClearHostTF,
+  LoadGuestDr, SaveGuestDr, RestoreHostDr, RestoreHostDebugctl, RestoreHostTF, HostPath,
+}
+
+/** One step: a named operation on the physical CPU (every step has the same shape). */
 export interface DrStep {
   readonly name: string;
   readonly part: DrPart;
-  run(phys: PhysicalCpu, regs: DrSwitchRegs): void;
+  readonly op: StepOp;
+  readonly n: number;
   /**
    * Whose physical DR6 it is after this step: the host hands its DR6 over when the switch
    * saves it and gets it back when the switch restores it (host #DB bookkeeping).
    */
-  readonly dr6Holds?: 'guest' | 'host';
+  readonly dr6Holds: 'guest' | 'host' | undefined;
 }
 
 /** Called after every step: where a host debugger may take a trap or hit a breakpoint. */
@@ -52,75 +60,62 @@ export interface StepObserver {
   afterStep(step: DrStep): void;
 }
 
-function loadDr(phys: PhysicalCpu, n: number, lo: number, hi: number): void {
-  phys.drLo[n] = lo;
-  phys.drHi[n] = hi;
-  phys.generation++;
+function step(name: string, part: DrPart, op: StepOp, n = 0, dr6Holds?: 'guest' | 'host'): DrStep {
+  return { name, part, op, n, dr6Holds };
 }
 
-function saveHostDr(n: number): DrStep {
-  return {
-    name: `save-host-dr${n}`, part: 'host-dr0-3-dr6',
-    run: (p, r) => { r.hostLo[n] = p.drLo[n]; r.hostHi[n] = p.drHi[n]; },
-  };
-}
-function loadGuestDr(n: number, part: DrPart): DrStep {
-  return {
-    name: `load-guest-dr${n}`, part,
-    run: (p, r) => loadDr(p, n, r.guestLo[n], r.guestHi[n]),
-  };
-}
-function saveGuestDr(n: number, part: DrPart): DrStep {
-  return {
-    name: `save-guest-dr${n}`, part,
-    run: (p, r) => { r.guestLo[n] = p.drLo[n]; r.guestHi[n] = p.drHi[n]; },
-  };
-}
-function restoreHostDr(n: number, part: DrPart): DrStep {
-  return {
-    name: `restore-host-dr${n}`, part, dr6Holds: n === 6 ? 'host' : undefined,
-    run: (p, r) => loadDr(p, n, r.hostLo[n], r.hostHi[n]),
-  };
+/** Execute one step on the physical CPU and the software copies. */
+export function execStep(s: DrStep, p: PhysicalCpu, r: DrSwitchRegs): void {
+  const n = s.n;
+  switch (s.op) {
+    case StepOp.SaveHostDr: r.hostLo[n] = p.drLo[n]; r.hostHi[n] = p.drHi[n]; return;
+    case StepOp.SaveHostDebugctl: r.hostDebugctlLo = p.debugctlLo; r.hostDebugctlHi = p.debugctlHi; return;
+    case StepOp.ZeroDr7: p.drLo[7] = 0; p.drHi[7] = 0; p.generation++; return;
+    case StepOp.ZeroDebugctl: p.debugctlLo = 0; p.debugctlHi = 0; p.generation++; return;
+    case StepOp.SaveHostTF: r.hostTF = p.hostTF; return;
+    case StepOp.ClearHostTF: p.hostTF = false; return;
+    case StepOp.LoadGuestDr: p.drLo[n] = r.guestLo[n]; p.drHi[n] = r.guestHi[n]; p.generation++; return;
+    case StepOp.SaveGuestDr: r.guestLo[n] = p.drLo[n]; r.guestHi[n] = p.drHi[n]; return;
+    case StepOp.RestoreHostDr: p.drLo[n] = r.hostLo[n]; p.drHi[n] = r.hostHi[n]; p.generation++; return;
+    case StepOp.RestoreHostDebugctl: p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi; p.generation++; return;
+    case StepOp.RestoreHostTF: p.hostTF = p.hostTF || r.hostTF; return; // write_rflags(read_rflags() | host_tf)
+    case StepOp.HostPath: return;
+  }
 }
 
-const PMAP_ACTIVATE: DrStep = { name: 'pmap-activate', part: 'host-path', run: () => undefined };
-const RUN_TRACE: DrStep = { name: 'run-trace', part: 'host-path', run: () => undefined };
-const PMAP_DEACTIVATE: DrStep = { name: 'pmap-deactivate', part: 'host-path', run: () => undefined };
+const PMAP_ACTIVATE = step('pmap-activate', 'host-path', StepOp.HostPath);
+const RUN_TRACE = step('run-trace', 'host-path', StepOp.HostPath);
+const PMAP_DEACTIVATE = step('pmap-deactivate', 'host-path', StepOp.HostPath);
 
 /** vmx_dr_enter_guest / svm_dr_enter_guest, then the rest of the entry path. */
 function fullEnterSteps(backend: BackendName): DrStep[] {
   const steps: DrStep[] = [
-    { name: 'save-host-dr7', part: 'host-dr7-debugctl', run: (p, r) => { r.hostLo[7] = p.drLo[7]; r.hostHi[7] = p.drHi[7]; } },
-    { name: 'save-host-debugctl', part: 'host-dr7-debugctl', run: (p, r) => { r.hostDebugctlLo = p.debugctlLo; r.hostDebugctlHi = p.debugctlHi; } },
-    { name: 'zero-dr7', part: 'host-dr7-debugctl', run: (p) => loadDr(p, 7, 0, 0) },
-    { name: 'zero-debugctl', part: 'host-dr7-debugctl', run: (p) => { p.debugctlLo = 0; p.debugctlHi = 0; p.generation++; } },
+    step('save-host-dr7', 'host-dr7-debugctl', StepOp.SaveHostDr, 7),
+    step('save-host-debugctl', 'host-dr7-debugctl', StepOp.SaveHostDebugctl),
+    step('zero-dr7', 'host-dr7-debugctl', StepOp.ZeroDr7),
+    step('zero-debugctl', 'host-dr7-debugctl', StepOp.ZeroDebugctl),
   ];
   if (backend === 'vmx') {
-    steps.push(
-      { name: 'save-host-tf', part: 'tf-guard', run: (p, r) => { r.hostTF = p.hostTF; } },
-      { name: 'clear-host-tf', part: 'tf-guard', run: (p) => { p.hostTF = false; } },
-    );
+    steps.push(step('save-host-tf', 'tf-guard', StepOp.SaveHostTF), step('clear-host-tf', 'tf-guard', StepOp.ClearHostTF));
   }
-  steps.push(saveHostDr(0), saveHostDr(1), saveHostDr(2), saveHostDr(3),
-    { name: 'save-host-dr6', part: 'host-dr0-3-dr6', dr6Holds: 'guest', run: (p, r) => { r.hostLo[6] = p.drLo[6]; r.hostHi[6] = p.drHi[6]; } });
-  steps.push(loadGuestDr(0, 'guest-dr0-3'), loadGuestDr(1, 'guest-dr0-3'), loadGuestDr(2, 'guest-dr0-3'), loadGuestDr(3, 'guest-dr0-3'));
-  if (backend === 'vmx') steps.push(loadGuestDr(6, 'guest-dr6'));
+  for (const n of [0, 1, 2, 3]) steps.push(step(`save-host-dr${n}`, 'host-dr0-3-dr6', StepOp.SaveHostDr, n));
+  steps.push(step('save-host-dr6', 'host-dr0-3-dr6', StepOp.SaveHostDr, 6, 'guest'));
+  for (const n of [0, 1, 2, 3]) steps.push(step(`load-guest-dr${n}`, 'guest-dr0-3', StepOp.LoadGuestDr, n));
+  if (backend === 'vmx') steps.push(step('load-guest-dr6', 'guest-dr6', StepOp.LoadGuestDr, 6));
   steps.push(PMAP_ACTIVATE, RUN_TRACE);
   return steps;
 }
 
 /** The exit path up to vmx_dr_leave_guest / svm_dr_leave_guest included. */
 function fullLeaveSteps(backend: BackendName): DrStep[] {
-  const steps: DrStep[] = [PMAP_DEACTIVATE,
-    saveGuestDr(0, 'guest-dr0-3'), saveGuestDr(1, 'guest-dr0-3'), saveGuestDr(2, 'guest-dr0-3'), saveGuestDr(3, 'guest-dr0-3')];
-  if (backend === 'vmx') steps.push(saveGuestDr(6, 'guest-dr6'));
-  steps.push(restoreHostDr(0, 'host-dr0-3-dr6'), restoreHostDr(1, 'host-dr0-3-dr6'),
-    restoreHostDr(2, 'host-dr0-3-dr6'), restoreHostDr(3, 'host-dr0-3-dr6'), restoreHostDr(6, 'host-dr0-3-dr6'),
-    { name: 'restore-host-debugctl', part: 'host-dr7-debugctl', run: (p, r) => { p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi; p.generation++; } },
-    restoreHostDr(7, 'host-dr7-debugctl'));
-  if (backend === 'vmx') {
-    steps.push({ name: 'restore-host-tf', part: 'tf-guard', run: (p, r) => { p.hostTF = p.hostTF || r.hostTF; } });
-  }
+  const steps: DrStep[] = [PMAP_DEACTIVATE];
+  for (const n of [0, 1, 2, 3]) steps.push(step(`save-guest-dr${n}`, 'guest-dr0-3', StepOp.SaveGuestDr, n));
+  if (backend === 'vmx') steps.push(step('save-guest-dr6', 'guest-dr6', StepOp.SaveGuestDr, 6));
+  for (const n of [0, 1, 2, 3]) steps.push(step(`restore-host-dr${n}`, 'host-dr0-3-dr6', StepOp.RestoreHostDr, n));
+  steps.push(step('restore-host-dr6', 'host-dr0-3-dr6', StepOp.RestoreHostDr, 6, 'host'),
+    step('restore-host-debugctl', 'host-dr7-debugctl', StepOp.RestoreHostDebugctl),
+    step('restore-host-dr7', 'host-dr7-debugctl', StepOp.RestoreHostDr, 7));
+  if (backend === 'vmx') steps.push(step('restore-host-tf', 'tf-guard', StepOp.RestoreHostTF));
   return steps;
 }
 
@@ -150,11 +145,11 @@ export function leaveSteps(backend: BackendName, mode: DrSwitchMode): DrStep[] {
 /** The host "micro-program" executor: run the steps in order, the observer after each. */
 export function runSteps(steps: readonly DrStep[], phys: PhysicalCpu, regs: DrSwitchRegs, observer: StepObserver | null): void {
   if (observer === null) {
-    for (let i = 0; i < steps.length; i++) steps[i].run(phys, regs);
+    for (let i = 0; i < steps.length; i++) execStep(steps[i], phys, regs);
     return;
   }
   for (let i = 0; i < steps.length; i++) {
-    steps[i].run(phys, regs);
+    execStep(steps[i], phys, regs);
     observer.afterStep(steps[i]);
   }
 }

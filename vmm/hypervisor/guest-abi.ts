@@ -17,6 +17,9 @@ function str4(s: string): number {
   return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
 }
 
+const INTEL = [str4('Genu'), str4('ineI'), str4('ntel')];
+const AMD = [str4('Auth'), str4('enti'), str4('cAMD')];
+
 /** CPUID features, leaf 1 EDX: FPU, DE, PSE, TSC, MSR, PAE, CX8, PGE, CMOV, FXSR, SSE, SSE2. */
 const LEAF1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) |
   (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
@@ -31,13 +34,13 @@ const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
 export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number, vcpu: number, vcpus: number, out: Uint32Array): void {
   out.fill(0);
   void subleaf;
-  const vendor = backend === 'vmx' ? 'GenuineIntel' : 'AuthenticAMD';
+  const vendor = backend === 'vmx' ? INTEL : AMD;
   switch (leaf >>> 0) {
     case 0:
       out[0] = 0xd;
-      out[1] = str4(vendor.slice(0, 4));
-      out[3] = str4(vendor.slice(4, 8));
-      out[2] = str4(vendor.slice(8, 12));
+      out[1] = vendor[0];
+      out[3] = vendor[1];
+      out[2] = vendor[2];
       return;
     case 1:
       out[0] = 0x000306a9; // family 6, model 3A, stepping 9

@@ -67,6 +67,9 @@ export class Vcpu {
   private suspended: number[] = [];
   private readonly slots: Array<DebuggerSlot | null> = [null, null, null, null];
   private readonly caps = new Set<Capability>();
+  /** caps.has('rflags-tf') / 'mtf', cached for the run loop. */
+  private capStepTF = false;
+  private capMtf = false;
   private readonly exit: GenericExit = newGenericExit();
   private readonly cpuidOut = new Uint32Array(4);
   private readonly stepObserver: StepObserver | null;
@@ -112,12 +115,11 @@ export class Vcpu {
       if (this.state === 'halted') return null;
       const now = cpu.instret;
       if (now - start >= budget) return null;
-      const stepping = this.stepArmed || this.caps.has('rflags-tf') || this.caps.has('mtf');
-      if (this.timerPeriod > 0 && now >= this.timerNext) this.timerTick(stepping);
+      if (this.timerPeriod > 0 && now >= this.timerNext) this.timerTick(this.stepArmed || this.capStepTF || this.capMtf);
       let b = budget - (now - start);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
       if (this.timerPeriod > 0 && this.timerNext - now < b) b = Math.max(1, this.timerNext - now);
-      if (this.caps.has('rflags-tf')) {
+      if (this.capStepTF) {
         if (!this.stepArmed) this.armStep();
         b = 1;
       }
@@ -601,6 +603,8 @@ export class Vcpu {
       if (!this.backend.setMtf(on)) throw new Error(`capability mtf needs the vmx backend`);
     }
     if (on) this.caps.add(cap); else this.caps.delete(cap);
+    this.capStepTF = this.caps.has('rflags-tf');
+    this.capMtf = this.caps.has('mtf');
     if (cap === 'rflags-tf' && !on && this.stepArmed) this.finishStep(0, false);
     this.updateDebugMode();
   }

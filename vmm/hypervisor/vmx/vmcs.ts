@@ -62,6 +62,9 @@ export const INTR_INFO_VALID = 0x80000000;
 export const INTR_INFO_ERRCODE_VALID = 1 << 11;
 
 const ENCODINGS: readonly number[] = Object.values(VMCS);
+/** Encoding -> storage slot (-1: no such field); encodings are below 7000H. */
+const SLOT_OF = new Int8Array(0x7000).fill(-1);
+ENCODINGS.forEach((enc, i) => { SLOT_OF[enc] = i; });
 
 /** Thrown for a VMREAD/VMWRITE of a field this VMCS does not have (VMfailValid). */
 export class VmcsError extends Error {}
@@ -71,19 +74,12 @@ export class VmcsError extends Error {}
  * 64-bit fields hold 64 bits; 32-bit fields keep only the low half.
  */
 export class Vmcs {
-  private readonly index = new Map<number, number>();
-  private readonly lo: Uint32Array;
-  private readonly hi: Uint32Array;
-
-  constructor() {
-    ENCODINGS.forEach((enc, i) => this.index.set(enc, i));
-    this.lo = new Uint32Array(ENCODINGS.length);
-    this.hi = new Uint32Array(ENCODINGS.length);
-  }
+  private readonly lo = new Uint32Array(ENCODINGS.length);
+  private readonly hi = new Uint32Array(ENCODINGS.length);
 
   private slot(encoding: number): number {
-    const i = this.index.get(encoding);
-    if (i === undefined) throw new VmcsError(`VMCS field ${encoding.toString(16)}H does not exist`);
+    const i = encoding >= 0 && encoding < SLOT_OF.length ? SLOT_OF[encoding] : -1;
+    if (i < 0) throw new VmcsError(`VMCS field ${encoding.toString(16)}H does not exist`);
     return i;
   }
 
