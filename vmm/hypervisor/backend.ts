@@ -52,6 +52,8 @@ export interface VmBackend {
   afterEmulation(): void;
   /** Debug traps an emulated instruction raised (B0-B3, BS): pending for delivery at the next entry. */
   addPendingDebugTraps(bits: number): void;
+  /** Drop a pending single-step trap (BS): the client's step it belonged to is over. */
+  clearPendingSingleStep(): void;
   /** Event injection at the next entry (VM-entry interruption information / EVENTINJ). */
   injectEvent(ev: InjectedEvent): void;
   /** Describe the raw hardware structure for `monitor`/vmmctl. */

@@ -70,6 +70,7 @@ export class Vcpu {
   /** caps.has('rflags-tf') / 'mtf', cached for the run loop. */
   private capStepTF = false;
   private capMtf = false;
+  private mtfAfterEmulation = false;
   private readonly exit: GenericExit = newGenericExit();
   private readonly cpuidOut = new Uint32Array(4);
   private readonly stepObserver: StepObserver | null;
@@ -182,7 +183,9 @@ export class Vcpu {
       vm.trace({ type: 'exit', ts, vcpu: this.index, reason: g.kind, backendReason: g.backendReason });
     }
     scenario.exitHandling(this.index, g.kind);
-    const stop = this.handleExit(g);
+    this.mtfAfterEmulation = false;
+    let stop = this.handleExit(g);
+    if (stop === null && this.mtfAfterEmulation) stop = { kind: 'mtf', vcpu: this.index };
     scenario.endOfIteration();
     return stop;
   }
@@ -221,6 +224,9 @@ export class Vcpu {
   private complete(length: number): void {
     this.cpu.completeEmulatedInstruction(length);
     this.backend.afterEmulation();
+    // An emulated instruction gets no MTF exit from the hardware: a VMM injects a pending
+    // MTF (type 7); here the client's MTF stop is reported right away.
+    if (this.capMtf) this.mtfAfterEmulation = true;
   }
 
   private stopWith(stop: VmStop): VmStop {
@@ -499,6 +505,8 @@ export class Vcpu {
       }
     }
     c.setReg('rflags', { lo: guestTF ? (rf.lo | RFLAGS_TF) >>> 0 : (rf.lo & ~RFLAGS_TF) >>> 0, hi: rf.hi });
+    // A step that ended on a slice boundary left its BS trap pending: it was this step's.
+    if (!this.stepGuestTF) this.backend.clearPendingSingleStep();
     this.stepArmed = false;
     return { kind: 'debug', vcpu: this.index, slotsHit, step };
   }

@@ -164,6 +164,9 @@ export class SvmBackend implements VmBackend {
       case 'budget': code = VMEXIT.INTR; this.lastExitNote = 'slice'; break;
       case 'mtf': code = VMEXIT.INVALID; this.lastExitNote = 'MTF exit on SVM'; break;
     }
+    // No debug trap is pending across a #VMEXIT, except at this simulator's slice ends (the
+    // trap of the last instruction would have come first on real hardware).
+    if (e.kind !== 'budget') this.cpu.pendingDebugExceptions = 0;
     ctl.exitCode = code;
     ctl.exitInfo1Lo = info1 >>> 0;
     ctl.exitInfo1Hi = 0;
@@ -290,6 +293,10 @@ export class SvmBackend implements VmBackend {
 
   addPendingDebugTraps(bits: number): void {
     this.cpu.pendingDebugExceptions = this.cpu.pendingDebugExceptions | (bits & 0x400f);
+  }
+
+  clearPendingSingleStep(): void {
+    this.cpu.pendingDebugExceptions = this.cpu.pendingDebugExceptions & ~DR6_BS;
   }
 
   injectEvent(ev: InjectedEvent): void {

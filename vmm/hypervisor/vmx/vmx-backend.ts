@@ -176,7 +176,9 @@ export class VmxBackend implements VmBackend {
     // 27.3.4: pending debug exceptions saved for MTF exits and for exits (not #DB) under
     // MOV-SS blocking; 0 otherwise.
     const movss = (c.interruptibility & INTERRUPTIBILITY_MOVSS) !== 0;
-    const keepPending = reason === EXIT_REASON.MTF || (movss && !(e.kind === 'exception' && e.vector === 1));
+    // A slice end ('budget') is this simulator's own boundary: a real CPU would have delivered
+    // the traps of the last instruction before the interrupt, so they stay pending (26.6.3).
+    const keepPending = reason === EXIT_REASON.MTF || e.kind === 'budget' || (movss && !(e.kind === 'exception' && e.vector === 1));
     v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, keepPending ? c.pendingDebugExceptions : 0);
     v.write32(VMCS.GUEST_INTERRUPTIBILITY, c.interruptibility);
     v.write32(VMCS.GUEST_ACTIVITY, c.halted ? ACTIVITY_HLT : 0);
@@ -289,6 +291,13 @@ export class VmxBackend implements VmBackend {
     const v = this.vmcs;
     const add = (bits & 0x400f) | ((bits & 0xf) !== 0 ? 0x1000 : 0);
     v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS) | add);
+  }
+
+  clearPendingSingleStep(): void {
+    const v = this.vmcs;
+    let pend = v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS) & ~DR6_BS;
+    if ((pend & 0xf) === 0) pend &= ~0x1000;
+    v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, pend);
   }
 
   injectEvent(ev: InjectedEvent): void {

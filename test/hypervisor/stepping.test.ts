@@ -1,0 +1,63 @@
+import { expect } from 'chai';
+import { createVm } from '../../vmm/api/create-vm';
+import { BackendName, VmStop } from '../../vmm/api/vm-api';
+import { DEFAULT_VM_OPTIONS } from '../../vmm/api/vm-options';
+import { LoadedImage } from '../../vmm/loader/elf-types';
+
+/**
+ * 0x100000 pushfq; pop rax; mov al, ah; out 0xe9, al; cpuid; popfq-test; exit:
+ * the console byte is RFLAGS[15:8] as the guest saw it through PUSHF (TF = bit 0).
+ */
+const CODE = [
+  0x9c,             // 100000 pushfq
+  0x58,             // 100001 pop rax
+  0x88, 0xe0,       // 100002 mov al, ah
+  0xe6, 0xe9,       // 100004 out 0xe9, al
+  0x0f, 0xa2,       // 100006 cpuid
+  0x6a, 0x02,       // 100008 push 2
+  0x9d,             // 10000a popfq (TF=0 from the guest's image)
+  0xb0, 0x00,       // 10000b mov al, 0
+  0xe6, 0xf4,       // 10000d out 0xf4, al
+];
+const RIPS = [0x100001, 0x100002, 0x100004, 0x100006, 0x100008, 0x10000a, 0x10000b, 0x10000d];
+const IMAGE: LoadedImage = {
+  entry: 0x100000, symbols: new Map(),
+  segments: [{ address: 0x100000, data: Uint8Array.from(CODE), memSize: CODE.length, flags: 5 }],
+};
+
+function stepAll(backend: BackendName, cap: 'rflags-tf' | 'mtf'): { rips: number[]; stops: VmStop[]; console: string; tfSeen: boolean; last: VmStop } {
+  const vm = createVm(IMAGE, { ...DEFAULT_VM_OPTIONS, backend, memMiB: 2 });
+  vm.setCapability(0, cap, true);
+  const rips: number[] = [];
+  const stops: VmStop[] = [];
+  let tfSeen = false;
+  let last: VmStop = { kind: 'slice', vcpu: 0 };
+  for (let i = 0; i < 20; i++) {
+    last = vm.run([0], 100);
+    if (last.kind === 'exit') break;
+    stops.push(last);
+    rips.push(vm.getRegister(0, 'rip').lo);
+    if ((vm.getRegister(0, 'rflags').lo & 0x100) !== 0) tfSeen = true;
+  }
+  expect(vm.leaks()).to.deep.equal([]);
+  return { rips, stops, console: vm.takeConsoleOutput(), tfSeen, last };
+}
+
+describe('stepping capabilities on the real CPU', () => {
+  for (const backend of ['vmx', 'svm'] as const) {
+    it(`${backend}: rflags-tf steps one instruction per run, emulated ones included, with TF hidden from PUSHF and the register view`, () => {
+      const r = stepAll(backend, 'rflags-tf');
+      expect(r.rips).to.deep.equal(RIPS);
+      expect(r.stops.every((s) => s.kind === 'debug' && s.step && s.slotsHit === 0)).to.equal(true);
+      expect(r.console.charCodeAt(0) & 1).to.equal(0);
+      expect(r.tfSeen).to.equal(false);
+      expect(r.last).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
+    });
+  }
+
+  it('vmx: mtf stops after every instruction, emulated ones included', () => {
+    const r = stepAll('vmx', 'mtf');
+    expect(r.rips).to.deep.equal(RIPS);
+    expect(r.stops.every((s) => s.kind === 'mtf')).to.equal(true);
+  });
+});
