@@ -156,6 +156,19 @@ watched:
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 0x8));
   });
 
+  it('17.2.1/17.2.5: breakpoints compare linear addresses: an FS-relative store matches FS.base + offset', () => {
+    const m = new DebugMachine().load(`
+start:
+  mov %eax, %fs:0x10
+after:
+  hlt
+`);
+    m.cpu.setReg('fs_base', { lo: DATA, hi: 0 });
+    m.setDr(0, DATA + 0x10).setDr(1, 0x10).setDr(7, dr7({ n: 0, rw: 'w', len: 4 }, { n: 1, rw: 'w', len: 4 }));
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('after')), hex(DR6_INIT | 1)]]);
+  });
+
   it('17.3.1.2: read-modify-write (add to memory) triggers a write breakpoint once', () => {
     const m = new DebugMachine().load(`
 start:

@@ -161,6 +161,34 @@ resume:
     expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[6, hex(m.sym('bad'))]]);
   });
 
+  it('MOV DR #UD: a LOCK prefix is #UD', () => {
+    const m = new DebugMachine().load(`
+start:
+bad:
+  .byte 0xf0, 0x0f, 0x21, 0xc0   /* lock mov %dr0, %rax */
+resume:
+  hlt
+`);
+    m.resumeFaultsAt('resume');
+    const r = m.run();
+    expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[6, hex(m.sym('bad'))]]);
+  });
+
+  it('MOV DR (Vol. 2): the ModR/M mod bits are ignored (0F 21 00 is MOV RAX, DR0) and the operand-size prefix is ignored in 64-bit mode', () => {
+    const m = new DebugMachine().load(`
+start:
+  .byte 0x0f, 0x21, 0x00         /* mod=00: still mov %dr0, %rax */
+  mov %rax, %rbx
+  .byte 0x66, 0x0f, 0x21, 0xd9   /* 66 prefix: still 64-bit mov %dr3, %rcx */
+  hlt
+`);
+    m.setDr(0, 0x89abcdef, 0x01234567).setDr(3, 0x11112222, 0x33334444);
+    const r = m.run();
+    expect(r.events, describeEvents(r.events)).to.deep.equal([]);
+    expect([hex(m.gpr(3).hi), hex(m.gpr(3).lo)]).to.deep.equal(['0x1234567', '0x89abcdef']);
+    expect([hex(m.gpr(1).hi), hex(m.gpr(1).lo)]).to.deep.equal(['0x33334444', '0x11112222']);
+  });
+
   it('17.2.4/17.3.1.3 general detect: with DR7.GD=1 a MOV DR is a #DB fault with BD, GD is cleared on delivery, RF=1 pushed, the MOV then succeeds', () => {
     const m = new DebugMachine().load(`
 start:

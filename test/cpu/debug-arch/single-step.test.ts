@@ -293,6 +293,27 @@ after_int:
     expect(int21 && int21.rflags & TF, 'the pushed image keeps TF').to.equal(TF);
   });
 
+  it('17.3.1.4: an instruction that faults does not complete, so it has no single-step trap; the handler\'s IRETQ resumes stepping', () => {
+    const m = new DebugMachine().load(`
+start:
+${SET_TF}
+bad:
+  ud2
+resume:
+  nop
+S:
+  pushf
+  andl $~0x100, (%rsp)
+  popf
+  hlt
+`);
+    m.dbActions(DB_CLEAR_DR6).resumeFaultsAt('resume');
+    const r = m.run();
+    expect(r.events.slice(0, 2).map((e) => [e.vector, hex(e.rip)]), describeEvents(r.events)).to.deep.equal([
+      [6, hex(m.sym('bad'))], [1, hex(m.sym('S'))],
+    ]);
+  });
+
   it('17.3.1.4 / 6.12.1.2: #DB delivery clears TF and RF in the handler, IRETQ restores TF from the image', () => {
     const m = new DebugMachine().load(`
 start:
