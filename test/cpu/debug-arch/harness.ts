@@ -11,7 +11,7 @@ import { U64, u64 } from '../../../vmm/u64';
 import { assembleProgram } from './asm-local';
 
 // ---- guest memory layout -------------------------------------------------------------------
-export const MEM_SIZE = 2 << 20;
+export const MEM_SIZE = 1 << 20;
 export const GDT_BASE = 0x1000;
 export const IDT_BASE = 0x2000;
 export const CFG_BASE = 0x8000; // harness variables, see CFG_* below
