@@ -66,8 +66,11 @@ function step(name: string, part: DrPart, op: StepOp, n = 0, dr6Holds?: 'guest' 
 
 /** Execute one step on the physical CPU and the software copies. */
 export function execStep(s: DrStep, p: PhysicalCpu, r: DrSwitchRegs): void {
-  const n = s.n;
-  switch (s.op) {
+  execOp(s.op, s.n, p, r);
+}
+
+function execOp(op: StepOp, n: number, p: PhysicalCpu, r: DrSwitchRegs): void {
+  switch (op) {
     case StepOp.SaveHostDr: r.hostLo[n] = p.drLo[n]; r.hostHi[n] = p.drHi[n]; return;
     case StepOp.SaveHostDebugctl: r.hostDebugctlLo = p.debugctlLo; r.hostDebugctlHi = p.debugctlHi; return;
     case StepOp.ZeroDr7: p.drLo[7] = 0; p.drHi[7] = 0; p.generation++; return;
@@ -140,6 +143,23 @@ export function enterSteps(backend: BackendName, mode: DrSwitchMode): DrStep[] {
 export function leaveSteps(backend: BackendName, mode: DrSwitchMode): DrStep[] {
   const out = partsLeftOut(mode);
   return fullLeaveSteps(backend).filter((s) => !out.has(s.part));
+}
+
+/** A step list as the executor's program: op and DR number per step, in order. */
+export class StepProgram {
+  readonly ops: Uint8Array;
+  readonly ns: Uint8Array;
+  constructor(readonly steps: readonly DrStep[]) {
+    this.ops = Uint8Array.from(steps.map((s) => s.op));
+    this.ns = Uint8Array.from(steps.map((s) => s.n));
+  }
+}
+
+/** Run a program without an observer (nothing acts between steps): the hot path. */
+export function runProgram(prog: StepProgram, phys: PhysicalCpu, regs: DrSwitchRegs): void {
+  const ops = prog.ops;
+  const ns = prog.ns;
+  for (let i = 0; i < ops.length; i++) execOp(ops[i], ns[i], phys, regs);
 }
 
 /** The host "micro-program" executor: run the steps in order, the observer after each. */

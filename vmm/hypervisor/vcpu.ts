@@ -11,7 +11,7 @@ import {
   DEBUGCTL_VALID, DR6_BD, DR6_BS, DR6_B_MASK, DR6_RESERVED1, DR7_GD, RFLAGS_TF, dr7SlotEnabled, hex, matchIoBreakpoints, normalizeDr7,
 } from './debug-bits';
 import { SlotOwner, mergeDebugState, splitBreakpointStatus } from './debug-merge';
-import { DrStep, StepObserver, runSteps } from './dr-switch';
+import { DrStep, StepObserver, StepProgram, runProgram, runSteps } from './dr-switch';
 import { GenericExit, newGenericExit } from './exit';
 import {
   MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC, PORT_CONSOLE, PORT_EXIT, PORT_TIMER,
@@ -75,6 +75,8 @@ export class Vcpu {
   private readonly cpuidOut = new Uint32Array(4);
   private readonly stepObserver: StepObserver | null;
   private readonly enterLoadsDr6: boolean;
+  private readonly enterProgram: StepProgram;
+  private readonly leaveProgram: StepProgram;
   private readonly leaveRestoresDr6: boolean;
 
   state: VcpuRunState = 'running';
@@ -101,6 +103,8 @@ export class Vcpu {
         scenarioObserver.afterStep(step);
       },
     };
+    this.enterProgram = new StepProgram(backend.enterSteps);
+    this.leaveProgram = new StepProgram(backend.leaveSteps);
     this.enterLoadsDr6 = backend.enterSteps.some((s) => s.dr6Holds === 'guest');
     this.leaveRestoresDr6 = backend.leaveSteps.some((s) => s.dr6Holds === 'host');
   }
@@ -150,7 +154,8 @@ export class Vcpu {
 
     scenario.beforeEnterPath();
     backend.prepareEntry();
-    runSteps(backend.enterSteps, phys, backend.drRegs, this.stepObserver);
+    if (this.stepObserver === null) runProgram(this.enterProgram, phys, backend.drRegs);
+    else runSteps(backend.enterSteps, phys, backend.drRegs, this.stepObserver);
     if (this.enterLoadsDr6) host.dr6HoldsGuest = true;
     scenario.beforeHardwareEntry();
     const failed = backend.hardwareEntry();
@@ -173,7 +178,8 @@ export class Vcpu {
     backend.loadHostState();
     vm.transitions++;
     scenario.afterHardwareExit();
-    runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
+    if (this.stepObserver === null) runProgram(this.leaveProgram, phys, backend.drRegs);
+    else runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
     if (this.leaveRestoresDr6) host.dr6HoldsGuest = false;
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
     vm.exits[g.kind] = (vm.exits[g.kind] ?? 0) + 1;

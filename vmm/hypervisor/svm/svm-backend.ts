@@ -20,6 +20,9 @@ interface VmcbCache {
   dbgctlLo: number; dbgctlHi: number;
 }
 
+/** #DF, #TS, #NP, #SS, #GP, #PF, #AC push an error code (EXITINFO1 holds it). */
+const EXCEPTIONS_WITH_ERROR_CODE = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17);
+
 /** bhyve's VMCB_CACHE_DEFAULT (svm.c), plus LBR since we enable LBR virtualization. */
 const CLEAN_DEFAULT = VMCB_CLEAN_ASID | VMCB_CLEAN_IOPM | VMCB_CLEAN_I | VMCB_CLEAN_TPR | VMCB_CLEAN_CR2 | VMCB_CLEAN_CR |
   VMCB_CLEAN_DR | VMCB_CLEAN_DT | VMCB_CLEAN_SEG | VMCB_CLEAN_NP | VMCB_CLEAN_LBR;
@@ -46,7 +49,6 @@ export class SvmBackend implements VmBackend {
   private hostSaveDebugctlLo = 0;
   private hostSaveDebugctlHi = 0;
   private lastExitNote = '';
-  private ripAtEntryLo = 0;
 
   constructor(readonly cpu: GuestCpu, readonly phys: PhysicalCpu, mode: DrSwitchMode) {
     this.enterSteps = enterSteps('svm', mode);
@@ -112,18 +114,19 @@ export class SvmBackend implements VmBackend {
       });
       ctl.eventInjLo &= ~EVENTINJ_VALID;
     }
-    this.ripAtEntryLo = c.getReg('rip').lo;
     return null;
   }
 
   /** The processor's copy of the state it just loaded or saved for this VMCB. */
   private fillCache(): void {
     const p = this.phys;
-    this.cache = {
-      phys: p, dr6Lo: p.drLo[6], dr6Hi: p.drHi[6], dr7Lo: p.drLo[7], dr7Hi: p.drHi[7],
-      dbgctlLo: this.vmcb.control.lbrVirtualizationEnable ? p.debugctlLo : this.vmcb.save.dbgctlLo,
-      dbgctlHi: this.vmcb.control.lbrVirtualizationEnable ? p.debugctlHi : this.vmcb.save.dbgctlHi,
-    };
+    const c = this.cache ?? (this.cache = { phys: p, dr6Lo: 0, dr6Hi: 0, dr7Lo: 0, dr7Hi: 0, dbgctlLo: 0, dbgctlHi: 0 });
+    const lbr = this.vmcb.control.lbrVirtualizationEnable;
+    c.phys = p;
+    c.dr6Lo = p.drLo[6]; c.dr6Hi = p.drHi[6];
+    c.dr7Lo = p.drLo[7]; c.dr7Hi = p.drHi[7];
+    c.dbgctlLo = lbr ? p.debugctlLo : this.vmcb.save.dbgctlLo;
+    c.dbgctlHi = lbr ? p.debugctlHi : this.vmcb.save.dbgctlHi;
   }
 
   // ---- hardware: #VMEXIT (APM 15.6) ------------------------------------------------------
@@ -172,8 +175,8 @@ export class SvmBackend implements VmBackend {
     ctl.exitInfo1Hi = 0;
     ctl.exitInfo2Lo = info2 % 0x100000000;
     ctl.exitInfo2Hi = Math.floor(info2 / 0x100000000);
-    const rip = code === VMEXIT.NPF || code === VMEXIT.INTR ? this.cpu.getReg('rip').lo : this.ripAtEntryLo;
-    ctl.nextRipLo = (length !== 0 ? this.cpu.getReg('rip').lo + length : rip) >>> 0;
+    // nRIP: the next sequential instruction of an intercepted instruction (15.7.1).
+    ctl.nextRipLo = length !== 0 ? (this.cpu.getReg('rip').lo + length) >>> 0 : 0;
     ctl.interruptShadow = this.cpu.interruptibility & 3;
     const s = this.vmcb.save;
     s.dr6Lo = p.drLo[6]; s.dr6Hi = p.drHi[6];
@@ -205,7 +208,7 @@ export class SvmBackend implements VmBackend {
     if (code >= VMEXIT.EXCP_BASE && code < VMEXIT.EXCP_BASE + 32) {
       g.kind = 'exception';
       g.vector = code - VMEXIT.EXCP_BASE;
-      g.errorCode = [8, 10, 11, 12, 13, 14, 17].includes(g.vector) ? i1 : undefined;
+      g.errorCode = ((1 << g.vector) & EXCEPTIONS_WITH_ERROR_CODE) !== 0 ? i1 : undefined;
       g.eventType = length === 0 ? 'hw' : g.vector === 3 || g.vector === 4 ? 'swexc' : 'sw';
       g.dbStatus = g.vector === 1 ? this.vmcb.save.dr6Lo & (DR6_B_MASK | DR6_BD | DR6_BS) : 0;
       return;
