@@ -43,6 +43,20 @@ describe('section 8 demonstrations on the built-in guests (real CPU)', function 
     }
   });
 
+  it('selfwatch passes under full whatever instruction the preemption exits fall on (periods 1..24, 2 vCPUs)', () => {
+    for (const backend of ['vmx', 'svm'] as const) {
+      for (let period = 1; period <= 24; period++) {
+        const vm = createVm(parseElf(new Uint8Array(fs.readFileSync(path.join(GUESTS, 'selfwatch.elf'))), MEM_MIB * 1024 * 1024, 2),
+          { ...DEFAULT_VM_OPTIONS, backend, vcpus: 2, preemptEvery: period, memMiB: MEM_MIB });
+        let stop = vm.run([0, 1], 5e6);
+        while (stop.kind === 'slice') stop = vm.run([0, 1], 5e6);
+        const out = vm.takeConsoleOutput();
+        expect(out, `${backend} period ${period}`).to.contain('selfwatch: all passed');
+        expect(vm.leaks(), `${backend} period ${period}`).to.deep.equal([]);
+      }
+    }
+  });
+
   it('none on VT-x: the guest watchpoints stop firing after the first VM exit (DR7 = 400H)', () => {
     const r = runGuest('selfwatch', 'vmx', 'none', 'idle');
     expect(r.stop).to.deep.equal({ kind: 'exit', vcpu: 0, status: 1 });

@@ -169,7 +169,7 @@ export class SvmBackend implements VmBackend {
     }
     // No debug trap is pending across a #VMEXIT, except at this simulator's slice ends (the
     // trap of the last instruction would have come first on real hardware).
-    if (e.kind !== 'budget') this.cpu.pendingDebugExceptions = 0;
+    if (e.kind !== 'budget' && e.kind !== 'extint') this.cpu.pendingDebugExceptions = 0;
     ctl.exitCode = code;
     ctl.exitInfo1Lo = info1 >>> 0;
     ctl.exitInfo1Hi = 0;

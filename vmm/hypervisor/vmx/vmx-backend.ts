@@ -176,9 +176,11 @@ export class VmxBackend implements VmBackend {
     // 27.3.4: pending debug exceptions saved for MTF exits and for exits (not #DB) under
     // MOV-SS blocking; 0 otherwise.
     const movss = (c.interruptibility & INTERRUPTIBILITY_MOVSS) !== 0;
-    // A slice end ('budget') is this simulator's own boundary: a real CPU would have delivered
-    // the traps of the last instruction before the interrupt, so they stay pending (26.6.3).
-    const keepPending = reason === EXIT_REASON.MTF || e.kind === 'budget' || (movss && !(e.kind === 'exception' && e.vector === 1));
+    // External-interrupt exits here come at this simulator's slice ends (host timer): a real
+    // CPU delivers the traps of the last instruction before the interrupt (SDM 6.9), so they
+    // stay pending and are delivered right after the next entry (26.6.3).
+    const atBoundary = e.kind === 'budget' || e.kind === 'extint';
+    const keepPending = reason === EXIT_REASON.MTF || atBoundary || (movss && !(e.kind === 'exception' && e.vector === 1));
     v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, keepPending ? c.pendingDebugExceptions : 0);
     v.write32(VMCS.GUEST_INTERRUPTIBILITY, c.interruptibility);
     v.write32(VMCS.GUEST_ACTIVITY, c.halted ? ACTIVITY_HLT : 0);
