@@ -57,6 +57,47 @@ describe('section 8 demonstrations on the built-in guests (real CPU)', function 
     }
   });
 
+  describe('the debugger merged in while the guest uses its own debug registers', () => {
+    for (const backend of ['vmx', 'svm'] as const) {
+      it(`${backend}: selfwatch passes with a debugger watchpoint on a variable its #DB handler writes; every hit stops`, () => {
+        const img = image('selfwatch');
+        const dbTotal = img.symbols.get('db_total') ?? -1;
+        const vm = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, preemptEvery: 37, memMiB: MEM_MIB });
+        vm.setDebuggerSlots(0, [null, null, { address: { lo: dbTotal, hi: 0 }, type: 'write', len: 8 }]);
+        const stops: VmStop[] = [];
+        let stop = vm.run([0], 1e6);
+        for (let i = 0; i < 200 && stop.kind !== 'exit'; i++) {
+          if (stop.kind !== 'slice') stops.push(stop);
+          stop = vm.run([0], 1e6);
+        }
+        expect(vm.takeConsoleOutput()).to.contain('selfwatch: all passed 0 failure(s)');
+        expect(stop).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
+        expect(stops.length).to.equal(12); // one per guest #DB (the handler counts them in db_total)
+        expect(stops.every((s) => s.kind === 'debug' && s.slotsHit === 4 && !s.step)).to.equal(true);
+        expect(vm.leaks()).to.deep.equal([]);
+      });
+
+      it(`${backend}: an exec breakpoint stops at the function each time and resumes past it`, () => {
+        const img = image('counter');
+        const fn = img.symbols.get('update_globals') ?? -1;
+        const vm = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, memMiB: MEM_MIB });
+        vm.setDebuggerSlots(0, [{ address: { lo: fn, hi: 0 }, type: 'exec', len: 1 }]);
+        let hits = 0;
+        let stop = vm.run([0], 1e6);
+        for (let i = 0; i < 100 && stop.kind !== 'exit'; i++) {
+          if (stop.kind === 'debug') {
+            hits++;
+            expect(vm.getRegister(0, 'rip').lo).to.equal(fn);
+          }
+          stop = vm.run([0], 1e6);
+        }
+        expect(hits).to.equal(20);
+        expect(vm.getRegister(0, 'dr7').lo).to.equal(0x400); // the guest view has none of it
+        expect(vm.leaks()).to.deep.equal([]);
+      });
+    }
+  });
+
   it('none on VT-x: the guest watchpoints stop firing after the first VM exit (DR7 = 400H)', () => {
     const r = runGuest('selfwatch', 'vmx', 'none', 'idle');
     expect(r.stop).to.deep.equal({ kind: 'exit', vcpu: 0, status: 1 });

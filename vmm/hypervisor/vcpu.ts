@@ -48,6 +48,7 @@ const RSI: GprIndex = 6;
 const RDI: GprIndex = 7;
 const RFLAGS_DF = 1 << 10;
 const RFLAGS_IF = 1 << 9;
+const RFLAGS_RF = 1 << 16;
 const EFER_VALID = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 const CR4_DE = 1 << 3;
 
@@ -434,8 +435,8 @@ export class Vcpu {
     const step = bs && this.stepArmed;
     const guestBs = bs && (this.stepArmed ? this.stepGuestTF : true);
     const guestStatus = split.guest | (guestBs ? DR6_BS : 0) | (status & DR6_BD);
-    // The guest never reads the debugger's DR6 bits (SVM wrote them into the VMCB).
-    if (this.merged) this.writeGuestDr(6, this.view.lo[6], 0);
+    // The guest never reads the debugger's DR6 bits (SVM wrote them into the VMCB): back to clean.
+    if (this.merged) this.writeGuestDr(6, DR6_RESERVED1, 0);
     const mine = step || split.debugger !== 0;
     if (this.vm.trace !== null) {
       this.vm.trace({ type: 'db', ts: this.vm.now(), vcpu: this.index, dr6: status,
@@ -446,8 +447,18 @@ export class Vcpu {
       return null;
     }
     this.pendingGuestDb |= guestStatus;
+    if (this.hitsExecSlot(split.debugger)) {
+      // An instruction breakpoint is a fault: RF=1 lets the instruction run when resumed.
+      const rf = this.cpu.getReg('rflags');
+      this.cpu.setReg('rflags', { lo: (rf.lo | RFLAGS_RF) >>> 0, hi: rf.hi });
+    }
     if (step) return this.finishStep(split.debugger, true);
     return { kind: 'debug', vcpu: this.index, slotsHit: split.debugger, step: false };
+  }
+
+  private hitsExecSlot(slotsHit: number): boolean {
+    for (let j = 0; j < 4; j++) if ((slotsHit & (1 << j)) !== 0 && this.slots[j]?.type === 'exec') return true;
+    return false;
   }
 
   /** Deliver a #DB to the guest: DR6 as its handler must see it, then inject vector 1. */
@@ -541,7 +552,10 @@ export class Vcpu {
     this.owners = m.owners;
     this.suspended = m.suspended;
     for (let p = 0; p < 4; p++) this.writeGuestDr(p as GuestDrIndex, m.drLo[p], m.drHi[p]);
-    this.writeGuestDr(6, v.lo[6], v.hi[6]);
+    // DR6 is virtualized while merged (MOV DR and #DB intercepted): the hardware runs with a
+    // clean DR6 so that after a #DB it holds only that exception's bits (SVM writes it before
+    // the intercept; sticky guest bits would be taken for new ones), as KVM does.
+    this.writeGuestDr(6, DR6_RESERVED1, 0);
     this.writeGuestDr(7, m.dr7, 0);
   }
 
