@@ -280,6 +280,54 @@ after:
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 4));
   });
 
+  it('17.3.1.1: REPNE SCASB ending early on a match: the matching iteration is the last one, so its read trap comes after the instruction with RF=0', () => {
+    const m = new DebugMachine().load(`
+start:
+  mov $${DATA}, %edi
+  mov $16, %ecx
+  mov $0x5a, %al
+  repne scasb
+after:
+  hlt
+`);
+    m.mem.bytes[DATA + 5] = 0x5a;
+    m.setDr(0, DATA + 5).setDr(7, dr7({ n: 0, rw: 'rw', len: 1 }));
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), e.rflags & RF, e.rcx]), describeEvents(r.events)).to.deep.equal([[hex(m.sym('after')), 0, 10]]);
+  });
+
+  it('CMPXCHG (Vol. 2: "the destination operand receives a write cycle without regard to the result of the comparison"): a failing CMPXCHG still triggers a write breakpoint', () => {
+    const m = new DebugMachine().load(`
+start:
+  movl $7, ${DATA}
+setup_done:
+  mov $1, %eax
+  mov $2, %ecx
+  cmpxchg %ecx, ${DATA}
+after:
+  hlt
+`);
+    m.setDr(0, DATA).setDr(7, dr7({ n: 0, rw: 'w', len: 4 })).dbActions(DB_CLEAR_DR6);
+    const r = m.run();
+    expect(r.events.map((e) => hex(e.rip)), describeEvents(r.events)).to.deep.equal([hex(m.sym('setup_done')), hex(m.sym('after'))]);
+    expect(m.read32(DATA), 'comparison failed: memory keeps 7').to.equal(7);
+  });
+
+  it('17.3.1.2: stack reads are data reads (POP and RET match a read/write breakpoint on the slot)', () => {
+    // After the read the slot lies just below RSP, so the #DB frame itself lands on it; the
+    // handler's runaway guard (2nd #DB) disarms DR7 so only the two events below are checked.
+    for (const [body, labels] of [
+      ['push $5\nafter_push:\n  pop %rax\nafter_pop:\n  hlt', ['after_push', 'after_pop']],
+      ['call fn\nafter_call:\n  hlt\nfn:\n  ret', ['fn', 'after_call']],
+    ] as const) {
+      const m = new DebugMachine().load(`start:\n  ${body}\n`);
+      m.setDr(3, 0x7f000 - 8).setDr(7, dr7({ n: 3, rw: 'rw', len: 8 })).dbActions(DB_CLEAR_DR6, 2);
+      const r = m.run();
+      expect(r.events.slice(0, 2).map((e) => [hex(e.rip), hex(e.dr6)]), describeEvents(r.events)).to.deep.equal(
+        labels.map((l) => [hex(m.sym(l)), hex(DR6_INIT | 8)]));
+    }
+  });
+
   it('17.3.1.2: a non-REP string store (STOSQ) traps after the instruction', () => {
     const m = new DebugMachine().load(`
 start:

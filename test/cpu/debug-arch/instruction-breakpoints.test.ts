@@ -288,6 +288,37 @@ start:
     expect(m.run().events).to.deep.equal([]);
   });
 
+  it('17.3.1.1 "Setting the RF flag does not prevent ... data breakpoints": a code breakpoint and a data breakpoint on one store give a fault #DB (B0) before it and a trap #DB (B1) after it', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+store:
+  mov %eax, ${DATA}
+after:
+  hlt
+`);
+    m.setDr(0, m.sym('store')).setDr(1, DATA);
+    m.setDr(7, dr7({ n: 0, rw: 'x', len: 1 }, { n: 1, rw: 'w', len: 4 })).dbActions(DB_CLEAR_DR6 | DB_SET_RF_IF_B);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)]), describeEvents(r.events)).to.deep.equal([
+      [hex(m.sym('store')), hex(DR6_INIT | 1)], [hex(m.sym('after')), hex(DR6_INIT | 2)],
+    ]);
+  });
+
+  it('17.3.1: two instruction breakpoints on the same instruction are reported in one #DB (B0|B2)', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  nop
+  hlt
+`);
+    m.setDr(0, m.sym('bp')).setDr(2, m.sym('bp'));
+    m.setDr(7, dr7({ n: 0, rw: 'x', len: 1 }, { n: 2, rw: 'x', len: 1, enable: 'G' })).dbActions(DB_SET_RF);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('bp')), hex(DR6_INIT | 5)]]);
+  });
+
   it('17.3.1.2: data breakpoints are not suppressed by RF', () => {
     const m = new DebugMachine().load(`
 start:

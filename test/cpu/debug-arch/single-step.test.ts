@@ -6,6 +6,7 @@ import {
   DB_CLEAR_DR6, DB_REARM_BTF, DEBUGCTL_BTF, DEBUGCTL_LBR, IRQ_VECTOR, DebugEvent,
 } from './harness';
 import { u64 } from '../../../vmm/u64';
+import { nativeSteps } from './native-oracle';
 
 const SET_TF = `
   pushf
@@ -350,6 +351,36 @@ after_icebp:
     expect(r.events.map((e) => [e.vector, hex(e.rip), hex(e.dr6)])).to.deep.equal([
       [1, hex(m.sym('after_int')), hex(DR6_INIT | 4)],
       [1, hex(m.sym('after_icebp')), hex(DR6_INIT)],
+    ]);
+  });
+
+  it('native oracle (host CPU single-stepped with ptrace): REP STOSB with RCX=3 stops at the REP after each iteration (RCX 2, 1), then after it', function () {
+    this.timeout(20000);
+    const steps = nativeSteps('mov $3, %ecx\nrep stosb\nnop');
+    // lea (7 bytes) then mov (5): the REP sits at offset 12 and is 2 bytes long.
+    expect(steps.slice(1).map(([rip, rcx]) => [rip, rcx])).to.deep.equal([[12, 3], [12, 2], [12, 1], [14, 0], [15, 0]]);
+  });
+
+  // CPU bug: see cpu-bugs.md (the whole REP is stepped as one instruction)
+  it.skip('17.3.1.4 + 17.3.1.1: single-stepping REP STOSB traps after EACH iteration (RIP stays at the REP, RF=1) and after the last one (RIP next, RF=0), as a real CPU does under ptrace', () => {
+    const m = new DebugMachine().load(`
+start:
+  mov $${DATA}, %edi
+  mov $3, %ecx
+${SET_TF}
+  nop
+rep_insn:
+  rep stosb
+after:
+  pushf
+  andl $~0x100, (%rsp)
+  popf
+  hlt
+`);
+    m.dbActions(DB_CLEAR_DR6);
+    const r = m.run();
+    expect(r.events.slice(0, 4).map((e) => [hex(e.rip), e.rcx, e.rflags & RF]), describeEvents(r.events)).to.deep.equal([
+      [hex(m.sym('rep_insn')), 3, 0], [hex(m.sym('rep_insn')), 2, RF], [hex(m.sym('rep_insn')), 1, RF], [hex(m.sym('after')), 0, 0],
     ]);
   });
 
