@@ -16,7 +16,7 @@ export const GDT_BASE = 0x1000;
 export const IDT_BASE = 0x2000;
 export const CFG_BASE = 0x8000; // harness variables, see CFG_* below
 export const LOG_BASE = 0x8100; // event records
-export const LOG_RECORD = 64;
+export const LOG_RECORD = 128;
 export const LOG_MAX = 64;
 export const ORIGIN = 0x10000; // handler stubs, then the test body at `start`
 export const DATA = 0x20000; // scratch data for tests
@@ -26,6 +26,7 @@ const CFG_COUNT = CFG_BASE + 0x00; // number of events logged
 const CFG_ACTIONS = CFG_BASE + 0x08; // DB_* flags for the #DB handler
 const CFG_MAX = CFG_BASE + 0x10; // runaway guard: after this many #DBs disarm DR7 and clear TF
 const CFG_RESUME = CFG_BASE + 0x18; // if nonzero, #UD/#GP handlers return here instead of retrying
+const CFG_HFLAGS = CFG_BASE + 0x20; // scratch: RFLAGS at handler entry
 
 // #DB handler actions (bit flags in CFG_ACTIONS).
 export const DB_CLEAR_DR6 = 1; // write 0 to DR6 after logging
@@ -87,6 +88,8 @@ export interface DebugEvent {
   dr7: number;
   rcx: number;
   rdi: number;
+  /** RFLAGS inside the handler, at its first instructions. */
+  handlerFlags: number;
 }
 
 export interface RunResult {
@@ -123,6 +126,8 @@ vec_pf: push $14; jmp common
 vec_irq: push $0; push $${IRQ_VECTOR}; jmp common
 vec_21: push $0; push $0x21; jmp common
 common:
+  pushfq
+  popq ${CFG_HFLAGS}
   push %rax
   push %rbx
   push %rcx
@@ -132,8 +137,9 @@ common:
   cmp $${LOG_MAX}, %rbx
   jae 9f
   mov %rbx, %rax
-  shl $6, %rax
+  shl $7, %rax
   add $${LOG_BASE}, %rax
+  mov ${CFG_HFLAGS}, %rcx; mov %rcx, 64(%rax)
   mov 32(%rsp), %rcx; mov %rcx, 0(%rax)
   mov 40(%rsp), %rcx; mov %rcx, 8(%rax)
   mov 48(%rsp), %rcx; mov %rcx, 16(%rax)
@@ -341,7 +347,7 @@ export class DebugMachine {
       out.push({
         vector: this.read32(r), errorCode: this.read32(r + 8), rip: this.read32(r + 16),
         rflags: this.read32(r + 24), dr6: this.read32(r + 32), dr7: this.read32(r + 40),
-        rcx: this.read32(r + 48), rdi: this.read32(r + 56),
+        rcx: this.read32(r + 48), rdi: this.read32(r + 56), handlerFlags: this.read32(r + 64),
       });
     }
     return out;

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import {
   DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, TF, IF, RF, DR6_INIT, DR6_BS,
-  DB_CLEAR_DR6, DB_REARM_BTF, DEBUGCTL_BTF, DEBUGCTL_LBR, IRQ_VECTOR, DebugEvent,
+  DB_CLEAR_DR6, DB_CLEAR_TF, DB_REARM_BTF, DEBUGCTL_BTF, DEBUGCTL_LBR, IRQ_VECTOR, DebugEvent,
 } from './harness';
 import { u64 } from '../../../vmm/u64';
 import { nativeSteps } from './native-oracle';
@@ -335,6 +335,43 @@ S:
     expect(m.gpr(3).lo & TF, 'TF restored by IRETQ (PUSHF sees it)').to.equal(TF);
     // Every event was a #DB from user code, none from the handler itself (TF cleared on entry).
     expect(r.events.every((e) => e.rip >= m.sym('start'))).to.equal(true);
+  });
+
+  it('6.12.1.2: entry through an interrupt gate clears TF, RF, NT (and IF) after pushing RFLAGS: the handler runs with them clear, the image keeps them', () => {
+    const m = new DebugMachine().load(`
+start:
+  pushfq
+  orl $${0x4000 | IF}, (%rsp)
+  popfq
+${SET_TF}
+  nop
+S:
+  pushf
+  andl $~${0x4000 | IF | TF}, (%rsp)
+  popf
+  hlt
+`);
+    m.dbActions(DB_CLEAR_DR6);
+    const r = m.run();
+    const e = r.events[0];
+    expect([e.vector, hex(e.rip)], describeEvents(r.events)).to.deep.equal([1, hex(m.sym('S'))]);
+    expect(hex(e.rflags & (0x4000 | IF | TF | RF)), 'pushed image: NT, IF, TF').to.equal(hex(0x4000 | IF | TF));
+    expect(hex(e.handlerFlags & (0x4000 | IF | TF | RF)), 'inside the handler').to.equal('0x0');
+  });
+
+  it('17.2.4: the processor clears DR7.GD on entry to the #DB handler for any #DB (ICEBP, single-step, data breakpoint), so the handler can use MOV DR', () => {
+    const bodies: Array<[string, (m: DebugMachine) => void]> = [
+      ['.byte 0xf1', () => undefined],
+      [`${SET_TF}\n  nop`, () => undefined],
+      [`mov %eax, ${DATA}`, (m) => m.setDr(0, DATA)],
+    ];
+    for (const [body, setup] of bodies) {
+      const m = new DebugMachine().load(`start:\n  ${body}\nS:\n  hlt\n`);
+      setup(m);
+      m.setDr(7, 0x400 | 0x2000 | dr7({ n: 0, rw: 'w', len: 4 })).dbActions(DB_CLEAR_TF);
+      const r = m.run();
+      expect(r.events.map((e) => [e.vector, hex(e.rip), hex(e.dr7 & 0x2000), hex(e.dr6 & 0x2000)]), body).to.deep.equal([[1, hex(m.sym('S')), '0x0', '0x0']]);
+    }
   });
 
   it('ICEBP vs INT $1: INT $1 is a software interrupt: DR6 keeps its stale B bits, RIP after the 2-byte instruction; ICEBP is a #DB that clears them', () => {
