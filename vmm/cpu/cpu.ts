@@ -261,8 +261,11 @@ export class Cpu extends CpuCore implements GuestCpu {
         else return BUDGET;
       }
       if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS)) {
-        const bits = this.pendingDbg;
+        let bits = this.pendingDbg;
         this.pendingDbg = 0;
+        // The code breakpoint of the next instruction is reported in the same #DB
+        // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
+        if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
         const e = this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
         if (e !== null) return e;
         if (this.intercepts.mtf) return MTF;
@@ -348,8 +351,9 @@ export class Cpu extends CpuCore implements GuestCpu {
         const err = this.faultError >= 0 ? this.faultError : hasErrorCode(v) ? 0 : -1;
         const dbBits = v === 1 ? this.faultDr6 : 0;
         this.faultDr6 = 0;
-        // RF=1 is pushed for faults other than #DB (SDM 17.3.1.1)
-        return this.raiseEvent(v, err, 'hw', this.rip, dbBits, v !== 1, i);
+        // RF=1 is pushed for every fault but an instruction-breakpoint #DB (SDM 17.3.1.1);
+        // those are raised at the boundary, so every fault here (general detect included).
+        return this.raiseEvent(v, err, 'hw', this.rip, dbBits, true, i);
       }
     }
   }

@@ -4,7 +4,7 @@
  * lo/hi halves; the result's high half is left in c.t.
  */
 import { CpuCore, MASK } from './core';
-import { CF, OF } from './flags';
+import { CF, OF, AF } from './flags';
 import { szp, mergeArith } from './alu';
 
 let oHi = 0;
@@ -104,7 +104,7 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
     case 5: { // SHR
       if (size === 8) { rLo = shr64(vLo, vHi, count); rHi = oHi; cf = bit64(vLo, vHi, count - 1); }
       else { rLo = count >= 32 ? 0 : vLo >>> count; rHi = 0; cf = count > bits ? 0 : (vLo >>> (count - 1)) & 1; }
-      of = msb(vLo, vHi);
+      of = count === 1 ? msb(vLo, vHi) : 0; // count > 1: undefined, 0 as AMD Zen
       break;
     }
     default: { // SAR
@@ -119,7 +119,7 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
       break;
     }
   }
-  c.setArith((cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi));
+  c.setArith((cf ? CF : 0) | (of ? OF : 0) | AF | szp(size, rLo, rHi)); // AF undefined: 1 as AMD Zen
   c.t = rHi;
   return rLo;
 }
@@ -159,7 +159,7 @@ export function shiftDouble(c: CpuCore, left: boolean, size: number, dLo: number
     }
   }
   const of = ((size === 8 ? (rHi ^ dHi) >>> 31 : ((rLo ^ dLo) >>> (bits - 1)) & 1));
-  c.setArith((cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi));
+  c.setArith((cf ? CF : 0) | (of ? OF : 0) | AF | szp(size, rLo, rHi)); // AF undefined: 1 as AMD Zen
   c.t = rHi;
   return rLo;
 }
