@@ -232,8 +232,7 @@ resume:
     ]);
   });
 
-  // CPU bug: see cpu-bugs.md (two #DBs instead of one with BS|B0)
-  it.skip('6.9 priority: single-step trap of the previous instruction (4) and the code breakpoint of the next (7) come in one #DB with BS|B0 at the breakpointed instruction', () => {
+  it('6.9 priority: single-step trap of the previous instruction (4) and the code breakpoint of the next (7) come in one #DB with BS|B0 at the breakpointed instruction', () => {
     const m = new DebugMachine().load(`
 start:
   pushf

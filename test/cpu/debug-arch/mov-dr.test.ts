@@ -189,8 +189,7 @@ start:
     expect([hex(m.gpr(1).hi), hex(m.gpr(1).lo)]).to.deep.equal(['0x33334444', '0x11112222']);
   });
 
-  // CPU bug: see cpu-bugs.md (RF=0 pushed for the GD fault)
-  it.skip('17.2.4/17.3.1.3 general detect: with DR7.GD=1 a MOV DR is a #DB fault with BD, GD is cleared on delivery, RF=1 pushed, the MOV then succeeds', () => {
+  it('17.2.4/17.3.1.3 general detect: with DR7.GD=1 a MOV DR is a #DB fault with BD, GD is cleared on delivery, RF=1 pushed, the MOV then succeeds', () => {
     const m = new DebugMachine().load(`
 start:
   mov $0x2000, %eax
