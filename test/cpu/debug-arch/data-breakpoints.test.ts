@@ -328,6 +328,20 @@ after:
     }
   });
 
+  it('kvm-unit-tests 1 (CPL 0 part): a LOCK CMPXCHG split across a cache line raises no #DB (and no #AC) with nothing enabled', () => {
+    const m = new DebugMachine().load(`
+start:
+  xor %eax, %eax
+  movabs $0xdeadbeefdeadbeef, %rcx
+  lock cmpxchg %rcx, ${DATA + 0x40 + 60}
+  mov ${DATA + 0x40 + 60}, %rbx
+  hlt
+`);
+    const r = m.run();
+    expect(r.events).to.deep.equal([]);
+    expect([hex(m.gpr(3).hi), hex(m.gpr(3).lo)]).to.deep.equal(['0xdeadbeef', '0xdeadbeef']);
+  });
+
   it('17.3.1.2: a non-REP string store (STOSQ) traps after the instruction', () => {
     const m = new DebugMachine().load(`
 start:

@@ -148,7 +148,7 @@ resume:
     expect(hex(m.dr(7))).to.equal('0x400');
   });
 
-  it('MOV DR #UD: REX.R (DR8-DR15) is #UD', () => {
+  it('Vol. 2 MOV DR 64-bit exceptions: REX.R (DR8-DR15) is #UD', () => {
     const m = new DebugMachine().load(`
 start:
 bad:
@@ -161,7 +161,7 @@ resume:
     expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[6, hex(m.sym('bad'))]]);
   });
 
-  it('MOV DR #UD: a LOCK prefix is #UD', () => {
+  it('Vol. 2 MOV DR exceptions: a LOCK prefix is #UD', () => {
     const m = new DebugMachine().load(`
 start:
 bad:

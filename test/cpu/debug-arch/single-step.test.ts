@@ -374,7 +374,7 @@ S:
     }
   });
 
-  it('ICEBP vs INT $1: INT $1 is a software interrupt: DR6 keeps its stale B bits, RIP after the 2-byte instruction; ICEBP is a #DB that clears them', () => {
+  it('17.3.1 / Vol. 2 INT n, INT1: ICEBP vs INT $1: INT $1 is a software interrupt: DR6 keeps its stale B bits, RIP after the 2-byte instruction; ICEBP is a #DB that clears them', () => {
     const m = new DebugMachine().load(`
 start:
   int $1
@@ -391,7 +391,7 @@ after_icebp:
     ]);
   });
 
-  it('native oracle (host CPU single-stepped with ptrace): REP STOSB with RCX=3 stops at the REP after each iteration (RCX 2, 1), then after it', function () {
+  it('17.3.1.4 native oracle (host CPU single-stepped with ptrace): REP STOSB with RCX=3 stops at the REP after each iteration (RCX 2, 1), then after it', function () {
     this.timeout(20000);
     const steps = nativeSteps('mov $3, %ecx\nrep stosb\nnop');
     // lea (7 bytes) then mov (5): the REP sits at offset 12 and is 2 bytes long.

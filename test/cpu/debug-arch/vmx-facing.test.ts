@@ -88,7 +88,7 @@ bad:
     expect(hex(m.dr(6))).to.equal(hex(DR6_INIT));
   });
 
-  it('ICEBP with bitmap bit 1 exits as a privileged software exception on the instruction itself, with its length', () => {
+  it('24.6.3 + Table 24-15 (type 5): ICEBP with bitmap bit 1 exits as a privileged software exception on the instruction itself, with its length', () => {
     for (const [bytes, len] of [['0xf1', 1], ['0x2e, 0x2e, 0xf1', 3]] as const) {
       const m = new DebugMachine().load(`
 start:
@@ -103,7 +103,7 @@ icebp:
     }
   });
 
-  it('INT $1 is a software interrupt: bitmap bit 1 does not intercept it; the guest handler runs', () => {
+  it('24.6.3: INT $1 is a software interrupt (type 4), not an exception: bitmap bit 1 does not intercept it; the guest handler runs', () => {
     const m = new DebugMachine().load(`
 start:
   int $1
@@ -116,7 +116,7 @@ after:
     expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[1, hex(m.sym('after'))]]);
   });
 
-  it('INT3 with bitmap bit 3 exits as a software exception at the INT3, with its length', () => {
+  it('24.6.3 + Table 24-15 (type 6): INT3 with bitmap bit 3 exits as a software exception at the INT3, with its length', () => {
     const m = new DebugMachine().load(`
 start:
   nop
@@ -147,7 +147,7 @@ insn:
       return { m, x: r.stop as Extract<CpuExit, { kind: 'mov-dr' }> };
     };
 
-    it('MOV from DR7 to RAX: dr 7, gpr 0, direction from-DR, length 3', () => {
+    it('Table 27-4 qualification fields: MOV from DR7 to RAX: dr 7, gpr 0, direction from-DR, length 3', () => {
       const { x } = movDr('mov %dr7, %rax', () => undefined);
       expect([x.dr, x.gpr, x.toDr, x.length]).to.deep.equal([7, 0, false, 3]);
     });
