@@ -169,6 +169,15 @@ after:
     expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('after')), hex(DR6_INIT | 1)]]);
   });
 
+  it('17.2.5 "any byte": an access that crosses a 4 KiB page boundary matches a breakpoint on either page (write 8 bytes at xFFC, watched byte at x000 / xFFC)', () => {
+    for (const [bp, len] of [[DATA + 0x1000, 1], [DATA + 0x1003, 4], [DATA + 0xffc, 1]] as const) {
+      const { m, r } = runAccess('write', 8, DATA + 0xffc, (mm) => mm.setDr(1, bp).setDr(7, dr7({ n: 1, rw: 'w', len })));
+      expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)]), hex(bp)).to.deep.equal([[hex(m.sym('after')), hex(DR6_INIT | 2)]]);
+    }
+    const { r } = runAccess('read', 4, DATA + 0xffe, (mm) => mm.setDr(0, DATA + 0x1001).setDr(7, dr7({ n: 0, rw: 'rw', len: 1 })));
+    expect(r.events.length, 'read of xFFE..x1001').to.equal(1);
+  });
+
   it('17.3.1.2: read-modify-write (add to memory) triggers a write breakpoint once', () => {
     const m = new DebugMachine().load(`
 start:
