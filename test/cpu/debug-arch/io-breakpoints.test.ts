@@ -85,6 +85,25 @@ after:
     expect(r.events.filter((e) => e.rip === m.sym('after')).length, 'one #DB, not two').to.equal(1);
   });
 
+  it('6.9 priority: the I/O-breakpoint trap of an OUT (4) is delivered before the interrupt it raised (6)', () => {
+    const m = new DebugMachine().load(`
+start:
+  sti
+  nop
+  out %al, $0x90    /* the harness raises IRQ 0x20 on this port */
+after:
+  nop
+  cli
+  hlt
+`);
+    m.setDr(1, 0x90).setDr(7, dr7({ n: 1, rw: 'io', len: 1 })).setCr4(m.reg('cr4') | CR4_DE);
+    const r = m.run();
+    expect(r.events.map((e) => [e.vector, hex(e.rip)]), describeEvents(r.events)).to.deep.equal([
+      [1, hex(m.sym('after'))], [0x20, hex(m.sym('after'))],
+    ]);
+    expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 2));
+  });
+
   it('17.2.4: a disabled I/O breakpoint matching with an enabled one sets both B bits (as Bochs)', () => {
     const m = new DebugMachine().load(`
 start:

@@ -304,6 +304,39 @@ start:
     });
   });
 
+  describe('event injection at VM entry (SDM 26.5.1, 26.6.3)', () => {
+    it('26.5.1: an injected #DB (hardware exception, vector 1) goes through the IDT without touching DR6, DR7 or DEBUGCTL; RF is pushed as RFLAGS holds it', () => {
+      const m = new DebugMachine().load(`
+start:
+  nop
+  hlt
+`);
+      m.setDr(6, DR6_INIT | 4).setDr(7, dr7({ n: 3, rw: 'w', len: 4 }));
+      m.phys.setDebugctl(u64(DEBUGCTL_LBR));
+      m.setRflags(0x2 | (1 << 16));
+      m.cpu.inject({ vector: 1, type: 'hw' });
+      const r = m.run();
+      expect(r.events.map((e) => [e.vector, hex(e.rip), hex(e.dr6), hex(e.rflags & (1 << 16))])).to.deep.equal([
+        [1, hex(m.sym('start')), hex(DR6_INIT | 4), hex(1 << 16)],
+      ]);
+      expect(hex(m.dr(7))).to.equal(hex(dr7({ n: 3, rw: 'w', len: 4 })));
+      expect(m.phys.getDebugctl().lo).to.equal(DEBUGCTL_LBR);
+    });
+
+    it('26.6.3: a vectoring entry (injected external interrupt) discards the pending debug exceptions', () => {
+      const m = new DebugMachine().load(`
+start:
+  nop
+  hlt
+`);
+      m.cpu.pendingDebugExceptions = DR6_BS;
+      m.cpu.inject({ vector: 0x20, type: 'extint' });
+      const r = m.run();
+      expect(r.events.map((e) => [e.vector, hex(e.rip)]), describeEvents(r.events)).to.deep.equal([[0x20, hex(m.sym('start'))]]);
+      expect(hex(m.dr(6))).to.equal(hex(DR6_INIT));
+    });
+  });
+
   it('32.2.1: completeEmulatedInstruction after an I/O exit raises the single-step trap once (TF=1), RIP past the instruction', () => {
     const m = new DebugMachine().load(`
 start:
