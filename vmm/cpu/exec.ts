@@ -299,7 +299,6 @@ export function exec(c: CpuCore, i: Insn): number {
     }
     case Op.BSWAP: {
       const r = i.rm;
-      const sw = (v: number): number => (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
       if (size === 8) { const lo = c.rl[r]; c.rl[r] = sw(c.rh[r]); c.rh[r] = sw(lo); }
       else if (size === 4) { c.rl[r] = sw(c.rl[r]); c.rh[r] = 0; }
       else c.rl[r] = c.rl[r] & 0xffff0000; // 16-bit BSWAP is undefined: we clear the word
@@ -370,6 +369,10 @@ export function exec(c: CpuCore, i: Insn): number {
     default:
       return execSystem(c, i);
   }
+}
+
+function sw(v: number): number {
+  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
 }
 
 function push16(c: CpuCore, v: number): void {
