@@ -115,17 +115,17 @@ const STUBS = `
 _origin:
   jmp start
   .balign 16
-vec_de: push $0; push $0; jmp common
-vec_db: push $0; push $1; jmp common
-vec_nmi: push $0; push $2; jmp common
-vec_bp: push $0; push $3; jmp common
-vec_ud: push $0; push $6; jmp common
-vec_df: push $8; jmp common
-vec_gp: push $13; jmp common
-vec_pf: push $14; jmp common
-vec_irq: push $0; push $${IRQ_VECTOR}; jmp common
-vec_21: push $0; push $0x21; jmp common
-common:
+vec_de: push $0; push $0; jmp h_common
+vec_db: push $0; push $1; jmp h_common
+vec_nmi: push $0; push $2; jmp h_common
+vec_bp: push $0; push $3; jmp h_common
+vec_ud: push $0; push $6; jmp h_common
+vec_df: push $8; jmp h_common
+vec_gp: push $13; jmp h_common
+vec_pf: push $14; jmp h_common
+vec_irq: push $0; push $${IRQ_VECTOR}; jmp h_common
+vec_21: push $0; push $0x21; jmp h_common
+h_common:
   pushfq
   popq ${CFG_HFLAGS}
   push %rax
@@ -155,24 +155,24 @@ common:
   mov %rbx, ${CFG_COUNT}
   mov ${CFG_ACTIONS}, %rdx
   cmpq $1, 32(%rsp)
-  je db_actions
+  je h_db_actions
   cmpq $6, 32(%rsp)
   jne 1f
   test $${UD_CLEAR_DE}, %dl
   jz 1f
   mov %cr4, %rax; and $~${CR4_DE}, %rax; mov %rax, %cr4
-  jmp done
+  jmp h_done
 1:
   cmpq $6, 32(%rsp); je 2f
   cmpq $13, 32(%rsp); je 2f
-  jmp done
+  jmp h_done
 2:
   mov ${CFG_RESUME}, %rax
   test %rax, %rax
-  jz done
+  jz h_done
   mov %rax, 48(%rsp)
-  jmp done
-db_actions:
+  jmp h_done
+h_db_actions:
   test $${DB_SET_RF_IF_B}, %dl
   jz 1f
   mov %dr6, %rax
@@ -197,10 +197,10 @@ db_actions:
   mov $${IA32_DEBUGCTL}, %ecx; mov $${DEBUGCTL_BTF}, %eax; xor %edx, %edx; wrmsr
 1:
   cmp ${CFG_MAX}, %rbx
-  jb done
+  jb h_done
   mov $${DR7_INIT}, %eax; mov %rax, %dr7
   andl $~${TF}, 64(%rsp)
-done:
+h_done:
   pop %rdx
   pop %rcx
   pop %rbx
