@@ -135,4 +135,58 @@ bp:
     expect(n, 'one #DB per iteration').to.equal(300);
     expect(r.events.slice(0, 3).map((e) => e.rcx)).to.deep.equal([1, 2, 3]);
   });
+
+  // Every memory-operand form must go through the breakpoint check, also once its loop is hot.
+  const forms: Array<[string, 'w' | 'rw', string?]> = [
+    ['mov %eax, (%rbx)', 'w'], ['movb $1, (%rbx)', 'w'], ['movw %ax, (%rbx)', 'w'], ['addl $1, (%rbx)', 'w'],
+    ['incq (%rbx)', 'w'], ['negl (%rbx)', 'w'], ['shll $1, (%rbx)', 'w'], ['btsl $3, (%rbx)', 'w'], ['orb $1, (%rbx)', 'w'],
+    ['xchg %eax, (%rbx)', 'w'], ['lock xaddl %eax, (%rbx)', 'w'], ['setz (%rbx)', 'w'],
+    ['mov %rbx, %rdi\n  stosq', 'w'], ['push %rax\n  popq (%rbx)', 'w'],
+    ['mov (%rbx), %eax', 'rw'], ['movzbl (%rbx), %eax', 'rw'], ['movsbq (%rbx), %rax', 'rw'], ['cmpl $5, (%rbx)', 'rw'],
+    ['testb $1, (%rbx)', 'rw'], ['addl (%rbx), %eax', 'rw'], ['cmovz (%rbx), %eax', 'rw'], ['btl $3, (%rbx)', 'rw'],
+    ['imul (%rbx), %eax', 'rw'], ['mov %rbx, %rsi\n  lodsq', 'rw'], ['pushq (%rbx)\n  pop %rax', 'rw', 'after_first'],
+  ];
+  for (const [form, rw, at] of forms) {
+    it(`17.3.1.2: "${form.replace(/\n\s*/g, '; ')}" in a hot loop hits a ${rw === 'w' ? 'write' : 'read/write'} breakpoint on exactly one iteration`, () => {
+      const lines = form.split('\n  ');
+      const m = new DebugMachine().load(`
+start:
+  xor %ecx, %ecx
+loop:
+  lea ${DATA}(,%rcx,8), %rbx
+  ${lines[0]}
+after_first:
+  ${lines[1] ?? 'nop'}
+after:
+  inc %ecx
+  cmp $1000, %ecx
+  jne loop
+  hlt
+`);
+      m.setDr(0, DATA + 8 * 700).setDr(7, dr7({ n: 0, rw, len: 8 }));
+      const r = m.run({ budget: 100000 });
+      expect(r.stop.kind).to.equal('hlt');
+      const expectRip = at ? m.sym(at) : (lines.length > 1 ? m.sym('after') : m.sym('after_first'));
+      expect(r.events.map((e) => [hex(e.rip), e.rcx, hex(e.dr6)]), describeEvents(r.events)).to.deep.equal([[hex(expectRip), 700, hex(DR6_INIT | 1)]]);
+    });
+  }
+
+  it('17.2.4: reads in a hot loop do not hit a write-only breakpoint', () => {
+    const m = new DebugMachine().load(`
+start:
+  xor %ecx, %ecx
+loop:
+  lea ${DATA}(,%rcx,8), %rbx
+  mov (%rbx), %eax
+  cmpl $5, (%rbx)
+  inc %ecx
+  cmp $1000, %ecx
+  jne loop
+  hlt
+`);
+    m.setDr(0, DATA + 8 * 700).setDr(7, dr7({ n: 0, rw: 'w', len: 8 }));
+    const r = m.run({ budget: 100000 });
+    expect(r.stop.kind).to.equal('hlt');
+    expect(r.events).to.deep.equal([]);
+  });
 });
