@@ -174,6 +174,20 @@ b:
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 8));
   });
 
+  it('17.2.3 (as Bochs and QEMU): an instruction #DB also sets B bits of disabled instruction breakpoints on the same address', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  nop
+  hlt
+`);
+    m.setDr(1, m.sym('bp')).setDr(3, m.sym('bp'));
+    m.setDr(7, dr7({ n: 1, rw: 'x', len: 1 }, { n: 3, rw: 'x', len: 1, enable: 'none' })).dbActions(DB_SET_RF);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('bp')), hex(DR6_INIT | 0xa)]]);
+  });
+
   it('17.3.1.1: RF=1 is pushed for fault-class exceptions other than instruction-breakpoint #DB (#UD from UD2, #GP from MOV DR7)', () => {
     const m = new DebugMachine().load(`
 start:
