@@ -34,6 +34,25 @@ describe('debug architecture: I/O breakpoints (SDM 17.2.4 R/W=10, 17.3.1.2)', fu
     expect(r.events).to.deep.equal([]);
   });
 
+  it('17.2.4: CR4.DE toggled by the guest with MOV CR4 switches R/W=10 matching on and off at once', () => {
+    const m = new DebugMachine().load(`
+start:
+  out %al, $0x80
+  mov %cr4, %rax
+  or $${CR4_DE}, %rax
+  mov %rax, %cr4
+  out %al, $0x80
+second:
+  and $~${CR4_DE}, %rax
+  mov %rax, %cr4
+  out %al, $0x80
+  hlt
+`);
+    m.setDr(0, 0x80).setDr(7, dr7({ n: 0, rw: 'io', len: 1 })).setCr4(m.reg('cr4') & ~CR4_DE);
+    const r = m.run();
+    expect(r.events.map((e) => hex(e.rip)), describeEvents(r.events)).to.deep.equal([hex(m.sym('second'))]);
+  });
+
   const cases: Array<[string, number, 1 | 2 | 4 | 8, boolean, number?]> = [
     ['in $0x85, %al', 0x84, 2, true],
     ['out %ax, $0x83', 0x84, 2, true],
