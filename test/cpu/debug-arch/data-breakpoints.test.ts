@@ -3,7 +3,7 @@
 // Each test names the SDM rule it checks (SDM Vol. 3B chapter 17, 059 edition numbering).
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS, DR6_BD, DR6_BT,
+  DebugMachine, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS, DR6_BD, DR6_BT,
   DB_CLEAR_DR6, DB_CLEAR_TF, RW,
 } from './harness';
 
@@ -29,9 +29,6 @@ function runAccess(kind: 'write' | 'read', size: Size, addr: number, setup: (m: 
 }
 
 describe('debug architecture: data breakpoints (SDM 17.2.4, 17.2.5, 17.3.1.2)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.3.1.2: a write breakpoint is a trap: RIP after the store, memory already written, DR6 = B1', () => {
     const m = new DebugMachine().load(`

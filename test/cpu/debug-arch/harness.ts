@@ -6,6 +6,7 @@
 import { GuestMemory } from '../../../vmm/memory';
 import { PhysicalCpu } from '../../../vmm/cpu/physical-cpu';
 import { GuestCpu } from '../../../vmm/cpu/guest-cpu';
+import { Cpu } from '../../../vmm/cpu/cpu';
 import { CpuExit } from '../../../vmm/cpu/cpu-exit';
 import { U64, u64 } from '../../../vmm/u64';
 import { assembleProgram } from './asm-local';
@@ -214,28 +215,6 @@ const VECTOR_STUBS: Array<[number, string]> = [
   [13, 'vec_gp'], [14, 'vec_pf'], [IRQ_VECTOR, 'vec_irq'], [0x21, 'vec_21'],
 ];
 
-type CpuCtor = new (mem: GuestMemory, phys: PhysicalCpu) => GuestCpu;
-let cpuCtor: CpuCtor | undefined;
-let cpuLoadError = '';
-try {
-  // Loaded at run time so this suite compiles (and is skipped) until the cpu branch is merged.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mod = require('../../../vmm/cpu/cpu') as { Cpu?: CpuCtor };
-  cpuCtor = mod.Cpu;
-  if (!cpuCtor) cpuLoadError = 'vmm/cpu/cpu has no export Cpu';
-} catch (e) {
-  cpuLoadError = (e as Error).message.split('\n')[0];
-}
-
-/** Call in a mocha `before` hook: skips the suite when the CPU is not there yet. */
-export function requireCpu(ctx: Mocha.Context): void {
-  if (!cpuCtor) {
-    // eslint-disable-next-line no-console
-    console.log(`      (skipped: no CPU yet: ${cpuLoadError})`);
-    ctx.skip();
-  }
-}
-
 export function hex(n: number): string {
   return '0x' + (n >>> 0).toString(16);
 }
@@ -248,8 +227,7 @@ export class DebugMachine {
   labels: Record<string, number> = {};
 
   constructor() {
-    if (!cpuCtor) throw new Error('no CPU: ' + cpuLoadError);
-    this.cpu = new cpuCtor(this.mem, this.phys);
+    this.cpu = new Cpu(this.mem, this.phys);
   }
 
   /**

@@ -3,7 +3,7 @@
 // breakpoints armed while a block is hot (by the host between runs, or by the guest with MOV
 // DR or POPF) must take effect at once (SDM 17.2.4, 17.3.1.1, 17.3.1.2, 17.3.1.4).
 import { expect } from 'chai';
-import { DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, DR6_INIT, DR6_BS, DB_CLEAR_DR6, DB_SET_RF } from './harness';
+import { DebugMachine, dr7, describeEvents, hex, DATA, DR6_INIT, DR6_BS, DB_CLEAR_DR6, DB_SET_RF } from './harness';
 
 const LOOP = `
 start:
@@ -22,9 +22,6 @@ done:
 `;
 
 describe('debug architecture in hot loops (SDM 17.2.4, 17.3.1.1, 17.3.1.2, 17.3.1.4)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.3.1.2: a write breakpoint on element 2500 of a 3000-iteration loop fires once, after that store, with RCX = 2500', () => {
     const m = new DebugMachine().load(LOOP);

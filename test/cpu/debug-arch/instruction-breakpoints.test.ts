@@ -2,14 +2,11 @@
 // suppression for one instruction, the RF image pushed on event delivery, IRETQ and POPF.
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS,
+  DebugMachine, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS,
   DB_CLEAR_DR6, DB_SET_RF, DB_SET_RF_IF_B,
 } from './harness';
 
 describe('debug architecture: instruction breakpoints and RF (SDM 17.3.1.1, 6.8.3)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.3.1.1: an instruction breakpoint is a fault: #DB before the instruction executes, RIP at it, DR6 = B2 (kvm-unit-tests 5)', () => {
     const m = new DebugMachine().load(`

@@ -2,7 +2,7 @@
 // harness emulates them and calls GuestCpu.completeEmulatedInstruction(length, {port, size}),
 // which must raise the I/O-breakpoint trap after the instruction, as hardware would.
 import { expect } from 'chai';
-import { DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, CR4_DE, DR6_INIT, DR6_BS, TF, DB_CLEAR_DR6 } from './harness';
+import { DebugMachine, dr7, describeEvents, hex, DATA, CR4_DE, DR6_INIT, DR6_BS, TF, DB_CLEAR_DR6 } from './harness';
 
 function ioRun(insn: string, bp: { addr: number; len: 1 | 2 | 4 | 8 }, de: boolean, setup?: (m: DebugMachine) => void) {
   const m = new DebugMachine().load(`
@@ -19,9 +19,6 @@ after:
 }
 
 describe('debug architecture: I/O breakpoints (SDM 17.2.4 R/W=10, 17.3.1.2)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.2.4: with CR4.DE=1, OUT to the watched port traps after the instruction (RIP next, DR6 = B0)', () => {
     const { m, r } = ioRun('out %al, $0x80', { addr: 0x80, len: 1 }, true);

@@ -2,7 +2,7 @@
 // DR6/DR7, DR4/DR5 aliasing and #UD with CR4.DE, REX.R #UD, general detect (DR7.GD).
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, describeEvents, hex, RF, CR4_DE, DR6_INIT, DR6_BD, DR7_GD, UD_CLEAR_DE,
+  DebugMachine, describeEvents, hex, RF, CR4_DE, DR6_INIT, DR6_BD, DR7_GD, UD_CLEAR_DE,
 } from './harness';
 
 /** Runs `body` and returns RBX/RCX/RDX/RSI low halves at the final HLT. */
@@ -14,9 +14,6 @@ function runRegs(body: string, setup?: (m: DebugMachine) => void) {
 }
 
 describe('debug architecture: MOV DR (SDM 17.2, Vol. 2 MOV—Move to/from Debug Registers)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.2 / Table 9-1: reset values DR6 = FFFF0FF0H and DR7 = 400H, read by the guest', () => {
     const { r, rbx, rcx } = runRegs(`

@@ -2,7 +2,7 @@
 // and the kvm-unit-tests x86/debug.c cases that run at CPL 0 without a local APIC.
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, TF, IF, RF, DR6_INIT, DR6_BS,
+  DebugMachine, dr7, describeEvents, hex, DATA, TF, IF, RF, DR6_INIT, DR6_BS,
   DB_CLEAR_DR6, DB_CLEAR_TF, DB_REARM_BTF, DEBUGCTL_BTF, DEBUGCTL_LBR, IRQ_VECTOR, DebugEvent,
 } from './harness';
 import { u64 } from '../../../vmm/u64';
@@ -30,9 +30,6 @@ function kvmCase(body: string): { m: DebugMachine; evs: DebugEvent[]; stop: stri
 }
 
 describe('debug architecture: single-step, shadows, ICEBP, BTF (SDM 17.3.1.4, 6.8.3, 17.4)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   describe('kvm-unit-tests x86/debug.c cases (CPL 0)', () => {
     it('7 singlestep_basic + 17.3.1.4 POPF rule: no trap after the POPF that sets TF; the POPF that clears TF traps: S, S+1, S+2 with FFFF4FF0', () => {

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { CpuExit } from '../../../vmm/cpu/cpu-exit';
 import { u64 } from '../../../vmm/u64';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, TF, CR4_DE, DR6_INIT, DR6_BS, DR6_BD,
+  DebugMachine, dr7, describeEvents, hex, DATA, TF, CR4_DE, DR6_INIT, DR6_BS, DR6_BD,
   DR7_GD, DEBUGCTL_LBR,
 } from './harness';
 
@@ -18,9 +18,6 @@ function exceptionExit(e: CpuExit): Extract<CpuExit, { kind: 'exception' }> {
 }
 
 describe('debug architecture: VMX-facing behaviour (exception bitmap, MOV-DR exiting, pending debug exceptions)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('27.1: a data-breakpoint #DB with exception-bitmap bit 1 exits with the bits in the qualification; DR6, DR7.GD, DEBUGCTL.LBR untouched; RIP after the store', () => {
     const m = new DebugMachine().load(`
