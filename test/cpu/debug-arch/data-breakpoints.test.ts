@@ -3,7 +3,7 @@
 // Each test names the SDM rule it checks (SDM Vol. 3B chapter 17, 059 edition numbering).
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS, DR6_BD, DR6_BT,
+  DebugMachine, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS, DR6_BD, DR6_BT,
   DB_CLEAR_DR6, DB_CLEAR_TF, RW,
 } from './harness';
 
@@ -29,9 +29,6 @@ function runAccess(kind: 'write' | 'read', size: Size, addr: number, setup: (m: 
 }
 
 describe('debug architecture: data breakpoints (SDM 17.2.4, 17.2.5, 17.3.1.2)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.3.1.2: a write breakpoint is a trap: RIP after the store, memory already written, DR6 = B1', () => {
     const m = new DebugMachine().load(`
@@ -169,6 +166,15 @@ after:
     expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('after')), hex(DR6_INIT | 1)]]);
   });
 
+  it('17.2.5 "any byte": an access that crosses a 4 KiB page boundary matches a breakpoint on either page (write 8 bytes at xFFC, watched byte at x000 / xFFC)', () => {
+    for (const [bp, len] of [[DATA + 0x1000, 1], [DATA + 0x1003, 4], [DATA + 0xffc, 1]] as const) {
+      const { m, r } = runAccess('write', 8, DATA + 0xffc, (mm) => mm.setDr(1, bp).setDr(7, dr7({ n: 1, rw: 'w', len })));
+      expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)]), hex(bp)).to.deep.equal([[hex(m.sym('after')), hex(DR6_INIT | 2)]]);
+    }
+    const { r } = runAccess('read', 4, DATA + 0xffe, (mm) => mm.setDr(0, DATA + 0x1001).setDr(7, dr7({ n: 0, rw: 'rw', len: 1 })));
+    expect(r.events.length, 'read of xFFE..x1001').to.equal(1);
+  });
+
   it('17.3.1.2: read-modify-write (add to memory) triggers a write breakpoint once', () => {
     const m = new DebugMachine().load(`
 start:
@@ -278,6 +284,68 @@ after:
     expect(r.events[0].rcx).to.equal(2);
     expect(r.events[0].rflags & RF).to.equal(RF);
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 4));
+  });
+
+  it('17.3.1.1: REPNE SCASB ending early on a match: the matching iteration is the last one, so its read trap comes after the instruction with RF=0', () => {
+    const m = new DebugMachine().load(`
+start:
+  mov $${DATA}, %edi
+  mov $16, %ecx
+  mov $0x5a, %al
+  repne scasb
+after:
+  hlt
+`);
+    m.mem.bytes[DATA + 5] = 0x5a;
+    m.setDr(0, DATA + 5).setDr(7, dr7({ n: 0, rw: 'rw', len: 1 }));
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), e.rflags & RF, e.rcx]), describeEvents(r.events)).to.deep.equal([[hex(m.sym('after')), 0, 10]]);
+  });
+
+  it('CMPXCHG (Vol. 2: "the destination operand receives a write cycle without regard to the result of the comparison"): a failing CMPXCHG still triggers a write breakpoint', () => {
+    const m = new DebugMachine().load(`
+start:
+  movl $7, ${DATA}
+setup_done:
+  mov $1, %eax
+  mov $2, %ecx
+  cmpxchg %ecx, ${DATA}
+after:
+  hlt
+`);
+    m.setDr(0, DATA).setDr(7, dr7({ n: 0, rw: 'w', len: 4 })).dbActions(DB_CLEAR_DR6);
+    const r = m.run();
+    expect(r.events.map((e) => hex(e.rip)), describeEvents(r.events)).to.deep.equal([hex(m.sym('setup_done')), hex(m.sym('after'))]);
+    expect(m.read32(DATA), 'comparison failed: memory keeps 7').to.equal(7);
+  });
+
+  it('17.3.1.2: stack reads are data reads (POP and RET match a read/write breakpoint on the slot)', () => {
+    // After the read the slot lies just below RSP, so the #DB frame itself lands on it; the
+    // handler's runaway guard (2nd #DB) disarms DR7 so only the two events below are checked.
+    for (const [body, labels] of [
+      ['push $5\nafter_push:\n  pop %rax\nafter_pop:\n  hlt', ['after_push', 'after_pop']],
+      ['call fn\nafter_call:\n  hlt\nfn:\n  ret', ['fn', 'after_call']],
+    ] as const) {
+      const m = new DebugMachine().load(`start:\n  ${body}\n`);
+      m.setDr(3, 0x7f000 - 8).setDr(7, dr7({ n: 3, rw: 'rw', len: 8 })).dbActions(DB_CLEAR_DR6, 2);
+      const r = m.run();
+      expect(r.events.slice(0, 2).map((e) => [hex(e.rip), hex(e.dr6)]), describeEvents(r.events)).to.deep.equal(
+        labels.map((l) => [hex(m.sym(l)), hex(DR6_INIT | 8)]));
+    }
+  });
+
+  it('kvm-unit-tests 1 (CPL 0 part): a LOCK CMPXCHG split across a cache line raises no #DB (and no #AC) with nothing enabled', () => {
+    const m = new DebugMachine().load(`
+start:
+  xor %eax, %eax
+  movabs $0xdeadbeefdeadbeef, %rcx
+  lock cmpxchg %rcx, ${DATA + 0x40 + 60}
+  mov ${DATA + 0x40 + 60}, %rbx
+  hlt
+`);
+    const r = m.run();
+    expect(r.events).to.deep.equal([]);
+    expect([hex(m.gpr(3).hi), hex(m.gpr(3).lo)]).to.deep.equal(['0xdeadbeef', '0xdeadbeef']);
   });
 
   it('17.3.1.2: a non-REP string store (STOSQ) traps after the instruction', () => {

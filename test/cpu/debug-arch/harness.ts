@@ -6,6 +6,7 @@
 import { GuestMemory } from '../../../vmm/memory';
 import { PhysicalCpu } from '../../../vmm/cpu/physical-cpu';
 import { GuestCpu } from '../../../vmm/cpu/guest-cpu';
+import { Cpu } from '../../../vmm/cpu/cpu';
 import { CpuExit } from '../../../vmm/cpu/cpu-exit';
 import { U64, u64 } from '../../../vmm/u64';
 import { assembleProgram } from './asm-local';
@@ -16,7 +17,7 @@ export const GDT_BASE = 0x1000;
 export const IDT_BASE = 0x2000;
 export const CFG_BASE = 0x8000; // harness variables, see CFG_* below
 export const LOG_BASE = 0x8100; // event records
-export const LOG_RECORD = 64;
+export const LOG_RECORD = 128;
 export const LOG_MAX = 64;
 export const ORIGIN = 0x10000; // handler stubs, then the test body at `start`
 export const DATA = 0x20000; // scratch data for tests
@@ -26,6 +27,7 @@ const CFG_COUNT = CFG_BASE + 0x00; // number of events logged
 const CFG_ACTIONS = CFG_BASE + 0x08; // DB_* flags for the #DB handler
 const CFG_MAX = CFG_BASE + 0x10; // runaway guard: after this many #DBs disarm DR7 and clear TF
 const CFG_RESUME = CFG_BASE + 0x18; // if nonzero, #UD/#GP handlers return here instead of retrying
+const CFG_HFLAGS = CFG_BASE + 0x20; // scratch: RFLAGS at handler entry
 
 // #DB handler actions (bit flags in CFG_ACTIONS).
 export const DB_CLEAR_DR6 = 1; // write 0 to DR6 after logging
@@ -87,6 +89,8 @@ export interface DebugEvent {
   dr7: number;
   rcx: number;
   rdi: number;
+  /** RFLAGS inside the handler, at its first instructions. */
+  handlerFlags: number;
 }
 
 export interface RunResult {
@@ -112,17 +116,19 @@ const STUBS = `
 _origin:
   jmp start
   .balign 16
-vec_de: push $0; push $0; jmp common
-vec_db: push $0; push $1; jmp common
-vec_nmi: push $0; push $2; jmp common
-vec_bp: push $0; push $3; jmp common
-vec_ud: push $0; push $6; jmp common
-vec_df: push $8; jmp common
-vec_gp: push $13; jmp common
-vec_pf: push $14; jmp common
-vec_irq: push $0; push $${IRQ_VECTOR}; jmp common
-vec_21: push $0; push $0x21; jmp common
-common:
+vec_de: push $0; push $0; jmp h_common
+vec_db: push $0; push $1; jmp h_common
+vec_nmi: push $0; push $2; jmp h_common
+vec_bp: push $0; push $3; jmp h_common
+vec_ud: push $0; push $6; jmp h_common
+vec_df: push $8; jmp h_common
+vec_gp: push $13; jmp h_common
+vec_pf: push $14; jmp h_common
+vec_irq: push $0; push $${IRQ_VECTOR}; jmp h_common
+vec_21: push $0; push $0x21; jmp h_common
+h_common:
+  pushfq
+  popq ${CFG_HFLAGS}
   push %rax
   push %rbx
   push %rcx
@@ -132,8 +138,9 @@ common:
   cmp $${LOG_MAX}, %rbx
   jae 9f
   mov %rbx, %rax
-  shl $6, %rax
+  shl $7, %rax
   add $${LOG_BASE}, %rax
+  mov ${CFG_HFLAGS}, %rcx; mov %rcx, 64(%rax)
   mov 32(%rsp), %rcx; mov %rcx, 0(%rax)
   mov 40(%rsp), %rcx; mov %rcx, 8(%rax)
   mov 48(%rsp), %rcx; mov %rcx, 16(%rax)
@@ -149,24 +156,24 @@ common:
   mov %rbx, ${CFG_COUNT}
   mov ${CFG_ACTIONS}, %rdx
   cmpq $1, 32(%rsp)
-  je db_actions
+  je h_db_actions
   cmpq $6, 32(%rsp)
   jne 1f
   test $${UD_CLEAR_DE}, %dl
   jz 1f
   mov %cr4, %rax; and $~${CR4_DE}, %rax; mov %rax, %cr4
-  jmp done
+  jmp h_done
 1:
   cmpq $6, 32(%rsp); je 2f
   cmpq $13, 32(%rsp); je 2f
-  jmp done
+  jmp h_done
 2:
   mov ${CFG_RESUME}, %rax
   test %rax, %rax
-  jz done
+  jz h_done
   mov %rax, 48(%rsp)
-  jmp done
-db_actions:
+  jmp h_done
+h_db_actions:
   test $${DB_SET_RF_IF_B}, %dl
   jz 1f
   mov %dr6, %rax
@@ -191,10 +198,10 @@ db_actions:
   mov $${IA32_DEBUGCTL}, %ecx; mov $${DEBUGCTL_BTF}, %eax; xor %edx, %edx; wrmsr
 1:
   cmp ${CFG_MAX}, %rbx
-  jb done
+  jb h_done
   mov $${DR7_INIT}, %eax; mov %rax, %dr7
   andl $~${TF}, 64(%rsp)
-done:
+h_done:
   pop %rdx
   pop %rcx
   pop %rbx
@@ -208,28 +215,6 @@ const VECTOR_STUBS: Array<[number, string]> = [
   [13, 'vec_gp'], [14, 'vec_pf'], [IRQ_VECTOR, 'vec_irq'], [0x21, 'vec_21'],
 ];
 
-type CpuCtor = new (mem: GuestMemory, phys: PhysicalCpu) => GuestCpu;
-let cpuCtor: CpuCtor | undefined;
-let cpuLoadError = '';
-try {
-  // Loaded at run time so this suite compiles (and is skipped) until the cpu branch is merged.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const mod = require('../../../vmm/cpu/cpu') as { Cpu?: CpuCtor };
-  cpuCtor = mod.Cpu;
-  if (!cpuCtor) cpuLoadError = 'vmm/cpu/cpu has no export Cpu';
-} catch (e) {
-  cpuLoadError = (e as Error).message.split('\n')[0];
-}
-
-/** Call in a mocha `before` hook: skips the suite when the CPU is not there yet. */
-export function requireCpu(ctx: Mocha.Context): void {
-  if (!cpuCtor) {
-    // eslint-disable-next-line no-console
-    console.log(`      (skipped: no CPU yet: ${cpuLoadError})`);
-    ctx.skip();
-  }
-}
-
 export function hex(n: number): string {
   return '0x' + (n >>> 0).toString(16);
 }
@@ -242,8 +227,7 @@ export class DebugMachine {
   labels: Record<string, number> = {};
 
   constructor() {
-    if (!cpuCtor) throw new Error('no CPU: ' + cpuLoadError);
-    this.cpu = new cpuCtor(this.mem, this.phys);
+    this.cpu = new Cpu(this.mem, this.phys);
   }
 
   /**
@@ -341,7 +325,7 @@ export class DebugMachine {
       out.push({
         vector: this.read32(r), errorCode: this.read32(r + 8), rip: this.read32(r + 16),
         rflags: this.read32(r + 24), dr6: this.read32(r + 32), dr7: this.read32(r + 40),
-        rcx: this.read32(r + 48), rdi: this.read32(r + 56),
+        rcx: this.read32(r + 48), rdi: this.read32(r + 56), handlerFlags: this.read32(r + 64),
       });
     }
     return out;

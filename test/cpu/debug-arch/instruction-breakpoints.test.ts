@@ -2,14 +2,11 @@
 // suppression for one instruction, the RF image pushed on event delivery, IRETQ and POPF.
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS,
+  DebugMachine, dr7, describeEvents, hex, DATA, RF, TF, DR6_INIT, DR6_BS,
   DB_CLEAR_DR6, DB_SET_RF, DB_SET_RF_IF_B,
 } from './harness';
 
 describe('debug architecture: instruction breakpoints and RF (SDM 17.3.1.1, 6.8.3)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.3.1.1: an instruction breakpoint is a fault: #DB before the instruction executes, RIP at it, DR6 = B2 (kvm-unit-tests 5)', () => {
     const m = new DebugMachine().load(`
@@ -174,6 +171,20 @@ b:
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 8));
   });
 
+  it('17.2.3 (as Bochs and QEMU): an instruction #DB also sets B bits of disabled instruction breakpoints on the same address', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  nop
+  hlt
+`);
+    m.setDr(1, m.sym('bp')).setDr(3, m.sym('bp'));
+    m.setDr(7, dr7({ n: 1, rw: 'x', len: 1 }, { n: 3, rw: 'x', len: 1, enable: 'none' })).dbActions(DB_SET_RF);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('bp')), hex(DR6_INIT | 0xa)]]);
+  });
+
   it('17.3.1.1: RF=1 is pushed for fault-class exceptions other than instruction-breakpoint #DB (#UD from UD2, #GP from MOV DR7)', () => {
     const m = new DebugMachine().load(`
 start:
@@ -285,6 +296,37 @@ start:
 `);
     m.setDr(0, DATA, 1).setDr(7, dr7({ n: 0, rw: 'w', len: 4 }));
     expect(m.run().events).to.deep.equal([]);
+  });
+
+  it('17.3.1.1 "Setting the RF flag does not prevent ... data breakpoints": a code breakpoint and a data breakpoint on one store give a fault #DB (B0) before it and a trap #DB (B1) after it', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+store:
+  mov %eax, ${DATA}
+after:
+  hlt
+`);
+    m.setDr(0, m.sym('store')).setDr(1, DATA);
+    m.setDr(7, dr7({ n: 0, rw: 'x', len: 1 }, { n: 1, rw: 'w', len: 4 })).dbActions(DB_CLEAR_DR6 | DB_SET_RF_IF_B);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)]), describeEvents(r.events)).to.deep.equal([
+      [hex(m.sym('store')), hex(DR6_INIT | 1)], [hex(m.sym('after')), hex(DR6_INIT | 2)],
+    ]);
+  });
+
+  it('17.3.1: two instruction breakpoints on the same instruction are reported in one #DB (B0|B2)', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  nop
+  hlt
+`);
+    m.setDr(0, m.sym('bp')).setDr(2, m.sym('bp'));
+    m.setDr(7, dr7({ n: 0, rw: 'x', len: 1 }, { n: 2, rw: 'x', len: 1, enable: 'G' })).dbActions(DB_SET_RF);
+    const r = m.run();
+    expect(r.events.map((e) => [hex(e.rip), hex(e.dr6)])).to.deep.equal([[hex(m.sym('bp')), hex(DR6_INIT | 5)]]);
   });
 
   it('17.3.1.2: data breakpoints are not suppressed by RF', () => {

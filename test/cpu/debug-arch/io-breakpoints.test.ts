@@ -2,7 +2,7 @@
 // harness emulates them and calls GuestCpu.completeEmulatedInstruction(length, {port, size}),
 // which must raise the I/O-breakpoint trap after the instruction, as hardware would.
 import { expect } from 'chai';
-import { DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, CR4_DE, DR6_INIT, DR6_BS, TF, DB_CLEAR_DR6 } from './harness';
+import { DebugMachine, dr7, describeEvents, hex, DATA, CR4_DE, DR6_INIT, DR6_BS, TF, DB_CLEAR_DR6 } from './harness';
 
 function ioRun(insn: string, bp: { addr: number; len: 1 | 2 | 4 | 8 }, de: boolean, setup?: (m: DebugMachine) => void) {
   const m = new DebugMachine().load(`
@@ -19,9 +19,6 @@ after:
 }
 
 describe('debug architecture: I/O breakpoints (SDM 17.2.4 R/W=10, 17.3.1.2)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.2.4: with CR4.DE=1, OUT to the watched port traps after the instruction (RIP next, DR6 = B0)', () => {
     const { m, r } = ioRun('out %al, $0x80', { addr: 0x80, len: 1 }, true);
@@ -32,6 +29,25 @@ describe('debug architecture: I/O breakpoints (SDM 17.2.4 R/W=10, 17.3.1.2)', fu
   it('17.2.4: with CR4.DE=0, R/W=10 does not match I/O', () => {
     const { r } = ioRun('out %al, $0x80', { addr: 0x80, len: 1 }, false);
     expect(r.events).to.deep.equal([]);
+  });
+
+  it('17.2.4: CR4.DE toggled by the guest with MOV CR4 switches R/W=10 matching on and off at once', () => {
+    const m = new DebugMachine().load(`
+start:
+  out %al, $0x80
+  mov %cr4, %rax
+  or $${CR4_DE}, %rax
+  mov %rax, %cr4
+  out %al, $0x80
+second:
+  and $~${CR4_DE}, %rax
+  mov %rax, %cr4
+  out %al, $0x80
+  hlt
+`);
+    m.setDr(0, 0x80).setDr(7, dr7({ n: 0, rw: 'io', len: 1 })).setCr4(m.reg('cr4') & ~CR4_DE);
+    const r = m.run();
+    expect(r.events.map((e) => hex(e.rip)), describeEvents(r.events)).to.deep.equal([hex(m.sym('second'))]);
   });
 
   const cases: Array<[string, number, 1 | 2 | 4 | 8, boolean, number?]> = [
@@ -83,6 +99,25 @@ after:
     const ev = r.events.find((e) => e.rip === m.sym('after'));
     expect(ev && hex(ev.dr6), describeEvents(r.events)).to.equal(hex(DR6_INIT | DR6_BS | 1));
     expect(r.events.filter((e) => e.rip === m.sym('after')).length, 'one #DB, not two').to.equal(1);
+  });
+
+  it('6.9 priority: the I/O-breakpoint trap of an OUT (4) is delivered before the interrupt it raised (6)', () => {
+    const m = new DebugMachine().load(`
+start:
+  sti
+  nop
+  out %al, $0x90    /* the harness raises IRQ 0x20 on this port */
+after:
+  nop
+  cli
+  hlt
+`);
+    m.setDr(1, 0x90).setDr(7, dr7({ n: 1, rw: 'io', len: 1 })).setCr4(m.reg('cr4') | CR4_DE);
+    const r = m.run();
+    expect(r.events.map((e) => [e.vector, hex(e.rip)]), describeEvents(r.events)).to.deep.equal([
+      [1, hex(m.sym('after'))], [0x20, hex(m.sym('after'))],
+    ]);
+    expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | 2));
   });
 
   it('17.2.4: a disabled I/O breakpoint matching with an enabled one sets both B bits (as Bochs)', () => {

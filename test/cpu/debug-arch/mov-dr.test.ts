@@ -2,7 +2,7 @@
 // DR6/DR7, DR4/DR5 aliasing and #UD with CR4.DE, REX.R #UD, general detect (DR7.GD).
 import { expect } from 'chai';
 import {
-  DebugMachine, requireCpu, describeEvents, hex, RF, CR4_DE, DR6_INIT, DR6_BD, DR7_GD, UD_CLEAR_DE,
+  DebugMachine, describeEvents, hex, RF, CR4_DE, DR6_INIT, DR6_BD, DR7_GD, UD_CLEAR_DE,
 } from './harness';
 
 /** Runs `body` and returns RBX/RCX/RDX/RSI low halves at the final HLT. */
@@ -14,9 +14,6 @@ function runRegs(body: string, setup?: (m: DebugMachine) => void) {
 }
 
 describe('debug architecture: MOV DR (SDM 17.2, Vol. 2 MOV—Move to/from Debug Registers)', function () {
-  before(function () {
-    requireCpu(this);
-  });
 
   it('17.2 / Table 9-1: reset values DR6 = FFFF0FF0H and DR7 = 400H, read by the guest', () => {
     const { r, rbx, rcx } = runRegs(`
@@ -148,7 +145,7 @@ resume:
     expect(hex(m.dr(7))).to.equal('0x400');
   });
 
-  it('MOV DR #UD: REX.R (DR8-DR15) is #UD', () => {
+  it('Vol. 2 MOV DR 64-bit exceptions: REX.R (DR8-DR15) is #UD', () => {
     const m = new DebugMachine().load(`
 start:
 bad:
@@ -161,7 +158,7 @@ resume:
     expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[6, hex(m.sym('bad'))]]);
   });
 
-  it('MOV DR #UD: a LOCK prefix is #UD', () => {
+  it('Vol. 2 MOV DR exceptions: a LOCK prefix is #UD', () => {
     const m = new DebugMachine().load(`
 start:
 bad:
