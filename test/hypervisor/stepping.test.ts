@@ -61,3 +61,19 @@ describe('stepping capabilities on the real CPU', () => {
     expect(r.stops.every((s) => s.kind === 'mtf')).to.equal(true);
   });
 });
+
+describe('intercept-bp on the real CPU', () => {
+  for (const backend of ['vmx', 'svm'] as const) {
+    it(`${backend}: int3 stops with RIP at the int3; without the capability the guest takes its own #BP`, () => {
+      const code = [0x90, 0xcc, 0xb0, 0x05, 0xe6, 0xf4]; // nop; int3; mov al, 5; out 0xf4, al
+      const img: LoadedImage = { entry: 0x100000, symbols: new Map(), segments: [{ address: 0x100000, data: Uint8Array.from(code), memSize: code.length, flags: 5 }] };
+      const vm = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, memMiB: 2 });
+      vm.setCapability(0, 'intercept-bp', true);
+      expect(vm.run([0], 100)).to.deep.equal({ kind: 'breakpoint', vcpu: 0, rip: { lo: 0x100001, hi: 0 } });
+      vm.setRegister(0, 'rip', { lo: 0x100002, hi: 0 });
+      expect(vm.run([0], 100)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 5 });
+      const own = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, memMiB: 2 });
+      expect(own.run([0], 100).kind).to.equal('triple-fault'); // no IDT: the guest's own #BP cannot be delivered
+    });
+  }
+});
