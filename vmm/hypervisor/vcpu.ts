@@ -74,6 +74,7 @@ export class Vcpu {
   private mtfAfterEmulation = false;
   private readonly exit: GenericExit = newGenericExit();
   private readonly cpuidOut = new Uint32Array(4);
+  private readonly scratch: U64 = { lo: 0, hi: 0 };
   private readonly stepObserver: StepObserver | null;
   private readonly enterLoadsDr6: boolean;
   private readonly enterProgram: StepProgram;
@@ -260,10 +261,13 @@ export class Vcpu {
     const c = this.cpu;
     const out = this.cpuidOut;
     emulateCpuid(this.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.index, this.vm.opts.vcpus, out);
-    c.setGpr(RAX, { lo: out[0], hi: 0 });
-    c.setGpr(RBX, { lo: out[1], hi: 0 });
-    c.setGpr(RCX, { lo: out[2], hi: 0 });
-    c.setGpr(RDX, { lo: out[3], hi: 0 });
+    // GuestCpu.setGpr copies the value: one scratch record serves the four writes.
+    const v = this.scratch;
+    v.hi = 0;
+    v.lo = out[0]; c.setGpr(RAX, v);
+    v.lo = out[1]; c.setGpr(RBX, v);
+    v.lo = out[2]; c.setGpr(RCX, v);
+    v.lo = out[3]; c.setGpr(RDX, v);
     this.complete(g.length);
     return null;
   }

@@ -20,6 +20,9 @@ interface VmcbCache {
   dbgctlLo: number; dbgctlHi: number;
 }
 
+/** 'svm:0xNN' strings, made once. */
+const BACKEND_REASON = Array.from({ length: 0x401 }, (_, i) => `svm:0x${i.toString(16)}`);
+
 /** #DF, #TS, #NP, #SS, #GP, #PF, #AC push an error code (EXITINFO1 holds it). */
 const EXCEPTIONS_WITH_ERROR_CODE = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 17);
 
@@ -203,7 +206,7 @@ export class SvmBackend implements VmBackend {
     const ctl = this.vmcb.control;
     const code = ctl.exitCode;
     const i1 = ctl.exitInfo1Lo;
-    g.backendReason = `svm:0x${(code >>> 0).toString(16)}`;
+    g.backendReason = code >= 0 && code < BACKEND_REASON.length ? BACKEND_REASON[code] : `svm:0x${(code >>> 0).toString(16)}`;
     g.length = length;
     if (code >= VMEXIT.EXCP_BASE && code < VMEXIT.EXCP_BASE + 32) {
       g.kind = 'exception';

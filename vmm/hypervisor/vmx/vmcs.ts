@@ -66,6 +66,11 @@ const ENCODINGS: readonly number[] = Object.values(VMCS);
 const SLOT_OF = new Int8Array(0x7000).fill(-1);
 ENCODINGS.forEach((enc, i) => { SLOT_OF[enc] = i; });
 
+/** Storage slot of a field (for the backend's hot path; VMREAD/VMWRITE go by encoding). */
+export function vmcsSlot(encoding: number): number {
+  return SLOT_OF[encoding];
+}
+
 /** Thrown for a VMREAD/VMWRITE of a field this VMCS does not have (VMfailValid). */
 export class VmcsError extends Error {}
 
@@ -74,8 +79,9 @@ export class VmcsError extends Error {}
  * 64-bit fields hold 64 bits; 32-bit fields keep only the low half.
  */
 export class Vmcs {
-  private readonly lo = new Uint32Array(ENCODINGS.length);
-  private readonly hi = new Uint32Array(ENCODINGS.length);
+  /** Storage by slot (see vmcsSlot): the processor's internal VMCS copy, for the backend's hot path. */
+  readonly lo = new Uint32Array(ENCODINGS.length);
+  readonly hi = new Uint32Array(ENCODINGS.length);
 
   private slot(encoding: number): number {
     const i = encoding >= 0 && encoding < SLOT_OF.length ? SLOT_OF[encoding] : -1;

@@ -10,8 +10,27 @@ import { GenericExit } from '../exit';
 import {
   EXIT_REASON, EXIT_REASON_ENTRY_FAIL, INTR_INFO_ERRCODE_VALID, INTR_INFO_VALID, INTR_T_EXTINT, INTR_T_HWEXCEPTION,
   INTR_T_NMI, INTR_T_PRIV_SWEXCEPTION, INTR_T_SWEXCEPTION, INTR_T_SWINTR, PROCBASED_HLT_EXITING, PROCBASED_MOV_DR_EXITING,
-  PROCBASED_MTF, PROCBASED_UNCOND_IO_EXITING, VMCS, VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_EXIT_SAVE_DEBUG_CONTROLS, Vmcs,
+  PROCBASED_MTF, PROCBASED_UNCOND_IO_EXITING, VMCS, VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_EXIT_SAVE_DEBUG_CONTROLS, Vmcs, vmcsSlot,
 } from './vmcs';
+
+/** Storage slots of the fields the entry/exit hot path touches on every transition. */
+const S_EXIT_REASON = vmcsSlot(VMCS.EXIT_REASON);
+const S_EXIT_QUALIFICATION = vmcsSlot(VMCS.EXIT_QUALIFICATION);
+const S_EXIT_INTR_INFO = vmcsSlot(VMCS.EXIT_INTR_INFO);
+const S_EXIT_INSTRUCTION_LENGTH = vmcsSlot(VMCS.EXIT_INSTRUCTION_LENGTH);
+const S_EXIT_CTLS = vmcsSlot(VMCS.EXIT_CTLS);
+const S_ENTRY_CTLS = vmcsSlot(VMCS.ENTRY_CTLS);
+const S_GUEST_DR7 = vmcsSlot(VMCS.GUEST_DR7);
+const S_GUEST_DEBUGCTL = vmcsSlot(VMCS.GUEST_IA32_DEBUGCTL);
+const S_PENDING_DBG = vmcsSlot(VMCS.GUEST_PENDING_DBG_EXCEPTIONS);
+const S_INTERRUPTIBILITY = vmcsSlot(VMCS.GUEST_INTERRUPTIBILITY);
+const S_ACTIVITY = vmcsSlot(VMCS.GUEST_ACTIVITY);
+const S_ENTRY_INTR_INFO = vmcsSlot(VMCS.ENTRY_INTR_INFO);
+const S_PROCBASED = vmcsSlot(VMCS.PRI_PROC_BASED_CTLS);
+const S_EXCEPTION_BITMAP = vmcsSlot(VMCS.EXCEPTION_BITMAP);
+
+/** 'vmx:N' strings, made once. */
+const BACKEND_REASON = Array.from({ length: 64 }, (_, i) => `vmx:${i}`);
 
 /** Pending debug exceptions: bits that must be 0 (26.3.1.5): 11:4, 13, 15, 31:17 (63:32 checked apart). */
 const PENDING_DBG_RESERVED = 0xfffeaff0;
@@ -57,7 +76,8 @@ export class VmxBackend implements VmBackend {
 
   hardwareEntry(): string | null {
     const v = this.vmcs;
-    const loadDebug = (v.read32(VMCS.ENTRY_CTLS) & VM_ENTRY_LOAD_DEBUG_CONTROLS) !== 0;
+    const lo = v.lo;
+    const loadDebug = (lo[S_ENTRY_CTLS] & VM_ENTRY_LOAD_DEBUG_CONTROLS) !== 0;
     const why = this.checkGuestState(loadDebug);
     if (why !== null) {
       v.write32(VMCS.EXIT_REASON, EXIT_REASON_ENTRY_FAIL | EXIT_REASON.INVAL_VMCS);
@@ -67,21 +87,22 @@ export class VmxBackend implements VmBackend {
     const p = this.phys;
     if (loadDebug) {
       // 26.3.2.1: DR7 loaded with bits 12, 15:14 forced 0 and bit 10 forced 1.
-      p.drLo[7] = normalizeDr7(v.read32(VMCS.GUEST_DR7));
+      p.drLo[7] = normalizeDr7(lo[S_GUEST_DR7]);
       p.drHi[7] = 0;
-      p.debugctlLo = v.read32(VMCS.GUEST_IA32_DEBUGCTL);
-      p.debugctlHi = v.readHi(VMCS.GUEST_IA32_DEBUGCTL);
+      p.debugctlLo = lo[S_GUEST_DEBUGCTL];
+      p.debugctlHi = v.hi[S_GUEST_DEBUGCTL];
       p.generation++;
     }
     const c = this.cpu;
-    c.pendingDebugExceptions = v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS);
-    c.interruptibility = v.read32(VMCS.GUEST_INTERRUPTIBILITY);
-    c.halted = v.read32(VMCS.GUEST_ACTIVITY) === ACTIVITY_HLT;
-    const procbased = v.read32(VMCS.PRI_PROC_BASED_CTLS);
-    c.intercepts.exceptionBitmap = v.read32(VMCS.EXCEPTION_BITMAP);
-    c.intercepts.movDr = (procbased & PROCBASED_MOV_DR_EXITING) !== 0;
-    c.intercepts.mtf = (procbased & PROCBASED_MTF) !== 0;
-    const info = v.read32(VMCS.ENTRY_INTR_INFO);
+    c.pendingDebugExceptions = lo[S_PENDING_DBG];
+    c.interruptibility = lo[S_INTERRUPTIBILITY];
+    c.halted = lo[S_ACTIVITY] === ACTIVITY_HLT;
+    const procbased = lo[S_PROCBASED];
+    const intercepts = c.intercepts;
+    intercepts.exceptionBitmap = lo[S_EXCEPTION_BITMAP];
+    intercepts.movDr = (procbased & PROCBASED_MOV_DR_EXITING) !== 0;
+    intercepts.mtf = (procbased & PROCBASED_MTF) !== 0;
+    const info = lo[S_ENTRY_INTR_INFO];
     if ((info & INTR_INFO_VALID) !== 0) {
       const type = (info >>> 8) & 7;
       const name = (Object.keys(EVENT_TYPE) as InjectedEvent['type'][]).find((k) => EVENT_TYPE[k] === type) ?? 'hw';
@@ -97,6 +118,11 @@ export class VmxBackend implements VmBackend {
   /** The entry checks of 26.3.1 that concern debug state. */
   private checkGuestState(loadDebug: boolean): string | null {
     const v = this.vmcs;
+    // The common case, checked first: nothing that any rule below could reject.
+    if ((!loadDebug || (v.hi[S_GUEST_DR7] === 0 && v.hi[S_GUEST_DEBUGCTL] === 0 && (v.lo[S_GUEST_DEBUGCTL] & ~DEBUGCTL_VALID) === 0)) &&
+        v.lo[S_PENDING_DBG] === 0 && v.hi[S_PENDING_DBG] === 0 && (v.lo[S_INTERRUPTIBILITY] & 3) === 0 && v.lo[S_ACTIVITY] !== ACTIVITY_HLT) {
+      return null;
+    }
     if (loadDebug) {
       if (v.readHi(VMCS.GUEST_DR7) !== 0) return 'VM entry failed: guest DR7[63:32] not zero';
       if (v.readHi(VMCS.GUEST_IA32_DEBUGCTL) !== 0 || (v.read32(VMCS.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_VALID) !== 0) {
@@ -162,15 +188,20 @@ export class VmxBackend implements VmBackend {
       case 'extint': reason = EXIT_REASON.EXT_INTR; break;
       case 'budget': reason = EXIT_REASON.EXT_INTR; this.lastExitNote = 'slice'; break;
     }
-    v.write32(VMCS.EXIT_REASON, reason);
-    v.write32(VMCS.EXIT_QUALIFICATION, qual);
-    v.write32(VMCS.EXIT_INTR_INFO, intrInfo);
-    v.write32(VMCS.EXIT_INSTRUCTION_LENGTH, length);
+    const lo = v.lo;
+    const hi = v.hi;
+    lo[S_EXIT_REASON] = reason;
+    lo[S_EXIT_QUALIFICATION] = qual;
+    hi[S_EXIT_QUALIFICATION] = 0;
+    lo[S_EXIT_INTR_INFO] = intrInfo;
+    lo[S_EXIT_INSTRUCTION_LENGTH] = length;
 
     const p = this.phys;
-    if ((v.read32(VMCS.EXIT_CTLS) & VM_EXIT_SAVE_DEBUG_CONTROLS) !== 0) {
-      v.write32(VMCS.GUEST_DR7, p.drLo[7], p.drHi[7]);
-      v.write32(VMCS.GUEST_IA32_DEBUGCTL, p.debugctlLo, p.debugctlHi);
+    if ((lo[S_EXIT_CTLS] & VM_EXIT_SAVE_DEBUG_CONTROLS) !== 0) {
+      lo[S_GUEST_DR7] = p.drLo[7];
+      hi[S_GUEST_DR7] = p.drHi[7];
+      lo[S_GUEST_DEBUGCTL] = p.debugctlLo;
+      hi[S_GUEST_DEBUGCTL] = p.debugctlHi;
     }
     const c = this.cpu;
     // 27.3.4: pending debug exceptions saved for MTF exits and for exits (not #DB) under
@@ -181,10 +212,11 @@ export class VmxBackend implements VmBackend {
     // stay pending and are delivered right after the next entry (26.6.3).
     const atBoundary = e.kind === 'budget' || e.kind === 'extint';
     const keepPending = reason === EXIT_REASON.MTF || atBoundary || (movss && !(e.kind === 'exception' && e.vector === 1));
-    v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, keepPending ? c.pendingDebugExceptions : 0);
-    v.write32(VMCS.GUEST_INTERRUPTIBILITY, c.interruptibility);
-    v.write32(VMCS.GUEST_ACTIVITY, c.halted ? ACTIVITY_HLT : 0);
-    v.write32(VMCS.ENTRY_INTR_INFO, v.read32(VMCS.ENTRY_INTR_INFO) & ~INTR_INFO_VALID);
+    lo[S_PENDING_DBG] = keepPending ? c.pendingDebugExceptions : 0;
+    hi[S_PENDING_DBG] = 0;
+    lo[S_INTERRUPTIBILITY] = c.interruptibility;
+    lo[S_ACTIVITY] = c.halted ? ACTIVITY_HLT : 0;
+    lo[S_ENTRY_INTR_INFO] = (lo[S_ENTRY_INTR_INFO] & ~INTR_INFO_VALID) >>> 0;
     this.decodeExit(out);
   }
 
@@ -202,10 +234,10 @@ export class VmxBackend implements VmBackend {
   /** vmx_exit_process's view: the exit reason and qualification, as a generic record. */
   private decodeExit(g: GenericExit): void {
     const v = this.vmcs;
-    const reason = v.read32(VMCS.EXIT_REASON) & 0xffff;
-    const qual = v.read32(VMCS.EXIT_QUALIFICATION);
-    g.backendReason = `vmx:${reason}`;
-    g.length = v.read32(VMCS.EXIT_INSTRUCTION_LENGTH);
+    const reason = v.lo[S_EXIT_REASON] & 0xffff;
+    const qual = v.lo[S_EXIT_QUALIFICATION];
+    g.backendReason = reason < BACKEND_REASON.length ? BACKEND_REASON[reason] : `vmx:${reason}`;
+    g.length = v.lo[S_EXIT_INSTRUCTION_LENGTH];
     switch (reason) {
       case EXIT_REASON.EXCEPTION_NMI: {
         const info = v.read32(VMCS.EXIT_INTR_INFO);
