@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
 import { DR_SWITCH_MODES } from '../../vmm/api/vm-options';
-import { DrSwitchRegs, enterSteps, leaveSteps, runSteps } from '../../vmm/hypervisor/dr-switch';
+import { DrSwitchRegs, StepProgram, enterSteps, leaveSteps, runProgram, runSteps } from '../../vmm/hypervisor/dr-switch';
 
 const names = (s: { name: string }[]): string[] => s.map((x) => x.name);
 
@@ -66,5 +66,32 @@ describe('DR switch as ordered steps (bhyve vmx_dr_enter_guest / leave_guest)', 
     expect(phys.drLo[0]).to.equal(0x1111);
     expect(phys.drLo[7]).to.equal(0x4ff);
     expect(phys.hostTF).to.equal(true);
+  });
+});
+
+describe('StepProgram (the no-observer executor) does exactly what the steps do', () => {
+  it('same physical and software state as running the steps one by one, for every backend and mode', () => {
+    const fill = (p: PhysicalCpu, r: DrSwitchRegs, seed: number): void => {
+      for (let n = 0; n < 8; n++) {
+        p.drLo[n] = (seed * (n + 3) * 2654435761) >>> 0; p.drHi[n] = (seed * (n + 7)) >>> 0;
+        r.guestLo[n] = (seed * (n + 11) * 40503) >>> 0; r.guestHi[n] = n;
+        r.hostLo[n] = (seed ^ (n * 977)) >>> 0; r.hostHi[n] = 0;
+      }
+      p.debugctlLo = seed & 0xff; p.hostTF = (seed & 1) === 1; r.hostTF = (seed & 2) === 2; r.hostDebugctlLo = seed & 3;
+    };
+    for (const backend of ['vmx', 'svm'] as const) {
+      for (const mode of DR_SWITCH_MODES) {
+        for (const steps of [enterSteps(backend, mode), leaveSteps(backend, mode)]) {
+          for (const seed of [1, 7, 12345]) {
+            const a = new PhysicalCpu(); const ra = new DrSwitchRegs(); fill(a, ra, seed);
+            const b = new PhysicalCpu(); const rb = new DrSwitchRegs(); fill(b, rb, seed);
+            runSteps(steps, a, ra, null);
+            runProgram(new StepProgram(steps), b, rb);
+            expect([...b.drLo, ...b.drHi, b.debugctlLo, b.hostTF]).to.deep.equal([...a.drLo, ...a.drHi, a.debugctlLo, a.hostTF]);
+            expect([...rb.guestLo, ...rb.hostLo, ...rb.hostHi, rb.hostTF, rb.hostDebugctlLo]).to.deep.equal([...ra.guestLo, ...ra.hostLo, ...ra.hostHi, ra.hostTF, ra.hostDebugctlLo]);
+          }
+        }
+      }
+    }
   });
 });

@@ -40,6 +40,8 @@ export type DrPart =
 export const enum StepOp {
   SaveHostDr, SaveHostDebugctl, ZeroDr7, ZeroDebugctl, SaveHostTF, ClearHostTF,
   LoadGuestDr, SaveGuestDr, RestoreHostDr, RestoreHostDebugctl, RestoreHostTF, HostPath,
+  // Fused forms used only by StepProgram (no observer: nothing can act between the four).
+  SaveHostDr0to3, LoadGuestDr0to3, SaveGuestDr0to3, RestoreHostDr0to3,
 }
 
 /** One step: a named operation on the physical CPU (every step has the same shape). */
@@ -67,23 +69,34 @@ function step(name: string, part: DrPart, op: StepOp, n = 0, dr6Holds?: 'guest' 
 /** Execute one step on the physical CPU and the software copies. */
 export function execStep(s: DrStep, p: PhysicalCpu, r: DrSwitchRegs): void {
   execOp(s.op, s.n, p, r);
+  p.generation++;
 }
 
+/** One operation; the caller bumps PhysicalCpu.generation (after each step, or once per program). */
 function execOp(op: StepOp, n: number, p: PhysicalCpu, r: DrSwitchRegs): void {
   switch (op) {
     case StepOp.SaveHostDr: r.hostLo[n] = p.drLo[n]; r.hostHi[n] = p.drHi[n]; return;
     case StepOp.SaveHostDebugctl: r.hostDebugctlLo = p.debugctlLo; r.hostDebugctlHi = p.debugctlHi; return;
-    case StepOp.ZeroDr7: p.drLo[7] = 0; p.drHi[7] = 0; p.generation++; return;
-    case StepOp.ZeroDebugctl: p.debugctlLo = 0; p.debugctlHi = 0; p.generation++; return;
+    case StepOp.ZeroDr7: p.drLo[7] = 0; p.drHi[7] = 0; return;
+    case StepOp.ZeroDebugctl: p.debugctlLo = 0; p.debugctlHi = 0; return;
     case StepOp.SaveHostTF: r.hostTF = p.hostTF; return;
     case StepOp.ClearHostTF: p.hostTF = false; return;
-    case StepOp.LoadGuestDr: p.drLo[n] = r.guestLo[n]; p.drHi[n] = r.guestHi[n]; p.generation++; return;
+    case StepOp.LoadGuestDr: p.drLo[n] = r.guestLo[n]; p.drHi[n] = r.guestHi[n]; return;
     case StepOp.SaveGuestDr: r.guestLo[n] = p.drLo[n]; r.guestHi[n] = p.drHi[n]; return;
-    case StepOp.RestoreHostDr: p.drLo[n] = r.hostLo[n]; p.drHi[n] = r.hostHi[n]; p.generation++; return;
-    case StepOp.RestoreHostDebugctl: p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi; p.generation++; return;
+    case StepOp.RestoreHostDr: p.drLo[n] = r.hostLo[n]; p.drHi[n] = r.hostHi[n]; return;
+    case StepOp.RestoreHostDebugctl: p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi; return;
     case StepOp.RestoreHostTF: p.hostTF = p.hostTF || r.hostTF; return; // write_rflags(read_rflags() | host_tf)
     case StepOp.HostPath: return;
+    case StepOp.SaveHostDr0to3: copy4(p.drLo, p.drHi, r.hostLo, r.hostHi); return;
+    case StepOp.LoadGuestDr0to3: copy4(r.guestLo, r.guestHi, p.drLo, p.drHi); return;
+    case StepOp.SaveGuestDr0to3: copy4(p.drLo, p.drHi, r.guestLo, r.guestHi); return;
+    case StepOp.RestoreHostDr0to3: copy4(r.hostLo, r.hostHi, p.drLo, p.drHi); return;
   }
+}
+
+function copy4(fromLo: Uint32Array, fromHi: Uint32Array, toLo: Uint32Array, toHi: Uint32Array): void {
+  toLo[0] = fromLo[0]; toLo[1] = fromLo[1]; toLo[2] = fromLo[2]; toLo[3] = fromLo[3];
+  toHi[0] = fromHi[0]; toHi[1] = fromHi[1]; toHi[2] = fromHi[2]; toHi[3] = fromHi[3];
 }
 
 const PMAP_ACTIVATE = step('pmap-activate', 'host-path', StepOp.HostPath);
@@ -145,21 +158,86 @@ export function leaveSteps(backend: BackendName, mode: DrSwitchMode): DrStep[] {
   return fullLeaveSteps(backend).filter((s) => !out.has(s.part));
 }
 
-/** A step list as the executor's program: op and DR number per step, in order. */
+const FUSED: ReadonlyMap<StepOp, StepOp> = new Map([
+  [StepOp.SaveHostDr, StepOp.SaveHostDr0to3], [StepOp.LoadGuestDr, StepOp.LoadGuestDr0to3],
+  [StepOp.SaveGuestDr, StepOp.SaveGuestDr0to3], [StepOp.RestoreHostDr, StepOp.RestoreHostDr0to3],
+]);
+
+/**
+ * A step list compiled for the executor when no observer watches: op and DR number per
+ * step, in order, with host-path no-ops dropped and each run of the same operation on
+ * DR0, DR1, DR2, DR3 fused into one (same effect: nothing can act between them).
+ */
 export class StepProgram {
   readonly ops: Uint8Array;
   readonly ns: Uint8Array;
   constructor(readonly steps: readonly DrStep[]) {
-    this.ops = Uint8Array.from(steps.map((s) => s.op));
-    this.ns = Uint8Array.from(steps.map((s) => s.n));
+    const ops: number[] = [];
+    const ns: number[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      const s = steps[i];
+      if (s.op === StepOp.HostPath) continue;
+      const fused = FUSED.get(s.op);
+      if (fused !== undefined && s.n === 0 && i + 3 < steps.length &&
+          [1, 2, 3].every((k) => steps[i + k].op === s.op && steps[i + k].n === k)) {
+        ops.push(fused);
+        ns.push(0);
+        i += 3;
+        continue;
+      }
+      ops.push(s.op);
+      ns.push(s.n);
+    }
+    this.ops = Uint8Array.from(ops);
+    this.ns = Uint8Array.from(ns);
   }
 }
 
 /** Run a program without an observer (nothing acts between steps): the hot path. */
 export function runProgram(prog: StepProgram, phys: PhysicalCpu, regs: DrSwitchRegs): void {
+  // execOp inlined by hand: this loop runs twice per VM exit.
   const ops = prog.ops;
   const ns = prog.ns;
-  for (let i = 0; i < ops.length; i++) execOp(ops[i], ns[i], phys, regs);
+  const pLo = phys.drLo;
+  const pHi = phys.drHi;
+  const gLo = regs.guestLo;
+  const gHi = regs.guestHi;
+  const hLo = regs.hostLo;
+  const hHi = regs.hostHi;
+  for (let i = 0; i < ops.length; i++) {
+    const n = ns[i];
+    switch (ops[i]) {
+      case StepOp.SaveHostDr: hLo[n] = pLo[n]; hHi[n] = pHi[n]; break;
+      case StepOp.SaveHostDebugctl: regs.hostDebugctlLo = phys.debugctlLo; regs.hostDebugctlHi = phys.debugctlHi; break;
+      case StepOp.ZeroDr7: pLo[7] = 0; pHi[7] = 0; break;
+      case StepOp.ZeroDebugctl: phys.debugctlLo = 0; phys.debugctlHi = 0; break;
+      case StepOp.SaveHostTF: regs.hostTF = phys.hostTF; break;
+      case StepOp.ClearHostTF: phys.hostTF = false; break;
+      case StepOp.LoadGuestDr: pLo[n] = gLo[n]; pHi[n] = gHi[n]; break;
+      case StepOp.SaveGuestDr: gLo[n] = pLo[n]; gHi[n] = pHi[n]; break;
+      case StepOp.RestoreHostDr: pLo[n] = hLo[n]; pHi[n] = hHi[n]; break;
+      case StepOp.RestoreHostDebugctl: phys.debugctlLo = regs.hostDebugctlLo; phys.debugctlHi = regs.hostDebugctlHi; break;
+      case StepOp.RestoreHostTF: phys.hostTF = phys.hostTF || regs.hostTF; break;
+      case StepOp.SaveHostDr0to3:
+        hLo[0] = pLo[0]; hLo[1] = pLo[1]; hLo[2] = pLo[2]; hLo[3] = pLo[3];
+        hHi[0] = pHi[0]; hHi[1] = pHi[1]; hHi[2] = pHi[2]; hHi[3] = pHi[3];
+        break;
+      case StepOp.LoadGuestDr0to3:
+        pLo[0] = gLo[0]; pLo[1] = gLo[1]; pLo[2] = gLo[2]; pLo[3] = gLo[3];
+        pHi[0] = gHi[0]; pHi[1] = gHi[1]; pHi[2] = gHi[2]; pHi[3] = gHi[3];
+        break;
+      case StepOp.SaveGuestDr0to3:
+        gLo[0] = pLo[0]; gLo[1] = pLo[1]; gLo[2] = pLo[2]; gLo[3] = pLo[3];
+        gHi[0] = pHi[0]; gHi[1] = pHi[1]; gHi[2] = pHi[2]; gHi[3] = pHi[3];
+        break;
+      case StepOp.RestoreHostDr0to3:
+        pLo[0] = hLo[0]; pLo[1] = hLo[1]; pLo[2] = hLo[2]; pLo[3] = hLo[3];
+        pHi[0] = hHi[0]; pHi[1] = hHi[1]; pHi[2] = hHi[2]; pHi[3] = hHi[3];
+        break;
+      default: break;
+    }
+  }
+  phys.generation++;
 }
 
 /** The host "micro-program" executor: run the steps in order, the observer after each. */

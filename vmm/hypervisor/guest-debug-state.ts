@@ -29,8 +29,12 @@ export class DebugState {
 
   /** Take every register from the physical CPU. */
   captureFrom(phys: PhysicalCpu): void {
-    this.lo.set(phys.drLo);
-    this.hi.set(phys.drHi);
+    const lo = this.lo;
+    const hi = this.hi;
+    const plo = phys.drLo;
+    const phi = phys.drHi;
+    lo[0] = plo[0]; lo[1] = plo[1]; lo[2] = plo[2]; lo[3] = plo[3]; lo[6] = plo[6]; lo[7] = plo[7];
+    hi[0] = phi[0]; hi[1] = phi[1]; hi[2] = phi[2]; hi[3] = phi[3]; hi[6] = phi[6]; hi[7] = phi[7];
     this.debugctlLo = phys.debugctlLo;
     this.debugctlHi = phys.debugctlHi;
   }
