@@ -186,3 +186,26 @@ describe('Vm: debug-register views and the debugger', () => {
     expect([...types].sort()).to.deep.equal(['dr-write', 'exit', 'leak', 'phase']);
   });
 });
+
+describe('Vm: more than four breakpoints', () => {
+  it('the debugger wins a slot, describeDebugState names the suspended guest breakpoint, and it comes back', () => {
+    const { vm, cpus } = fakeVm({}, []);
+    cpus[0].idleCpuid = false;
+    vm.setRegister(0, 'dr0', u(0x1000));
+    vm.setRegister(0, 'dr1', u(0x2000));
+    vm.setRegister(0, 'dr2', u(0x3000));
+    vm.setRegister(0, 'dr3', u(0x4000));
+    vm.setRegister(0, 'dr7', u(0x400 | 0x55 | 0x99990000));
+    vm.setDebuggerSlots(0, [{ address: u(0x8000), type: 'write', len: 8 }]);
+    expect(vm.describeDebugState(0)).to.match(/guest breakpoint 3 suspended/);
+    expect(vm.getRegister(0, 'dr3')).to.deep.equal(u(0x4000)); // the guest view is untouched
+    cpus[0].script.push({ op: 'store', address: 0x8000, len: 8 });
+    expect(vm.run([0], 5)).to.deep.equal({ kind: 'debug', vcpu: 0, slotsHit: 1, step: false });
+    vm.setDebuggerSlots(0, [null]);
+    expect(vm.describeDebugState(0)).to.not.match(/suspended/);
+    cpus[0].script.push({ op: 'store', address: 0x4000, len: 8 });
+    vm.run([0], 5);
+    expect(cpus[0].guestDbs.length).to.equal(1);
+    expect(vm.leaks()).to.deep.equal([]);
+  });
+});

@@ -7,6 +7,7 @@ import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
 import { U64 } from '../u64';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
+import { hex } from '../hypervisor/debug-bits';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
 import { SvmBackend } from '../hypervisor/svm/svm-backend';
@@ -115,6 +116,9 @@ export class Vm implements VmApi {
   setTraceSink(sink: TraceSink | null): void {
     this.traceSink = sink;
     this.shared.trace = sink;
+    this.host.onWrite = sink === null ? null : (n: number, lo: number, hi: number): void => {
+      sink({ type: 'dr-write', ts: this.instructions(), vcpu: -1, register: `dr${n}`, value: hex(lo, hi), by: 'host' });
+    };
     this.leakDetector.onLeak = sink === null ? null : (leak: DebugLeak): void => {
       const ev: TraceEvent = { type: 'leak', ts: this.instructions(), vcpu: leak.vcpu, leak };
       sink(ev);

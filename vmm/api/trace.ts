@@ -11,7 +11,11 @@ export type TraceEvent =
   | { type: 'exit'; ts: number; vcpu: number; reason: string; backendReason: string }
   /** A #DB the hypervisor saw: its DR6 status bits and whose it was. */
   | { type: 'db'; ts: number; vcpu: number; dr6: number; owner: 'guest' | 'debugger' | 'both' }
-  /** A debug-register write through the hypervisor (register interface, emulated MOV DR, host). */
+  /**
+   * A debug-register write through the hypervisor (register interface, emulated MOV DR) or by
+   * the host (vcpu -1). Guest MOV DR writes that are not intercepted go straight to the
+   * hardware and are not seen.
+   */
   | { type: 'dr-write'; ts: number; vcpu: number; register: string; value: string; by: 'client' | 'guest' | 'hypervisor' | 'host' }
   | { type: 'leak'; ts: number; vcpu: number; leak: DebugLeak };
 

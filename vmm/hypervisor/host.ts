@@ -27,6 +27,8 @@ export class HostContext {
   watchHits = 0;
   singleStepTraps = 0;
   breakpointHits = 0;
+  /** Told of every deliberate host write of a debug register (the VM's trace). */
+  onWrite: ((n: number, lo: number, hi: number) => void) | null = null;
 
   constructor(readonly phys: PhysicalCpu) {
     for (let n = 0; n < 4; n++) this.write(n, STALE_HOST_DR[n], HOST_HI);
@@ -42,6 +44,7 @@ export class HostContext {
     this.owned.lo[n] = lo >>> 0;
     this.owned.hi[n] = hi >>> 0;
     if (n === 6) this.dr6HoldsGuest = false;
+    if (this.onWrite !== null) this.onWrite(n, lo >>> 0, hi >>> 0);
   }
 
   setTF(on: boolean): void {
