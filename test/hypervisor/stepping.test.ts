@@ -77,3 +77,41 @@ describe('intercept-bp on the real CPU', () => {
     });
   }
 });
+
+describe('rflags-tf through the stepper guest (loop, call, OUT, CPUID, STI;HLT woken by the timer, its interrupt handler)', () => {
+  const fs = require('fs') as typeof import('fs');
+  const path = require('path') as typeof import('path');
+  const { parseElf } = require('../../vmm/loader/elf') as typeof import('../../vmm/loader/elf');
+  const run = (backend: BackendName): string[] => {
+    const img = parseElf(new Uint8Array(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'guests', 'stepper.elf'))), 16 << 20, 1);
+    const vm = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, memMiB: 16 });
+    const start = img.symbols.get('step_start') ?? -1;
+    const end = img.symbols.get('step_end') ?? -1;
+    vm.setDebuggerSlots(0, [{ address: { lo: start, hi: 0 }, type: 'exec', len: 1 }]);
+    expect(vm.run([0], 1e6)).to.deep.include({ kind: 'debug', slotsHit: 1 });
+    vm.setDebuggerSlots(0, [null]);
+    vm.setCapability(0, 'rflags-tf', true);
+    const rips: string[] = [];
+    for (let n = 0; n < 500; n++) {
+      const s = vm.run([0], 100);
+      expect(s).to.deep.equal({ kind: 'debug', vcpu: 0, slotsHit: 0, step: true });
+      expect(vm.getRegister(0, 'rflags').lo & 0x100, 'TF hidden').to.equal(0);
+      const rip = vm.getRegister(0, 'rip').lo;
+      rips.push(rip.toString(16));
+      if (rip === end) break;
+    }
+    vm.setCapability(0, 'rflags-tf', false);
+    expect(vm.run([0], 1e6)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
+    const ticks = vm.readMemory(img.symbols.get('step_ticks') ?? -1, 8);
+    expect(ticks?.[0]).to.equal(1);
+    expect(vm.leaks()).to.deep.equal([]);
+    return rips;
+  };
+
+  it('reaches step_end on both backends through the same instructions; the guest never sees TF and finishes normally', () => {
+    const vmx = run('vmx');
+    const svm = run('svm');
+    expect(vmx.length).to.be.greaterThan(100);
+    expect(svm).to.deep.equal(vmx);
+  });
+});

@@ -41,6 +41,8 @@ export interface VmBackend {
   setExceptionIntercept(vector: number, on: boolean): void;
   /** MOV-DR exiting (VT-x) / DR0-7 read and write intercepts (SVM). */
   setDrIntercept(on: boolean): void;
+  /** STI / MOV-SS blocking (bits 0, 1) the next entry will load. */
+  guestInterruptibility(): number;
   /** Monitor trap flag; false when the backend has none (SVM). */
   setMtf(on: boolean): boolean;
   /**

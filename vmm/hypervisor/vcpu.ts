@@ -95,6 +95,7 @@ export class Vcpu {
   private stepRsp = 0;
   private stepOpcode = 0;
   private stepInstret = 0;
+  private stepViaMtf = false;
 
   constructor(readonly index: number, readonly cpu: GuestCpu, readonly backend: VmBackend, private readonly vm: VmShared) {
     this.nextPreempt = vm.opts.preemptEvery > 0 ? vm.opts.preemptEvery : Infinity;
@@ -193,7 +194,7 @@ export class Vcpu {
     scenario.exitHandling(this.index, g.kind);
     this.mtfAfterEmulation = false;
     let stop = this.handleExit(g);
-    if (stop === null && this.mtfAfterEmulation) stop = { kind: 'mtf', vcpu: this.index };
+    if (stop === null && this.mtfAfterEmulation) stop = this.stepViaMtf ? this.finishStep(0, true) : { kind: 'mtf', vcpu: this.index };
     scenario.endOfIteration();
     return stop;
   }
@@ -217,6 +218,7 @@ export class Vcpu {
       case 'mov-dr': return this.handleMovDr(g);
       case 'exception': return this.handleException(g);
       case 'mtf':
+        if (this.stepViaMtf) return this.finishStep(0, true);
         if (this.caps.has('mtf')) return { kind: 'mtf', vcpu: this.index };
         return null;
       case 'npf':
@@ -234,7 +236,7 @@ export class Vcpu {
     this.backend.afterEmulation();
     // An emulated instruction gets no MTF exit from the hardware: a VMM injects a pending
     // MTF (type 7); here the client's MTF stop is reported right away.
-    if (this.capMtf) this.mtfAfterEmulation = true;
+    if (this.capMtf || this.stepViaMtf) this.mtfAfterEmulation = true;
   }
 
   private stopWith(stop: VmStop): VmStop {
@@ -247,7 +249,8 @@ export class Vcpu {
     this.complete(g.length);
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && this.cpu.interruptPending) return null;
-    if (ifSet && this.timerPeriod > 0 && !this.caps.has('rflags-tf') && !this.caps.has('mtf')) {
+    if (ifSet && this.timerPeriod > 0) {
+      // (Also while the client steps: a step over HLT ends when the timer wakes it.)
       // Nothing runs while halted: the virtual timer's next tick comes at once.
       this.cpu.requestInterrupt(this.timerVector);
       this.timerNext = this.cpu.instret + this.timerPeriod;
@@ -488,8 +491,15 @@ export class Vcpu {
     this.stepRsp = c.getGpr(RSP).lo;
     this.stepOpcode = this.opcodeAt(c.getReg('rip').lo);
     this.stepInstret = c.instret;
-    c.setReg('rflags', { lo: (rf.lo | RFLAGS_TF) >>> 0, hi: rf.hi });
     this.stepArmed = true;
+    if (this.backend.name === 'vmx' && this.backend.guestInterruptibility() !== 0 && !this.stepGuestTF) {
+      // In an STI / MOV-SS shadow VM entry requires pending-debug BS = TF (26.3.1.5), which
+      // would re-raise the trap already reported: this one step is taken with MTF instead.
+      this.stepViaMtf = true;
+      this.backend.setMtf(true);
+      return;
+    }
+    c.setReg('rflags', { lo: (rf.lo | RFLAGS_TF) >>> 0, hi: rf.hi });
   }
 
   /** The first opcode byte after legacy and REX prefixes. */
@@ -516,11 +526,15 @@ export class Vcpu {
     } else if (this.stepOpcode === 0x9c) {
       this.fixPushedTF(rsp); // PUSHF
     }
-    // An event delivered during the step pushed RFLAGS with our TF: frame [rip, cs, rflags, rsp, ss],
-    // possibly after an error code; recognised by the saved RSP.
-    for (const skip of [0, 8]) {
-      const saved = mem.read(rsp + skip + 24, 8);
-      if (saved !== undefined && new DataView(saved.buffer).getUint32(0, true) === this.stepRsp && rsp + skip + 40 <= this.stepRsp) {
+    // An event delivered during the step pushed RFLAGS with our TF: a frame [rip, cs, rflags,
+    // rsp, ss], maybe below an error code and what the handler's first instruction pushed;
+    // recognised by the saved RSP and CS.
+    const cs = c.getReg('cs').lo;
+    for (let skip = 0; skip <= 64 && rsp + skip + 40 <= this.stepRsp + 16; skip += 8) {
+      const frame = mem.read(rsp + skip, 40);
+      if (frame === undefined) break;
+      const f = new DataView(frame.buffer);
+      if (f.getUint32(24, true) === this.stepRsp && f.getUint32(8, true) === cs && (f.getUint32(16, true) & RFLAGS_TF) !== 0) {
         this.fixPushedTF(rsp + skip + 16);
         break;
       }
@@ -528,6 +542,10 @@ export class Vcpu {
     c.setReg('rflags', { lo: guestTF ? (rf.lo | RFLAGS_TF) >>> 0 : (rf.lo & ~RFLAGS_TF) >>> 0, hi: rf.hi });
     // A step that ended on a slice boundary left its BS trap pending: it was this step's.
     if (!this.stepGuestTF) this.backend.clearPendingSingleStep();
+    if (this.stepViaMtf) {
+      this.stepViaMtf = false;
+      this.backend.setMtf(this.capMtf);
+    }
     this.stepArmed = false;
     return { kind: 'debug', vcpu: this.index, slotsHit, step };
   }

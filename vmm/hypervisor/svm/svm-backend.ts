@@ -282,6 +282,8 @@ export class SvmBackend implements VmBackend {
     this.dirty |= VMCB_CLEAN_I;
   }
 
+  guestInterruptibility(): number { return this.vmcb.control.interruptShadow & 3; }
+
   setDrIntercept(on: boolean): void {
     // DR0-3, DR6, DR7 (bits 4 and 5 alias 6 and 7 with CR4.DE=0).
     const bits = on ? 0xff : 0;

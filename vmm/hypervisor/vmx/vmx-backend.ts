@@ -305,6 +305,8 @@ export class VmxBackend implements VmBackend {
     this.vmcs.write32(VMCS.EXCEPTION_BITMAP, on ? b | (1 << vector) : b & ~(1 << vector));
   }
 
+  guestInterruptibility(): number { return this.vmcs.lo[S_INTERRUPTIBILITY] & 3; }
+
   setDrIntercept(on: boolean): void { this.setProcbased(PROCBASED_MOV_DR_EXITING, on); }
 
   setMtf(on: boolean): boolean { this.setProcbased(PROCBASED_MTF, on); return true; }
