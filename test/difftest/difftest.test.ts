@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { diffRun } from './compare';
-import { edgeCaseSpecs, faultSpecs, workloadSpec } from './corpus';
+import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
 import { CpuClass, loadCpuClass } from './sim';
@@ -42,6 +42,12 @@ describe('differential test against the real CPU (ptrace single-step)', function
 
   for (const spec of edgeCaseSpecs(1)) {
     it(`edge cases: ${spec.name}`, async function () {
+      await check(this, spec, ['int3']);
+    });
+  }
+
+  for (const spec of randomSpecs(2, 2500, 0x5eed0001n)) {
+    it(`random instruction sequence: ${spec.name}`, async function () {
       await check(this, spec, ['int3']);
     });
   }
