@@ -56,10 +56,11 @@ export async function diffRun(spec: RunSpec, Cpu: CpuClass): Promise<DiffResult>
   const sim = new SimRunner(spec, Cpu);
   const result: DiffResult = { name: spec.name, steps: 0, console: '', end: 'none' };
   let prev: TraceRecord | undefined;
+  let dumpIndex = 0;
   try {
     for await (const nat of native.records) {
       if (nat.kind === Kind.Dump) {
-        const addr = spec.dumps?.find((d) => d.size === nat.auxLo)?.address ?? -1;
+        const addr = spec.dumps?.[dumpIndex++]?.address ?? -1;
         const mine = sim.mem.bytes.subarray(addr, addr + nat.auxLo);
         const bad = nat.data ? nat.data.findIndex((b, i) => b !== mine[i]) : 0;
         if (bad >= 0 && !result.mismatch) {

@@ -27,6 +27,8 @@ export function workloadSpec(name: string, maxSteps?: number): RunSpec {
     regions: [...img.segments.map((s) => ({ address: s.address, size: s.memSize, data: s.data })), { address: STACK_TOP - STACK_SIZE, size: STACK_SIZE }],
     regs: { rip: img.entry, rsp: STACK_TOP, rdi: 0, rsi: 1 },
     maxSteps,
+    // Writable data and the stack are compared at the end.
+    dumps: [...img.segments.filter((s) => s.flags & 2).map((s) => ({ address: s.address, size: s.memSize })), { address: STACK_TOP - STACK_SIZE, size: STACK_SIZE }],
     memSize: MEM_SIZE,
   };
 }
