@@ -295,7 +295,7 @@ export function randomSpecs(count: number, length: number, seed: bigint): RunSpe
       const s = SUFFIX[size];
       const a = sized(reg(), size);
       const b = sized(reg(), size);
-      switch (r(14)) {
+      switch (r(15)) {
         case 0:
         case 1: {
           const op = ['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'][r(9)];
@@ -312,9 +312,10 @@ export function randomSpecs(count: number, length: number, seed: bigint): RunSpe
         case 3: {
           const op = ['shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr'][r(7)];
           const form = r(3);
-          if (form === 0) lines.push(`mov $${r(2) ? r(70) : r(256)}, %cl`, `${op}${s} %cl, ${a === '%cl' ? '%al' : a}`);
-          else if (form === 1) lines.push(`${op}${s} $${r(size)}, ${a}`);
-          else lines.push(`${op}${s} ${a}`);
+          const dst = r(4) ? a : mem(size);
+          if (form === 0) lines.push(`mov $${r(2) ? r(70) : r(256)}, %cl`, `${op}${s} %cl, ${dst === '%cl' ? '%al' : dst}`);
+          else if (form === 1) lines.push(`${op}${s} $${r(size)}, ${dst}`);
+          else lines.push(`${op}${s} ${dst}`);
           break;
         }
         case 4:
@@ -366,6 +367,39 @@ export function randomSpecs(count: number, length: number, seed: bigint): RunSpe
         case 12:
           lines.push(`mov${s} ${r(2) ? b : '$' + imm(size)}, ${mem(size)}`, `mov${s} ${mem(size)}, ${a}`);
           break;
+        case 13: {
+          // Memory forms gcc emits: multiply, setcc, cmov, xchg/xadd, bit strings, push/pop.
+          const m = mem(size === 8 ? 64 : size);
+          const sz = size === 8 ? 64 : size;
+          const t = sized(reg(), sz);
+          switch (r(8)) {
+            case 0: lines.push(`${['mul', 'imul'][r(2)]}${SUFFIX[sz]} ${m}`); break;
+            case 1: lines.push(`imul${SUFFIX[sz]} ${m}, ${t}`); break;
+            case 2: lines.push(`set${CCS[r(16)]} ${mem(8)}`, `cmov${CCS[r(16)]}${SUFFIX[sz === 16 ? 16 : sz]} ${m}, ${t}`); break;
+            case 3: lines.push(`${r(2) ? 'xchg' : 'lock xadd'}${SUFFIX[sz]} ${t}, ${m}`); break;
+            case 4: {
+              // Register bit offsets address the bit string beyond the operand (SDM BT).
+              const off = sized(reg(), sz);
+              lines.push(`mov${SUFFIX[sz]} $${r(1024) - 256}, ${off}`, `${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} ${off}, 0x800(%r15)`);
+              break;
+            }
+            case 5: lines.push(`${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} $${r(256)}, ${m}`); break;
+            case 6: {
+              const w = r(2) ? 'q' : 'w';
+              lines.push(`push${w} ${r(2) ? mem(w === 'q' ? 64 : 16) : '$' + imm(16)}`, `pop${w} ${mem(w === 'q' ? 64 : 16)}`);
+              break;
+            }
+            default: {
+              // The legacy high-byte registers (no REX prefix possible).
+              const hb = ['%ah', '%bh', '%ch', '%dh'];
+              const lb = ['%al', '%bl', '%cl', '%dl'];
+              const x = hb[r(4)];
+              const y = [...hb, ...lb][r(8)];
+              lines.push(`${['add', 'sub', 'xor', 'adc', 'cmp', 'mov'][r(6)]}b ${y}, ${x}`, `movzbl ${x}, %e${'abcd'[r(4)]}x`, `movsbw ${hb[r(4)]}, %${'abcd'[r(4)]}x`);
+            }
+          }
+          break;
+        }
         default:
           lines.push(['cbtw', 'cwtl', 'cltq', 'cwtd', 'cltd', 'cqto', 'stc', 'clc', 'cmc', 'lahf', 'sahf'][r(11)]);
       }
