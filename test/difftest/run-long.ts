@@ -1,5 +1,5 @@
 /**
- * npm run difftest: the long differential run. Whole workload guests (-O0 and -O2, to
+ * npm run difftest: the long differential run. Whole workload guests (-O0, -O1, -O2, -Os, to
  * their exit), the edge cases at 4x the bounded run's size and 40 random instruction
  * sequences (DIFFTEST_SEED=n repeats a run's). Exit status 1 on a mismatch.
  */
@@ -16,7 +16,7 @@ async function main(): Promise<number> {
   }
   const seed = process.env.DIFFTEST_SEED ? BigInt(process.env.DIFFTEST_SEED) : BigInt(Date.now());
   console.log(`random sequences: seed ${seed} (DIFFTEST_SEED=${seed} repeats them)`);
-  const specs = [workloadSpec('workload-O2'), workloadSpec('workload-O0'), ...edgeCaseSpecs(4), ...faultSpecs(), ...randomSpecs(40, 5000, seed)];
+  const specs = [...['O2', 'O0', 'O1', 'Os'].map((o) => workloadSpec(`workload-${o}`)), ...edgeCaseSpecs(4), ...faultSpecs(), ...randomSpecs(40, 5000, seed)];
   let failed = 0;
   for (const spec of specs) {
     const t0 = Date.now();

@@ -35,7 +35,7 @@ describe('built-in guests on the simulated CPU', function () {
   });
   const run = (name: string) => runGuest(Cpu!, path.join(GUESTS, `${name}.elf`));
 
-  for (const level of ['O0', 'O2']) {
+  for (const level of ['O0', 'O1', 'O2', 'Os']) {
     it(`workload-${level} prints exactly the checksums of the same C built natively`, () => {
       const expected = nativeWorkloadOutput(level);
       expect(expected).to.match(/^total 0x[0-9a-f]+$/m);
