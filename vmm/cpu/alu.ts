@@ -126,8 +126,7 @@ export function imulTrunc(c: CpuCore, size: number, aLo: number, aHi: number, bL
     const ext = hi >>> 31 ? 0xffffffff : 0;
     ovf = W[2] !== ext || W[3] !== ext;
   }
-  const f = ovf ? CF | OF : 0;
-  c.setArith(f | szp(size, lo, hi));
+  mergeArith(c, CF | OF, ovf ? CF | OF : 0); // SF ZF AF PF unchanged (as AMD Zen does)
   c.t = hi;
   return lo;
 }
@@ -187,7 +186,8 @@ export function mulWide(c: CpuCore, signed: boolean, size: number, sLo: number, 
     } else high = (W[2] | W[3]) !== 0;
     fl = szp(8, W[0], W[1]);
   }
-  c.setArith((high ? CF | OF : 0) | fl);
+  mergeArith(c, CF | OF, high ? CF | OF : 0); // SF ZF AF PF unchanged (as AMD Zen does)
+  void fl;
 }
 
 /** DIV / IDIV: rDX:rAX / src. #DE (vector 0) on a zero divisor or a quotient overflow. */

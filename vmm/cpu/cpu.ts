@@ -16,9 +16,9 @@ import { PhysicalCpu } from './physical-cpu';
 import { CpuExit } from './cpu-exit';
 import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent } from './guest-cpu';
 import { CpuCore, FAULT, FaultKind } from './core';
-import { Insn } from './insn';
+import { Insn, Op } from './insn';
 import { decode } from './decoder';
-import { exec } from './exec';
+import { bindHandler } from './fast';
 import { SHADOW_MOVSS } from './exec-system';
 import { DR6_BS } from './mov-dr';
 import { TF, RF, IF } from './flags';
@@ -30,10 +30,34 @@ const MTF: CpuExit = { kind: 'mtf' };
 const DEBUGCTL_LBR = 1;
 const DEBUGCTL_BTF = 2;
 
+const MAX_BLOCK = 32;
+
+/** Straight-line run of decoded instructions, with its two most recent successors. */
+class Block {
+  readonly insns: Insn[] = [];
+  succ0: Block | null = null;
+  succ1: Block | null = null;
+  constructor(readonly addr: number, readonly epoch: number) {}
+}
+
+/** Instructions after which a block ends (unconditional transfers, events, exits). */
+function endsBlock(op: Op): boolean {
+  switch (op) {
+    case Op.JMP_REL: case Op.JMP_E: case Op.CALL_REL: case Op.CALL_E: case Op.RET: case Op.IRET:
+    case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
+    case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
+    case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
+      return true;
+    default:
+      return false;
+  }
+}
+
 type EventType = 'hw' | 'sw' | 'swexc' | 'priv' | 'ext' | 'nmi';
 
 export class Cpu extends CpuCore implements GuestCpu {
   private readonly cache = new Map<number, Insn>();
+  private readonly blocks = new Map<number, Block>();
   /** Debug traps pending for the next boundary: B0-B3 and BS (DR6 layout). */
   private pendingDbg = 0;
   private injected: InjectedEvent | null = null;
@@ -56,6 +80,8 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   protected override onInvalidate(): void {
     this.cache.clear();
+    this.blocks.clear();
+    this.attention = 1; // a running block stops after the writing instruction
   }
 
   // ---- GuestCpu: state -------------------------------------------------------------------
@@ -187,8 +213,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (this.bp.stale(this.phys, (this.cr4 & 8) !== 0)) this.refreshBreakpoints();
     this.attention = 1;
     const stop = this.instret + budget;
-    const cache = this.cache;
-    let prev: Insn | null = null;
+    let prev: Block | null = null;
     for (;;) {
       if (this.instret >= stop) return BUDGET;
       if (this.attention !== 0) {
@@ -196,33 +221,44 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (e !== null) return e;
       }
       const rip = this.rip;
-      let i: Insn | undefined;
-      if (prev !== null && prev.epoch === this.codeEpoch) {
-        if (rip === prev.nextAddr) {
-          const n: Insn | null = prev.nextInsn;
-          if (n !== null && n.epoch === this.codeEpoch) i = n;
-          else prev.nextInsn = i = this.lookup(rip);
-        } else if (rip === prev.targetLo && prev.targetHi === 0) {
-          const n: Insn | null = prev.takenInsn;
-          if (n !== null && n.epoch === this.codeEpoch) i = n;
-          else prev.takenInsn = i = this.lookup(rip);
+      let blk: Block;
+      if (prev !== null) {
+        const a: Block | null = prev.succ0, b: Block | null = prev.succ1;
+        if (a !== null && a.addr === rip && a.epoch === this.codeEpoch) blk = a;
+        else if (b !== null && b.addr === rip && b.epoch === this.codeEpoch) blk = b;
+        else {
+          blk = this.blockAt(rip);
+          if (prev.succ0 === null || prev.succ0.epoch !== this.codeEpoch) prev.succ0 = blk; else prev.succ1 = blk;
         }
-      }
-      if (i === undefined) {
-        i = cache.get(rip);
-        if (i === undefined) i = this.lookup(rip);
-      }
+      } else blk = this.blockAt(rip);
+      const insns = blk.insns;
+      let n = insns.length;
+      const left = stop - this.instret;
+      if (n > left) n = left;
+      // With anything needing per-instruction attention (TF, shadows, MTF, instruction
+      // breakpoints...), run one instruction and take the slow path after it.
+      if (this.attention !== 0) n = 1;
+      let k = 0;
+      let next = rip;
       try {
-        this.rip = exec(this, i);
+        while (k < n) {
+          const i = insns[k++];
+          next = i.fn(this, i);
+          if (next !== i.nextAddr || this.attention !== 0) break;
+        }
       } catch (x) {
         if (x !== FAULT) throw x;
+        const i = insns[k - 1];
+        this.instret += k - 1;
+        this.rip = i.addr;
         prev = null;
         const e = this.instructionFault(i);
         if (e !== null) return e;
         continue;
       }
-      this.instret++;
-      prev = i;
+      this.instret += k;
+      this.rip = next;
+      prev = blk;
       if (this.attention !== 0) {
         const e = this.afterInstruction();
         if (e !== null) return e;
@@ -235,6 +271,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (i === undefined) {
       i = new Insn();
       decode(this.bytes, this.memSize, rip, i);
+      bindHandler(i);
       i.epoch = this.codeEpoch;
       const cp = this.codePages;
       const last = Math.min(rip + Math.max(i.len, 1) - 1, this.memSize - 1);
@@ -242,6 +279,22 @@ export class Cpu extends CpuCore implements GuestCpu {
       this.cache.set(rip, i);
     }
     return i;
+  }
+
+  /** The decoded straight-line block at rip (up to an unconditional control transfer). */
+  private blockAt(rip: number): Block {
+    let b = this.blocks.get(rip);
+    if (b !== undefined && b.epoch === this.codeEpoch) return b;
+    b = new Block(rip, this.codeEpoch);
+    let a = rip;
+    for (let k = 0; k < MAX_BLOCK; k++) {
+      const i = this.lookup(a);
+      b.insns.push(i);
+      if (endsBlock(i.op)) break;
+      a = i.nextAddr;
+    }
+    this.blocks.set(rip, b);
+    return b;
   }
 
   /** The slow path at an instruction boundary. Returns an exit, or null to run the instruction. */
@@ -261,8 +314,11 @@ export class Cpu extends CpuCore implements GuestCpu {
         else return BUDGET;
       }
       if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS)) {
-        const bits = this.pendingDbg;
+        let bits = this.pendingDbg;
         this.pendingDbg = 0;
+        // The code breakpoint of the next instruction is reported in the same #DB
+        // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
+        if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
         const e = this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
         if (e !== null) return e;
         if (this.intercepts.mtf) return MTF;
@@ -348,8 +404,9 @@ export class Cpu extends CpuCore implements GuestCpu {
         const err = this.faultError >= 0 ? this.faultError : hasErrorCode(v) ? 0 : -1;
         const dbBits = v === 1 ? this.faultDr6 : 0;
         this.faultDr6 = 0;
-        // RF=1 is pushed for faults other than #DB (SDM 17.3.1.1)
-        return this.raiseEvent(v, err, 'hw', this.rip, dbBits, v !== 1, i);
+        // RF=1 is pushed for every fault but an instruction-breakpoint #DB (SDM 17.3.1.1);
+        // those are raised at the boundary, so every fault here (general detect included).
+        return this.raiseEvent(v, err, 'hw', this.rip, dbBits, true, i);
       }
     }
   }

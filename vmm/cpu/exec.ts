@@ -9,7 +9,7 @@ import { alu, incDec, imulTrunc, mulWide, divide, mergeArith, szp } from './alu'
 import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
-import { CF, ZF, DF, ARITH_MASK } from './flags';
+import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
 
 export function loadE(c: CpuCore, i: Insn, size: number): number {
   if (!i.isMem) return c.getR(size, i.rm);
@@ -134,6 +134,7 @@ export function exec(c: CpuCore, i: Insn): number {
     case Op.DIV_E: case Op.IDIV_E: {
       const sLo = loadE(c, i, size), sHi = c.t;
       divide(c, i.op === Op.IDIV_E, size, sLo, sHi);
+      mergeArith(c, ARITH_MASK & ~(CF | OF), AF); // undefined flags: as AMD Zen
       return i.nextAddr;
     }
     case Op.IMUL_GE: {
@@ -287,18 +288,17 @@ export function exec(c: CpuCore, i: Insn): number {
     case Op.BSF: case Op.BSR: {
       const lo = loadE(c, i, size), hi = size === 8 ? c.t : 0;
       const v = size === 8 ? lo : (lo & MASK[size]) >>> 0;
-      const f = c.getFlags() & ARITH_MASK & ~ZF;
-      if ((v | hi) === 0) { c.setArith(f | ZF); return i.nextAddr; }
+      // undefined flags as AMD Zen: CF OF SF AF = 0, PF from the result (index or old dest)
+      if ((v | hi) === 0) { c.setArith(ZF | PF); return i.nextAddr; }
       let idx: number;
       if (i.op === Op.BSF) idx = v !== 0 ? 31 - Math.clz32(v & -v) : 32 + 31 - Math.clz32(hi & -hi);
       else idx = hi !== 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32(v);
       c.setR(size, i.reg, idx, 0);
-      c.setArith(f);
+      c.setArith(szp(1, idx, 0) & PF);
       return i.nextAddr;
     }
     case Op.BSWAP: {
       const r = i.rm;
-      const sw = (v: number): number => (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
       if (size === 8) { const lo = c.rl[r]; c.rl[r] = sw(c.rh[r]); c.rh[r] = sw(lo); }
       else if (size === 4) { c.rl[r] = sw(c.rl[r]); c.rh[r] = 0; }
       else c.rl[r] = c.rl[r] & 0xffff0000; // 16-bit BSWAP is undefined: we clear the word
@@ -369,6 +369,10 @@ export function exec(c: CpuCore, i: Insn): number {
     default:
       return execSystem(c, i);
   }
+}
+
+function sw(v: number): number {
+  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
 }
 
 function push16(c: CpuCore, v: number): void {
@@ -456,6 +460,5 @@ function cmpxchgWide(c: CpuCore, i: Insn): number {
     }
     mergeArith(c, ZF, eq ? ZF : 0);
   }
-  void szp;
   return i.nextAddr;
 }

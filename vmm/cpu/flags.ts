@@ -6,22 +6,22 @@
  * (Jcc, SETcc, CMOVcc, PUSHF, ADC...). Instructions whose flags are awkward to express lazily
  * (shifts, rotates, multiply, bit tests...) compute them at once and store them materialized.
  *
- * What this CPU produces for the flags the SDM calls undefined (checked against nothing but
- * documented so that tests and the differential harness can mask them):
+ * What this CPU produces for the flags the SDM calls undefined. Where cheap we copy what the
+ * AMD EPYC (Zen) these machines run on does, so that the native differential test can
+ * compare flags that carry over to later instructions:
  *  - AND/OR/XOR/TEST: AF = 0.
- *  - SHL/SHR/SAR (count != 0): AF = 0; OF for count > 1 is computed by the count==1 formula
- *    (SHL: MSB(result) XOR CF; SHR: MSB(original); SAR: 0). For SHL/SHR counts >= the operand
- *    width (8/16-bit operands only) CF is the last bit shifted out, i.e. 0 when count > width.
- *  - ROL/ROR/RCL/RCR: OF for count > 1 computed by the count==1 formula.
- *  - SHLD/SHRD: AF = 0, OF by the count==1 formula; count > operand size (16-bit): the
- *    result is computed as if shifting through the concatenation and the destination gets
- *    the low bits; CF/OF/SF/ZF/PF from that result.
- *  - MUL/IMUL: SF, ZF, PF from the low half of the result, AF = 0.
- *  - DIV/IDIV: all six flags left unchanged.
- *  - BSF/BSR: source zero: destination unchanged (as Intel and AMD do), ZF=1; the other
- *    flags CF=OF=SF=AF=PF=0 ... we leave CF, OF, SF, AF, PF unchanged.
- *  - BT/BTS/BTR/BTC: OF, SF, AF, PF unchanged.
- *  - NEG: all defined. INC/DEC: CF unchanged (defined).
+ *  - SHL/SHR/SAR (count != 0): AF = 1; OF for count > 1 by the count==1 formula
+ *    (SHL: MSB(result) XOR CF; SHR and SAR: 0). For 8/16-bit SHL/SHR with count
+ *    >= the width, CF = the last bit shifted out (0 when count > width).
+ *  - ROL/ROR/RCL/RCR: OF for count > 1 by the count==1 formula.
+ *  - SHLD/SHRD: AF = 1, OF by the count==1 formula; 16-bit counts > 16 shift through the
+ *    32-bit concatenation.
+ *  - MUL/IMUL: SF, ZF, AF, PF unchanged.
+ *  - DIV/IDIV: CF, OF unchanged; AF = 1; SF = ZF = PF = 0.
+ *  - BSF/BSR: CF = OF = SF = AF = 0; PF from the result; source 0: ZF = PF = 1 and the
+ *    destination unchanged. F3 0F BC/BD run as BSF/BSR (our CPUID reports no BMI1/LZCNT).
+ *  - BT/BTS/BTR/BTC: OF, SF, AF, PF, ZF unchanged.
+ *  - 16-bit BSWAP: the word is cleared.
  */
 export const CF = 1 << 0;
 export const PF = 1 << 2;

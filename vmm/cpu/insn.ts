@@ -1,3 +1,9 @@
+import type { CpuCore } from './core';
+
+function notBound(): number {
+  throw new Error('instruction executed before a handler was bound');
+}
+
 /**
  * A decoded instruction. Decoding happens once per address (the decoded-instruction cache);
  * execution reads these fields only. Fields are all initialized in the constructor so that
@@ -35,7 +41,12 @@ export const enum Op {
   CLTS,
 }
 
+/** Executes one decoded instruction; returns the next RIP (see exec.ts). */
+export type Handler = (c: CpuCore, i: Insn) => number;
+
 export class Insn {
+  /** The specialized implementation chosen after decoding (fast.ts), else the generic exec. */
+  fn: Handler = notBound;
   addr = 0;
   len = 0;
   /** Address of the next instruction. */

@@ -4,7 +4,7 @@
  * lo/hi halves; the result's high half is left in c.t.
  */
 import { CpuCore, MASK } from './core';
-import { CF, OF } from './flags';
+import { CF, OF, AF } from './flags';
 import { szp, mergeArith } from './alu';
 
 let oHi = 0;
@@ -31,6 +31,9 @@ function sar64(lo: number, hi: number, n: number): number {
   oHi = ((hi | 0) >> n) >>> 0;
   return ((lo >>> n) | (hi << (32 - n))) >>> 0;
 }
+function msbOf(size: number, lo: number, hi: number): number {
+  return size === 8 ? hi >>> 31 : (lo >>> (size * 8 - 1)) & 1;
+}
 function bit64(lo: number, hi: number, k: number): number {
   return k < 32 ? (lo >>> k) & 1 : (hi >>> (k - 32)) & 1;
 }
@@ -42,7 +45,6 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
   if (size !== 8) { vLo = (vLo & MASK[size]) >>> 0; vHi = 0; }
   if (count === 0) { c.t = vHi; return vLo; }
   let rLo: number, rHi: number, cf: number, of: number;
-  const msb = (lo: number, hi: number): number => (size === 8 ? hi >>> 31 : (lo >>> (bits - 1)) & 1);
   switch (sub) {
     case 0: case 1: { // ROL, ROR
       const n = count % bits;
@@ -51,14 +53,14 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
         if (size !== 8) { rLo = ((vLo << n) | (n ? vLo >>> (bits - n) : 0)) & MASK[size]; rLo >>>= 0; rHi = 0; }
         else if (n) { const l2 = shr64(vLo, vHi, 64 - n); rLo = (rLo | l2) >>> 0; rHi = (rHi | oHi) >>> 0; }
         cf = rLo & 1;
-        of = msb(rLo, rHi) ^ cf;
+        of = msbOf(size, rLo, rHi) ^ cf;
       } else {
         if (size !== 8) { rLo = ((vLo >>> n) | (n ? vLo << (bits - n) : 0)) & MASK[size]; rLo >>>= 0; rHi = 0; }
         else {
           rLo = shr64(vLo, vHi, n); rHi = oHi;
           if (n) { const l2 = shl64(vLo, vHi, 64 - n); rLo = (rLo | l2) >>> 0; rHi = (rHi | oHi) >>> 0; }
         }
-        cf = msb(rLo, rHi);
+        cf = msbOf(size, rLo, rHi);
         of = cf ^ (size === 8 ? (rHi >>> 30) & 1 : (rLo >>> (bits - 2)) & 1);
       }
       mergeArith(c, CF | OF, (cf ? CF : 0) | (of ? OF : 0));
@@ -71,7 +73,7 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
       cf = c.getCF();
       for (let k = 0; k < n; k++) {
         if (sub === 2) {
-          const out = msb(lo, hi);
+          const out = msbOf(size, lo, hi);
           lo = shl64(lo, hi, 1); hi = oHi;
           lo = (lo | cf) >>> 0;
           if (size !== 8) { lo = (lo & MASK[size]) >>> 0; hi = 0; }
@@ -83,8 +85,8 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
           cf = out;
         }
       }
-      if (sub === 2) of = msb(lo, hi) ^ cf;
-      else of = msb(lo, hi) ^ (size === 8 ? (hi >>> 30) & 1 : (lo >>> (bits - 2)) & 1);
+      if (sub === 2) of = msbOf(size, lo, hi) ^ cf;
+      else of = msbOf(size, lo, hi) ^ (size === 8 ? (hi >>> 30) & 1 : (lo >>> (bits - 2)) & 1);
       mergeArith(c, CF | OF, (cf ? CF : 0) | (of ? OF : 0));
       c.t = hi;
       return lo;
@@ -98,13 +100,13 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
         rHi = 0;
         cf = count > bits ? 0 : (vLo >>> (bits - count)) & 1;
       }
-      of = msb(rLo, rHi) ^ cf;
+      of = msbOf(size, rLo, rHi) ^ cf;
       break;
     }
     case 5: { // SHR
       if (size === 8) { rLo = shr64(vLo, vHi, count); rHi = oHi; cf = bit64(vLo, vHi, count - 1); }
       else { rLo = count >= 32 ? 0 : vLo >>> count; rHi = 0; cf = count > bits ? 0 : (vLo >>> (count - 1)) & 1; }
-      of = msb(vLo, vHi);
+      of = count === 1 ? msbOf(size, vLo, vHi) : 0; // count > 1: undefined, 0 as AMD Zen
       break;
     }
     default: { // SAR
@@ -119,7 +121,7 @@ export function shiftOp(c: CpuCore, sub: number, size: number, vLo: number, vHi:
       break;
     }
   }
-  c.setArith((cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi));
+  c.setArith((cf ? CF : 0) | (of ? OF : 0) | AF | szp(size, rLo, rHi)); // AF undefined: 1 as AMD Zen
   c.t = rHi;
   return rLo;
 }
@@ -159,7 +161,7 @@ export function shiftDouble(c: CpuCore, left: boolean, size: number, dLo: number
     }
   }
   const of = ((size === 8 ? (rHi ^ dHi) >>> 31 : ((rLo ^ dLo) >>> (bits - 1)) & 1));
-  c.setArith((cf ? CF : 0) | (of ? OF : 0) | szp(size, rLo, rHi));
+  c.setArith((cf ? CF : 0) | (of ? OF : 0) | AF | szp(size, rLo, rHi)); // AF undefined: 1 as AMD Zen
   c.t = rHi;
   return rLo;
 }

@@ -1,0 +1,264 @@
+// What the CPU shows the hypervisor: #DB/#BP exits through the exception bitmap (DR6 itself
+// untouched, SDM 27.1), MOV-DR exits before the #GP/#UD/GD checks (SDM 25.1.3 / 32.2),
+// the pending-debug-exceptions field across an exit in the MOV-SS shadow (SDM 27.3.4,
+// 26.6.3), and traps of emulated instructions (completeEmulatedInstruction, SDM 32.2.1).
+import { expect } from 'chai';
+import { CpuExit } from '../../../vmm/cpu/cpu-exit';
+import { u64 } from '../../../vmm/u64';
+import {
+  DebugMachine, requireCpu, dr7, describeEvents, hex, DATA, TF, CR4_DE, DR6_INIT, DR6_BS, DR6_BD,
+  DR7_GD, DEBUGCTL_LBR,
+} from './harness';
+
+const QUAL = 0xe00f; // B0-B3, BD, BS, BT
+
+function exceptionExit(e: CpuExit): Extract<CpuExit, { kind: 'exception' }> {
+  expect(e.kind, JSON.stringify(e)).to.equal('exception');
+  return e as Extract<CpuExit, { kind: 'exception' }>;
+}
+
+describe('debug architecture: VMX-facing behaviour (exception bitmap, MOV-DR exiting, pending debug exceptions)', function () {
+  before(function () {
+    requireCpu(this);
+  });
+
+  it('27.1: a data-breakpoint #DB with exception-bitmap bit 1 exits with the bits in the qualification; DR6, DR7.GD, DEBUGCTL.LBR untouched; RIP after the store', () => {
+    const m = new DebugMachine().load(`
+start:
+  mov %eax, ${DATA}
+after:
+  hlt
+`);
+    m.setDr(1, DATA).setDr(7, dr7({ n: 1, rw: 'w', len: 4 }));
+    m.phys.setDebugctl(u64(DEBUGCTL_LBR));
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const r = m.run();
+    const x = exceptionExit(r.stop);
+    expect([x.vector, x.type, hex(x.dr6 & QUAL)]).to.deep.equal([1, 'hw', '0x2']);
+    expect(hex(m.reg('rip'))).to.equal(hex(m.sym('after')));
+    expect(hex(m.dr(6)), 'DR6 not updated').to.equal(hex(DR6_INIT));
+    expect(m.phys.getDebugctl().lo, 'LBR not cleared').to.equal(DEBUGCTL_LBR);
+    expect(r.events, 'nothing delivered to the guest').to.deep.equal([]);
+  });
+
+  it('27.1: an instruction-breakpoint #DB exit is fault-like: RIP at the instruction, qualification B0', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  nop
+  hlt
+`);
+    m.setDr(0, m.sym('bp')).setDr(7, dr7({ n: 0, rw: 'x', len: 1 }));
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const x = exceptionExit(m.run().stop);
+    expect([x.vector, hex(x.dr6 & QUAL), hex(m.reg('rip'))]).to.deep.equal([1, '0x1', hex(m.sym('bp'))]);
+    expect(hex(m.dr(6))).to.equal(hex(DR6_INIT));
+  });
+
+  it('27.1: a single-step #DB exit carries BS, RIP after the stepped instruction', () => {
+    const m = new DebugMachine().load(`
+start:
+  pushf
+  orl $${TF}, (%rsp)
+  popf
+  nop
+S:
+  hlt
+`);
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const x = exceptionExit(m.run().stop);
+    expect([x.vector, hex(x.dr6 & QUAL), hex(m.reg('rip'))]).to.deep.equal([1, hex(DR6_BS), hex(m.sym('S'))]);
+    expect(hex(m.dr(6))).to.equal(hex(DR6_INIT));
+  });
+
+  it('27.1: a general-detect #DB exit carries BD and leaves DR7.GD set and DR6 unchanged; RIP at the MOV DR', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bad:
+  mov %dr0, %rax
+  hlt
+`);
+    m.setDr(7, 0x400 | DR7_GD);
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const x = exceptionExit(m.run().stop);
+    expect([x.vector, hex(x.dr6 & QUAL), hex(m.reg('rip'))]).to.deep.equal([1, hex(DR6_BD), hex(m.sym('bad'))]);
+    expect(hex(m.dr(7))).to.equal(hex(0x400 | DR7_GD));
+    expect(hex(m.dr(6))).to.equal(hex(DR6_INIT));
+  });
+
+  it('ICEBP with bitmap bit 1 exits as a privileged software exception on the instruction itself, with its length', () => {
+    for (const [bytes, len] of [['0xf1', 1], ['0x2e, 0x2e, 0xf1', 3]] as const) {
+      const m = new DebugMachine().load(`
+start:
+  nop
+icebp:
+  .byte ${bytes}
+  hlt
+`);
+      m.cpu.intercepts.exceptionBitmap = 1 << 1;
+      const x = exceptionExit(m.run().stop);
+      expect([x.vector, x.type, x.instructionLength, hex(m.reg('rip'))]).to.deep.equal([1, 'priv', len, hex(m.sym('icebp'))]);
+    }
+  });
+
+  it('INT $1 is a software interrupt: bitmap bit 1 does not intercept it; the guest handler runs', () => {
+    const m = new DebugMachine().load(`
+start:
+  int $1
+after:
+  hlt
+`);
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const r = m.run();
+    expect(r.stop.kind).to.equal('hlt');
+    expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[1, hex(m.sym('after'))]]);
+  });
+
+  it('INT3 with bitmap bit 3 exits as a software exception at the INT3, with its length', () => {
+    const m = new DebugMachine().load(`
+start:
+  nop
+bp:
+  int3
+  hlt
+`);
+    m.cpu.intercepts.exceptionBitmap = 1 << 3;
+    const x = exceptionExit(m.run().stop);
+    expect([x.vector, x.type, x.instructionLength, hex(m.reg('rip'))]).to.deep.equal([3, 'swexc', 1, hex(m.sym('bp'))]);
+  });
+
+  describe('MOV-DR exiting (SDM 25.1.3: before the #GP/#UD/GD checks)', () => {
+    const movDr = (insn: string, setup: (m: DebugMachine) => void) => {
+      const m = new DebugMachine().load(`
+start:
+  nop
+insn:
+  ${insn}
+  hlt
+`);
+      setup(m);
+      m.cpu.intercepts.movDr = true;
+      const r = m.run();
+      expect(r.stop.kind, JSON.stringify(r.stop)).to.equal('mov-dr');
+      expect(hex(m.reg('rip')), 'fault-like: RIP at the MOV').to.equal(hex(m.sym('insn')));
+      expect(r.events, 'no guest exception').to.deep.equal([]);
+      return { m, x: r.stop as Extract<CpuExit, { kind: 'mov-dr' }> };
+    };
+
+    it('MOV from DR7 to RAX: dr 7, gpr 0, direction from-DR, length 3', () => {
+      const { x } = movDr('mov %dr7, %rax', () => undefined);
+      expect([x.dr, x.gpr, x.toDr, x.length]).to.deep.equal([7, 0, false, 3]);
+    });
+
+    it('MOV to DR4 from RBX with CR4.DE=1 exits instead of #UD', () => {
+      const { x } = movDr('mov %rbx, %dr4', (m) => m.setCr4(m.reg('cr4') | CR4_DE));
+      expect([x.dr, x.gpr, x.toDr]).to.deep.equal([4, 3, true]);
+    });
+
+    it('MOV from DR0 with DR7.GD=1 exits instead of the GD #DB; DR6 and DR7 unchanged', () => {
+      const { m, x } = movDr('mov %dr0, %r9', (mm) => mm.setDr(7, 0x400 | DR7_GD));
+      expect([x.dr, x.gpr, x.toDr]).to.deep.equal([0, 9, false]);
+      expect([hex(m.dr(6)), hex(m.dr(7))]).to.deep.equal([hex(DR6_INIT), hex(0x400 | DR7_GD)]);
+    });
+
+    it('MOV to DR7 with bits 63:32 set exits instead of #GP; DR7 unchanged', () => {
+      const { m, x } = movDr('mov %rax, %dr7', (mm) => mm.setGpr(0, 0x401, 1));
+      expect([x.dr, x.gpr, x.toDr]).to.deep.equal([7, 0, true]);
+      expect(hex(m.dr(7))).to.equal('0x400');
+    });
+  });
+
+  describe('pending debug exceptions across an exit in the MOV-SS shadow (SDM 27.3.4, 26.6.3)', () => {
+    it('TF=1, MOV SS, CPUID: the CPUID exit saves BS in pendingDebugExceptions with MOV-SS blocking; after emulation one #DB (BS) follows the CPUID', () => {
+      const m = new DebugMachine().load(`
+start:
+  mov %ss, %eax
+  pushf
+  orl $${TF}, (%rsp)
+  popf
+  mov %eax, %ss
+  cpuid
+after_cpuid:
+  pushf
+  andl $~${TF}, (%rsp)
+  popf
+  hlt
+`);
+      const r1 = m.run({ stopOn: ['cpuid'] });
+      expect(r1.stop.kind).to.equal('cpuid');
+      expect(hex(m.cpu.pendingDebugExceptions)).to.equal(hex(DR6_BS));
+      expect(m.cpu.interruptibility & 2, 'blocking by MOV SS').to.equal(2);
+      expect(r1.events, 'nothing delivered yet').to.deep.equal([]);
+      m.cpu.completeEmulatedInstruction((r1.stop as { length: number }).length);
+      const r2 = m.run();
+      expect(r2.events.filter((e) => e.rip === m.sym('after_cpuid')).map((e) => hex(e.dr6 & QUAL)), describeEvents(r2.events)).to.deep.equal([hex(DR6_BS)]);
+      expect(hex(r2.events[0].rip)).to.equal(hex(m.sym('after_cpuid')));
+    });
+
+    it('a data breakpoint hit by MOV SS, then CPUID: pendingDebugExceptions = B1 | bit 12 (enabled breakpoint); after emulation #DB with B1 after the CPUID', () => {
+      const m = new DebugMachine().load(`
+start:
+  mov ${DATA}, %ss
+  cpuid
+after_cpuid:
+  hlt
+`);
+      m.write64(DATA, 0x10, 0);
+      m.setDr(1, DATA).setDr(7, dr7({ n: 1, rw: 'rw', len: 2 }));
+      const r1 = m.run({ stopOn: ['cpuid'] });
+      expect(r1.stop.kind).to.equal('cpuid');
+      expect(hex(m.cpu.pendingDebugExceptions)).to.equal('0x1002');
+      m.cpu.completeEmulatedInstruction((r1.stop as { length: number }).length);
+      const r2 = m.run();
+      expect(r2.events.map((e) => [hex(e.rip), hex(e.dr6)]), describeEvents(r2.events)).to.deep.equal([[hex(m.sym('after_cpuid')), hex(DR6_INIT | 2)]]);
+    });
+
+    it('27.3.4: without MOV-SS blocking the field is saved as 0 (TF=1, CPUID exit)', () => {
+      const m = new DebugMachine().load(`
+start:
+  pushf
+  orl $${TF}, (%rsp)
+  popf
+  cpuid
+  hlt
+`);
+      const r1 = m.run({ stopOn: ['cpuid'] });
+      expect(r1.stop.kind).to.equal('cpuid');
+      expect(m.cpu.pendingDebugExceptions).to.equal(0);
+    });
+
+    it('26.6.3: BS written to pendingDebugExceptions before entry is delivered as a #DB before the first instruction (RIP unchanged, DR6.BS)', () => {
+      const m = new DebugMachine().load(`
+start:
+  nop
+  hlt
+`);
+      m.cpu.pendingDebugExceptions = DR6_BS;
+      const r = m.run();
+      expect(r.events.map((e) => [e.vector, hex(e.rip), hex(e.dr6)])).to.deep.equal([[1, hex(m.sym('start')), hex(DR6_INIT | DR6_BS)]]);
+      expect(m.cpu.pendingDebugExceptions).to.equal(0);
+    });
+  });
+
+  it('32.2.1: completeEmulatedInstruction after an I/O exit raises the single-step trap once (TF=1), RIP past the instruction', () => {
+    const m = new DebugMachine().load(`
+start:
+  pushf
+  orl $${TF}, (%rsp)
+  popf
+io:
+  out %al, $0xe9
+after:
+  hlt
+`);
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    const r1 = m.run({ stopOn: ['io'] });
+    expect(r1.stop.kind).to.equal('io');
+    expect(hex(m.reg('rip')), 'instruction exits are fault-like').to.equal(hex(m.sym('io')));
+    m.cpu.completeEmulatedInstruction((r1.stop as { length: number }).length, { port: 0xe9, size: 1 });
+    const x = exceptionExit(m.run().stop);
+    expect([x.vector, hex(x.dr6 & QUAL), hex(m.reg('rip'))]).to.deep.equal([1, hex(DR6_BS), hex(m.sym('after'))]);
+  });
+});
