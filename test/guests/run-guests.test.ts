@@ -66,6 +66,15 @@ describe('built-in guests on the simulated CPU', function () {
     expect(r.status).to.equal(0);
   });
 
+  it('selfwatch reports FAIL lines and exits 1 when VM exits lose its DR7 (the pre-fix bug)', () => {
+    const r = runGuest(Cpu!, path.join(GUESTS, 'selfwatch.elf'), { loseDr7OnExit: true });
+    expect(r.error, r.error).to.equal(undefined);
+    expect(r.console).to.match(/^FAIL dr7-survives-exits: expected DR7 0x[0-9a-f]+ got 0x400$/m);
+    expect(r.console).to.match(/^FAIL write-len8: expected #DB count 0x1 got 0x0$/m);
+    expect(r.console).to.include('selfwatch: FAILED');
+    expect(r.status).to.equal(1);
+  });
+
   it('cpuid-loop makes 100000 CPUID exits', () => {
     const r = run('cpuid-loop');
     expect(r.status).to.equal(0);
