@@ -41,7 +41,13 @@ export function assembleBlob(source: string): Uint8Array {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'difftest-asm-'));
   try {
     fs.writeFileSync(path.join(dir, 'a.s'), source + '\n');
-    const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = (cmd: string, args: string[]) => {
+      try {
+        execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (e) {
+        throw new Error(`${cmd} failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? String(e)}`);
+      }
+    };
     run('as', ['--64', '-o', 'a.o', 'a.s']);
     run('ld', ['-N', '-nostdlib', '-static', `-Ttext=0x${CODE_BASE.toString(16)}`, '-e', `0x${CODE_BASE.toString(16)}`, '-o', 'a.elf', 'a.o']);
     run('objcopy', ['-O', 'binary', '-j', '.text', 'a.elf', 'a.bin']);
@@ -240,6 +246,20 @@ export function edgeCaseSpecs(scale: number): RunSpec[] {
     'pushq 0x300000', 'popq 0x300008', 'lea 4f(%rip), %rax', 'push %rbx', 'push %rax', 'ret $8', '4: nop',
   ].join('\n')));
   specs[specs.length - 1].regions[1].data![0x20] = 0xc3; // a ret at 0x300020
+
+  // Conditional jumps (short and near forms, taken and not), indirect jumps and calls, and
+  // every NOP form gcc and the assembler pad with, ENDBR64, PAUSE, fences.
+  const ctl: string[] = ['xor %r8d, %r8d'];
+  for (const [a, b] of pairs(rng, n(6))) {
+    ctl.push(`movabs $${hex(a)}, %rax`, `movabs $${hex(b)}, %rbx`, 'cmp %rbx, %rax');
+    for (const cc of CCS) ctl.push(`j${cc} 1f`, 'inc %r8', '1:', `{disp32} j${cc} 2f`, 'add $2, %r8', '2:');
+  }
+  ctl.push('lea 3f(%rip), %rax', 'jmp *%rax', 'ud2', '3: lea 4f(%rip), %rcx', 'mov %rcx, 0x300040', 'jmp *0x300040', 'ud2',
+    '4: lea 5f(%rip), %rdx', 'mov %rdx, 0x300048', 'call *0x300048', 'jmp 6f', '5: ret', '6: lea 5b(%rip), %rsi', 'call *%rsi',
+    'nop', 'xchg %ax, %ax', 'nopl (%rax)', 'nopl 0(%rax)', 'nopl 0(%rax,%rax,1)', 'nopw 0(%rax,%rax,1)', 'nopl 0x100(%rax)',
+    'nopl 0x100(%rax,%rax,1)', 'nopw 0x100(%rax,%rax,1)', 'cs nopw 0x100(%rax,%rax,1)',
+    '.byte 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0', 'endbr64', 'pause', 'lfence', 'mfence', 'sfence', 'nop %eax', 'nopw %ax');
+  specs.push(blobSpec('control-nops', ctl.join('\n')));
 
   return specs;
 }
