@@ -261,6 +261,13 @@ export function edgeCaseSpecs(scale: number): RunSpec[] {
     '.byte 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0', 'endbr64', 'pause', 'lfence', 'mfence', 'sfence', 'nop %eax', 'nopw %ax');
   specs.push(blobSpec('control-nops', ctl.join('\n')));
 
+  // Port I/O, emulated identically on both sides (IN reads all ones, OUT 0xE9 is console).
+  specs.push(blobSpec('port-io', [
+    'movabs $0x1122334455667788, %rax', 'in $0x80, %al', 'mov $0x80, %edx', 'in %dx, %ax', 'movabs $0x1122334455667788, %rax',
+    'inl $0x84, %eax', 'out %al, $0x80', 'out %ax, %dx', 'out %eax, %dx', 'mov $0xe9, %dx', 'mov $0x4f, %al', 'out %al, %dx',
+    'mov $0x4b, %al', 'out %al, $0xe9',
+  ].join('\n')));
+
   return specs;
 }
 
