@@ -15,6 +15,8 @@ import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
 
 /** What was thrown: see CpuCore.faultKind. */
 export const FAULT = { fault: true };
+/** Returned by a handler instead of a RIP: the instruction caused an intercept exit. */
+export const EXIT_RIP = -1;
 
 export const enum FaultKind {
   /** A CPU exception: faultVector / faultError (-1 = none). */
@@ -42,7 +44,10 @@ export class CpuCore {
   // lazy flags
   lfOp = LF.NONE;
   lfSize = 4;
-  lfDLo = 0; lfDHi = 0; lfSLo = 0; lfSHi = 0; lfRLo = 0; lfRHi = 0; lfCin = 0;
+  lfCin = 0;
+  /** Lazy-flag operands: destination, source and result halves (see LfIdx). A typed array,
+   *  so that storing 32-bit values never allocates heap numbers. */
+  readonly lf = new Uint32Array(6);
 
   /** Scratch: high half of the last 64-bit value returned by a read helper. */
   t = 0;
@@ -128,6 +133,16 @@ export class CpuCore {
     this.faultKind = FaultKind.EXIT;
     this.exitReason = e;
     throw FAULT;
+  }
+
+  /**
+   * An instruction intercept from a handler that can return: the handler returns EXIT_RIP
+   * (cheaper than throwing on the frequent I/O and CPUID exits).
+   */
+  exitReturn(e: CpuExit): number {
+    this.faultKind = FaultKind.EXIT;
+    this.exitReason = e;
+    return EXIT_RIP;
   }
 
   softInt(vector: number, type: 'sw' | 'swexc' | 'priv'): never {
@@ -285,9 +300,8 @@ export class CpuCore {
   setLazy(op: LF, size: number, dLo: number, dHi: number, sLo: number, sHi: number, rLo: number, rHi: number, cin: number): void {
     this.lfOp = op;
     this.lfSize = size;
-    this.lfDLo = dLo; this.lfDHi = dHi;
-    this.lfSLo = sLo; this.lfSHi = sHi;
-    this.lfRLo = rLo; this.lfRHi = rHi;
+    const lf = this.lf;
+    lf[0] = dLo; lf[1] = dHi; lf[2] = sLo; lf[3] = sHi; lf[4] = rLo; lf[5] = rHi;
     this.lfCin = cin;
   }
 
@@ -298,58 +312,64 @@ export class CpuCore {
   }
 
   getCF(): number {
+    const lf = this.lf;
     const s = this.lfSize;
     switch (this.lfOp) {
       case LF.NONE: return this.rflags & 1;
       case LF.ADD:
         if (s === 8) {
-          const lt = this.lfRHi < this.lfDHi || (this.lfRHi === this.lfDHi && this.lfRLo < this.lfDLo);
-          const eq = this.lfRHi === this.lfDHi && this.lfRLo === this.lfDLo;
+          const lt = lf[5] < lf[1] || (lf[5] === lf[1] && lf[4] < lf[0]);
+          const eq = lf[5] === lf[1] && lf[4] === lf[0];
           return lt || (this.lfCin !== 0 && eq) ? 1 : 0;
         }
-        return this.lfRLo < this.lfDLo || (this.lfCin !== 0 && this.lfRLo === this.lfDLo) ? 1 : 0;
+        return lf[4] < lf[0] || (this.lfCin !== 0 && lf[4] === lf[0]) ? 1 : 0;
       case LF.SUB:
         if (s === 8) {
-          const lt = this.lfDHi < this.lfSHi || (this.lfDHi === this.lfSHi && this.lfDLo < this.lfSLo);
-          const eq = this.lfDHi === this.lfSHi && this.lfDLo === this.lfSLo;
+          const lt = lf[1] < lf[3] || (lf[1] === lf[3] && lf[0] < lf[2]);
+          const eq = lf[1] === lf[3] && lf[0] === lf[2];
           return lt || (this.lfCin !== 0 && eq) ? 1 : 0;
         }
-        return this.lfDLo < this.lfSLo || (this.lfCin !== 0 && this.lfDLo === this.lfSLo) ? 1 : 0;
+        return lf[0] < lf[2] || (this.lfCin !== 0 && lf[0] === lf[2]) ? 1 : 0;
       case LF.LOGIC: return 0;
       default: return this.lfCin; // INC/DEC keep CF
     }
   }
 
   getZF(): number {
+    const lf = this.lf;
     if (this.lfOp === LF.NONE) return (this.rflags >>> 6) & 1;
-    return (this.lfRLo | this.lfRHi) === 0 ? 1 : 0;
+    return (lf[4] | lf[5]) === 0 ? 1 : 0;
   }
 
   getSF(): number {
+    const lf = this.lf;
     if (this.lfOp === LF.NONE) return (this.rflags >>> 7) & 1;
-    return this.lfSize === 8 ? this.lfRHi >>> 31 : (this.lfRLo & SIGN[this.lfSize]) !== 0 ? 1 : 0;
+    return this.lfSize === 8 ? lf[5] >>> 31 : (lf[4] & SIGN[this.lfSize]) !== 0 ? 1 : 0;
   }
 
   getOF(): number {
+    const lf = this.lf;
     const op = this.lfOp;
     if (op === LF.NONE) return (this.rflags >>> 11) & 1;
     if (op === LF.LOGIC) return 0;
     let d: number, s: number, r: number, sign: number;
-    if (this.lfSize === 8) { d = this.lfDHi; s = this.lfSHi; r = this.lfRHi; sign = 0x80000000; }
-    else { d = this.lfDLo; s = this.lfSLo; r = this.lfRLo; sign = SIGN[this.lfSize]; }
+    if (this.lfSize === 8) { d = lf[1]; s = lf[3]; r = lf[5]; sign = 0x80000000; }
+    else { d = lf[0]; s = lf[2]; r = lf[4]; sign = SIGN[this.lfSize]; }
     if (op === LF.ADD || op === LF.INC) return ((d ^ r) & (s ^ r) & sign) !== 0 ? 1 : 0;
     return ((d ^ s) & (d ^ r) & sign) !== 0 ? 1 : 0;
   }
 
   getAF(): number {
+    const lf = this.lf;
     if (this.lfOp === LF.NONE) return (this.rflags >>> 4) & 1;
     if (this.lfOp === LF.LOGIC) return 0;
-    return ((this.lfDLo ^ this.lfSLo ^ this.lfRLo) >>> 4) & 1;
+    return ((lf[0] ^ lf[2] ^ lf[4]) >>> 4) & 1;
   }
 
   getPF(): number {
+    const lf = this.lf;
     if (this.lfOp === LF.NONE) return (this.rflags >>> 2) & 1;
-    return PARITY[this.lfRLo & 0xff];
+    return PARITY[lf[4] & 0xff];
   }
 
   /** Full RFLAGS. */

@@ -15,7 +15,7 @@ import { GuestMemory } from '../memory';
 import { PhysicalCpu } from './physical-cpu';
 import { CpuExit } from './cpu-exit';
 import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent } from './guest-cpu';
-import { CpuCore, FAULT, FaultKind } from './core';
+import { CpuCore, FAULT, FaultKind, EXIT_RIP } from './core';
 import { Insn, Op } from './insn';
 import { decode } from './decoder';
 import { bindHandler } from './fast';
@@ -248,6 +248,16 @@ export class Cpu extends CpuCore implements GuestCpu {
         }
       } catch (x) {
         if (x !== FAULT) throw x;
+        const i = insns[k - 1];
+        this.instret += k - 1;
+        this.rip = i.addr;
+        prev = null;
+        const e = this.instructionFault(i);
+        if (e !== null) return e;
+        continue;
+      }
+      if (next === EXIT_RIP) {
+        // an instruction intercept: the instruction has not executed
         const i = insns[k - 1];
         this.instret += k - 1;
         this.rip = i.addr;

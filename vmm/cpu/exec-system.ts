@@ -40,16 +40,16 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.IRET: return iret(c, i);
-    case Op.HLT: return c.exitInsn({ kind: 'hlt', length: i.len });
-    case Op.CPUID: return c.exitInsn({ kind: 'cpuid', length: i.len });
-    case Op.RDMSR: return c.exitInsn({ kind: 'rdmsr', length: i.len });
-    case Op.WRMSR: return c.exitInsn({ kind: 'wrmsr', length: i.len });
+    case Op.HLT: return c.exitReturn({ kind: 'hlt', length: i.len });
+    case Op.CPUID: return c.exitReturn({ kind: 'cpuid', length: i.len });
+    case Op.RDMSR: return c.exitReturn({ kind: 'rdmsr', length: i.len });
+    case Op.WRMSR: return c.exitReturn({ kind: 'wrmsr', length: i.len });
     case Op.IN: case Op.OUT: {
       const port = i.cnt === 0 ? i.immLo : c.rl[2] & 0xffff;
-      return c.exitInsn({ kind: 'io', length: i.len, port, size: i.size as 1 | 2 | 4, isIn: i.op === Op.IN, string: false, rep: false });
+      return c.exitReturn({ kind: 'io', length: i.len, port, size: i.size as 1 | 2 | 4, isIn: i.op === Op.IN, string: false, rep: false });
     }
     case Op.INS: case Op.OUTS:
-      return c.exitInsn({ kind: 'io', length: i.len, port: c.rl[2] & 0xffff, size: i.size as 1 | 2 | 4, isIn: i.op === Op.INS, string: true, rep: i.rep !== 0 });
+      return c.exitReturn({ kind: 'io', length: i.len, port: c.rl[2] & 0xffff, size: i.size as 1 | 2 | 4, isIn: i.op === Op.INS, string: true, rep: i.rep !== 0 });
     case Op.RDTSC: case Op.RDTSCP: {
       const tsc = c.instret + c.tscOffset;
       c.rl[0] = tsc >>> 0; c.rh[0] = 0;

@@ -8,8 +8,8 @@
 import { CpuCore } from './core';
 import { Insn, Op, Handler } from './insn';
 import { exec } from './exec';
-import { LF } from './flags';
-import { alu, incDec } from './alu';
+import { LF, PARITY } from './flags';
+import { alu, incDec, imulTrunc } from './alu';
 import { shiftOp } from './shift';
 
 /** Effective address into c.eaLo/eaHi; fast for [base+disp] and [disp] (RIP-relative). */
@@ -31,12 +31,12 @@ function cond(c: CpuCore, cc: number): boolean {
   if (op === LF.SUB && c.lfCin === 0 && cc >= 2 && cc !== 10 && cc !== 11) {
     let lt: boolean, eq: boolean, slt: boolean;
     if (c.lfSize === 8) {
-      const dh = c.lfDHi, sh = c.lfSHi, dl = c.lfDLo, sl = c.lfSLo;
+      const dh = c.lf[1], sh = c.lf[3], dl = c.lf[0], sl = c.lf[2];
       eq = dh === sh && dl === sl;
       lt = dh < sh || (dh === sh && dl < sl);
       slt = (dh | 0) < (sh | 0) || (dh === sh && dl < sl);
     } else if (c.lfSize === 4) {
-      const d = c.lfDLo, s = c.lfSLo;
+      const d = c.lf[0], s = c.lf[2];
       eq = d === s; lt = d < s; slt = (d | 0) < (s | 0);
     } else return c.cond(cc);
     switch (cc) {
@@ -54,8 +54,8 @@ function cond(c: CpuCore, cc: number): boolean {
     }
   }
   if (op === LF.LOGIC) {
-    const zero = (c.lfRLo | c.lfRHi) === 0;
-    const neg = c.lfSize === 8 ? (c.lfRHi >>> 31) !== 0 : c.lfSize === 4 ? (c.lfRLo >>> 31) !== 0 : false;
+    const zero = (c.lf[4] | c.lf[5]) === 0;
+    const neg = c.lfSize === 8 ? (c.lf[5] >>> 31) !== 0 : c.lfSize === 4 ? (c.lf[4] >>> 31) !== 0 : false;
     if (c.lfSize >= 4) {
       switch (cc) {
         case 0: case 2: return false;
@@ -110,119 +110,147 @@ const movzxLoad: Handler = (c, i) => {
 };
 
 // ---- ALU ----------------------------------------------------------------------------------
-/** 64-bit add/sub/cmp/and/or/xor; returns lo, hi in c.t. */
-function alu64(c: CpuCore, op: number, dLo: number, dHi: number, sLo: number, sHi: number): number {
-  let rLo: number, rHi: number;
+// Operands and results travel through the scratch array X (never as call arguments or
+// return values), so that 32-bit values above 2^30 are never boxed as heap numbers.
+const X = new Uint32Array(6); // 0,1 destination lo/hi; 2,3 source lo/hi; 4,5 result lo/hi
+
+/** 64-bit add/sub/cmp/and/or/xor of X[0..1] op X[2..3] into X[4..5]. */
+function alu64(c: CpuCore, op: number): void {
+  const dLo = X[0], dHi = X[1], sLo = X[2], sHi = X[3];
+  if (op === 2 || op === 3) { // ADC/SBB read CF from the lazy state first
+    X[4] = alu(c, op, 8, dLo, dHi, sLo, sHi);
+    X[5] = c.t;
+    return;
+  }
+  const L = c.lf;
+  L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+  c.lfSize = 8;
+  c.lfCin = 0;
   switch (op) {
     case 0: {
-      const s = dLo + sLo;
-      rLo = s >>> 0; rHi = (dHi + sHi + (s > 0xffffffff ? 1 : 0)) >>> 0;
-      c.setLazy(LF.ADD, 8, dLo, dHi, sLo, sHi, rLo, rHi, 0);
+      const t = dLo + sLo;
+      X[4] = t; X[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+      c.lfOp = LF.ADD;
       break;
     }
     case 5: case 7: {
-      const s = dLo - sLo;
-      rLo = s >>> 0; rHi = (dHi - sHi - (s < 0 ? 1 : 0)) >>> 0;
-      c.setLazy(LF.SUB, 8, dLo, dHi, sLo, sHi, rLo, rHi, 0);
+      const t = dLo - sLo;
+      X[4] = t; X[5] = dHi - sHi - (t < 0 ? 1 : 0);
+      c.lfOp = LF.SUB;
       break;
     }
-    case 4: rLo = (dLo & sLo) >>> 0; rHi = (dHi & sHi) >>> 0; c.setLazy(LF.LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); break;
-    case 1: rLo = (dLo | sLo) >>> 0; rHi = (dHi | sHi) >>> 0; c.setLazy(LF.LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); break;
-    case 6: rLo = (dLo ^ sLo) >>> 0; rHi = (dHi ^ sHi) >>> 0; c.setLazy(LF.LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); break;
-    default: return alu(c, op, 8, dLo, dHi, sLo, sHi);
+    case 4: X[4] = dLo & sLo; X[5] = dHi & sHi; c.lfOp = LF.LOGIC; break;
+    case 1: X[4] = dLo | sLo; X[5] = dHi | sHi; c.lfOp = LF.LOGIC; break;
+    case 6: X[4] = dLo ^ sLo; X[5] = dHi ^ sHi; c.lfOp = LF.LOGIC; break;
+    default: {
+      X[4] = alu(c, op, 8, dLo, dHi, sLo, sHi);
+      X[5] = c.t;
+      return;
+    }
   }
-  c.t = rHi;
-  return rLo;
+  L[4] = X[4]; L[5] = X[5];
 }
 
-function alu32(c: CpuCore, op: number, d: number, s: number): number {
-  let r: number;
+/** 32-bit version: X[0] op X[2] into X[4]. */
+function alu32(c: CpuCore, op: number): void {
+  const d = X[0], s = X[2];
+  if (op === 2 || op === 3) { X[4] = alu(c, op, 4, d, 0, s, 0); return; }
+  const L = c.lf;
+  c.lfSize = 4;
+  c.lfCin = 0;
   switch (op) {
-    case 0: r = (d + s) >>> 0; c.setLazy(LF.ADD, 4, d, 0, s, 0, r, 0, 0); return r;
-    case 5: case 7: r = (d - s) >>> 0; c.setLazy(LF.SUB, 4, d, 0, s, 0, r, 0, 0); return r;
-    case 4: r = (d & s) >>> 0; break;
-    case 1: r = (d | s) >>> 0; break;
-    case 6: r = (d ^ s) >>> 0; break;
-    default: return alu(c, op, 4, d, 0, s, 0);
+    case 0: X[4] = d + s; c.lfOp = LF.ADD; break;
+    case 5: case 7: X[4] = d - s; c.lfOp = LF.SUB; break;
+    case 4: X[4] = d & s; c.lfOp = LF.LOGIC; break;
+    case 1: X[4] = d | s; c.lfOp = LF.LOGIC; break;
+    case 6: X[4] = d ^ s; c.lfOp = LF.LOGIC; break;
+    default: X[4] = alu(c, op, 4, d, 0, s, 0); return;
   }
-  c.setLazy(LF.LOGIC, 4, 0, 0, 0, 0, r, 0, 0);
-  return r;
+  L[0] = d; L[1] = 0; L[2] = s; L[3] = 0; L[4] = X[4]; L[5] = 0;
 }
 
 const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg
-  const d = i.rm, s = i.reg;
-  const r = alu64(c, i.sub, c.rl[d], c.rh[d], c.rl[s], c.rh[s]);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = c.t; }
+  const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh;
+  X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
+  alu64(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
   return i.nextAddr;
 };
 const aluRR32: Handler = (c, i) => {
-  const d = i.rm;
-  const r = alu32(c, i.sub, c.rl[d], c.rl[i.reg]);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = 0; }
+  const d = i.rm, rl = c.rl;
+  X[0] = rl[d]; X[2] = rl[i.reg];
+  alu32(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
   return i.nextAddr;
 };
 const aluGR64: Handler = (c, i) => { // ALU_GE reg: reg op= rm
-  const d = i.reg, s = i.rm;
-  const r = alu64(c, i.sub, c.rl[d], c.rh[d], c.rl[s], c.rh[s]);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = c.t; }
+  const d = i.reg, s = i.rm, rl = c.rl, rh = c.rh;
+  X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
+  alu64(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
   return i.nextAddr;
 };
 const aluGR32: Handler = (c, i) => {
-  const d = i.reg;
-  const r = alu32(c, i.sub, c.rl[d], c.rl[i.rm]);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = 0; }
+  const d = i.reg, rl = c.rl;
+  X[0] = rl[d]; X[2] = rl[i.rm];
+  alu32(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
   return i.nextAddr;
 };
 const aluGM64: Handler = (c, i) => { // reg op= [mem]
   ea(c, i);
-  const sLo = c.rd64(c.eaLo, c.eaHi), sHi = c.t;
-  const d = i.reg;
-  const r = alu64(c, i.sub, c.rl[d], c.rh[d], sLo, sHi);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = c.t; }
+  X[2] = c.rd64(c.eaLo, c.eaHi); X[3] = c.t;
+  const d = i.reg, rl = c.rl, rh = c.rh;
+  X[0] = rl[d]; X[1] = rh[d];
+  alu64(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
   return i.nextAddr;
 };
 const aluGM32: Handler = (c, i) => {
   ea(c, i);
-  const s = c.rd32(c.eaLo, c.eaHi);
-  const d = i.reg;
-  const r = alu32(c, i.sub, c.rl[d], s);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = 0; }
+  X[2] = c.rd32(c.eaLo, c.eaHi);
+  const d = i.reg, rl = c.rl;
+  X[0] = rl[d];
+  alu32(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
   return i.nextAddr;
 };
 const aluRI64: Handler = (c, i) => {
-  const d = i.rm;
-  const r = alu64(c, i.sub, c.rl[d], c.rh[d], i.immLo, i.immHi);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = c.t; }
+  const d = i.rm, rl = c.rl, rh = c.rh;
+  X[0] = rl[d]; X[1] = rh[d]; X[2] = i.immLo; X[3] = i.immHi;
+  alu64(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
   return i.nextAddr;
 };
 const aluRI32: Handler = (c, i) => {
-  const d = i.rm;
-  const r = alu32(c, i.sub, c.rl[d], i.immLo);
-  if (i.sub !== 7) { c.rl[d] = r; c.rh[d] = 0; }
+  const d = i.rm, rl = c.rl;
+  X[0] = rl[d]; X[2] = i.immLo;
+  alu32(c, i.sub);
+  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
   return i.nextAddr;
 };
 const aluMI32: Handler = (c, i) => {
   ea(c, i);
-  const d = c.rd32(c.eaLo, c.eaHi);
-  const r = alu32(c, i.sub, d, i.immLo);
-  if (i.sub !== 7) c.wr32(c.eaLo, c.eaHi, r);
+  X[0] = c.rd32(c.eaLo, c.eaHi); X[2] = i.immLo;
+  alu32(c, i.sub);
+  if (i.sub !== 7) c.wr32(c.eaLo, c.eaHi, X[4]);
   return i.nextAddr;
 };
 const aluMI64: Handler = (c, i) => {
   ea(c, i);
-  const dLo = c.rd64(c.eaLo, c.eaHi), dHi = c.t;
-  const r = alu64(c, i.sub, dLo, dHi, i.immLo, i.immHi);
-  if (i.sub !== 7) c.wr64(c.eaLo, c.eaHi, r, c.t);
+  X[0] = c.rd64(c.eaLo, c.eaHi); X[1] = c.t; X[2] = i.immLo; X[3] = i.immHi;
+  alu64(c, i.sub);
+  if (i.sub !== 7) c.wr64(c.eaLo, c.eaHi, X[4], X[5]);
   return i.nextAddr;
 };
 const testRR64: Handler = (c, i) => {
   const a = i.rm, b = i.reg;
   const lo = (c.rl[a] & c.rl[b]) >>> 0, hi = (c.rh[a] & c.rh[b]) >>> 0;
-  c.setLazy(LF.LOGIC, 8, 0, 0, 0, 0, lo, hi, 0);
+  { const L = c.lf; L[0] = 0; L[1] = 0; L[2] = 0; L[3] = 0; L[4] = lo; L[5] = hi; c.lfOp = LF.LOGIC; c.lfSize = 8; c.lfCin = 0; }
   return i.nextAddr;
 };
 const testRR32: Handler = (c, i) => {
-  c.setLazy(LF.LOGIC, 4, 0, 0, 0, 0, (c.rl[i.rm] & c.rl[i.reg]) >>> 0, 0, 0, );
+  { const L = c.lf; L[0] = 0; L[1] = 0; L[2] = 0; L[3] = 0; L[4] = (c.rl[i.rm] & c.rl[i.reg]) >>> 0; L[5] = 0; c.lfOp = LF.LOGIC; c.lfSize = 4; c.lfCin = 0; }
   return i.nextAddr;
 };
 const incDecR: Handler = (c, i) => {
@@ -266,6 +294,86 @@ const shiftRI: Handler = (c, i) => {
   return i.nextAddr;
 };
 const nop: Handler = (_c, i) => i.nextAddr;
+const movStore8: Handler = (c, i) => {
+  ea(c, i);
+  const r = i.reg;
+  c.wr8(c.eaLo, c.eaHi, r < 16 ? c.rl[r] & 0xff : (c.rl[r - 16] >>> 8) & 0xff);
+  return i.nextAddr;
+};
+const movsxLoad: Handler = (c, i) => {
+  ea(c, i);
+  const n = i.srcSize;
+  const v = n === 1 ? (c.rd8(c.eaLo, c.eaHi) << 24) >> 24 : n === 2 ? (c.rd16(c.eaLo, c.eaHi) << 16) >> 16 : c.rd32(c.eaLo, c.eaHi) | 0;
+  c.rl[i.reg] = v;
+  c.rh[i.reg] = i.size === 8 && v < 0 ? 0xffffffff : 0;
+  return i.nextAddr;
+};
+const movsxReg: Handler = (c, i) => {
+  const n = i.srcSize, r = i.rm;
+  const raw = r < 16 ? c.rl[r] : c.rl[r - 16] >>> 8;
+  const v = n === 1 ? (raw << 24) >> 24 : n === 2 ? (raw << 16) >> 16 : raw | 0;
+  c.rl[i.reg] = v;
+  c.rh[i.reg] = i.size === 8 && v < 0 ? 0xffffffff : 0;
+  return i.nextAddr;
+};
+const movzxReg: Handler = (c, i) => {
+  const r = i.rm;
+  c.rl[i.reg] = i.srcSize === 1 ? (r < 16 ? c.rl[r] & 0xff : (c.rl[r - 16] >>> 8) & 0xff) : c.rl[r] & 0xffff;
+  c.rh[i.reg] = 0;
+  return i.nextAddr;
+};
+const lea32: Handler = (c, i) => {
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, 0);
+  c.rl[i.reg] = c.eaLo; c.rh[i.reg] = 0;
+  return i.nextAddr;
+};
+/** SHL/SHR/SAR of a 32- or 64-bit register by an immediate or CL (flags as shiftOp). */
+const shiftFast: Handler = (c, i) => {
+  const sub = i.sub;
+  if (sub < 4) return shiftRI(c, i);
+  const d = i.rm;
+  let count = i.cnt === 0 ? i.immLo : i.cnt === 1 ? 1 : c.rl[1] & 0xff;
+  if (i.size === 4) {
+    count &= 31;
+    if (count === 0) { c.rh[d] = 0; return i.nextAddr; }
+    const v = c.rl[d];
+    let r: number, cf: number, of: number;
+    if (sub === 5) { r = v >>> count; cf = (v >>> (count - 1)) & 1; of = count === 1 ? v >>> 31 : 0; }
+    else if (sub === 7) { r = ((v | 0) >> count) >>> 0; cf = ((v | 0) >> (count - 1)) & 1; of = 0; }
+    else { r = (v << count) >>> 0; cf = (v >>> (32 - count)) & 1; of = (r >>> 31) ^ cf; }
+    c.rl[d] = r; c.rh[d] = 0;
+    c.setArith(cf | (of << 11) | 0x10 | (r === 0 ? 0x40 : 0) | ((r >>> 31) << 7) | (PARITY[r & 0xff] << 2));
+    return i.nextAddr;
+  }
+  if (count === 0) return i.nextAddr;
+  count &= 63;
+  if (count === 0) return i.nextAddr;
+  const lo = c.rl[d], hi = c.rh[d];
+  let rLo: number, rHi: number, cf: number, of: number;
+  if (sub === 5) { // SHR
+    if (count < 32) { rLo = (lo >>> count) | (hi << (32 - count)); rHi = hi >>> count; cf = (lo >>> (count - 1)) & 1; }
+    else { rLo = hi >>> (count - 32); rHi = 0; cf = (hi >>> (count - 33)) & 1; if (count === 32) cf = lo >>> 31; }
+    of = count === 1 ? hi >>> 31 : 0;
+  } else if (sub === 7) { // SAR
+    if (count < 32) { rLo = (lo >>> count) | (hi << (32 - count)); rHi = (hi | 0) >> count; cf = (lo >>> (count - 1)) & 1; }
+    else { rLo = (hi | 0) >> (count - 32); rHi = (hi | 0) >> 31; cf = count === 32 ? lo >>> 31 : ((hi | 0) >> (count - 33)) & 1; }
+    of = 0;
+  } else { // SHL/SAL
+    const k = 64 - count; // CF = the last bit shifted out: bit 64-count of the operand
+    cf = k >= 32 ? (hi >>> (k - 32)) & 1 : (lo >>> k) & 1;
+    if (count < 32) { rHi = (hi << count) | (lo >>> (32 - count)); rLo = lo << count; }
+    else { rHi = lo << (count - 32); rLo = 0; }
+    of = ((rHi >>> 31) & 1) ^ cf;
+  }
+  c.rl[d] = rLo; c.rh[d] = rHi;
+  c.setArith(cf | (of << 11) | 0x10 | (((rLo | rHi) === 0) ? 0x40 : 0) | (((rHi >>> 31) & 1) << 7) | (PARITY[rLo & 0xff] << 2));
+  return i.nextAddr;
+};
+const imulRR: Handler = (c, i) => {
+  const r = imulTrunc(c, i.size, c.rl[i.reg], c.rh[i.reg], c.rl[i.rm], c.rh[i.rm]);
+  c.rl[i.reg] = r; c.rh[i.reg] = i.size === 8 ? c.t : 0;
+  return i.nextAddr;
+};
 
 /** Picks the handler for a freshly decoded instruction. */
 export function bindHandler(i: Insn): void {
@@ -276,6 +384,7 @@ function choose(i: Insn): Handler {
   if (i.lock) return exec;
   const s = i.size;
   const q = s === 8, d = s === 4;
+  if (i.op === Op.MOV_EG && s === 1 && i.isMem) return movStore8;
   if (!q && !d && i.op !== Op.JCC && i.op !== Op.JMP_REL && i.op !== Op.CALL_REL && i.op !== Op.RET &&
     i.op !== Op.NOP && i.op !== Op.SETCC && i.op !== Op.MOVZX) return exec;
   switch (i.op) {
@@ -284,7 +393,9 @@ function choose(i: Insn): Handler {
     case Op.MOV_GE: return i.isMem ? (q ? movLoad64 : movLoad32) : (q ? movGR64 : movGR32);
     case Op.MOV_RI: return movRI;
     case Op.MOV_EI: return i.isMem ? (q ? movStoreImm64 : movStoreImm32) : exec;
-    case Op.LEA: return q && i.asize === 8 ? lea64 : exec;
+    case Op.LEA: return q && i.asize === 8 ? lea64 : d ? lea32 : exec;
+    case Op.MOVSX: return i.isMem ? movsxLoad : movsxReg;
+    case Op.IMUL_GE: return i.isMem ? exec : imulRR;
     case Op.ALU_EG: return i.isMem ? exec : q ? aluRR64 : aluRR32;
     case Op.ALU_GE: return i.isMem ? (q ? aluGM64 : aluGM32) : q ? aluGR64 : aluGR32;
     case Op.ALU_EI: return i.isMem ? (q ? aluMI64 : aluMI32) : q ? aluRI64 : aluRI32;
@@ -298,8 +409,8 @@ function choose(i: Insn): Handler {
     case Op.JCC: return jcc;
     case Op.CMOV: return i.isMem ? exec : cmovRR;
     case Op.SETCC: return i.isMem ? exec : setccR;
-    case Op.SHIFT_E: return i.isMem ? exec : shiftRI;
-    case Op.MOVZX: return i.isMem && (s === 4 || s === 8) ? movzxLoad : exec;
+    case Op.SHIFT_E: return i.isMem ? exec : shiftFast;
+    case Op.MOVZX: return s === 4 || s === 8 ? (i.isMem ? movzxLoad : movzxReg) : exec;
     default: return exec;
   }
 }
