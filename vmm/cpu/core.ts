@@ -92,6 +92,8 @@ export class CpuCore {
   shadow = 0;
   /** The shadow the current instruction starts (STI, MOV SS); takes effect when it completes. */
   shadowNext = 0;
+  /** REP string instructions stop after each iteration (single-step or MTF in force). */
+  repOne = false;
   /** The current instruction transferred control (for DEBUGCTL.BTF). */
   branchTaken = false;
   readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false };

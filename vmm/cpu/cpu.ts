@@ -215,7 +215,15 @@ export class Cpu extends CpuCore implements GuestCpu {
     const stop = this.instret + budget;
     let prev: Block | null = null;
     for (;;) {
-      if (this.instret >= stop) return BUDGET;
+      if (this.instret >= stop) {
+        // The debug traps of the last instruction belong to its completion: deliver them
+        // (or exit, if #DB is intercepted) before giving the budget back.
+        if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS) && this.injected === null && !this.halted) {
+          const e = this.deliverPendingTraps();
+          if (e !== null) return e;
+        }
+        return BUDGET;
+      }
       if (this.attention !== 0) {
         const e = this.boundary();
         if (e !== null) return e;
@@ -324,12 +332,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         else return BUDGET;
       }
       if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS)) {
-        let bits = this.pendingDbg;
-        this.pendingDbg = 0;
-        // The code breakpoint of the next instruction is reported in the same #DB
-        // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
-        if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
-        const e = this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
+        const e = this.deliverPendingTraps();
         if (e !== null) return e;
         if (this.intercepts.mtf) return MTF;
         continue;
@@ -355,11 +358,22 @@ export class Cpu extends CpuCore implements GuestCpu {
       break;
     }
     this.stepArmed = (this.rflags & TF) !== 0;
+    this.repOne = this.stepArmed || this.intercepts.mtf;
     this.rflags &= ~RF;
     this.branchTaken = false;
     this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf || this.bp.execEnabled !== 0 ||
       this.pendingDbg !== 0 || this.injected !== null ? 1 : 0;
     return null;
+  }
+
+  /** Delivers the pending debug traps as one #DB (trap-like, RIP = the next instruction). */
+  private deliverPendingTraps(): CpuExit | null {
+    let bits = this.pendingDbg;
+    this.pendingDbg = 0;
+    // The code breakpoint of the next instruction is reported in the same #DB
+    // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
+    if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
+    return this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
   }
 
   /** After an instruction retired: single-step and data-breakpoint traps, shadows, MTF. */

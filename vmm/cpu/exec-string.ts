@@ -89,8 +89,11 @@ export function execString(c: CpuCore, i: Insn): number {
     advance(c, 1, -1, a64);
     const done = !more || (a64 ? (c.rl[1] | c.rh[1]) === 0 : c.rl[1] === 0);
     if (done) return i.nextAddr;
-    if (c.dataHits !== 0) {
-      c.rflags |= RF; // trap after a non-final iteration: RF=1 in the pushed image
+    if (c.dataHits !== 0 || c.repOne) {
+      // A trap (data breakpoint, single-step) or an MTF exit after a non-final iteration:
+      // RIP stays at the instruction and RF=1 goes into the pushed image (SDM 17.3.1.1,
+      // 25.5.2 "after each iteration").
+      c.rflags |= RF;
       return i.addr;
     }
   }
