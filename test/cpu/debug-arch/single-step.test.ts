@@ -395,8 +395,7 @@ after_icebp:
     expect(steps).to.deep.equal([[5, 3], [5, 2], [5, 1], [7, 0], [8, 0]]);
   });
 
-  // CPU bug: see cpu-bugs.md (the whole REP is stepped as one instruction)
-  it.skip('17.3.1.4 + 17.3.1.1: single-stepping REP STOSB traps after EACH iteration (RIP stays at the REP, RF=1) and after the last one (RIP next, RF=0), as a real CPU does under ptrace', () => {
+  it('17.3.1.4 + 17.3.1.1: single-stepping REP STOSB traps after EACH iteration (RIP stays at the REP, RF=1) and after the last one (RIP next, RF=0), as a real CPU does under ptrace', () => {
     const m = new DebugMachine().load(`
 start:
   mov $${DATA}, %edi

@@ -81,8 +81,7 @@ describe('debug architecture: single-step traces vs the host CPU (SDM 17.3.1.4)'
     expect(simSteps(BRANCHY).map(([o]) => o)).to.deep.equal(native.map(([o]) => o));
   });
 
-  // CPU bug: see cpu-bugs.md (REP runs as one step)
-  it.skip('17.3.1.4: REP STOSB / REP MOVSB (one trap per iteration) and a REP with RCX=0: same RIPs and RCX as the host CPU', () => {
+  it('17.3.1.4: REP STOSB / REP MOVSB (one trap per iteration) and a REP with RCX=0: same RIPs and RCX as the host CPU', () => {
     const native = nativeSteps(REPS);
     expect(simSteps(REPS)).to.deep.equal(native);
   });

@@ -240,8 +240,7 @@ start:
   });
 
   describe('monitor trap flag (SDM 25.5.2, 27.3.4)', () => {
-    // CPU bug: see cpu-bugs.md (REP runs as one step)
-    it.skip('25.5.2: with MTF on, the CPU exits after each instruction, and after each iteration of a REP string instruction', () => {
+    it('25.5.2: with MTF on, the CPU exits after each instruction, and after each iteration of a REP string instruction', () => {
       const m = new DebugMachine().load(`
 start:
   nop
