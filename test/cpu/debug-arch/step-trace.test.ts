@@ -61,6 +61,41 @@ const BRANCHY = `
   nop
 `;
 
+const MORE = `
+  xor %ecx, %ecx
+  push %rbp
+  mov %rsp, %rbp
+  sub $16, %rsp
+  lea 5f(%rip), %rax
+  call *%rax
+  lea 6f(%rip), %rax
+  jmp *%rax
+5:
+  ret
+6:
+  push $0
+  call 7f
+  jmp 8f
+7:
+  ret $8
+8:
+  mov $7, %eax
+  cqo
+  mov $3, %ecx
+  idiv %rcx
+  bsf %rax, %rdx
+  leave
+  movl $0x41414141, (%rdi)
+  movl $0x41414241, 8(%rdi)
+  lea 8(%rdi), %rsi
+  mov $4, %ecx
+  repe cmpsb
+  mov $0x42, %al
+  mov $4, %ecx
+  repne scasb
+  nop
+`;
+
 const REPS = `
   mov $3, %ecx
   rep stosb
@@ -79,6 +114,12 @@ describe('debug architecture: single-step traces vs the host CPU (SDM 17.3.1.4)'
     const native = nativeSteps(BRANCHY);
     expect(native.length).to.be.greaterThan(30);
     expect(simSteps(BRANCHY).map(([o]) => o)).to.deep.equal(native.map(([o]) => o));
+  });
+
+  it('17.3.1.4: indirect CALL/JMP, RET imm16, LEAVE, IDIV, REPE CMPSB and REPNE SCASB ending early: same RIPs and RCX as the host CPU', () => {
+    const native = nativeSteps(MORE);
+    expect(native.length).to.be.greaterThan(25);
+    expect(simSteps(MORE)).to.deep.equal(native);
   });
 
   it('17.3.1.4: REP STOSB / REP MOVSB (one trap per iteration) and a REP with RCX=0: same RIPs and RCX as the host CPU', () => {
