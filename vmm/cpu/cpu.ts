@@ -255,7 +255,7 @@ export class Cpu extends CpuCore implements GuestCpu {
           if (next !== i.nextAddr || this.attention !== 0) break;
         }
       } catch (x) {
-        if (x !== FAULT) throw x;
+        if (x !== FAULT) return this.internalError(x, insns[k - 1]);
         const i = insns[k - 1];
         this.instret += k - 1;
         this.rip = i.addr;
@@ -297,6 +297,14 @@ export class Cpu extends CpuCore implements GuestCpu {
       this.cache.set(rip, i);
     }
     return i;
+  }
+
+  /** A bug in the simulator must not take the process down: stop this vCPU with a diagnosis. */
+  private internalError(x: unknown, i: Insn): CpuExit {
+    const msg = x instanceof Error ? x.message : String(x);
+    this.rip = i.addr;
+    this.shutdownReason = `simulator internal error at rip 0x${i.addr.toString(16)} (op ${i.op}): ${msg}`;
+    return { kind: 'triple-fault', reason: this.shutdownReason };
   }
 
   /** The decoded straight-line block at rip (up to an unconditional control transfer). */

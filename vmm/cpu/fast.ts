@@ -102,10 +102,19 @@ const lea64: Handler = (c, i) => {
   c.rl[i.reg] = c.eaLo; c.rh[i.reg] = c.eaHi;
   return i.nextAddr;
 };
-const movzxLoad: Handler = (c, i) => {
+const movzxLoad8: Handler = (c, i) => {
   ea(c, i);
-  const v = i.srcSize === 1 ? c.rd8(c.eaLo, c.eaHi) : c.rd16(c.eaLo, c.eaHi);
-  c.rl[i.reg] = v; c.rh[i.reg] = 0;
+  const a = c.eaLo;
+  if (c.eaHi !== 0 || a >= c.memSize || c.dataBpOn !== 0) {
+    c.rl[i.reg] = c.rd8(a, c.eaHi);
+  } else c.rl[i.reg] = c.bytes[a];
+  c.rh[i.reg] = 0;
+  return i.nextAddr;
+};
+const movzxLoad16: Handler = (c, i) => {
+  ea(c, i);
+  c.rl[i.reg] = c.rd16(c.eaLo, c.eaHi);
+  c.rh[i.reg] = 0;
   return i.nextAddr;
 };
 
@@ -410,7 +419,7 @@ function choose(i: Insn): Handler {
     case Op.CMOV: return i.isMem ? exec : cmovRR;
     case Op.SETCC: return i.isMem ? exec : setccR;
     case Op.SHIFT_E: return i.isMem ? exec : shiftFast;
-    case Op.MOVZX: return s === 4 || s === 8 ? (i.isMem ? movzxLoad : movzxReg) : exec;
+    case Op.MOVZX: return s === 4 || s === 8 ? (i.isMem ? (i.srcSize === 1 ? movzxLoad8 : movzxLoad16) : movzxReg) : exec;
     default: return exec;
   }
 }

@@ -16,9 +16,9 @@ export const MEM_SIZE = 1 << 20;
 export const GDT_BASE = 0x1000;
 export const IDT_BASE = 0x2000;
 export const CFG_BASE = 0x8000; // harness variables, see CFG_* below
-export const LOG_BASE = 0x8100; // event records
+export const LOG_BASE = 0x40000; // event records (LOG_MAX * LOG_RECORD bytes)
 export const LOG_RECORD = 128;
-export const LOG_MAX = 64;
+export const LOG_MAX = 512;
 export const ORIGIN = 0x10000; // handler stubs, then the test body at `start`
 export const DATA = 0x20000; // scratch data for tests
 export const STACK_TOP = 0x7f000;
@@ -314,6 +314,11 @@ export class DebugMachine {
   setRflags(v: number): this {
     this.cpu.setReg('rflags', u64(v));
     return this;
+  }
+
+  /** Number of events the handlers saw (may exceed LOG_MAX). */
+  eventCount(): number {
+    return this.read32(CFG_COUNT);
   }
 
   /** The event log written by the guest's handlers. */

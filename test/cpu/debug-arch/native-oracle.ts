@@ -15,11 +15,11 @@ const TRACER = String.raw`
 #include <sys/user.h>
 #include <sys/wait.h>
 __attribute__((used)) char buf[256];
-extern void probe(void), probe_end(void);
-__asm__(".globl probe, probe_end\nprobe:\n lea buf(%rip), %rdi\n" PROBE_BODY "\nprobe_end:\n ret\n");
+extern void probe_entry(void), probe(void), probe_end(void);
+__asm__(".globl probe_entry, probe, probe_end\nprobe_entry:\n lea buf(%rip), %rdi\nprobe:\n" PROBE_BODY "\nprobe_end:\n ret\n");
 int main(void) {
   pid_t p = fork();
-  if (p == 0) { ptrace(PTRACE_TRACEME, 0, 0, 0); raise(SIGSTOP); probe(); _exit(0); }
+  if (p == 0) { ptrace(PTRACE_TRACEME, 0, 0, 0); raise(SIGSTOP); probe_entry(); _exit(0); }
   int st; struct user_regs_struct r;
   waitpid(p, &st, 0);
   unsigned long start = (unsigned long)probe, end = (unsigned long)probe_end;
@@ -41,7 +41,10 @@ int main(void) {
 }
 `;
 
-/** Single-steps `body` (AT&T, RDI = a 256-byte buffer) natively: [RIP offset, RCX] after each step. */
+/**
+ * Single-steps `body` (AT&T, position-independent, RDI = a 256-byte buffer) natively:
+ * [RIP - start of body, RCX] after each step, up to the end of the body.
+ */
 export function nativeSteps(body: string): Array<[number, number]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbgtests-native-'));
   try {

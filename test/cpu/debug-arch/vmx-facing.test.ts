@@ -240,8 +240,7 @@ start:
   });
 
   describe('monitor trap flag (SDM 25.5.2, 27.3.4)', () => {
-    // CPU bug: see cpu-bugs.md (REP runs as one step)
-    it.skip('25.5.2: with MTF on, the CPU exits after each instruction, and after each iteration of a REP string instruction', () => {
+    it('25.5.2: with MTF on, the CPU exits after each instruction, and after each iteration of a REP string instruction', () => {
       const m = new DebugMachine().load(`
 start:
   nop
@@ -318,6 +317,38 @@ start:
       ]);
       expect(hex(m.dr(7))).to.equal(hex(dr7({ n: 3, rw: 'w', len: 4 })));
       expect(m.phys.getDebugctl().lo).to.equal(DEBUGCTL_LBR);
+    });
+
+    it('26.5.1: reflecting an intercepted #DB: the VMM writes DR6 from the qualification and injects #DB; the guest sees it once, even with bitmap bit 1 still set', () => {
+      const m = new DebugMachine().load(`
+start:
+  mov %eax, ${DATA}
+after:
+  hlt
+`);
+      m.setDr(1, DATA).setDr(7, dr7({ n: 1, rw: 'w', len: 4 }));
+      m.cpu.intercepts.exceptionBitmap = 1 << 1;
+      const x = exceptionExit(m.run().stop);
+      m.setDr(6, ((m.dr(6) & ~0xf) | (x.dr6 & QUAL)) >>> 0);
+      m.cpu.inject({ vector: 1, type: 'hw' });
+      const r = m.run();
+      expect(r.stop.kind).to.equal('hlt');
+      expect(r.events.map((e) => [e.vector, hex(e.rip), hex(e.dr6)])).to.deep.equal([[1, hex(m.sym('after')), hex(DR6_INIT | 2)]]);
+    });
+
+    it('26.5.1: reflecting an intercepted ICEBP as a privileged software exception with its length pushes the RIP after it', () => {
+      const m = new DebugMachine().load(`
+start:
+  .byte 0x2e, 0xf1
+after:
+  hlt
+`);
+      m.cpu.intercepts.exceptionBitmap = 1 << 1;
+      const x = exceptionExit(m.run().stop);
+      expect([x.type, x.instructionLength]).to.deep.equal(['priv', 2]);
+      m.cpu.inject({ vector: 1, type: 'priv', instructionLength: x.instructionLength });
+      const r = m.run();
+      expect(r.events.map((e) => [e.vector, hex(e.rip)])).to.deep.equal([[1, hex(m.sym('after'))]]);
     });
 
     it('26.6.3: a vectoring entry (injected external interrupt) discards the pending debug exceptions', () => {
