@@ -98,3 +98,52 @@ describe('property: the full switch never leaks (random guest DR writes, host DR
     expect(leaky).to.equal(30);
   });
 });
+
+describe('property: #DB routing between the guest and the debugger (at most four slots in all)', () => {
+  for (const backend of ['vmx', 'svm'] as const) {
+    it(`${backend}: each hit reaches its owner, with the owner's slot numbering`, () => {
+      fc.assert(fc.property(
+        fc.subarray([0, 1, 2, 3]), fc.subarray([0, 1, 2, 3]), fc.array(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 12 }),
+        fc.boolean(),
+        (guestSlots, dbgSlotsAll, storeIdx, debuggerFirst) => {
+          const dbgSlots = dbgSlotsAll.slice(0, 4 - guestSlots.length);
+          const guestAddr = (i: number): number => 0x10000 + i * 0x100;
+          const dbgAddr = (j: number): number => 0x20000 + j * 0x100;
+          const { vm, cpus } = fakeVm({ backend });
+          const cpu = cpus[0];
+          cpu.idleCpuid = false;
+          const setDebugger = (): void => vm.setDebuggerSlots(0, [0, 1, 2, 3].map((j) => (dbgSlots.includes(j) ? { address: u(dbgAddr(j)), type: 'write' as const, len: 8 as const } : null)));
+          if (debuggerFirst) setDebugger();
+          let dr7 = 0x400;
+          for (const i of guestSlots) {
+            cpu.script.push({ op: 'mov-to-dr', dr: i, value: u(guestAddr(i)) });
+            dr7 |= (1 << (2 * i)) | (0x9 << (16 + 4 * i));
+          }
+          cpu.script.push({ op: 'mov-to-dr', dr: 7, value: u(dr7 >>> 0) });
+          vm.run([0], cpu.script.length + 2);
+          if (!debuggerFirst) setDebugger();
+          for (const k of storeIdx) {
+            const isGuest = k < 4;
+            const slot = k % 4;
+            const addr = isGuest ? guestAddr(slot) : dbgAddr(slot);
+            const before = cpu.guestDbs.length;
+            cpu.script.push({ op: 'store', address: addr, len: 8 });
+            const stop = vm.run([0], 3);
+            if (isGuest && guestSlots.includes(slot)) {
+              expect(stop.kind).to.equal('slice');
+              expect(cpu.guestDbs.length).to.equal(before + 1);
+              expect(vm.getRegister(0, 'dr6').lo & 0xf).to.equal(1 << slot);
+            } else if (!isGuest && dbgSlots.includes(slot)) {
+              expect(stop).to.deep.equal({ kind: 'debug', vcpu: 0, slotsHit: 1 << slot, step: false });
+              expect(cpu.guestDbs.length).to.equal(before);
+            } else {
+              expect(stop.kind).to.equal('slice');
+              expect(cpu.guestDbs.length).to.equal(before);
+            }
+          }
+          expect(vm.getRegister(0, 'dr7').lo).to.equal(dr7 >>> 0);
+          expect(vm.leaks()).to.deep.equal([]);
+        }), { numRuns: 120 });
+    });
+  }
+});
