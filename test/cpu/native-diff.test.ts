@@ -154,6 +154,10 @@ function gen(): Case[] {
     add(`${M}${s2}${R}`, s2.startsWith('imul') || s2.startsWith('mul') ? CFOF : s2.startsWith('bt') ? 0x41 : s2.startsWith('test') ? LOGIC : s2.startsWith('shl') || s2.startsWith('sar') || s2.startsWith('ror') ? 0x0 : ALL,
       s2.includes('(%rsi,%rcx,1)') ? (r) => { r[2] = r[2] & 7n; } : s2.startsWith('btrl %ebx') ? (r) => { r[1] = (r[1] & 31n) | 0x40n; } : undefined);
   }
+  add('movq %rax, scratch(%rip)\n movq %rdx, 8+scratch(%rip)\n lock cmpxchg16b scratch(%rip)\n movq scratch(%rip), %rdi\n movq 8+scratch(%rip), %rsi', 0x40);
+  add('lock cmpxchg16b scratch(%rip)\n movq scratch(%rip), %rdi\n movq 8+scratch(%rip), %rsi', 0x40);
+  add('movl %eax, scratch(%rip)\n movl %edx, 4+scratch(%rip)\n cmpxchg8b scratch(%rip)\n movq scratch(%rip), %rdi', 0x40);
+  add('cmpxchg8b scratch(%rip)\n movq scratch(%rip), %rdi', 0x40);
   // string instructions
   add('leaq scratch(%rip), %rsi\n leaq 32+scratch(%rip), %rdi\n andq $7, %rcx\n cld\n rep movsb\n movq 32+scratch(%rip), %rdx\n leaq scratch(%rip), %rbx\n subq %rbx, %rsi\n subq %rbx, %rdi\n xorl %ebx, %ebx', ALL);
   add('leaq 40+scratch(%rip), %rdi\n andq $3, %rcx\n std\n rep stosq\n cld\n movq 32+scratch(%rip), %rdx\n leaq scratch(%rip), %rbx\n subq %rbx, %rdi\n xorl %ebx, %ebx', ALL);

@@ -87,6 +87,58 @@ const movStore64: Handler = (c, i) => { ea(c, i); c.wr64(c.eaLo, c.eaHi, c.rl[i.
 const movStore32: Handler = (c, i) => { ea(c, i); c.wr32(c.eaLo, c.eaHi, c.rl[i.reg]); return i.nextAddr; };
 const movLoad64: Handler = (c, i) => { ea(c, i); const v = c.rd64(c.eaLo, c.eaHi); c.rl[i.reg] = v; c.rh[i.reg] = c.t; return i.nextAddr; };
 const movLoad32: Handler = (c, i) => { ea(c, i); const v = c.rd32(c.eaLo, c.eaHi); c.rl[i.reg] = v; c.rh[i.reg] = 0; return i.nextAddr; };
+
+/**
+ * [base+disp] loads and stores with the common case inline: aligned, inside RAM, no data
+ * breakpoint armed. Anything else takes the general path (same semantics).
+ */
+const movLoad64BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8)) {
+    const w = a >>> 2;
+    c.rl[i.reg] = c.u32[w];
+    c.rh[i.reg] = c.u32[w + 1];
+    return i.nextAddr;
+  }
+  return movLoad64(c, i);
+};
+const movLoad32BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4)) {
+    c.rl[i.reg] = c.u32[a >>> 2];
+    c.rh[i.reg] = 0;
+    return i.nextAddr;
+  }
+  return movLoad32(c, i);
+};
+const movStore64BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8) &&
+    c.codePages[a >>> 12] === 0) {
+    const w = a >>> 2;
+    c.u32[w] = c.rl[i.reg];
+    c.u32[w + 1] = c.rh[i.reg];
+    return i.nextAddr;
+  }
+  return movStore64(c, i);
+};
+const movStore32BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4) &&
+    c.codePages[a >>> 12] === 0) {
+    c.u32[a >>> 2] = c.rl[i.reg];
+    return i.nextAddr;
+  }
+  return movStore32(c, i);
+};
 const movRI: Handler = (c, i) => { c.rl[i.rm] = i.immLo; c.rh[i.rm] = i.size === 8 ? i.immHi : 0; return i.nextAddr; };
 const movStoreImm64: Handler = (c, i) => { ea(c, i); c.wr64(c.eaLo, c.eaHi, i.immLo, i.immHi); return i.nextAddr; };
 const movStoreImm32: Handler = (c, i) => { ea(c, i); c.wr32(c.eaLo, c.eaHi, i.immLo); return i.nextAddr; };
@@ -384,6 +436,18 @@ const imulRR: Handler = (c, i) => {
   return i.nextAddr;
 };
 
+/** No enabled data breakpoint covers the pages of [a, a+n). */
+function noDataBp(c: CpuCore, a: number, n: number): boolean {
+  if (c.dataBpOn === 0) return true;
+  const p = c.bp.pages;
+  return (p[a >>> 12] | p[(a + n - 1) >>> 12]) === 0;
+}
+
+/** A [base+disp] memory operand with no index, segment override or 67h prefix. */
+function baseDisp(i: Insn): boolean {
+  return i.isMem && i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8;
+}
+
 /** Picks the handler for a freshly decoded instruction. */
 export function bindHandler(i: Insn): void {
   i.fn = choose(i);
@@ -398,8 +462,14 @@ function choose(i: Insn): Handler {
     i.op !== Op.NOP && i.op !== Op.SETCC && i.op !== Op.MOVZX) return exec;
   switch (i.op) {
     case Op.NOP: return nop;
-    case Op.MOV_EG: return i.isMem ? (q ? movStore64 : movStore32) : (q ? movRR64 : movRR32);
-    case Op.MOV_GE: return i.isMem ? (q ? movLoad64 : movLoad32) : (q ? movGR64 : movGR32);
+    case Op.MOV_EG:
+      if (!i.isMem) return q ? movRR64 : movRR32;
+      if (baseDisp(i)) return q ? movStore64BD : movStore32BD;
+      return q ? movStore64 : movStore32;
+    case Op.MOV_GE:
+      if (!i.isMem) return q ? movGR64 : movGR32;
+      if (baseDisp(i)) return q ? movLoad64BD : movLoad32BD;
+      return q ? movLoad64 : movLoad32;
     case Op.MOV_RI: return movRI;
     case Op.MOV_EI: return i.isMem ? (q ? movStoreImm64 : movStoreImm32) : exec;
     case Op.LEA: return q && i.asize === 8 ? lea64 : d ? lea32 : exec;
