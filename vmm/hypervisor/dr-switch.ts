@@ -42,6 +42,7 @@ export const enum StepOp {
   LoadGuestDr, SaveGuestDr, RestoreHostDr, RestoreHostDebugctl, RestoreHostTF, HostPath,
   // Fused forms used only by StepProgram (no observer: nothing can act between the four).
   SaveHostDr0to3, LoadGuestDr0to3, SaveGuestDr0to3, RestoreHostDr0to3,
+  SaveHostDr0to3And6, LoadGuestDr0to3And6, SaveGuestDr0to3And6, RestoreHostDr0to3And6,
 }
 
 /** One step: a named operation on the physical CPU (every step has the same shape). */
@@ -162,6 +163,11 @@ const FUSED: ReadonlyMap<StepOp, StepOp> = new Map([
   [StepOp.SaveHostDr, StepOp.SaveHostDr0to3], [StepOp.LoadGuestDr, StepOp.LoadGuestDr0to3],
   [StepOp.SaveGuestDr, StepOp.SaveGuestDr0to3], [StepOp.RestoreHostDr, StepOp.RestoreHostDr0to3],
 ]);
+/** The same run followed by the same operation on DR6. */
+const FUSED_AND_6: ReadonlyMap<StepOp, StepOp> = new Map([
+  [StepOp.SaveHostDr, StepOp.SaveHostDr0to3And6], [StepOp.LoadGuestDr, StepOp.LoadGuestDr0to3And6],
+  [StepOp.SaveGuestDr, StepOp.SaveGuestDr0to3And6], [StepOp.RestoreHostDr, StepOp.RestoreHostDr0to3And6],
+]);
 
 /**
  * A step list compiled for the executor when no observer watches: op and DR number per
@@ -180,9 +186,10 @@ export class StepProgram {
       const fused = FUSED.get(s.op);
       if (fused !== undefined && s.n === 0 && i + 3 < steps.length &&
           [1, 2, 3].every((k) => steps[i + k].op === s.op && steps[i + k].n === k)) {
-        ops.push(fused);
+        const with6 = i + 4 < steps.length && steps[i + 4].op === s.op && steps[i + 4].n === 6;
+        ops.push(with6 ? FUSED_AND_6.get(s.op) ?? fused : fused);
         ns.push(0);
-        i += 3;
+        i += with6 ? 4 : 3;
         continue;
       }
       ops.push(s.op);
@@ -218,6 +225,22 @@ export function runProgram(prog: StepProgram, phys: PhysicalCpu, regs: DrSwitchR
       case StepOp.RestoreHostDr: pLo[n] = hLo[n]; pHi[n] = hHi[n]; break;
       case StepOp.RestoreHostDebugctl: phys.debugctlLo = regs.hostDebugctlLo; phys.debugctlHi = regs.hostDebugctlHi; break;
       case StepOp.RestoreHostTF: phys.hostTF = phys.hostTF || regs.hostTF; break;
+      case StepOp.SaveHostDr0to3And6:
+        hLo[0] = pLo[0]; hLo[1] = pLo[1]; hLo[2] = pLo[2]; hLo[3] = pLo[3]; hLo[6] = pLo[6];
+        hHi[0] = pHi[0]; hHi[1] = pHi[1]; hHi[2] = pHi[2]; hHi[3] = pHi[3]; hHi[6] = pHi[6];
+        break;
+      case StepOp.LoadGuestDr0to3And6:
+        pLo[0] = gLo[0]; pLo[1] = gLo[1]; pLo[2] = gLo[2]; pLo[3] = gLo[3]; pLo[6] = gLo[6];
+        pHi[0] = gHi[0]; pHi[1] = gHi[1]; pHi[2] = gHi[2]; pHi[3] = gHi[3]; pHi[6] = gHi[6];
+        break;
+      case StepOp.SaveGuestDr0to3And6:
+        gLo[0] = pLo[0]; gLo[1] = pLo[1]; gLo[2] = pLo[2]; gLo[3] = pLo[3]; gLo[6] = pLo[6];
+        gHi[0] = pHi[0]; gHi[1] = pHi[1]; gHi[2] = pHi[2]; gHi[3] = pHi[3]; gHi[6] = pHi[6];
+        break;
+      case StepOp.RestoreHostDr0to3And6:
+        pLo[0] = hLo[0]; pLo[1] = hLo[1]; pLo[2] = hLo[2]; pLo[3] = hLo[3]; pLo[6] = hLo[6];
+        pHi[0] = hHi[0]; pHi[1] = hHi[1]; pHi[2] = hHi[2]; pHi[3] = hHi[3]; pHi[6] = hHi[6];
+        break;
       case StepOp.SaveHostDr0to3:
         hLo[0] = pLo[0]; hLo[1] = pLo[1]; hLo[2] = pLo[2]; hLo[3] = pLo[3];
         hHi[0] = pHi[0]; hHi[1] = pHi[1]; hHi[2] = pHi[2]; hHi[3] = pHi[3];
