@@ -13,15 +13,18 @@ export const CODE = 0x100000;
 export const COUNTER = 0x100100;
 export const EXIT_CODE = 0x100020;
 export const GUEST_INT3 = 0x100030;
+/** Only read by the program (mov rax,[READER]). */
+export const READER = 0x100108;
 
 /**
  * 0x100000: inc qword [rip+0xf9]   (the counter at 0x100100)
- * 0x100007: nop; 0x100008: nop; 0x100009: jmp 0x100000
+ * 0x100007: mov rax,[rip+0xfa]     (reads 0x100108)
+ * 0x10000e: nop; 0x10000f: jmp 0x100000
  * 0x100020: mov al,7; out 0xf4,al  (exit 7)
  * 0x100030: int3 (the guest's own); 0x100031: jmp 0x100000
  */
 export const PROGRAM: Array<[number, number[]]> = [
-  [CODE, [0x48, 0xff, 0x05, 0xf9, 0x00, 0x00, 0x00, 0x90, 0x90, 0xeb, 0xf5]],
+  [CODE, [0x48, 0xff, 0x05, 0xf9, 0x00, 0x00, 0x00, 0x48, 0x8b, 0x05, 0xfa, 0x00, 0x00, 0x00, 0x90, 0xeb, 0xef]],
   [EXIT_CODE, [0xb0, 0x07, 0xe6, 0xf4]],
   [GUEST_INT3, [0xcc, 0xeb, 0xcd]],
 ];
@@ -158,6 +161,7 @@ export class FakeVm implements VmApi {
     const op = this.mem[rip];
     let next = rip;
     let wrote: [number, number] | undefined;
+    let read: [number, number] | undefined;
     if (op === 0xcc) {
       if (c.caps.has('intercept-bp')) return { kind: 'breakpoint', vcpu: v, rip: u64FromNumber(rip) };
       next = rip + 1; // no guest IDT in the fake: the int3 is skipped
@@ -174,6 +178,13 @@ export class FakeVm implements VmApi {
         carry = s >> 8;
       }
       wrote = [a, 8];
+    } else if (op === 0x48 && this.mem[rip + 1] === 0x8b && this.mem[rip + 2] === 0x05) {
+      const disp = this.mem[rip + 3] | (this.mem[rip + 4] << 8) | (this.mem[rip + 5] << 16) | (this.mem[rip + 6] << 24);
+      next = rip + 7;
+      const a = next + disp;
+      const lo = this.mem[a] | (this.mem[a + 1] << 8) | (this.mem[a + 2] << 16) | (this.mem[a + 3] << 24);
+      c.regs.set('rax', u64(lo, this.mem[a + 4] | (this.mem[a + 5] << 8) | (this.mem[a + 6] << 16) | (this.mem[a + 7] << 24)));
+      read = [a, 8];
     } else if (op === 0xb0) {
       this.cpu(v).regs.set('rax', u64(this.mem[rip + 1]));
       next = rip + 2;
@@ -192,10 +203,11 @@ export class FakeVm implements VmApi {
     this.setRip(v, next);
     this.instructions++;
     let hit = 0;
-    if (wrote) {
-      const [a, n] = wrote;
+    for (const [range, types] of [[wrote, ['write', 'access']], [read, ['access']]] as const) {
+      if (!range) continue;
+      const [a, n] = range;
       c.slots.forEach((s, i) => {
-        if (!s || (s.type !== 'write' && s.type !== 'access')) return;
+        if (!s || !(types as readonly string[]).includes(s.type)) return;
         const sa = u64ToNumber(s.address);
         if (sa < a + n && a < sa + s.len) hit |= 1 << i;
       });

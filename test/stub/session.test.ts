@@ -138,22 +138,22 @@ describe('stub session (packet level, FakeVm)', function () {
 
   it('hides its int3 from m and keeps M/X writes under it right', async () => {
     await c.handshake();
-    const a = (CODE + 7).toString(16);
+    const a = (CODE + 14).toString(16);
     expect(await c.request(`Z0,${a},1`)).to.equal('OK');
     expect(await c.request(`Z0,${a},1`)).to.equal('OK'); // idempotent
-    expect(vm.mem[CODE + 7]).to.equal(0xcc);
+    expect(vm.mem[CODE + 14]).to.equal(0xcc);
     expect(vm.getCapability(0, 'intercept-bp')).to.equal(true);
-    expect(await c.request(`m${a},2`)).to.equal('9090');
+    expect(await c.request(`m${a},2`)).to.equal('90eb');
     expect(await c.request(`M${a},1:f4`)).to.equal('OK');
-    expect(vm.mem[CODE + 7]).to.equal(0xcc);
+    expect(vm.mem[CODE + 14]).to.equal(0xcc);
     expect(await c.request(`m${a},1`)).to.equal('f4');
     // X with escaped binary: 0x7d and 0x23 written, int3 kept
     expect(await c.request(Buffer.concat([Buffer.from(`X${a},2:`), Buffer.from([0x7d, 0x5d, 0x7d, 0x03])]))).to.equal('OK');
     expect(await c.request(`m${a},2`)).to.equal('7d23');
-    expect(vm.mem[CODE + 8]).to.equal(0x23);
+    expect(vm.mem[CODE + 15]).to.equal(0x23);
     expect(await c.request(`z0,${a},1`)).to.equal('OK');
     expect(await c.request(`z0,${a},1`)).to.equal('OK');
-    expect(vm.mem[CODE + 7]).to.equal(0x7d);
+    expect(vm.mem[CODE + 14]).to.equal(0x7d);
     expect(vm.getCapability(0, 'intercept-bp')).to.equal(false);
   });
 
@@ -193,11 +193,11 @@ describe('stub session (packet level, FakeVm)', function () {
     expect(await c.request(`Z4,${(COUNTER + 4).toString(16)},4`)).to.equal('OK');
     expect(await c.request('vCont;c')).to.contain(`awatch:${(COUNTER + 4).toString(16).padStart(16, '0')};`);
     expect(await c.request(`z4,${(COUNTER + 4).toString(16)},4`)).to.equal('OK');
-    expect(await c.request(`Z1,${(CODE + 9).toString(16)},1`)).to.equal('OK');
+    expect(await c.request(`Z1,${(CODE + 15).toString(16)},1`)).to.equal('OK');
     const h = await c.request('vCont;c');
     expect(h).to.contain('hwbreak:;');
-    expect(h).to.contain(`10:${le64(CODE + 9)};`);
-    expect(await c.request(`z1,${(CODE + 9).toString(16)},1`)).to.equal('OK');
+    expect(h).to.contain(`10:${le64(CODE + 15)};`);
+    expect(await c.request(`z1,${(CODE + 15).toString(16)},1`)).to.equal('OK');
     expect(await c.request(`Z0,${CODE.toString(16)},1`)).to.equal('OK');
     const s = await c.request('vCont;c');
     expect(s).to.contain('swbreak:;');
@@ -217,7 +217,7 @@ describe('stub session (packet level, FakeVm)', function () {
       const r = await c.request('vCont;s:1');
       pcs.push(Number(Buffer.from(/10:([0-9a-f]{16});/.exec(r)![1], 'hex').readBigUInt64LE()));
     }
-    expect(pcs).to.deep.equal([CODE + 7, CODE + 8, CODE + 9, CODE, CODE + 7]);
+    expect(pcs).to.deep.equal([CODE + 7, CODE + 14, CODE + 15, CODE, CODE + 7]);
     expect(vm.getCapability(0, 'rflags-tf')).to.equal(false);
     expect(vm.getCapability(0, 'intercept-db')).to.equal(false);
     expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 7); // vCPU 1 stayed stopped
@@ -236,12 +236,12 @@ describe('stub session (packet level, FakeVm)', function () {
 
   it('hands back a guest int3, reports exit with W and triple faults with a message', async () => {
     await c.handshake();
-    expect(await c.request(`Z0,${(CODE + 9).toString(16)},1`)).to.equal('OK');
+    expect(await c.request(`Z0,${(CODE + 15).toString(16)},1`)).to.equal('OK');
     expect(await c.request(`P10=${le64(GUEST_INT3)}`)).to.equal('OK');
     const r = await c.request('vCont;c:1');
     expect(r).to.contain('swbreak:;');
     expect(vm.injected).to.deep.equal([{ vcpu: 0, vector: 3 }]);
-    expect(await c.request(`z0,${(CODE + 9).toString(16)},1`)).to.equal('OK');
+    expect(await c.request(`z0,${(CODE + 15).toString(16)},1`)).to.equal('OK');
     // triple fault: an undefined opcode in the fake
     expect(await c.request('M100050,1:0f')).to.equal('OK');
     expect(await c.request(`P10=${le64(0x100050)}`)).to.equal('OK');
