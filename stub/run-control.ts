@@ -45,7 +45,8 @@ export class RunControl {
 
   constructor(
     private readonly target: VmTarget,
-    private readonly onConsole: (text: string) => void,
+    /** Where the guest console goes; undefined = the stub leaves it to its owner (the CLI). */
+    private readonly onConsole: ((text: string) => void) | undefined,
   ) {}
 
   get running(): boolean {
@@ -120,6 +121,7 @@ export class RunControl {
   }
 
   private drainConsole(): void {
+    if (!this.onConsole) return;
     const text = this.target.vm.takeConsoleOutput();
     if (text.length > 0) this.onConsole(text);
   }

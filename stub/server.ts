@@ -19,27 +19,39 @@ export type GdbTransport =
 
 export interface GdbServerOptions {
   transport: GdbTransport;
+  /** A non-loopback TCP address is allowed (the CLI's --allow-remote); also accepted inside the transport. */
+  allowRemote?: boolean;
   /** Largest packet accepted (advertised as PacketSize). Default 0x4000. */
   packetSize?: number;
   /** Packet trace: 'stderr', a file path, or off. */
   trace?: 'stderr' | { file: string };
-  /** Guest console output; default: shown by gdb (O packets) while the guest runs. */
+  /** The CLI's --trace-packets: a file, or '-' for stderr. */
+  tracePackets?: string;
+  /**
+   * The guest console (VmApi.takeConsoleOutput). By default the stub does not drain it (the
+   * CLI owns it); with this callback the stub drains it between slices and hands it over.
+   */
   onConsoleOutput?: (text: string) => void;
+  /** Drain the guest console between slices and show it in gdb as O packets. */
+  consoleToGdb?: boolean;
   /** Diagnostics (warnings, refused connections); default stderr. */
   log?: (line: string) => void;
 }
 
 export type GuestExit = { kind: 'exit'; status: number } | { kind: 'killed' };
 
-export type GdbServerAddress =
-  | { kind: 'tcp'; host: string; port: number }
-  | { kind: 'unix'; path: string }
-  | { kind: 'stdio' };
-
 export interface GdbServer extends EventEmitter {
-  readonly address: GdbServerAddress;
+  /** Where gdb connects: 'HOST:PORT', the socket path, or 'stdio'. */
+  readonly address: string;
+  /** The TCP port listened on (useful with port 0). */
+  readonly port: number | undefined;
   /** Resolves when the guest ends (port 0xF4) or gdb kills it. */
   readonly guestExit: Promise<GuestExit>;
+  /**
+   * Resolves when the server has shut down: the guest ended (the exit status), gdb killed it
+   * (undefined), the stdio debugger went away (undefined), or close() was called.
+   */
+  readonly closed: Promise<number | undefined>;
   /** True while a debugger is connected. */
   readonly connected: boolean;
   close(): Promise<void>;
@@ -77,9 +89,14 @@ function makeTracer(opt: GdbServerOptions['trace']): ((line: string) => void) | 
 }
 
 class Server extends EventEmitter implements GdbServer {
-  address: GdbServerAddress = { kind: 'stdio' };
+  address = 'stdio';
+  port: number | undefined;
+  private socketPath: string | undefined;
   readonly guestExit: Promise<GuestExit>;
+  readonly closed: Promise<number | undefined>;
   private resolveExit!: (e: GuestExit) => void;
+  private resolveClosed!: (status: number | undefined) => void;
+  private isClosed = false;
   private exitReported = false;
   private session: GdbSession | undefined;
   private listener: net.Server | undefined;
@@ -92,9 +109,13 @@ class Server extends EventEmitter implements GdbServer {
   constructor(readonly vm: VmApi, private readonly opts: GdbServerOptions) {
     super();
     this.guestExit = new Promise((resolve) => { this.resolveExit = resolve; });
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     this.target = new VmTarget(vm);
-    this.run = new RunControl(this.target, (text) => this.console(text));
-    this.trace = makeTracer(opts.trace);
+    const drains = opts.onConsoleOutput !== undefined || opts.consoleToGdb === true;
+    this.run = new RunControl(this.target, drains ? (text) => this.console(text) : undefined);
+    const trace = opts.trace ?? (opts.tracePackets === undefined ? undefined
+      : opts.tracePackets === '-' ? 'stderr' : { file: opts.tracePackets });
+    this.trace = makeTracer(trace);
     this.log = opts.log ?? ((line) => process.stderr.write(`vmm-gdbstub: ${line}\n`));
     const ps = opts.packetSize ?? DEFAULT_PACKET_SIZE;
     this.packetSize = Number.isInteger(ps) && ps >= 256 && ps <= 0x100000 ? ps : DEFAULT_PACKET_SIZE;
@@ -114,6 +135,8 @@ class Server extends EventEmitter implements GdbServer {
     this.exitReported = true;
     this.resolveExit(e);
     this.emit('guest-exit', e);
+    // the W reply (or the kill) is the last thing gdb gets: shut down once it is out
+    setTimeout(() => { void this.shutdown(e.kind === 'exit' ? e.status : undefined); }, 50);
   }
 
   /** Starts a session on a connection, or refuses it when one is active. */
@@ -135,6 +158,8 @@ class Server extends EventEmitter implements GdbServer {
     if (this.session === session) {
       this.session = undefined;
       this.emit('disconnect');
+      // nobody can reconnect to stdio
+      if (this.opts.transport.kind === 'stdio') void this.shutdown(undefined);
     }
   }
 
@@ -147,7 +172,7 @@ class Server extends EventEmitter implements GdbServer {
     if (t.kind === 'tcp') {
       const host = t.host ?? '127.0.0.1';
       if (!isLoopback(host)) {
-        if (!t.allowRemote) throw new Error(`refusing to listen on non-loopback address ${host} without allowRemote`);
+        if (!t.allowRemote && !this.opts.allowRemote) throw new Error(`refusing to listen on non-loopback address ${host} without allowRemote`);
         this.log(`warning: listening on ${host}: anyone who can reach it controls the VM`);
       }
       await new Promise<void>((resolve, reject) => {
@@ -155,7 +180,8 @@ class Server extends EventEmitter implements GdbServer {
         server.listen(t.port ?? 1234, host, () => { server.off('error', reject); resolve(); });
       });
       const a = server.address() as net.AddressInfo;
-      this.address = { kind: 'tcp', host: a.address, port: a.port };
+      this.port = a.port;
+      this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     } else {
       removeStaleSocket(t.path);
       const oldMask = process.umask(0o177);
@@ -168,7 +194,8 @@ class Server extends EventEmitter implements GdbServer {
         process.umask(oldMask);
       }
       fs.chmodSync(t.path, 0o600);
-      this.address = { kind: 'unix', path: t.path };
+      this.address = t.path;
+      this.socketPath = t.path;
     }
     server.on('error', (e) => this.log(`listener error: ${e.message}`));
   }
@@ -201,13 +228,21 @@ class Server extends EventEmitter implements GdbServer {
   }
 
   async close(): Promise<void> {
+    await this.shutdown(undefined);
+  }
+
+  private async shutdown(status: number | undefined): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
     if (this.session) this.detachSession(this.session);
     const l = this.listener;
     this.listener = undefined;
     if (l) {
       await new Promise<void>((resolve) => l.close(() => resolve()));
-      if (this.address.kind === 'unix') removeStaleSocket(this.address.path);
+      if (this.socketPath) removeStaleSocket(this.socketPath);
     }
+    this.resolveClosed(status);
+    this.emit('close', status);
   }
 }
 

@@ -19,7 +19,7 @@ describe('stub with stock gdb (FakeVm)', function () {
   async function start(vcpus = 1): Promise<void> {
     vm = new FakeVm(vcpus);
     server = await startGdbServer(vm, { transport: { kind: 'tcp', host: '127.0.0.1', port: 0 } });
-    target = `127.0.0.1:${(server.address as { port: number }).port}`;
+    target = server.address;
   }
 
   afterEach(async () => {

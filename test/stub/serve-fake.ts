@@ -10,9 +10,9 @@ async function main(): Promise<void> {
   if (!transport) throw new Error('bad endpoint');
   const vm = new FakeVm(Number(process.argv[3] ?? '1'));
   const server = await startGdbServer(vm, { transport, trace: process.env.STUB_TRACE ? 'stderr' : undefined });
-  if (server.address.kind === 'tcp') process.stderr.write(`listening on ${server.address.port}\n`);
-  server.on('disconnect', () => { if (transport.kind === 'stdio') process.exit(0); });
-  server.guestExit.then(() => { if (transport.kind === 'stdio') setTimeout(() => process.exit(0), 100); });
+  if (transport.kind !== 'stdio') process.stderr.write(`listening on ${server.address}\n`);
+  const status = await server.closed;
+  process.exit(status ?? 0);
 }
 
 if (require.main === module) {
