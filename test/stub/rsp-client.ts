@@ -59,7 +59,7 @@ export class RspClient {
         const body = this.buf.subarray(start + 1, hash).toString('latin1');
         this.buf = this.buf.subarray(hash + 3);
         if (!this.noAck) this.sendRaw('+');
-        return body.replace(/\}(.)/gs, (_m, c: string) => String.fromCharCode(c.charCodeAt(0) ^ 0x20));
+        return RspClient.decodeBody(body);
       }
       if (this.closed) throw new Error('connection closed');
       const left = deadline - Date.now();
@@ -69,6 +69,20 @@ export class RspClient {
         this.waiters.push(() => { clearTimeout(t); resolve(); });
       });
     }
+  }
+
+  /** Undoes '}' escapes and run-length encoding ('X*n': n - 29 more copies of X, as gdbserver sends). */
+  static decodeBody(body: string): string {
+    let out = '';
+    for (let i = 0; i < body.length; i++) {
+      const ch = body[i];
+      if (ch === '}' && i + 1 < body.length) {
+        out += String.fromCharCode(body.charCodeAt(++i) ^ 0x20);
+      } else if (ch === '*' && i + 1 < body.length && out.length > 0) {
+        out += out[out.length - 1].repeat(body.charCodeAt(++i) - 29);
+      } else out += ch;
+    }
+    return out;
   }
 
   async request(body: string | Buffer, timeoutMs = 5000): Promise<string> {

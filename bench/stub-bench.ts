@@ -1,0 +1,200 @@
+/**
+ * The stub's speed, side by side with gdbserver serving a native build of the same loop:
+ * g and m round trips per second from one loopback client, gdb `stepi 10000` steps per
+ * second, and stops per second as gdb sees them (our watchpoint hits; gdbserver's
+ * breakpoint stops, since native hardware watchpoints do not fire on these machines).
+ */
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { startGdbServer } from '../stub/server';
+import { VmApi } from '../vmm/api/vm-api';
+import { FakeVm, COUNTER as FAKE_COUNTER } from '../test/stub/fake-vm';
+import { makeRealVm } from '../test/stub/real-vm';
+import { RspClient } from '../test/stub/rsp-client';
+
+const ROUND_TRIP_MS = 1000;
+const STEPS = 10000;
+const STOPS = 200;
+
+/**
+ * g and m round trips per second on one connection (gdbserver --once serves one). `mAddress`
+ * picks the m address from the g reply when not given (gdbserver: the stack pointer).
+ */
+async function roundTrips(port: number, mAddress?: number): Promise<{ g: number; m: number }> {
+  const c = await RspClient.connect({ host: '127.0.0.1', port });
+  try {
+    await c.handshake();
+    await c.request('?');
+    const regs = await c.request('g');
+    const addr = mAddress ?? Number(Buffer.from(regs.slice(7 * 16, 8 * 16), 'hex').readBigUInt64LE());
+    const rate = async (packet: string): Promise<number> => {
+      const t0 = performance.now();
+      let n = 0;
+      while (performance.now() - t0 < ROUND_TRIP_MS) {
+        const r = await c.request(packet);
+        if (r.startsWith('E') || r.length === 0) throw new Error(`${packet} -> ${r}`);
+        n++;
+      }
+      return n / ((performance.now() - t0) / 1000);
+    };
+    return { g: await rate('g'), m: await rate(`m${addr.toString(16)},40`) };
+  } finally {
+    c.close();
+  }
+}
+
+/** Runs gdb with a python script that prints "RATE <n>" and returns n. */
+function gdbRate(target: string, file: string | undefined, setup: string[], body: string, timeoutMs = 120000): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
+  const script = path.join(dir, 'rate.py');
+  fs.writeFileSync(script, `import gdb, time\n${body}\n`);
+  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 30'];
+  if (file) args.push(file);
+  args.push('-ex', `target remote ${target}`);
+  for (const s of setup) args.push('-ex', s);
+  args.push('-x', script);
+  return new Promise((resolve, reject) => {
+    const child = spawn('gdb', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d.toString(); });
+    child.stderr.on('data', (d) => { out += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', () => {
+      clearTimeout(timer);
+      fs.rmSync(dir, { recursive: true, force: true });
+      const m = /RATE ([0-9.]+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`gdb gave no rate:\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+const STEPI_SCRIPT = `
+t0 = time.time()
+gdb.execute("stepi ${STEPS}", to_string=True)
+print("RATE %f" % (${STEPS} / (time.time() - t0)))`;
+
+const STOPS_SCRIPT = `
+t0 = time.time()
+n = 0
+for i in range(${STOPS}):
+    out = gdb.execute("continue", to_string=True)
+    if "exited" in out:
+        break
+    n += 1
+print("RATE %f" % (n / (time.time() - t0)))`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function withGdbserver<T>(prog: string, f: (port: number) => Promise<T>): Promise<T> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, prog], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const t = setTimeout(() => reject(new Error(`gdbserver did not start: ${err}`)), 10000);
+      child.stderr!.on('data', (d) => {
+        err += d.toString();
+        if (err.includes('Listening on port')) { clearTimeout(t); resolve(); }
+      });
+      child.on('error', (e) => { clearTimeout(t); reject(e); });
+    });
+    return await f(port);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+interface StubSubject {
+  vm: VmApi;
+  file?: string;
+  /** Address `m` reads (64 bytes) and the watch expression's location. */
+  dataAddress: number;
+  watch: string;
+}
+
+function subject(guest: string): StubSubject & { fake: boolean } {
+  const real = makeRealVm(guest);
+  if (real) {
+    const counter = real.image.symbols.get('counter');
+    if (counter === undefined) throw new Error(`${guest}.elf has no 'counter' symbol`);
+    return { vm: real.vm, file: real.elf, dataAddress: counter, watch: 'watch counter', fake: false };
+  }
+  return { vm: new FakeVm(1), dataAddress: FAKE_COUNTER, watch: `watch *(long*)0x${FAKE_COUNTER.toString(16)}`, fake: true };
+}
+
+async function withStub<T>(s: StubSubject, f: (target: string, port: number) => Promise<T>): Promise<T> {
+  const server = await startGdbServer(s.vm, { transport: { kind: 'tcp', host: '127.0.0.1', port: 0 } });
+  try {
+    return await f(server.address, server.port!);
+  } finally {
+    await server.close();
+  }
+}
+
+export async function benchStub(): Promise<Record<string, number>> {
+  const r: Record<string, number> = {};
+  const round = (n: number): number => Math.round(n);
+
+  // ours: round trips and steps on the counter guest, watchpoint hits on the counter guest
+  const rt = subject('counter');
+  r.stub_on_fake_vm = rt.fake ? 1 : 0;
+  await withStub(rt, async (_t, port) => {
+    const rates = await roundTrips(port, rt.dataAddress);
+    r.stub_g_round_trips_per_s = round(rates.g);
+    r.stub_m_round_trips_per_s = round(rates.m);
+  });
+  const st = subject('workload-O2');
+  r.stub_stepi_per_s = round(await withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT)));
+  const wt = subject('counter');
+  r.stub_watch_hits_per_s = round(await withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT)));
+
+  // gdbserver on the native loop
+  if (!hasTool('gdbserver') || !hasTool('gcc')) return r;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-native-'));
+  try {
+    const prog = path.join(dir, 'counter-native');
+    execFileSync('gcc', ['-O0', '-g', '-o', prog, path.join(__dirname, '..', '..', 'bench', 'native', 'counter-native.c')]);
+    await withGdbserver(prog, async (port) => {
+      const rates = await roundTrips(port);
+      r.gdbserver_g_round_trips_per_s = round(rates.g);
+      r.gdbserver_m_round_trips_per_s = round(rates.m);
+    });
+    r.gdbserver_stepi_per_s = round(await withGdbserver(prog, (port) => gdbRate(`127.0.0.1:${port}`, prog, [], STEPI_SCRIPT)));
+    r.gdbserver_break_stops_per_s = round(await withGdbserver(prog,
+      (port) => gdbRate(`127.0.0.1:${port}`, prog, ['break update_globals'], STOPS_SCRIPT)));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return r;
+}
+
+function hasTool(t: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (require.main === module) {
+  benchStub().then((r) => {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  }, (e) => {
+    process.stderr.write(`stub-bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  });
+}

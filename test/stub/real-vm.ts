@@ -1,0 +1,45 @@
+/**
+ * Creates the real VM for a built-in guest when the vmm (createVm) and the ELF loader are in
+ * this build; undefined otherwise, so stub tests and the benchmark can say what they skip.
+ * Loaded at run time so the stub builds before the vmm exists.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { VmApi } from '../../vmm/api/vm-api';
+import { DEFAULT_VM_OPTIONS, VmOptions } from '../../vmm/api/vm-options';
+import { LoadedImage } from '../../vmm/loader/elf-types';
+
+type ParseElf = (bytes: Uint8Array, memSize: number, vcpus?: number) => LoadedImage;
+type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+
+function tryRequire(rel: string): Record<string, unknown> | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require(path.join(ROOT, 'dist', rel)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export function guestPath(name: string): string {
+  return path.join(ROOT, 'guests', `${name}.elf`);
+}
+
+export interface RealVm {
+  vm: VmApi;
+  image: LoadedImage;
+  elf: string;
+}
+
+/** undefined when the VM, the loader or the guest is not in this build. */
+export function makeRealVm(guest: string, opts: Partial<VmOptions> = {}): RealVm | undefined {
+  const create = tryRequire('vmm/api/create-vm')?.['createVm'];
+  const parse = tryRequire('vmm/loader/elf')?.['parseElf'];
+  const elf = guestPath(guest);
+  if (typeof create !== 'function' || typeof parse !== 'function' || !fs.existsSync(elf)) return undefined;
+  const o: VmOptions = { ...DEFAULT_VM_OPTIONS, ...opts };
+  const image = (parse as ParseElf)(fs.readFileSync(elf), o.memMiB * 1024 * 1024, o.vcpus);
+  return { vm: (create as CreateVm)(image, o), image, elf };
+}
