@@ -220,7 +220,8 @@ export class GdbSession implements SessionContext {
   kill(): void {
     this.target.detach();
     this.hooks.onKill();
-    this.close();
+    // after the reply to vKill (if any) is out
+    setImmediate(() => this.close());
   }
 
   // ---- lifecycle ---------------------------------------------------------------------

@@ -130,6 +130,33 @@ describe('stub with stock gdb (FakeVm)', function () {
     expect(await server.guestExit).to.deep.equal({ kind: 'exit', status: 7 });
   });
 
+  it('kill ends the guest: guestExit and closed resolve', async () => {
+    await start();
+    const r = await runGdb(target, ['stepi', 'kill']);
+    expect(r.out).to.contain('[Inferior 1 (Remote target) killed]');
+    expect(await server.guestExit).to.deep.equal({ kind: 'killed' });
+    expect(await server.closed).to.equal(undefined);
+  });
+
+  it('takes the CLI\'s options: packet trace to a file, guest console shown in gdb', async () => {
+    vm = new FakeVm(1);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-'));
+    const trace = path.join(dir, 'trace.txt');
+    const logs: string[] = [];
+    server = await startGdbServer(vm, {
+      transport: { kind: 'tcp', host: '127.0.0.1', port: 0 }, allowRemote: false, tracePackets: trace,
+      log: (l) => logs.push(l), consoleToGdb: true,
+    });
+    // the fake prints a byte on port 0xE9: mov al,'Z'; out 0xe9,al; jmp back
+    vm.mem.set([0xb0, 0x5a, 0xe6, 0xe9, 0xeb, 0xfa], 0x100040);
+    const r = await runGdb(server.address, ['set $pc = 0x100040', 'break *0x100044', 'continue', 'continue']);
+    expect(r.out).to.match(/\nZ\nBreakpoint 1, 0x0000000000100044 in \?\? \(\)\nZ\nBreakpoint 1/);
+    const text = fs.readFileSync(trace, 'utf8');
+    expect(text).to.contain('<- $qSupported:');
+    expect(text).to.contain('-> $PacketSize=4000');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('serves a Unix socket with owner-only permissions', async () => {
     vm = new FakeVm(1);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-'));
