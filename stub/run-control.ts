@@ -144,7 +144,7 @@ export class RunControl {
         }
         if (exec) return { kind: 'stopped', vcpu: v, signal: SIGTRAP, reason: { kind: 'hwbreak' } };
         if (stop.step && this.target.isStepping(v)) return { kind: 'stopped', vcpu: v, signal: SIGTRAP };
-        vm.injectException(v, 1); // the guest's own #DB
+        // nothing of ours: the hypervisor already gave the guest its own part of this #DB
         return undefined;
       }
       case 'breakpoint': {
@@ -153,8 +153,7 @@ export class RunControl {
           if (this.target.getPc(v) !== rip) this.target.setPc(v, rip);
           return { kind: 'stopped', vcpu: v, signal: SIGTRAP, reason: { kind: 'swbreak' } };
         }
-        vm.injectException(v, 3); // the guest's own int3
-        return undefined;
+        return this.passGuestInt3(v);
       }
       case 'mtf':
         return this.target.isStepping(v) ? { kind: 'stopped', vcpu: v, signal: SIGTRAP } : undefined;
@@ -170,6 +169,23 @@ export class RunControl {
       case 'all-halted':
         return { kind: 'stopped', vcpu: v, signal: 0, message: 'every vCPU is halted with nothing to wake it' };
     }
+  }
+
+  /**
+   * An int3 that is not gdb's: run that one instruction with #BP interception off, so the
+   * guest's own IDT handles it as if no debugger were attached (bhyve re-injects instead).
+   */
+  private passGuestInt3(v: number): StopReport | undefined {
+    const vm = this.target.vm;
+    vm.setCapability(v, 'intercept-bp', false);
+    let stop: VmStop;
+    try {
+      stop = vm.run([v], 1);
+    } finally {
+      vm.setCapability(v, 'intercept-bp', true);
+    }
+    this.lastVcpu = stop.vcpu;
+    return this.classify(stop);
   }
 
   private setFatal(vcpu: number, message: string): StopReport {

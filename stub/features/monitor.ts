@@ -58,7 +58,7 @@ function run(ctx: SessionContext, text: string): string[] | undefined {
         `  transition ${l.transition} vCPU ${l.vcpu} at ${l.when}: ${l.register} expected ${l.expected} actual ${l.actual} (${l.side} value leaked)`)];
     }
     case 'host':
-      return [`host scenario: ${ctx.vm.hostScenario}`, `backend: ${ctx.vm.backend}`];
+      return [`host scenario: ${ctx.vm.hostScenario ?? 'not reported by this VM'}`, `backend: ${ctx.vm.backend}`];
     default:
       return undefined;
   }

@@ -44,7 +44,8 @@ export class FakeVm implements VmApi {
   readonly hostScenario: HostScenario = 'idle';
   readonly mem = new Uint8Array(this.memorySize);
   readonly vcpus: VcpuState[] = [];
-  readonly injected: Array<{ vcpu: number; vector: number }> = [];
+  /** int3s the guest itself took (executed with #BP not intercepted). */
+  guestInt3s = 0;
   readonly slotWrites: Array<{ vcpu: number; slots: Array<DebuggerSlot | null> }> = [];
   instructions = 0;
   exits: Record<string, number> = { io: 0 };
@@ -114,12 +115,6 @@ export class FakeVm implements VmApi {
     this.slotWrites.push({ vcpu, slots: copy });
   }
 
-  injectException(vcpu: number, vector: number): void {
-    this.injected.push({ vcpu, vector });
-    // the fake's "guest handler" for int3 just returns past it
-    if (vector === 3) this.setRip(vcpu, this.rip(vcpu) + 1);
-  }
-
   private rip(v: number): number {
     return u64ToNumber(this.cpu(v).regs.get('rip')!);
   }
@@ -164,7 +159,8 @@ export class FakeVm implements VmApi {
     let read: [number, number] | undefined;
     if (op === 0xcc) {
       if (c.caps.has('intercept-bp')) return { kind: 'breakpoint', vcpu: v, rip: u64FromNumber(rip) };
-      next = rip + 1; // no guest IDT in the fake: the int3 is skipped
+      this.guestInt3s++;
+      next = rip + 1; // the fake's "guest handler" returns right after the int3
     } else if (op === 0x90) next = rip + 1;
     else if (op === 0xeb) next = rip + 2 + ((this.mem[rip + 1] << 24) >> 24);
     else if (op === 0x48 && this.mem[rip + 1] === 0xff && this.mem[rip + 2] === 0x05) {

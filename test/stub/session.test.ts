@@ -241,7 +241,8 @@ describe('stub session (packet level, FakeVm)', function () {
     expect(await c.request(`P10=${le64(GUEST_INT3)}`)).to.equal('OK');
     const r = await c.request('vCont;c:1');
     expect(r).to.contain('swbreak:;');
-    expect(vm.injected).to.deep.equal([{ vcpu: 0, vector: 3 }]);
+    expect(vm.guestInt3s).to.equal(1); // the guest took its own int3
+    expect(vm.getCapability(0, 'intercept-bp')).to.equal(true);
     expect(await c.request(`z0,${(CODE + 15).toString(16)},1`)).to.equal('OK');
     // triple fault: an undefined opcode in the fake
     expect(await c.request('M100050,1:0f')).to.equal('OK');

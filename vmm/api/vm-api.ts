@@ -67,8 +67,8 @@ export interface VmApi {
   readonly backend: BackendName;
   readonly vcpuCount: number;
   readonly memorySize: number;
-  /** The host scenario this VM was created with (--host-scenario), for `monitor host`. */
-  readonly hostScenario: HostScenario;
+  /** The host scenario this VM was created with (--host-scenario), for the stub's `monitor host`. */
+  readonly hostScenario?: HostScenario;
 
   getRegister(vcpu: number, reg: RegName): U64;
   setRegister(vcpu: number, reg: RegName, value: U64): void;
@@ -88,16 +88,6 @@ export interface VmApi {
    * one of them stops. Returns the first stop; the others stay at an instruction boundary.
    */
   run(vcpus: readonly number[], budget: number): VmStop;
-
-  /**
-   * Queue an exception for delivery through the guest's IDT at the vCPU's next entry (as
-   * bhyve's vm_inject_exception); used by the gdb stub to hand back events that are not the
-   * debugger's. Vector 3 after a 'breakpoint' stop: delivered as the guest's own #BP, the
-   * pushed RIP after the int3 that stopped. Vector 1 after a 'debug' stop: delivered as the
-   * guest's own #DB, with the guest's DR6 bits of that #DB (never the debugger's B bits or
-   * the BS of the debugger's step). Throws VmApiError for other vectors.
-   */
-  injectException(vcpu: number, vector: number): void;
 
   /** Debug-state report for `monitor dr` / vmmctl: guest view, effective, physical. */
   describeDebugState(vcpu: number): string;
