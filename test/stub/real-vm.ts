@@ -10,7 +10,8 @@ import { DEFAULT_VM_OPTIONS, VmOptions } from '../../vmm/api/vm-options';
 import { LoadedImage } from '../../vmm/loader/elf-types';
 
 type ParseElf = (bytes: Uint8Array, memSize: number, vcpus?: number) => LoadedImage;
-type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
+type CreateVm = (image: LoadedImage, opts: VmOptions, factory?: unknown) => VmApi;
+type CpuClass = new (mem: unknown, phys: unknown) => unknown;
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 
@@ -41,5 +42,8 @@ export function makeRealVm(guest: string, opts: Partial<VmOptions> = {}): RealVm
   if (typeof create !== 'function' || typeof parse !== 'function' || !fs.existsSync(elf)) return undefined;
   const o: VmOptions = { ...DEFAULT_VM_OPTIONS, ...opts };
   const image = (parse as ParseElf)(fs.readFileSync(elf), o.memMiB * 1024 * 1024, o.vcpus);
-  return { vm: (create as CreateVm)(image, o), image, elf };
+  // the real CPU, if this build has not registered it as createVm's default yet
+  const Cpu = tryRequire('vmm/cpu/cpu')?.['Cpu'];
+  const factory = typeof Cpu === 'function' ? (mem: unknown, phys: unknown) => new (Cpu as CpuClass)(mem, phys) : undefined;
+  return { vm: (create as CreateVm)(image, o, factory), image, elf };
 }
