@@ -29,11 +29,11 @@ export interface ResumePlan {
 
 /** Wall time one batch of slices may take before yielding to the event loop. */
 const TICK_MS = 4;
-const MIN_BUDGET = 1000;
+const MIN_BUDGET = 100;
 const MAX_BUDGET = 2_000_000;
 
 export class RunControl {
-  private budget = 20000;
+  private budget = 1000;
   private runningPlan: ResumePlan | undefined;
   private interruptRequested = false;
   private cancelled = false;
