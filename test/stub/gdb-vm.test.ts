@@ -103,7 +103,8 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
 
     it('Ctrl-C stops the guest; detach and re-attach keep the state; monitor dr', async () => {
       const t = await serve('workload-O2');
-      const r1 = await gdb(t, ['continue', 'p $pc != 0'], { interruptAfterMs: 1500 });
+      // a tight loop at the entry point: jmp .
+      const r1 = await gdb(t, ['set *(unsigned short*)$pc = 0xfeeb', 'continue', 'p $pc != 0'], { interruptAfterMs: 1500 });
       expect(r1.out, r1.out).to.contain('Program received signal SIGINT, Interrupt.');
       const pc = real.vm.getRegister(0, 'rip');
       const r2 = await gdb(t, ['p/x $pc', 'monitor dr', 'monitor vmexits', 'monitor leaks', 'monitor host']);
