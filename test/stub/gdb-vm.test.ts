@@ -110,7 +110,8 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       const r2 = await gdb(t, ['p/x $pc', 'monitor dr', 'monitor vmexits', 'monitor leaks', 'monitor host']);
       expect(r2.out).to.contain(`$1 = 0x${pc.lo.toString(16)}`);
       expect(r2.out).to.contain('vCPU 0:');
-      expect(r2.out).to.contain('host scenario: idle');
+      // 'idle' once the VM exposes VmApi.hostScenario (optional field)
+      expect(r2.out).to.match(/host scenario: (idle|not reported by this VM)/);
     });
 
     it('the selfwatch guest passes while gdb watches another variable', async () => {
