@@ -128,8 +128,7 @@ interface StubSubject {
 function subject(guest: string): StubSubject & { fake: boolean } {
   const real = makeRealVm(guest);
   if (real) {
-    const counter = real.image.symbols.get('counter');
-    if (counter === undefined) throw new Error(`${guest}.elf has no 'counter' symbol`);
+    const counter = real.image.symbols.get('counter') ?? real.image.entry;
     return { vm: real.vm, file: real.elf, dataAddress: counter, watch: 'watch counter', fake: false };
   }
   return { vm: new FakeVm(1), dataAddress: FAKE_COUNTER, watch: `watch *(long*)0x${FAKE_COUNTER.toString(16)}`, fake: true };
@@ -141,6 +140,16 @@ async function withStub<T>(s: StubSubject, f: (target: string, port: number) => 
     return await f(server.address, server.port!);
   } finally {
     await server.close();
+  }
+}
+
+/** A rate, or -1 (with the reason on stderr) when that measurement could not be made. */
+async function measured(f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    process.stderr.write(`stub-bench: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}\n`);
+    return -1;
   }
 }
 
@@ -157,9 +166,9 @@ export async function benchStub(): Promise<Record<string, number>> {
     r.stub_m_round_trips_per_s = round(rates.m);
   });
   const st = subject('workload-O2');
-  r.stub_stepi_per_s = round(await withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT)));
+  r.stub_stepi_per_s = round(await measured(() => withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT))));
   const wt = subject('counter');
-  r.stub_watch_hits_per_s = round(await withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT)));
+  r.stub_watch_hits_per_s = round(await measured(() => withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT, 60000))));
 
   // gdbserver on the native loop
   if (!hasTool('gdbserver') || !hasTool('gcc')) return r;
@@ -172,9 +181,9 @@ export async function benchStub(): Promise<Record<string, number>> {
       r.gdbserver_g_round_trips_per_s = round(rates.g);
       r.gdbserver_m_round_trips_per_s = round(rates.m);
     });
-    r.gdbserver_stepi_per_s = round(await withGdbserver(prog, (port) => gdbRate(`127.0.0.1:${port}`, prog, [], STEPI_SCRIPT)));
-    r.gdbserver_break_stops_per_s = round(await withGdbserver(prog,
-      (port) => gdbRate(`127.0.0.1:${port}`, prog, ['break update_globals'], STOPS_SCRIPT)));
+    r.gdbserver_stepi_per_s = round(await measured(() => withGdbserver(prog, (port) => gdbRate(`127.0.0.1:${port}`, prog, [], STEPI_SCRIPT))));
+    r.gdbserver_break_stops_per_s = round(await measured(() => withGdbserver(prog,
+      (port) => gdbRate(`127.0.0.1:${port}`, prog, ['break update_globals'], STOPS_SCRIPT))));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
