@@ -140,6 +140,30 @@ export function framePacket(body: Uint8Array): Buffer {
   return out;
 }
 
+/**
+ * Run-length encodes a reply made only of hex digits (g, m, p): "X*n" stands for n-29 more
+ * copies of X. Counts that would give '#' or '$' (6 and 7) are avoided, as the spec asks.
+ */
+export function rleEncodeHex(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i];
+    let run = 1;
+    while (i + run < text.length && text[i + run] === ch && run < 98) run++;
+    if (run >= 4) {
+      let extra = run - 1;
+      if (extra === 6 || extra === 7) extra = 5; // '#' and '$' are not allowed as counts
+      out += ch + '*' + String.fromCharCode(extra + 29);
+      i += extra + 1;
+    } else {
+      out += ch.repeat(run);
+      i += run;
+    }
+  }
+  return out;
+}
+
 /** Frames a reply: the text is escaped so binary-looking characters are safe. */
 export function encodeReply(reply: string | Uint8Array): Buffer {
   const raw = typeof reply === 'string' ? Buffer.from(reply, 'latin1') : reply;

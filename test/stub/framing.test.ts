@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as fc from 'fast-check';
-import { encodeReply, escapeBinary, FrameEvent, PacketDecoder, unescapeBinary } from '../../stub/protocol/framing';
+import { encodeReply, escapeBinary, FrameEvent, PacketDecoder, rleEncodeHex, unescapeBinary } from '../../stub/protocol/framing';
 
 function decode(bytes: string | Uint8Array, max = 64): FrameEvent[] {
   const d = new PacketDecoder(max);
@@ -47,6 +47,20 @@ describe('stub protocol framing', () => {
     expect([...unescapeBinary(esc)!]).to.deep.equal([...data]);
     expect(unescapeBinary(Uint8Array.of(0x7d))).to.equal(undefined);
     expect(encodeReply('OK').toString()).to.equal('$OK#9a');
+  });
+
+  it('run-length encodes hex replies that decode back exactly, never using # or $ as a count', () => {
+    const decode = (s: string): string => s.replace(/(.)\*(.)/g, (_m, c: string, n: string) => c.repeat(n.charCodeAt(0) - 29 + 1));
+    for (const t of ['0'.repeat(1216), 'ab' + '0'.repeat(7) + 'cd', '0'.repeat(8), '1'.repeat(9), 'f'.repeat(300) + '0123', '00000']) {
+      const e = rleEncodeHex(t);
+      expect(e).to.not.match(/[#$]/);
+      expect(decode(e)).to.equal(t);
+    }
+    expect(rleEncodeHex('0'.repeat(1216)).length).to.be.below(60);
+    fc.assert(fc.property(fc.stringMatching(/^[0-9a-f]{0,300}$/), fc.nat(40), (t, n) => {
+      const s = t + '0'.repeat(n);
+      expect(decode(rleEncodeHex(s))).to.equal(s);
+    }), { numRuns: 300 });
   });
 
   it('never throws and round-trips any framed reply (property)', () => {

@@ -73,6 +73,7 @@ export class RspClient {
 
   /** Undoes '}' escapes and run-length encoding ('X*n': n - 29 more copies of X, as gdbserver sends). */
   static decodeBody(body: string): string {
+    if (body.indexOf('}') < 0 && body.indexOf('*') < 0) return body;
     let out = '';
     for (let i = 0; i < body.length; i++) {
       const ch = body[i];
