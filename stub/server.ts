@@ -36,6 +36,8 @@ export interface GdbServerOptions {
   consoleToGdb?: boolean;
   /** Diagnostics (warnings, refused connections); default stderr. */
   log?: (line: string) => void;
+  /** Single-step with the guest's TF (default) or, on VT-x, the monitor trap flag. */
+  stepMethod?: 'tf' | 'mtf';
 }
 
 export type GuestExit = { kind: 'exit'; status: number } | { kind: 'killed' };
@@ -110,7 +112,7 @@ class Server extends EventEmitter implements GdbServer {
     super();
     this.guestExit = new Promise((resolve) => { this.resolveExit = resolve; });
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
-    this.target = new VmTarget(vm);
+    this.target = new VmTarget(vm, opts.stepMethod);
     const drains = opts.onConsoleOutput !== undefined || opts.consoleToGdb === true;
     this.run = new RunControl(this.target, drains ? (text) => this.console(text) : undefined);
     const trace = opts.trace ?? (opts.tracePackets === undefined ? undefined

@@ -54,7 +54,11 @@ export class VmTarget {
   private dregs: DregState = emptyDregState();
   private readonly stepping = new Set<number>();
 
-  constructor(readonly vm: VmApi) {
+  /** How a step is made: the guest's TF (both backends) or VT-x's monitor trap flag. */
+  readonly stepCap: 'rflags-tf' | 'mtf';
+
+  constructor(readonly vm: VmApi, stepMethod: 'tf' | 'mtf' = 'tf') {
+    this.stepCap = stepMethod === 'mtf' && vm.backend === 'vmx' ? 'mtf' : 'rflags-tf';
     this.shadows = [];
     for (let v = 0; v < vm.vcpuCount; v++) this.shadows.push(initialShadow());
   }
@@ -240,7 +244,7 @@ export class VmTarget {
     if (on === this.stepping.has(vcpu)) return;
     if (on) this.stepping.add(vcpu);
     else this.stepping.delete(vcpu);
-    this.vm.setCapability(vcpu, 'rflags-tf', on);
+    this.vm.setCapability(vcpu, this.stepCap, on);
     this.updateInterceptDb(vcpu);
   }
 
@@ -253,7 +257,7 @@ export class VmTarget {
   }
 
   private updateInterceptDb(vcpu: number): void {
-    const want = this.slotsInUse() || this.stepping.has(vcpu);
+    const want = this.slotsInUse() || (this.stepCap === 'rflags-tf' && this.stepping.has(vcpu));
     if (this.vm.getCapability(vcpu, 'intercept-db') !== want) this.vm.setCapability(vcpu, 'intercept-db', want);
   }
 
