@@ -81,8 +81,11 @@ const STOPS_SCRIPT = `
 t0 = time.time()
 n = 0
 for i in range(${STOPS}):
-    out = gdb.execute("continue", to_string=True)
-    if "exited" in out:
+    try:
+        gdb.execute("continue", to_string=True)
+    except gdb.error:
+        break
+    if gdb.selected_inferior().pid == 0:
         break
     n += 1
 print("RATE %f" % (n / (time.time() - t0)))`;
