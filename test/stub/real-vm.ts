@@ -36,9 +36,12 @@ export interface RealVm {
 
 /** undefined when the VM, the loader or the guest is not in this build. */
 export function makeRealVm(guest: string, opts: Partial<VmOptions> = {}): RealVm | undefined {
+  return makeRealVmFromElf(guestPath(guest), opts);
+}
+
+export function makeRealVmFromElf(elf: string, opts: Partial<VmOptions> = {}): RealVm | undefined {
   const create = tryRequire('vmm/api/create-vm')?.['createVm'];
   const parse = tryRequire('vmm/loader/elf')?.['parseElf'];
-  const elf = guestPath(guest);
   if (typeof create !== 'function' || typeof parse !== 'function' || !fs.existsSync(elf)) return undefined;
   const o: VmOptions = { ...DEFAULT_VM_OPTIONS, ...opts };
   const image = (parse as ParseElf)(fs.readFileSync(elf), o.memMiB * 1024 * 1024, o.vcpus);
