@@ -37,6 +37,8 @@ async function roundTrips(port: number, mAddress: number | 'rsp'): Promise<{ g: 
     const regs = await c.request('g');
     const addr = mAddress === 'rsp' ? Number(Buffer.from(regs.slice(7 * 16, 8 * 16), 'hex').readBigUInt64LE()) : mAddress;
     const rate = async (packet: string): Promise<number> => {
+      // warm up (JIT, caches) on both sides before timing
+      for (let w = performance.now(); performance.now() - w < 200;) await c.request(packet);
       const t0 = performance.now();
       let n = 0;
       while (performance.now() - t0 < ROUND_TRIP_MS) {

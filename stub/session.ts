@@ -14,7 +14,7 @@ import { handleRegisters } from './features/registers';
 import { handleResume } from './features/resume';
 import { handleThreads, threadIdHex } from './features/threads';
 import { handleXfer } from './features/xfer';
-import { encodeReply, FrameEvent, framePacket, PacketDecoder, rleEncodeHex } from './protocol/framing';
+import { encodeReply, FrameEvent, framePacket, PacketDecoder, rleEncodeBytes } from './protocol/framing';
 import { bytesToHex, hex2, textToHex } from './protocol/hex';
 import { REGNO_RBP, REGNO_RIP, REGNO_RSP } from './register-layout';
 import { ResumePlan, RunControl, StopReport } from './run-control';
@@ -135,7 +135,7 @@ export class GdbSession implements SessionContext {
     if (this.closed) return;
     // long all-hex replies (g, m, p) go run-length encoded, as gdbserver sends them
     const buf = reply.length >= 64 && /^[0-9a-f]+$/.test(reply)
-      ? framePacket(Buffer.from(rleEncodeHex(reply), 'latin1'))
+      ? framePacket(rleEncodeBytes(Buffer.from(reply, 'latin1')))
       : encodeReply(reply);
     this.lastReply = buf;
     this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));

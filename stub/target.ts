@@ -82,7 +82,20 @@ export class VmTarget {
 
   readAllRegisters(vcpu: number): Uint8Array {
     const out = new Uint8Array(G_PACKET_BYTES);
-    for (const r of REMOTE_REGS) out.set(this.readReg(vcpu, r), r.offset);
+    for (const r of REMOTE_REGS) {
+      if (r.source.kind === 'shadow') {
+        out.set(this.shadows[vcpu][r.source.index], r.offset);
+        continue;
+      }
+      const v = this.vm.getRegister(vcpu, r.source.name);
+      const o = r.offset;
+      const lo = v.lo >>> 0;
+      out[o] = lo & 0xff; out[o + 1] = (lo >>> 8) & 0xff; out[o + 2] = (lo >>> 16) & 0xff; out[o + 3] = lo >>> 24;
+      if (r.size === 8) {
+        const hi = v.hi >>> 0;
+        out[o + 4] = hi & 0xff; out[o + 5] = (hi >>> 8) & 0xff; out[o + 6] = (hi >>> 16) & 0xff; out[o + 7] = hi >>> 24;
+      }
+    }
     return out;
   }
 

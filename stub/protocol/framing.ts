@@ -145,23 +145,31 @@ export function framePacket(body: Uint8Array): Buffer {
  * copies of X. Counts that would give '#' or '$' (6 and 7) are avoided, as the spec asks.
  */
 export function rleEncodeHex(text: string): string {
-  let out = '';
+  return rleEncodeBytes(Buffer.from(text, 'latin1')).toString('latin1');
+}
+
+/** rleEncodeHex on bytes, without building strings (the g/m reply path). */
+export function rleEncodeBytes(src: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(src.length);
+  let j = 0;
   let i = 0;
-  while (i < text.length) {
-    const ch = text[i];
+  while (i < src.length) {
+    const ch = src[i];
     let run = 1;
-    while (i + run < text.length && text[i + run] === ch && run < 98) run++;
+    while (i + run < src.length && src[i + run] === ch && run < 98) run++;
     if (run >= 4) {
       let extra = run - 1;
       if (extra === 6 || extra === 7) extra = 5; // '#' and '$' are not allowed as counts
-      out += ch + '*' + String.fromCharCode(extra + 29);
+      out[j++] = ch;
+      out[j++] = STAR;
+      out[j++] = extra + 29;
       i += extra + 1;
     } else {
-      out += ch.repeat(run);
+      for (let k = 0; k < run; k++) out[j++] = ch;
       i += run;
     }
   }
-  return out;
+  return out.subarray(0, j);
 }
 
 /** Frames a reply: the text is escaped so binary-looking characters are safe. */

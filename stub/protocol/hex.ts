@@ -28,9 +28,7 @@ export function hexToBytes(s: string): Uint8Array | undefined {
 const HEX_DIGITS = '0123456789abcdef';
 
 export function bytesToHex(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i++) s += HEX_DIGITS[b[i] >> 4] + HEX_DIGITS[b[i] & 15];
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 }
 
 export function hex2(n: number): string {
