@@ -17,7 +17,6 @@ import { startGdbServer } from '../stub/server';
 import { VmApi } from '../vmm/api/vm-api';
 import { FakeVm, COUNTER as FAKE_COUNTER } from '../test/stub/fake-vm';
 import { makeRealVmFromElf } from '../test/stub/real-vm';
-import { RspClient } from '../test/stub/rsp-client';
 
 const ROUND_TRIP_MS = 700;
 const STEPS = 10000;
@@ -25,33 +24,20 @@ const STOPS = 200;
 const ROUNDS = 3;
 const SOURCE = path.join(__dirname, '..', '..', 'bench', 'native', 'counter-native.c');
 
-/**
- * g and m round trips per second on one connection (gdbserver --once serves one). `mAddress`
- * is the m address (64 bytes are read).
- */
-async function roundTrips(port: number, mAddress: number | 'rsp'): Promise<{ g: number; m: number }> {
-  const c = await RspClient.connect({ host: '127.0.0.1', port });
-  try {
-    await c.handshake();
-    await c.request('?');
-    const regs = await c.request('g');
-    const addr = mAddress === 'rsp' ? Number(Buffer.from(regs.slice(7 * 16, 8 * 16), 'hex').readBigUInt64LE()) : mAddress;
-    const rate = async (packet: string): Promise<number> => {
-      // warm up (JIT, caches) on both sides before timing
-      for (let w = performance.now(); performance.now() - w < 200;) await c.request(packet);
-      const t0 = performance.now();
-      let n = 0;
-      while (performance.now() - t0 < ROUND_TRIP_MS) {
-        const r = await c.request(packet);
-        if (r.startsWith('E') || r.length === 0) throw new Error(`${packet} -> ${r}`);
-        n++;
-      }
-      return n / ((performance.now() - t0) / 1000);
-    };
-    return { g: await rate('g'), m: await rate(`m${addr.toString(16)},40`) };
-  } finally {
-    c.close();
-  }
+/** g and m round trips per second, from a client in its own process (see rsp-rate.ts). */
+function roundTrips(port: number, mAddress: number | 'rsp'): Promise<{ g: number; m: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'rsp-rate.js'), String(port), String(mAddress), String(ROUND_TRIP_MS)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d.toString(); });
+    child.stderr.on('data', (d) => { err += d.toString(); });
+    child.on('close', (code) => {
+      if (code === 0) resolve(JSON.parse(out) as { g: number; m: number });
+      else reject(new Error(`round-trip client failed: ${err}`));
+    });
+  });
 }
 
 /** Runs gdb with a python script that prints "RATE <n>" and returns n. */
