@@ -33,12 +33,13 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       server = undefined;
     });
 
-    async function serve(guest: string, opts: Partial<VmOptions> = {}): Promise<string> {
+    async function serve(guest: string, opts: Partial<VmOptions> = {}, stepMethod: 'tf' | 'mtf' = 'tf'): Promise<string> {
       real = makeRealVm(guest, { backend, ...opts })!;
       console = '';
       server = await startGdbServer(real.vm, {
         transport: { kind: 'tcp', host: '127.0.0.1', port: 0 },
         onConsoleOutput: (t) => { console += t; },
+        stepMethod,
       });
       return server.address;
     }
@@ -101,6 +102,27 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(addrs.slice(-5)).to.deep.equal(lists.slice(7, 12));
       expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
     });
+
+    it('two vCPUs are two threads; a watchpoint fires on each and names the vCPU that hit', async () => {
+      const t = await serve('counter', { vcpus: 2 });
+      const r = await gdb(t, ['info threads', 'watch counter', 'continue', 'continue', 'continue', 'info threads']);
+      expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, /);
+      expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, /);
+      expect(r.out).to.match(/Thread 1 hit Hardware watchpoint 1: counter\s+Old value = 0\s+New value = 1/);
+      expect(r.out).to.match(/Thread 2 hit Hardware watchpoint 1: counter/);
+      expect(r.out).to.match(/Old value = 2\s+New value = 3/);
+    });
+
+    if (backend === 'vmx') {
+      it('stepi with the monitor trap flag (stepMethod mtf) walks the same sequence', async () => {
+        const t = await serve('stepper', {}, 'mtf');
+        const r = await gdb(t, ['break step_out', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi')]);
+        const listed = [...r.out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
+        const stepped = [...r.out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
+        expect(stepped).to.deep.equal(listed.slice(1, 6));
+        expect(real.vm.getCapability(0, 'mtf')).to.equal(false);
+      });
+    }
 
     it('Ctrl-C stops the guest; detach and re-attach keep the state; monitor dr', async () => {
       const t = await serve('workload-O2');
