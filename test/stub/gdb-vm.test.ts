@@ -108,7 +108,8 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       const r = await gdb(t, ['info threads', 'watch counter', 'continue', 'continue', 'continue', 'info threads']);
       expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, /);
       expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, /);
-      expect(r.out).to.match(/Thread 1 hit Hardware watchpoint 1: counter\s+Old value = 0\s+New value = 1/);
+      expect(r.out).to.match(/Thread [12] hit Hardware watchpoint 1: counter\s+Old value = 0\s+New value = 1/);
+      expect(r.out).to.match(/Thread 1 hit Hardware watchpoint 1: counter/);
       expect(r.out).to.match(/Thread 2 hit Hardware watchpoint 1: counter/);
       expect(r.out).to.match(/Old value = 2\s+New value = 3/);
     });
