@@ -30,9 +30,40 @@ export async function measureRoundTrips(port: number, mAddress: number | 'rsp', 
   }
 }
 
+/** Milliseconds from a raw 0x03 to the stop reply while the target runs (worst of `n`). */
+export async function measureInterrupt(port: number, n: number): Promise<{ worstMs: number; meanMs: number }> {
+  const c = await RspClient.connect({ host: '127.0.0.1', port });
+  try {
+    await c.handshake();
+    await c.request('?');
+    await c.request('vCont?');
+    let worst = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      c.send('vCont;c');
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      c.sendRaw('\x03');
+      const reply = await c.next(5000);
+      const ms = performance.now() - t0;
+      if (!/^[TS]02/.test(reply)) throw new Error(`interrupt -> ${reply}`);
+      worst = Math.max(worst, ms);
+      sum += ms;
+    }
+    return { worstMs: worst, meanMs: sum / n };
+  } finally {
+    c.close();
+  }
+}
+
 if (require.main === module) {
   const [port, addr, ms] = process.argv.slice(2);
-  measureRoundTrips(Number(port), addr === 'rsp' ? 'rsp' : Number(addr), Number(ms)).then((r) => {
+  if (addr === 'intr') {
+    measureInterrupt(Number(port), Number(ms)).then((r) => process.stdout.write(JSON.stringify(r) + '\n'), (e) => {
+      process.stderr.write(`rsp-rate: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    });
+  } else measureRoundTrips(Number(port), addr === 'rsp' ? 'rsp' : Number(addr), Number(ms)).then((r) => {
     process.stdout.write(JSON.stringify(r) + '\n');
   }, (e) => {
     process.stderr.write(`rsp-rate: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -26,15 +26,19 @@ const SOURCE = path.join(__dirname, '..', '..', 'bench', 'native', 'counter-nati
 
 /** g and m round trips per second, from a client in its own process (see rsp-rate.ts). */
 function roundTrips(port: number, mAddress: number | 'rsp'): Promise<{ g: number; m: number }> {
+  return rspRate<{ g: number; m: number }>(port, String(mAddress), ROUND_TRIP_MS);
+}
+
+function rspRate<T>(port: number, mode: string, arg: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'rsp-rate.js'), String(port), String(mAddress), String(ROUND_TRIP_MS)],
+    const child = spawn(process.execPath, [path.join(__dirname, 'rsp-rate.js'), String(port), mode, String(arg)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => { out += d.toString(); });
     child.stderr.on('data', (d) => { err += d.toString(); });
     child.on('close', (code) => {
-      if (code === 0) resolve(JSON.parse(out) as { g: number; m: number });
+      if (code === 0) resolve(JSON.parse(out) as T);
       else reject(new Error(`round-trip client failed: ${err}`));
     });
   });
@@ -179,6 +183,11 @@ export async function benchStub(): Promise<Record<string, number>> {
     const { native, guest } = buildPrograms(dir);
     const withServer = native !== undefined && hasTool('gdbserver');
     r.stub_on_fake_vm = stubSubject(guest).fake ? 1 : 0;
+    // 0x03 to T02 while the guest loops (issue 4: within 50 ms)
+    const it = stubSubject(guest);
+    const intr = await withStub(it, (_t, port) => rspRate<{ worstMs: number; meanMs: number }>(port, 'intr', 10));
+    r.stub_interrupt_worst_ms = Math.round(intr.worstMs * 10) / 10;
+    r.stub_interrupt_mean_ms = Math.round(intr.meanMs * 10) / 10;
     for (let round = 0; round < ROUNDS; round++) {
       const rt = stubSubject(guest);
       await withStub(rt, async (_t, port) => {
