@@ -28,7 +28,7 @@ export interface ResumePlan {
 }
 
 /** Wall time one batch of slices may take before yielding to the event loop. */
-const TICK_MS = 4;
+const TICK_MS = 2;
 const MIN_BUDGET = 100;
 const MAX_BUDGET = 2_000_000;
 
@@ -115,8 +115,8 @@ export class RunControl {
   };
 
   private adaptBudget(ms: number): void {
-    // aim at about 2 ms per slice so an interrupt is seen quickly
-    const scaled = ms <= 0.05 ? this.budget * 4 : Math.round(this.budget * (2 / ms));
+    // aim at about 1 ms per slice so an interrupt is seen quickly
+    const scaled = ms <= 0.05 ? this.budget * 4 : Math.round(this.budget * (1 / ms));
     this.budget = Math.max(MIN_BUDGET, Math.min(MAX_BUDGET, Math.round((this.budget + scaled) / 2)));
   }
 
