@@ -161,7 +161,7 @@ export class RunControl {
         this.exitStatus = stop.status;
         return { kind: 'exited', status: stop.status };
       case 'triple-fault':
-        return this.setFatal(v, `vCPU ${v}: triple fault (${stop.reason}); the VM cannot continue`);
+        return this.setFatal(v, `vCPU ${v}: triple fault: ${stop.reason.replace(/^triple fault:\s*/, '')}; the VM cannot continue`);
       case 'npf':
         return this.setFatal(v, `vCPU ${v}: ${stop.write ? 'write' : 'read'} outside guest memory at 0x${stop.address.toString(16)}; the VM cannot continue`);
       case 'entry-failed':

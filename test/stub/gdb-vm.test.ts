@@ -138,6 +138,15 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(r2.out).to.match(/host scenario: (idle|not reported by this VM)/);
     });
 
+    it('a triple fault stops with an explanation and SIGSEGV, and stays inspectable', async () => {
+      const t = await serve('counter');
+      // ud2 at the entry point, before the guest has an IDT: #UD -> #DF -> triple fault
+      const r = await gdb(t, ['set *(unsigned short*)$pc = 0x0b0f', 'continue', 'p/x $pc', 'continue']);
+      expect(r.out).to.match(/vmm-gdbstub: vCPU 0: triple fault: .*the VM cannot continue/);
+      expect(r.out).to.contain('Program received signal SIGSEGV, Segmentation fault.');
+      expect(r.out).to.contain(`$1 = 0x${real.image.entry.toString(16)}`);
+    });
+
     it('the selfwatch guest passes while gdb watches another variable', async () => {
       const t = await serve('selfwatch');
       // `failures` is only written when a check fails: the watchpoint holds a slot and never fires
