@@ -89,7 +89,7 @@ export class GdbSession implements SessionContext {
         return;
       case 'packet': {
         const text = e.body.toString('latin1');
-        this.trace('<- $' + text);
+        if (this.hooks.trace) this.trace('<- $' + text);
         if (!this.noAck) {
           if (!e.checksumOk) {
             this.trace('-> - (bad checksum)');
@@ -116,17 +116,28 @@ export class GdbSession implements SessionContext {
     else this.send(result);
   }
 
+  /** Routes by the first character, so the hot packets (g, m, Z, vCont) go straight to their feature. */
   private handle(p: string, raw: Buffer): HandlerResult {
-    if (p.length === 0) return EMPTY;
-    return handleBase(this, p)
-      ?? handleThreads(this, p)
-      ?? handleRegisters(this, p)
-      ?? handleMemory(this, p, raw)
-      ?? handleBreakpoints(this, p)
-      ?? handleResume(this, p)
-      ?? handleXfer(this, p)
-      ?? handleMonitor(this, p)
-      ?? EMPTY;
+    switch (p[0]) {
+      case 'g': case 'G': case 'p': case 'P':
+        return handleRegisters(this, p) ?? EMPTY;
+      case 'm': case 'M': case 'X':
+        return handleMemory(this, p, raw) ?? EMPTY;
+      case 'Z': case 'z':
+        return handleBreakpoints(this, p) ?? EMPTY;
+      case 'c': case 'C': case 's': case 'S':
+        return handleResume(this, p) ?? EMPTY;
+      case 'v':
+        return handleResume(this, p) ?? handleBase(this, p) ?? EMPTY;
+      case 'H': case 'T':
+        return handleThreads(this, p) ?? EMPTY;
+      case 'q': case 'Q':
+        return handleBase(this, p) ?? handleThreads(this, p) ?? handleXfer(this, p) ?? handleMonitor(this, p) ?? EMPTY;
+      case '?': case 'D': case 'k':
+        return handleBase(this, p) ?? EMPTY;
+      default:
+        return EMPTY;
+    }
   }
 
   // ---- bytes out ---------------------------------------------------------------------
@@ -138,7 +149,7 @@ export class GdbSession implements SessionContext {
       ? framePacket(rleEncodeBytes(Buffer.from(reply, 'latin1')))
       : encodeReply(reply);
     this.lastReply = buf;
-    this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
+    if (this.hooks.trace) this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
     this.io.write(buf);
   }
 
