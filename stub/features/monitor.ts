@@ -58,7 +58,8 @@ function run(ctx: SessionContext, text: string): string[] | undefined {
         `  transition ${l.transition} vCPU ${l.vcpu} at ${l.when}: ${l.register} expected ${l.expected} actual ${l.actual} (${l.side} value leaked)`)];
     }
     case 'host':
-      return [`host scenario: ${ctx.vm.hostScenario ?? 'not reported by this VM'}`, `backend: ${ctx.vm.backend}`];
+      return [`host scenario: ${ctx.vm.hostScenario ?? 'not reported by this VM'}`, `backend: ${ctx.vm.backend}`,
+        `host watchpoint hits so far: ${ctx.vm.stats().hostWatchHits}`];
     default:
       return undefined;
   }
