@@ -103,6 +103,13 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
     });
 
+    it('stepi over STI; HLT waits for the timer and goes on (issue 4 section 5)', async () => {
+      const t = await serve('stepper');
+      const r = await gdb(t, ['break step_hlt', 'continue', 'delete', 'stepi', 'stepi', 'stepi', 'p $pc > step_hlt + 8']);
+      expect(r.out).to.not.match(/cannot continue|halted with nothing to wake it|SIGSEGV/);
+      expect(r.out).to.match(/\$1 = 1/);
+    });
+
     it('two vCPUs are two threads; a watchpoint fires on each and names the vCPU that hit', async () => {
       const t = await serve('counter', { vcpus: 2 });
       const r = await gdb(t, ['info threads', 'watch counter', 'continue', 'continue', 'continue', 'info threads']);
