@@ -153,6 +153,8 @@ export class VmTarget {
     const len = Math.min(length, size - start);
     const data = this.vm.readMemory(start, len);
     if (!data) return undefined;
+    if (this.swBreakpoints.size === 0) return data;
+    // a copy: the VM's bytes may be a view of guest memory
     const out = Uint8Array.from(data);
     for (const [bp, orig] of this.swBreakpoints) {
       if (bp >= start && bp < start + len) out[bp - start] = orig;
