@@ -170,7 +170,10 @@ export class GdbSession implements SessionContext {
   }
 
   resume(cmd: ResumeCommand): void {
-    if (cmd.address !== undefined) this.target.setPc(this.gVcpu, cmd.address);
+    if (cmd.address !== undefined) {
+      const t = cmd.actions[0].thread;
+      this.target.setPc(typeof t === 'number' && this.target.validVcpu(t - 1) ? t - 1 : this.gVcpu, cmd.address);
+    }
     const plan: ResumePlan = { run: [], step: [] };
     for (let v = 0; v < this.target.vcpuCount; v++) {
       const tid = v + 1;

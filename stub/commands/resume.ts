@@ -16,8 +16,11 @@ export interface ResumeCommand {
   address?: bigint;
 }
 
-/** c [addr] | s [addr] | C sig[;addr] | S sig[;addr]: apply to the Hc thread (`thread` filled by the caller). */
-export function parseLegacyResume(p: string, hcThread: ThreadId): ResumeCommand | undefined {
+/**
+ * c [addr] | s [addr] | C sig[;addr] | S sig[;addr]. `c` resumes every vCPU; `s` steps only
+ * `stepThread` (the Hc thread, or the register thread when Hc names none) and the others stay.
+ */
+export function parseLegacyResume(p: string, stepThread: number): ResumeCommand | undefined {
   const op = p[0];
   const rest = p.slice(1);
   const kind: ResumeKind = op === 'c' || op === 'C' ? 'continue' : 'step';
@@ -35,10 +38,9 @@ export function parseLegacyResume(p: string, hcThread: ThreadId): ResumeCommand 
     address = parseHexBig(addrText);
     if (address === undefined) return undefined;
   }
-  // Legacy packets resume every thread; the Hc thread is the one that steps.
-  const actions: ResumeAction[] = [];
-  if (kind === 'step') actions.push({ kind, signal, thread: hcThread === 'any' ? 'all' : hcThread });
-  actions.push({ kind: 'continue', signal: kind === 'continue' ? signal : 0, thread: 'all' });
+  const actions: ResumeAction[] = kind === 'step'
+    ? [{ kind, signal, thread: stepThread }]
+    : [{ kind, signal, thread: 'all' }];
   return { actions, address };
 }
 

@@ -13,7 +13,8 @@ export function handleResume(ctx: SessionContext, p: string): HandlerResult | un
   if (p === 'vCont') return ERR_BAD_PACKET;
   const c = p[0];
   if (c === 'c' || c === 'C' || c === 's' || c === 'S') {
-    const cmd = parseLegacyResume(p, ctx.cThread);
+    const stepThread = typeof ctx.cThread === 'number' ? ctx.cThread : ctx.gVcpu + 1;
+    const cmd = parseLegacyResume(p, stepThread);
     if (!cmd) return ERR_BAD_PACKET;
     ctx.resume(cmd);
     return 'async';

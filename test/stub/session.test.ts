@@ -224,6 +224,19 @@ describe('stub session (packet level, FakeVm)', function () {
     expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 7); // vCPU 1 stayed stopped
   });
 
+  it('legacy s steps only the Hc thread; legacy c resumes all', async () => {
+    await c.handshake();
+    expect(await c.request('Hc2')).to.equal('OK');
+    const before0 = vm.getRegister(0, 'rip').lo;
+    expect(await c.request('s')).to.match(/^T05.*thread:02;$/);
+    expect(vm.getRegister(0, 'rip').lo).to.equal(before0);
+    expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 14);
+    expect(await c.request(`s${(CODE).toString(16)}`)).to.match(/^T05.*thread:02;$/);
+    expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 7);
+    expect(await c.request(`Z2,${COUNTER.toString(16)},8`)).to.equal('OK');
+    expect(await c.request('c')).to.contain('watch:');
+  });
+
   it('stops a tight loop on 0x03 with T02', async () => {
     await c.handshake();
     c.send('vCont;c');
