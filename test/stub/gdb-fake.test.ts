@@ -120,6 +120,22 @@ describe('stub with stock gdb (FakeVm)', function () {
     expect(r.out).to.contain('no debug-state leaks detected');
   });
 
+  it('a dropped connection while the guest runs: the VM stops, keeps its state, a new gdb attaches', async () => {
+    await start();
+    await runGdb(target, ['watch *(long*)0x100108', 'break *0x100000', 'set breakpoint always-inserted on', 'delete 2', 'continue'],
+      { killAfterMs: 1000 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.connected).to.equal(false);
+    const n = vm.instructions;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(vm.instructions).to.equal(n); // stopped
+    expect(vm.vcpus[0].slots.every((s) => s === null)).to.equal(true);
+    expect(vm.getCapability(0, 'intercept-db')).to.equal(false);
+    const r = await runGdb(target, ['p/x *(long*)0x100100', 'stepi']);
+    expect(r.out).to.match(/\$1 = 0x[0-9a-f]{4,}/); // the counter kept its value
+    expect(r.out).to.match(/0x000000000010000[07e] in \?\? \(\)|0x000000000010000f in/);
+  });
+
   it('reports the guest exit and two vCPUs as two threads', async () => {
     await start(2);
     const r = await runGdb(target, ['info threads', `set $pc = 0x${EXIT_CODE.toString(16)}`, 'thread 2',

@@ -11,6 +11,8 @@ export interface GdbRunOptions {
   timeoutMs?: number;
   /** Send SIGINT to gdb after this many ms (Ctrl-C). */
   interruptAfterMs?: number;
+  /** Send SIGKILL to gdb after this many ms (a dropped connection). */
+  killAfterMs?: number;
   cwd?: string;
 }
 
@@ -30,6 +32,7 @@ export function runGdb(target: string, commands: string[], opts: GdbRunOptions =
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
     let intr: NodeJS.Timeout | undefined;
     if (opts.interruptAfterMs !== undefined) intr = setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
+    else if (opts.killAfterMs !== undefined) intr = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
