@@ -103,6 +103,14 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
     });
 
+    it('stepi with host preemption exits every 2 instructions still lands on each next instruction', async () => {
+      const t = await serve('stepper', { preemptEvery: 2 });
+      const r = await gdb(t, ['break step_start', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi')]);
+      const listed = [...r.out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
+      const stepped = [...r.out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
+      expect(stepped).to.deep.equal(listed.slice(1, 6));
+    });
+
     it('stepi over STI; HLT waits for the timer and goes on (issue 4 section 5)', async () => {
       const t = await serve('stepper');
       const r = await gdb(t, ['break step_hlt', 'continue', 'delete', 'stepi', 'stepi', 'stepi', 'p $pc > step_hlt + 8']);
