@@ -230,12 +230,43 @@ function alu32(c: CpuCore, op: number): void {
   L[0] = d; L[1] = 0; L[2] = s; L[3] = 0; L[4] = X[4]; L[5] = 0;
 }
 
-const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg
-  const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh;
-  X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
-  alu64(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
-  return i.nextAddr;
+const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg (the commonest form: inline)
+  const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh, op = i.sub;
+  const L = c.lf;
+  switch (op) {
+    case 0: case 5: case 7: {
+      const dLo = rl[d], dHi = rh[d], sLo = rl[s], sHi = rh[s];
+      L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+      if (op === 0) {
+        const t = dLo + sLo;
+        L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+        c.lfOp = LF.ADD;
+      } else {
+        const t = dLo - sLo;
+        L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
+        c.lfOp = LF.SUB;
+      }
+      c.lfSize = 8;
+      c.lfCin = 0;
+      if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+      return i.nextAddr;
+    }
+    case 4: case 1: case 6: {
+      if (op === 4) { L[4] = rl[d] & rl[s]; L[5] = rh[d] & rh[s]; }
+      else if (op === 1) { L[4] = rl[d] | rl[s]; L[5] = rh[d] | rh[s]; }
+      else { L[4] = rl[d] ^ rl[s]; L[5] = rh[d] ^ rh[s]; }
+      c.lfOp = LF.LOGIC;
+      c.lfSize = 8;
+      c.lfCin = 0;
+      rl[d] = L[4]; rh[d] = L[5];
+      return i.nextAddr;
+    }
+    default:
+      X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
+      alu64(c, op);
+      rl[d] = X[4]; rh[d] = X[5];
+      return i.nextAddr;
+  }
 };
 const aluRR32: Handler = (c, i) => {
   const d = i.rm, rl = c.rl;
@@ -356,6 +387,16 @@ const shiftRI: Handler = (c, i) => {
 };
 const nop: Handler = (_c, i) => i.nextAddr;
 const movStore8: Handler = (c, i) => {
+  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
+    const b = i.base;
+    const t = c.rl[b] + i.dispLo;
+    const a = t >>> 0;
+    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1) && c.codePages[a >>> 12] === 0) {
+      const r = i.reg;
+      c.bytes[a] = r < 16 ? c.rl[r] : c.rl[r - 16] >>> 8;
+      return i.nextAddr;
+    }
+  }
   ea(c, i);
   const r = i.reg;
   c.wr8(c.eaLo, c.eaHi, r < 16 ? c.rl[r] & 0xff : (c.rl[r - 16] >>> 8) & 0xff);
