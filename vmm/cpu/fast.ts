@@ -155,6 +155,16 @@ const lea64: Handler = (c, i) => {
   return i.nextAddr;
 };
 const movzxLoad8: Handler = (c, i) => {
+  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
+    const b = i.base;
+    const t = c.rl[b] + i.dispLo;
+    const a = t >>> 0;
+    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1)) {
+      c.rl[i.reg] = c.bytes[a];
+      c.rh[i.reg] = 0;
+      return i.nextAddr;
+    }
+  }
   ea(c, i);
   const a = c.eaLo;
   if (c.eaHi !== 0 || a >= c.memSize || c.dataBpOn !== 0) {
@@ -268,13 +278,30 @@ const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg (the commonest fo
       return i.nextAddr;
   }
 };
-const aluRR32: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl;
-  X[0] = rl[d]; X[2] = rl[i.reg];
-  alu32(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
-  return i.nextAddr;
-};
+/** 32-bit ALU into register d with the common operations inline. */
+function alu32Reg(c: CpuCore, op: number, d: number, sv: number, nextAddr: number): number {
+  const rl = c.rl, L = c.lf;
+  const dv = rl[d];
+  switch (op) {
+    case 0: L[4] = dv + sv; c.lfOp = LF.ADD; break;
+    case 5: case 7: L[4] = dv - sv; c.lfOp = LF.SUB; break;
+    case 4: L[4] = dv & sv; c.lfOp = LF.LOGIC; break;
+    case 1: L[4] = dv | sv; c.lfOp = LF.LOGIC; break;
+    case 6: L[4] = dv ^ sv; c.lfOp = LF.LOGIC; break;
+    default:
+      X[0] = dv; X[2] = sv;
+      alu32(c, op);
+      rl[d] = X[4]; c.rh[d] = 0;
+      return nextAddr;
+  }
+  L[0] = dv; L[1] = 0; L[2] = sv; L[3] = 0; L[5] = 0;
+  c.lfSize = 4;
+  c.lfCin = 0;
+  if (op !== 7) { rl[d] = L[4]; c.rh[d] = 0; }
+  return nextAddr;
+}
+
+const aluRR32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, c.rl[i.reg], i.nextAddr);
 const aluGR64: Handler = (c, i) => { // ALU_GE reg: reg op= rm
   const d = i.reg, s = i.rm, rl = c.rl, rh = c.rh;
   X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
@@ -314,13 +341,7 @@ const aluRI64: Handler = (c, i) => {
   if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
   return i.nextAddr;
 };
-const aluRI32: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl;
-  X[0] = rl[d]; X[2] = i.immLo;
-  alu32(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
-  return i.nextAddr;
-};
+const aluRI32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, i.immLo, i.nextAddr);
 const aluMI32: Handler = (c, i) => {
   ea(c, i);
   X[0] = c.rd32(c.eaLo, c.eaHi); X[2] = i.immLo;
