@@ -335,10 +335,28 @@ const aluGM32: Handler = (c, i) => {
   return i.nextAddr;
 };
 const aluRI64: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl, rh = c.rh;
+  const d = i.rm, rl = c.rl, rh = c.rh, op = i.sub;
+  if (op === 0 || op === 5 || op === 7) {
+    const L = c.lf;
+    const dLo = rl[d], dHi = rh[d], sLo = i.immLo, sHi = i.immHi;
+    L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+    if (op === 0) {
+      const t = dLo + sLo;
+      L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+      c.lfOp = LF.ADD;
+    } else {
+      const t = dLo - sLo;
+      L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
+      c.lfOp = LF.SUB;
+    }
+    c.lfSize = 8;
+    c.lfCin = 0;
+    if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+    return i.nextAddr;
+  }
   X[0] = rl[d]; X[1] = rh[d]; X[2] = i.immLo; X[3] = i.immHi;
-  alu64(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
+  alu64(c, op);
+  rl[d] = X[4]; rh[d] = X[5];
   return i.nextAddr;
 };
 const aluRI32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, i.immLo, i.nextAddr);
