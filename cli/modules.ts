@@ -1,0 +1,58 @@
+/**
+ * The parts of vmm-gdbstub the CLI drives, loaded when a command needs them: the ELF
+ * loader and the VM (vmm/), the gdb server (stub/) and the verifier (verify/). Loading
+ * them lazily keeps `--help` and flag errors fast, and a build without one of them gives
+ * a clear "not available" error instead of a crash.
+ */
+import * as path from 'node:path';
+import { LoadedImage } from '../vmm/loader/elf-types';
+import { VmApi } from '../vmm/api/vm-api';
+import { VmOptions } from '../vmm/api/vm-options';
+import { CliError, EXIT } from './exit-codes';
+import { StartGdbServer } from './serve-options';
+import { RunVerify } from './verify-options';
+
+export type ParseElf = (bytes: Uint8Array, memSize: number) => LoadedImage;
+export type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
+
+/** What the commands need; tests pass their own (a FakeVm, say). */
+export interface CliDeps {
+  parseElf(): ParseElf;
+  createVm(): CreateVm;
+  startGdbServer(): StartGdbServer;
+  runVerify(): { runVerify: RunVerify; scenarios?: readonly string[] };
+}
+
+function load(relative: string, what: string): Record<string, unknown> {
+  const file = path.join(__dirname, '..', relative);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return require(file) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'MODULE_NOT_FOUND' && err.message.includes(file)) {
+      throw new CliError(`${what} is not available in this build (${relative}.js is missing)`, EXIT.INTERNAL);
+    }
+    throw e;
+  }
+}
+
+function exported<T>(mod: Record<string, unknown>, name: string, relative: string): T {
+  const f = mod[name];
+  if (typeof f !== 'function') throw new CliError(`${relative} does not export ${name}()`, EXIT.INTERNAL);
+  return f as T;
+}
+
+export const realDeps: CliDeps = {
+  parseElf: () => exported<ParseElf>(load('vmm/loader/elf', 'the ELF loader'), 'parseElf', 'vmm/loader/elf'),
+  createVm: () => exported<CreateVm>(load('vmm/api/create-vm', 'the VM'), 'createVm', 'vmm/api/create-vm'),
+  startGdbServer: () => exported<StartGdbServer>(load('stub/server', 'the gdb stub'), 'startGdbServer', 'stub/server'),
+  runVerify: () => {
+    const mod = load('verify/run-verify', 'verify');
+    const scenarios = mod['VERIFY_SCENARIOS'];
+    return {
+      runVerify: exported<RunVerify>(mod, 'runVerify', 'verify/run-verify'),
+      scenarios: Array.isArray(scenarios) ? scenarios.map(String) : undefined,
+    };
+  },
+};
