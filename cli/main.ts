@@ -12,7 +12,7 @@ import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './vmmctl-main';
 import { checkWritable } from './run-command';
-import { makeParser } from './yargs-setup';
+import { makeParser, refuseSwitchValues } from './yargs-setup';
 
 type Args = Record<string, unknown>;
 const COMMANDS = ['run', 'serve', 'verify'];
@@ -175,6 +175,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
+    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();
     if (action === undefined) return 0; // --help was shown

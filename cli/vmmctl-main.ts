@@ -5,7 +5,7 @@ import { DebugLeak, VmStats } from '../vmm/api/vm-api';
 import { CliError, EXIT, UsageError } from './exit-codes';
 import { ControlClient, ControlReply } from './control-client';
 import { parseIntegerFlag, singleString } from './parse-values';
-import { makeParser } from './yargs-setup';
+import { makeParser, refuseSwitchValues } from './yargs-setup';
 import { Output, processOutput, reportAndExit } from './output';
 
 /** The registers vmmctl reads and writes (the guest view of the debug registers). */
@@ -25,6 +25,7 @@ export interface VmmctlRequest {
 
 /** Parses a vmmctl command line; undefined when --help was shown. */
 export async function parseVmmctlArgs(argv: readonly string[]): Promise<VmmctlRequest | undefined> {
+  refuseSwitchValues(argv, (f) => f === 'help' || f.startsWith('get-'));
   const order = flagOrder(argv);
   let parser = makeParser(argv, 'vmmctl')
     .usage('$0 --vm NAME [--cpu N] [--get-REG ...] [--set-REG=VALUE ...] [--get-stats] [--get-leaks]\n\n'
@@ -169,7 +170,10 @@ export function reportError(tool: string, e: unknown, out: Output): number {
     out.stderr(`${tool}: ${e.message}${e.exitCode === EXIT.USAGE ? ' (see --help)' : ''}\n`);
     return e.exitCode;
   }
-  out.stderr(`${tool}: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  // A bug: one line for the user, the stack only on request.
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  const stack = process.env['VMM_GDBSTUB_DEBUG'] && e instanceof Error && e.stack ? `\n${e.stack}` : ' (VMM_GDBSTUB_DEBUG=1 shows the stack)';
+  out.stderr(`${tool}: internal error: ${text.replace(/\n/g, ' ')}${stack}\n`);
   return EXIT.INTERNAL;
 }
 

@@ -40,3 +40,15 @@ function oneLine(s: string): string {
   if (/^Not enough non-option arguments/.test(line)) return 'missing the guest ELF file';
   return line;
 }
+
+/**
+ * yargs reads `--stats=yes` as false without a word; a switch given a value is refused
+ * instead. `isSwitch` says which flag names are switches.
+ */
+export function refuseSwitchValues(argv: readonly string[], isSwitch: (flag: string) => boolean): void {
+  for (const a of argv) {
+    if (a === '--') return;
+    const m = /^--([^=]+)=/.exec(a);
+    if (m && isSwitch(m[1])) throw new UsageError(`--${m[1]} takes no value`);
+  }
+}
