@@ -120,7 +120,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('scenario', { type: 'string', requiresArg: true, describe: 'scenarios to run, comma-separated (default all)' })
         .option('json', { type: 'string', requiresArg: true, describe: 'write the result table as JSON to FILE' })
         .option('trace', { type: 'string', requiresArg: true, describe: 'write a Chrome trace-event timeline (Perfetto, chrome://tracing) to FILE' })
-        .option('jobs', { type: 'string', requiresArg: true, describe: 'cells run in parallel at most (default: number of CPUs)' })
+        .option('jobs', { type: 'string', requiresArg: true, describe: 'at most N cells run in parallel (default: the verifier chooses)' })
         .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure; 128 usage error; 134 verify not available.'),
       (args: Args) => {
         const extra = (args['_'] as unknown[]).slice(1);

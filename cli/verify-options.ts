@@ -25,7 +25,7 @@ export interface VerifyOptions {
   json?: string;
   /** --trace FILE: write a Chrome trace-event JSON timeline. */
   trace?: string;
-  /** --jobs N: cells run in parallel at most (default: the number of CPUs). */
+  /** --jobs N (1-64): at most N cells in parallel; undefined = the verifier chooses. */
   jobs?: number;
 }
 
