@@ -29,9 +29,9 @@ export function serveTransport(req: ServeRequest): GdbTransport {
 }
 
 /**
- * `vmm-gdbstub serve`: the VM waits at its entry point for gdb. The CLI owns the guest
- * console (it drains VmApi.takeConsoleOutput between slices); the stub owns everything
- * gdb sees. In stdio mode nothing but protocol bytes goes to stdout.
+ * `vmm-gdbstub serve`: the VM waits at its entry point for gdb; the process ends when the
+ * guest does (exit status: the guest's) or gdb kills it (0). In stdio mode nothing but
+ * protocol bytes goes to stdout: the guest console and all diagnostics go to stderr.
  */
 export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output): Promise<number> {
   const transport = serveTransport(req);
@@ -39,26 +39,19 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   const vm = createVmFromElf(req.elf, req.vm, deps);
   const consoleOut = transport.kind === 'stdio' ? out.stderr : out.stdout;
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);
-  if (transport.kind === 'tcp' && !isLoopbackHost(transport.host)) {
-    log(`warning: serving gdb on ${describeTransport(transport)}, reachable from other machines (--allow-remote)`);
-  }
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'serve', guest: req.elf, gdb: describeTransport(transport) });
 
-  // Timers run between slices, at instruction boundaries, like control-socket requests.
-  const drain = (): void => {
-    const text = vm.takeConsoleOutput();
-    if (text) consoleOut(text);
-  };
-  const poll = setInterval(drain, 20);
   const opts: GdbServeOptions = {
-    transport, allowRemote: req.allowRemote, log,
-    ...(req.tracePackets !== undefined ? { tracePackets: req.tracePackets } : {}),
+    transport: transport.kind === 'tcp' ? { ...transport, allowRemote: req.allowRemote } : transport,
+    onConsoleOutput: consoleOut,
+    log,
+    ...(req.tracePackets === undefined ? {} : { trace: req.tracePackets === '-' ? 'stderr' as const : { file: req.tracePackets } }),
   };
+  let server: GdbServerHandle | undefined;
   try {
-    let handle: GdbServerHandle | void;
     try {
-      handle = await startGdbServer(vm, opts);
+      server = await startGdbServer(vm, opts);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EADDRINUSE') throw new CliError(`${describeTransport(transport)} is already in use`, EXIT.IN_USE);
@@ -67,12 +60,22 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
       }
       throw e;
     }
-    if (transport.kind !== 'stdio') log(`waiting for gdb on ${handle?.address ?? describeTransport(transport)}`);
-    const result = handle?.closed !== undefined ? await handle.closed : await new Promise<never>(() => {});
-    return typeof result === 'number' ? result : 0;
+    if (transport.kind !== 'stdio') log(`waiting for gdb on ${describeAddress(server.address) ?? describeTransport(transport)}`);
+    const end = await server.guestExit;
+    return end.kind === 'exit' ? end.status & 0x7f : 0;
   } finally {
-    clearInterval(poll);
-    drain();
+    await server?.close();
+    const rest = vm.takeConsoleOutput();
+    if (rest) consoleOut(rest);
     await control?.close();
+  }
+}
+
+function describeAddress(a: GdbServerHandle['address']): string | undefined {
+  if (a === undefined) return undefined;
+  switch (a.kind) {
+    case 'tcp': return `tcp:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+    case 'unix': return `unix:${a.path}`;
+    case 'stdio': return 'stdio';
   }
 }

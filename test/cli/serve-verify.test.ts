@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { vmmGdbstubMain } from '../../cli/main';
 import { EXIT } from '../../cli/exit-codes';
 import { isLoopbackHost, parseGdbSpec } from '../../cli/gdb-spec';
-import { GdbServeOptions } from '../../cli/serve-options';
+import { GdbGuestExit, GdbServeOptions } from '../../cli/serve-options';
+import { VmApi } from '../../vmm/api/vm-api';
 import { VerifyOptions } from '../../cli/verify-options';
 import { DR_SWITCH_MODES } from '../../vmm/api/vm-options';
 import { controlSocketPath } from '../../vmm/api/control-socket';
@@ -39,54 +40,73 @@ describe('cli: vmm-gdbstub serve (fake stub)', () => {
   before(() => { dir = tempDir(); elf = fakeElf(dir); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  function serveDeps(onStart: (vm: FakeVm, opts: GdbServeOptions) => Promise<number>) {
+  /** A stand-in for stub/server.ts: `session` plays the gdb session; its result ends the guest. */
+  function serveDeps(session: (vm: FakeVm, opts: GdbServeOptions) => Promise<GdbGuestExit>) {
     const deps = fakeDeps(exitAfter(100, 0));
     const calls: GdbServeOptions[] = [];
-    deps.startGdbServer = () => async (vm: unknown, opts: GdbServeOptions) => {
+    let closed = 0;
+    deps.startGdbServer = () => async (vm: VmApi, opts: GdbServeOptions) => {
       calls.push(opts);
-      return { address: 'ADDR', closed: onStart(vm as FakeVm, opts) };
+      return {
+        address: { kind: 'tcp' as const, host: '127.0.0.1', port: 41234 },
+        guestExit: session(vm as FakeVm, opts),
+        close: async () => { closed++; },
+      };
     };
-    return { deps, calls };
+    return { deps, calls, closedCount: () => closed };
+  }
+  /** What the stub does with the console: drain it between slices into onConsoleOutput. */
+  function drainConsole(vm: FakeVm, opts: GdbServeOptions): void {
+    const t = vm.takeConsoleOutput();
+    if (t) opts.onConsoleOutput(t);
   }
 
-  it('defaults to tcp:127.0.0.1:1234 and ends with the status the server gives', async () => {
-    const { deps, calls } = serveDeps(async () => 0);
+  it('defaults to tcp:127.0.0.1:1234, exits with the guest status, closes the server', async () => {
+    const { deps, calls, closedCount } = serveDeps(async () => ({ kind: 'exit', status: 0x85 }));
     const out = capture();
-    expect(await vmmGdbstubMain(['serve', elf], out, deps)).to.equal(0);
-    expect(calls[0].transport).to.deep.equal({ kind: 'tcp', host: '127.0.0.1', port: 1234 });
-    expect(calls[0].allowRemote).to.equal(false);
-    expect(calls[0].tracePackets).to.equal(undefined);
-    expect(out.err).to.equal('vmm-gdbstub: waiting for gdb on ADDR\n');
+    expect(await vmmGdbstubMain(['serve', elf], out, deps)).to.equal(5);
+    expect(calls[0].transport).to.deep.equal({ kind: 'tcp', host: '127.0.0.1', port: 1234, allowRemote: false });
+    expect(calls[0].trace).to.equal(undefined);
+    expect(out.err).to.equal('vmm-gdbstub: waiting for gdb on tcp:127.0.0.1:41234\n');
+    expect(closedCount()).to.equal(1);
+  });
+
+  it('a gdb kill ends serve with status 0', async () => {
+    const { deps } = serveDeps(async () => ({ kind: 'killed' }));
+    expect(await vmmGdbstubMain(['serve', elf], capture(), deps)).to.equal(0);
   });
 
   it('stdio: the guest console goes to stderr, stdout stays for the protocol', async () => {
-    const { deps, calls } = serveDeps(async (vm) => {
+    const { deps, calls } = serveDeps(async (vm, opts) => {
       vm.console += 'guest says hi\n';
-      await new Promise((r) => setTimeout(r, 60)); // the CLI drains the console on a timer
+      drainConsole(vm, opts);
       vm.console += 'and bye\n';
-      return 0;
+      return { kind: 'exit', status: 0 };
     });
     const out = capture();
     expect(await vmmGdbstubMain(['serve', elf, '--gdb', 'stdio', '--trace-packets', '-'], out, deps)).to.equal(0);
-    expect(calls[0]).to.include({ tracePackets: '-' });
+    expect(calls[0].trace).to.equal('stderr');
     expect(calls[0].transport).to.deep.equal({ kind: 'stdio' });
     expect(out.out).to.equal('');
     expect(out.err).to.equal('guest says hi\nand bye\n');
   });
 
-  it('tcp: the guest console goes to stdout', async () => {
-    const { deps } = serveDeps(async (vm) => { vm.console += 'console line\n'; return 0; });
+  it('unix: the guest console goes to stdout; --trace-packets FILE', async () => {
+    const { deps, calls } = serveDeps(async (vm, opts) => { vm.console += 'console line\n'; drainConsole(vm, opts); return { kind: 'exit', status: 0 }; });
     const out = capture();
-    expect(await vmmGdbstubMain(['serve', elf, '--gdb', 'unix:' + path.join(dir, 'g.sock')], out, deps)).to.equal(0);
+    const sock = path.join(dir, 'g.sock');
+    const trace = path.join(dir, 'trace.txt');
+    expect(await vmmGdbstubMain(['serve', elf, '--gdb', 'unix:' + sock, '--trace-packets', trace], out, deps)).to.equal(0);
+    expect(calls[0].transport).to.deep.equal({ kind: 'unix', path: sock });
+    expect(calls[0].trace).to.deep.equal({ file: trace });
     expect(out.out).to.equal('console line\n');
   });
 
   it('a non-loopback address works with --allow-remote, with a warning', async () => {
-    const { deps, calls } = serveDeps(async () => 0);
+    const { deps, calls } = serveDeps(async () => ({ kind: 'exit', status: 0 }));
     const out = capture();
     expect(await vmmGdbstubMain(['serve', elf, '--gdb', 'tcp:0.0.0.0:4321', '--allow-remote'], out, deps)).to.equal(0);
-    expect(calls[0]).to.deep.include({ allowRemote: true, transport: { kind: 'tcp', host: '0.0.0.0', port: 4321 } });
-    expect(out.err).to.match(/warning: serving gdb on tcp:0.0.0.0:4321, reachable from other machines/);
+    expect(calls[0].transport).to.deep.equal({ kind: 'tcp', host: '0.0.0.0', port: 4321, allowRemote: true });
   });
 
   it('a port in use exits 135', async () => {
@@ -103,7 +123,7 @@ describe('cli: vmm-gdbstub serve (fake stub)', () => {
     const rt = privateRuntimeDir();
     try {
       let release: () => void = () => {};
-      const { deps } = serveDeps(() => new Promise<number>((resolve) => { release = () => resolve(0); }));
+      const { deps } = serveDeps(() => new Promise<GdbGuestExit>((resolve) => { release = () => resolve({ kind: 'exit', status: 0 }); }));
       const serving = vmmGdbstubMain(['serve', elf, '--name', 'srv1'], capture(), deps);
       await waitFor(() => fs.existsSync(controlSocketPath('srv1')), 5000, 'the control socket');
       const out = capture();
