@@ -12,7 +12,8 @@ import { CliError, EXIT } from './exit-codes';
 import { StartGdbServer } from './serve-options';
 import { RunVerify } from './verify-options';
 
-export type ParseElf = (bytes: Uint8Array, memSize: number) => LoadedImage;
+/** vmm/loader/elf.ts: validates the whole file for a VM of that RAM size and vCPU count. */
+export type ParseElf = (bytes: Uint8Array, memorySize: number, vcpus: number) => LoadedImage;
 export type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
 
 /** What the commands need; tests pass their own (a FakeVm, say). */

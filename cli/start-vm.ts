@@ -21,7 +21,7 @@ export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps)
     throw new CliError(`cannot read guest ${elfPath}: ${why}`, EXIT.BAD_ELF);
   }
   try {
-    return createVm(parseElf(bytes, opts.memMiB * MIB), opts);
+    return createVm(parseElf(bytes, opts.memMiB * MIB, opts.vcpus), opts);
   } catch (e) {
     if (e instanceof ElfError) throw new CliError(`bad guest ELF ${elfPath}: ${e.message}`, EXIT.BAD_ELF);
     throw e;
