@@ -5,7 +5,7 @@ import { VmOptions } from '../vmm/api/vm-options';
 import { CliError, EXIT } from './exit-codes';
 import { CliDeps } from './modules';
 import { Output } from './output';
-import { createVmFromElf, openControlSocket } from './start-vm';
+import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 
 export interface RunRequest {
   elf: string;
@@ -61,6 +61,7 @@ export function outcomeOf(stop: VmStop, vm: VmApi): RunOutcome | undefined {
 /** `vmm-gdbstub run`: runs the guest to its end, printing its console on stdout. */
 export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): Promise<number> {
   if (req.json !== undefined) checkWritable(req.json, '--json');
+  if (req.name !== undefined) await checkNameFree(req.name);
   const vm = createVmFromElf(req.elf, req.vm, deps);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'run', guest: req.elf });

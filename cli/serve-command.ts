@@ -5,7 +5,7 @@ import { CliDeps } from './modules';
 import { Output } from './output';
 import { GdbServeOptions, GdbServerHandle, GdbTransport } from './serve-options';
 import { checkWritable } from './run-command';
-import { createVmFromElf, openControlSocket } from './start-vm';
+import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 
 export interface ServeRequest {
   elf: string;
@@ -36,6 +36,7 @@ export function serveTransport(req: ServeRequest): GdbTransport {
 export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output): Promise<number> {
   const transport = serveTransport(req);
   const startGdbServer = deps.startGdbServer();
+  if (req.name !== undefined) await checkNameFree(req.name);
   const vm = createVmFromElf(req.elf, req.vm, deps);
   const consoleOut = transport.kind === 'stdio' ? out.stderr : out.stdout;
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import { ElfError } from '../vmm/loader/elf-types';
 import { VmApi } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
-import { ControlSocketError, ControlSocketServer, startControlSocket } from '../vmm/api/control-socket';
+import {
+  ControlSocketError, ControlSocketServer, controlSocketPath, probeSocket, startControlSocket,
+} from '../vmm/api/control-socket';
 import { CliError, EXIT } from './exit-codes';
 import { CliDeps } from './modules';
 
@@ -25,6 +27,19 @@ export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps)
   } catch (e) {
     if (e instanceof ElfError) throw new CliError(`bad guest ELF ${elfPath}: ${e.message}`, EXIT.BAD_ELF);
     throw e;
+  }
+}
+
+/**
+ * Refuses a --name that a running VM holds before anything is loaded (openControlSocket
+ * checks again when it binds: two VMs started at the same moment still cannot share it).
+ */
+export async function checkNameFree(name: string): Promise<void> {
+  const p = controlSocketPath(name);
+  let isSocket = false;
+  try { isSocket = fs.lstatSync(p).isSocket(); } catch { return; }
+  if (isSocket && await probeSocket(p)) {
+    throw new CliError(`a VM named '${name}' is already running (${p})`, EXIT.IN_USE);
   }
 }
 
