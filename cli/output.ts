@@ -2,12 +2,24 @@
 export interface Output {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Resolves once stdout can take more (a slow pipe holds the guest back, not our memory). */
+  drained?(): Promise<void>;
 }
 
 export function processOutput(): Output {
+  // `vmm-gdbstub run guest.elf | head`: a closed pipe ends us quietly, not with a stack trace.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   return {
     stdout: (t) => { process.stdout.write(t); },
     stderr: (t) => { process.stderr.write(t); },
+    drained: () => (process.stdout.writableNeedDrain
+      ? new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()))
+      : Promise.resolve()),
   };
 }
 

@@ -104,6 +104,7 @@ async function runToEnd(vm: VmApi, out: Output): Promise<RunOutcome> {
     if (ms > 0) budget = Math.round(Math.min(MAX_SLICE, Math.max(MIN_SLICE, budget * (TARGET_SLICE_MS / ms))));
     else budget = Math.min(MAX_SLICE, budget * 2);
     await new Promise<void>((resolve) => setImmediate(resolve));
+    if (out.drained) await out.drained();
   }
 }
 
