@@ -1,6 +1,6 @@
 import { parseU64, u64ToBigInt } from '../vmm/u64';
 import { GPR_NAMES, RegName } from '../vmm/api/registers';
-import { controlSocketPath, vmNameProblem } from '../vmm/api/control-socket';
+import { controlSocketPath, listRunningVms, vmNameProblem } from '../vmm/api/control-socket';
 import { DebugLeak, VmStats } from '../vmm/api/vm-api';
 import { CliError, EXIT, UsageError } from './exit-codes';
 import { ControlClient, ControlReply } from './control-client';
@@ -14,6 +14,8 @@ export const VMMCTL_REGISTERS: readonly RegName[] = [
 ];
 
 export interface VmmctlRequest {
+  /** --list: print the names of the running VMs, nothing else. */
+  list?: boolean;
   vm: string;
   cpu: number;
   sets: Array<{ reg: RegName; value: string }>;
@@ -32,6 +34,7 @@ export async function parseVmmctlArgs(argv: readonly string[]): Promise<VmmctlRe
       + 'Reads and writes the registers of a running VM (started by `vmm-gdbstub run|serve --name NAME`), '
       + 'as bhyvectl does. Debug registers are the guest view. Writes are done first, all or nothing, then reads.')
     .option('vm', { type: 'string', describe: 'name of the VM (its --name)', requiresArg: true })
+    .option('list', { type: 'boolean', describe: 'list the running VMs' })
     .option('cpu', { type: 'string', describe: 'vCPU index', default: '0', requiresArg: true })
     .option('get-stats', { type: 'boolean', describe: 'print the VM statistics (instructions, VM exits, leaks)' })
     .option('get-leaks', { type: 'boolean', describe: 'print the debug-state leaks detected' })
@@ -52,8 +55,13 @@ export async function parseVmmctlArgs(argv: readonly string[]): Promise<VmmctlRe
   if (args['_'] !== undefined && (args['_'] as unknown[]).length > 0) {
     throw new UsageError(`unexpected argument '${String((args['_'] as unknown[])[0])}'`);
   }
+  if (args['list'] === true) {
+    const others = Object.keys(args).filter((k) => k !== '_' && k !== '$0' && k !== 'list' && k !== 'cpu' && args[k] !== undefined);
+    if (others.length > 0) throw new UsageError(`--list takes no other flag (got --${others[0]})`);
+    return { list: true, vm: '', cpu: 0, sets: [], gets: [], stats: false, leaks: false, debugState: false };
+  }
   const vm = singleString('vm', args['vm']);
-  if (vm === undefined) throw new UsageError('--vm NAME is required');
+  if (vm === undefined) throw new UsageError('--vm NAME is required (vmmctl --list shows the running VMs)');
   const bad = vmNameProblem(vm);
   if (bad !== undefined) throw new UsageError(`--vm: ${bad}`);
   const cpu = parseIntegerFlag('cpu', args['cpu'], 0, 4095, 0);
@@ -137,7 +145,19 @@ export async function vmmctlMain(argv: readonly string[], out: Output): Promise<
   try {
     const req = await parseVmmctlArgs(argv);
     if (req === undefined) return 0;
-    client = await ControlClient.connect(req.vm, controlSocketPath(req.vm));
+    if (req.list) {
+      for (const name of await listRunningVms()) out.stdout(name + '\n');
+      return 0;
+    }
+    try {
+      client = await ControlClient.connect(req.vm, controlSocketPath(req.vm));
+    } catch (e) {
+      if (e instanceof CliError && e.exitCode === EXIT.NO_SUCH_VM) {
+        const running = await listRunningVms();
+        throw new CliError(`${e.message}; running VMs: ${running.length ? running.join(', ') : 'none'}`, e.exitCode);
+      }
+      throw e;
+    }
     if (req.sets.length || req.gets.length) {
       const result = check(await client.request('registers', { cpu: req.cpu, set: req.sets, get: req.gets })) as {
         values: Array<{ reg: string; value: string }>;

@@ -160,6 +160,26 @@ describe('control socket: files and permissions', () => {
     expect(fs.readFileSync(controlSocketPath('file1'), 'utf8')).to.equal('x');
   });
 
+  it('vmmctl --list names the running VMs, not the stale ones; an unknown VM error lists them', async () => {
+    const a = await startControlSocket(fakeVm(), 'list-b');
+    const b = await startControlSocket(fakeVm(), 'list-a');
+    staleSocket(controlSocketPath('list-dead'));
+    try {
+      const out = capture();
+      expect(await vmmctlMain(['--list'], out)).to.equal(0);
+      expect(out.out).to.equal('list-a\nlist-b\n');
+      const err = capture();
+      expect(await vmmctlMain(['--vm', 'list-c', '--get-rip'], err)).to.equal(EXIT.NO_SUCH_VM);
+      expect(err.err).to.match(/no VM named 'list-c' is running .*; running VMs: list-a, list-b\n$/);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const none = capture();
+    expect(await vmmctlMain(['--list'], none)).to.equal(0);
+    expect(none.out).to.equal('');
+  });
+
   it('survives garbage and an over-long request on a connection', async () => {
     const server = await startControlSocket(fakeVm(), 'junk1');
     try {

@@ -313,3 +313,16 @@ function failure(id: unknown, code: ControlErrorCode, message: string): ControlR
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** The names of the VMs whose control sockets answer (stale ones are left out). */
+export async function listRunningVms(dir: string = controlSocketDir()): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const names = entries.filter((e) => e.endsWith('.sock')).map((e) => e.slice(0, -'.sock'.length)).filter((n) => VM_NAME_PATTERN.test(n));
+  const alive = await Promise.all(names.map((n) => probeSocket(path.join(dir, `${n}.sock`), 500)));
+  return names.filter((_, i) => alive[i]).sort();
+}
