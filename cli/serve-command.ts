@@ -62,8 +62,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
       throw e;
     }
     if (transport.kind !== 'stdio') log(`waiting for gdb on ${describeAddress(server.address) ?? describeTransport(transport)}`);
-    const end = await server.guestExit;
-    return end.kind === 'exit' ? end.status & 0x7f : 0;
+    return await serverEnd(server);
   } finally {
     await server?.close();
     const rest = vm.takeConsoleOutput();
@@ -72,8 +71,22 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   }
 }
 
+/** The exit status of serve: the guest's when it ended, 0 after a kill or a gone stdio gdb. */
+async function serverEnd(server: GdbServerHandle): Promise<number> {
+  if (server.closed !== undefined) {
+    const status = await server.closed;
+    return typeof status === 'number' ? status & 0x7f : 0;
+  }
+  if (server.guestExit !== undefined) {
+    const end = await server.guestExit;
+    return end.kind === 'exit' ? end.status & 0x7f : 0;
+  }
+  return new Promise<number>(() => { /* serve until a signal ends the process */ });
+}
+
 function describeAddress(a: GdbServerHandle['address']): string | undefined {
   if (a === undefined) return undefined;
+  if (typeof a === 'string') return a;
   switch (a.kind) {
     case 'tcp': return `tcp:${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
     case 'unix': return `unix:${a.path}`;

@@ -25,9 +25,15 @@ export type GdbGuestExit = { kind: 'exit'; status: number } | { kind: 'killed' }
 
 /** What startGdbServer resolves to once it listens. */
 export interface GdbServerHandle {
-  readonly address?: { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string } | { kind: 'stdio' };
+  /** Where gdb connects ('HOST:PORT', the socket path, 'stdio'), for the "waiting" line. */
+  readonly address?: string | { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string } | { kind: 'stdio' };
+  /**
+   * Resolves when the server has shut down: the guest ended (its exit status), gdb killed it
+   * or the stdio debugger went away (undefined). Preferred over guestExit when present.
+   */
+  readonly closed?: Promise<number | undefined>;
   /** Resolves when the guest ends (port 0xF4) or gdb kills it. */
-  readonly guestExit: Promise<GdbGuestExit>;
+  readonly guestExit?: Promise<GdbGuestExit>;
   close(): Promise<void>;
 }
 

@@ -71,6 +71,23 @@ describe('cli: vmm-gdbstub serve (fake stub)', () => {
     expect(closedCount()).to.equal(1);
   });
 
+  it('uses the server\'s closed promise when it has one (a stdio gdb that went away ends serve, 0)', async () => {
+    const deps = fakeDeps(exitAfter(100, 0));
+    let closes = 0;
+    deps.startGdbServer = () => async () => ({
+      address: 'stdio',
+      closed: Promise.resolve(undefined),
+      guestExit: new Promise<GdbGuestExit>(() => {}),
+      close: async () => { closes++; },
+    });
+    expect(await vmmGdbstubMain(['serve', elf, '--gdb', 'stdio'], capture(), deps)).to.equal(0);
+    expect(closes).to.equal(1);
+    deps.startGdbServer = () => async () => ({ address: '127.0.0.1:1234', closed: Promise.resolve(3), close: async () => {} });
+    const out = capture();
+    expect(await vmmGdbstubMain(['serve', elf], out, deps)).to.equal(3);
+    expect(out.err).to.equal('vmm-gdbstub: waiting for gdb on 127.0.0.1:1234\n');
+  });
+
   it('a gdb kill ends serve with status 0', async () => {
     const { deps } = serveDeps(async () => ({ kind: 'killed' }));
     expect(await vmmGdbstubMain(['serve', elf], capture(), deps)).to.equal(0);
