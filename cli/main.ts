@@ -121,7 +121,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('json', { type: 'string', requiresArg: true, describe: 'write the result table as JSON to FILE' })
         .option('trace', { type: 'string', requiresArg: true, describe: 'write a Chrome trace-event timeline (Perfetto, chrome://tracing) to FILE' })
         .option('jobs', { type: 'string', requiresArg: true, describe: 'at most N cells run in parallel (default: the verifier chooses)' })
-        .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure; 128 usage error; 134 verify not available.'),
+        .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure, 1 otherwise; 128 usage error; 134 verify not in this build; 137 gdb not installed.'),
       (args: Args) => {
         const extra = (args['_'] as unknown[]).slice(1);
         if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);
