@@ -20,6 +20,7 @@ export class FakeVm implements VmApi {
   readonly backend: BackendName;
   readonly vcpuCount: number;
   readonly memorySize: number;
+  readonly hostScenario: VmOptions['hostScenario'];
   readonly regs: Array<Map<RegName, U64>>;
   console = '';
   instructions = 0;
@@ -33,6 +34,7 @@ export class FakeVm implements VmApi {
     this.backend = options.backend;
     this.vcpuCount = options.vcpus;
     this.memorySize = options.memMiB * 1024 * 1024;
+    this.hostScenario = options.hostScenario;
     this.regs = Array.from({ length: this.vcpuCount }, (_, i) => {
       const m = new Map<RegName, U64>();
       for (const r of REGISTER_NAMES) m.set(r, u64(0));
@@ -79,6 +81,12 @@ export class FakeVm implements VmApi {
   }
   getCapability(vcpu: number, cap: Capability): boolean { return this.caps.has(`${vcpu}:${cap}`); }
   setDebuggerSlots(vcpu: number, _slots: ReadonlyArray<DebuggerSlot | null>): void { this.check(vcpu); }
+
+  /** The stub's event hand-back (VmApi on branch stub); the CLI never calls it. */
+  injectException(vcpu: number, vector: number): void {
+    this.check(vcpu);
+    if (vector !== 1 && vector !== 3) throw new VmApiError(`cannot inject vector ${vector}`);
+  }
 
   run(vcpus: readonly number[], budget: number): VmStop {
     this.slices++;
