@@ -1,17 +1,16 @@
 import { Argv } from 'yargs';
 import { DR_SWITCH_MODES } from '../vmm/api/vm-options';
 import { vmNameProblem } from '../vmm/api/control-socket';
-import { EXIT, UsageError } from './exit-codes';
+import { UsageError } from './exit-codes';
 import { DEFAULT_GDB_SPEC } from './gdb-spec';
 import { CliDeps, realDeps } from './modules';
 import { Output, processOutput, reportAndExit } from './output';
 import { parseChoiceList, parseIntegerFlag, singleString } from './parse-values';
-import { runCommand } from './run-command';
+import { checkWritable, runCommand } from './run-command';
 import { serveCommand } from './serve-command';
 import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
-import { reportError } from './vmmctl-main';
-import { checkWritable } from './run-command';
+import { reportError } from './report-error';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
 
 type Args = Record<string, unknown>;
@@ -190,4 +189,3 @@ export function vmmGdbstubProcess(): void {
   void vmmGdbstubMain(process.argv.slice(2), processOutput()).then(reportAndExit);
 }
 
-export { EXIT };

@@ -7,6 +7,7 @@ import { ControlClient, ControlReply } from './control-client';
 import { parseIntegerFlag, singleString } from './parse-values';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
 import { Output, processOutput, reportAndExit } from './output';
+import { reportError } from './report-error';
 
 /** The registers vmmctl reads and writes (the guest view of the debug registers). */
 export const VMMCTL_REGISTERS: readonly RegName[] = [
@@ -183,18 +184,6 @@ export async function vmmctlMain(argv: readonly string[], out: Output): Promise<
   } finally {
     client?.close();
   }
-}
-
-export function reportError(tool: string, e: unknown, out: Output): number {
-  if (e instanceof CliError) {
-    out.stderr(`${tool}: ${e.message}${e.exitCode === EXIT.USAGE ? ' (see --help)' : ''}\n`);
-    return e.exitCode;
-  }
-  // A bug: one line for the user, the stack only on request.
-  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  const stack = process.env['VMM_GDBSTUB_DEBUG'] && e instanceof Error && e.stack ? `\n${e.stack}` : ' (VMM_GDBSTUB_DEBUG=1 shows the stack)';
-  out.stderr(`${tool}: internal error: ${text.replace(/\n/g, ' ')}${stack}\n`);
-  return EXIT.INTERNAL;
 }
 
 /** Entry point of bin/vmmctl.js. */
