@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import { LoadedImage } from '../vmm/loader/elf-types';
 import { VmApi } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
+import { GuestMemory } from '../vmm/memory';
+import { PhysicalCpu } from '../vmm/cpu/physical-cpu';
+import { GuestCpu } from '../vmm/cpu/guest-cpu';
 import { CliError, EXIT } from './exit-codes';
 import { StartGdbServer } from './serve-options';
 import { RunVerify } from './verify-options';
@@ -15,6 +18,7 @@ import { RunVerify } from './verify-options';
 /** vmm/loader/elf.ts: validates the whole file for a VM of that RAM size and vCPU count. */
 export type ParseElf = (bytes: Uint8Array, memorySize: number, vcpus: number) => LoadedImage;
 export type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
+type GuestCpuClass = new (memory: GuestMemory, phys: PhysicalCpu) => GuestCpu;
 
 /** What the commands need; tests pass their own (a FakeVm, say). */
 export interface CliDeps {
@@ -46,7 +50,17 @@ function exported<T>(mod: Record<string, unknown>, name: string, relative: strin
 
 export const realDeps: CliDeps = {
   parseElf: () => exported<ParseElf>(load('vmm/loader/elf', 'the ELF loader'), 'parseElf', 'vmm/loader/elf'),
-  createVm: () => exported<CreateVm>(load('vmm/api/create-vm', 'the VM'), 'createVm', 'vmm/api/create-vm'),
+  createVm: () => {
+    const mod = load('vmm/api/create-vm', 'the VM');
+    const createVm = exported<CreateVm>(mod, 'createVm', 'vmm/api/create-vm');
+    // The VM takes its guest CPU from a registry (the CPU is built apart from the VM).
+    const register = mod['setDefaultGuestCpuFactory'];
+    if (typeof register === 'function') {
+      const Cpu = exported<GuestCpuClass>(load('vmm/cpu/cpu', 'the guest CPU'), 'Cpu', 'vmm/cpu/cpu');
+      (register as (f: (m: GuestMemory, p: PhysicalCpu) => GuestCpu) => void)((m, p) => new Cpu(m, p));
+    }
+    return createVm;
+  },
   startGdbServer: () => exported<StartGdbServer>(load('stub/server', 'the gdb stub'), 'startGdbServer', 'stub/server'),
   runVerify: () => {
     const mod = load('verify/run-verify', 'verify');
