@@ -47,19 +47,24 @@ export async function checkNameFree(name: string): Promise<void> {
 export async function openControlSocket(
   vm: VmApi, name: string, info: Record<string, string | number | boolean>,
 ): Promise<ControlSocketServer> {
+  // The exit and signal handlers go in before the socket exists: a Ctrl-C or kill arriving
+  // while it is being set up must not leave it behind.
+  let server: ControlSocketServer | undefined;
+  const dispose = onProcessEnd(() => server?.closeSync());
   try {
-    const server = await startControlSocket(vm, name, { info });
-    const dispose = onProcessEnd(() => server.closeSync());
-    const close = server.close.bind(server);
-    return {
-      ...server,
-      close: async () => { dispose(); await close(); },
-      closeSync: () => { dispose(); server.closeSync(); },
-    };
+    server = await startControlSocket(vm, name, { info });
   } catch (e) {
+    dispose();
     if (e instanceof ControlSocketError) throw new CliError(e.message, EXIT.IN_USE);
     throw e;
   }
+  const s = server;
+  return {
+    name: s.name,
+    path: s.path,
+    close: async () => { dispose(); await s.close(); },
+    closeSync: () => { dispose(); s.closeSync(); },
+  };
 }
 
 /**
