@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { controlSocketPath } from '../../vmm/api/control-socket';
 import { EXIT } from '../../cli/exit-codes';
-import { ROOT, VMM_GDBSTUB_BIN, VMMCTL_BIN, privateRuntimeDir, runNode, tempDir, waitFor } from './helpers';
+import { vmmctlMain } from '../../cli/vmmctl-main';
+import { ROOT, VMM_GDBSTUB_BIN, VMMCTL_BIN, capture, privateRuntimeDir, runNode, tempDir, waitFor } from './helpers';
 
 const DIST = path.join(ROOT, 'dist');
 const GUESTS = path.join(ROOT, 'guests');
@@ -61,8 +62,16 @@ function startRun(args: string[], env: NodeJS.ProcessEnv): Running {
   return { child, done };
 }
 
-function vmmctl(args: string[], env: NodeJS.ProcessEnv) {
+/** vmmctl through its launcher, a separate process as a user runs it. */
+function vmmctlProcess(args: string[], env: NodeJS.ProcessEnv) {
   return runNode(VMMCTL_BIN, args, { env });
+}
+
+/** vmmctl in this process (the same code; faster than a process per call). */
+async function vmmctl(args: string[], _env: NodeJS.ProcessEnv): Promise<{ status: number; stdout: string; stderr: string }> {
+  const out = capture();
+  const status = await vmmctlMain(args, out);
+  return { status, stdout: out.out, stderr: out.err };
 }
 
 describe('cli end to end (real VM)', function () {
@@ -137,7 +146,7 @@ describe('cli end to end (real VM)', function () {
     children.push(run.child);
     await waitFor(() => fs.existsSync(controlSocketPath('spin1', env)), 10000, 'the control socket');
 
-    const get = await vmmctl(['--vm', 'spin1', '--get-rip', '--get-dr7', '--get-dr6', '--get-rsi'], env);
+    const get = await vmmctlProcess(['--vm', 'spin1', '--get-rip', '--get-dr7', '--get-dr6', '--get-rsi'], env);
     expect(get.status, get.stderr).to.equal(0);
     const lines = get.stdout.trimEnd().split('\n');
     const rip = Number.parseInt(/^rip\[0\]\t0x([0-9a-f]{16})$/.exec(lines[0])?.[1] ?? 'x', 16);
@@ -151,7 +160,7 @@ describe('cli end to end (real VM)', function () {
     expect(bad.status).to.equal(EXIT.USAGE);
     expect(bad.stderr).to.match(/no vCPU 1/);
 
-    const set = await vmmctl(['--vm', 'spin1', '--set-rax=0x1234'], env);
+    const set = await vmmctlProcess(['--vm', 'spin1', '--set-rax=0x1234'], env);
     expect(set.status, set.stderr).to.equal(0);
     const end = await run.done;
     expect(end.status, end.stderr).to.equal(42);
