@@ -33,11 +33,36 @@ spin:
 `;
 const SPIN_ENTRY = 0x100000;
 
+/** Writes outside guest RAM (64 MiB): a nested-page fault. */
+const NPF_SOURCE = `
+	.text
+	.globl _start
+_start:
+	movabs $0x40000000, %rax
+	movb $1, (%rax)
+	hlt
+`;
+
+/** HLT with interrupts disabled and no timer: nothing can ever wake it. */
+const HALT_SOURCE = `
+	.text
+	.globl _start
+_start:
+	cli
+	hlt
+	jmp _start
+`;
+
 function buildSpinGuest(dir: string): string {
-  const src = path.join(dir, 'spin.S');
-  const obj = path.join(dir, 'spin.o');
-  const elf = path.join(dir, 'spin.elf');
-  fs.writeFileSync(src, SPIN_SOURCE);
+  return buildGuest(dir, 'spin', SPIN_SOURCE);
+}
+
+/** Assembles and links a one-file guest at 0x100000 with the real binutils. */
+function buildGuest(dir: string, name: string, source: string): string {
+  const src = path.join(dir, `${name}.S`);
+  const obj = path.join(dir, `${name}.o`);
+  const elf = path.join(dir, `${name}.elf`);
+  fs.writeFileSync(src, source);
   const as = spawnSync('as', ['--64', '-o', obj, src], { encoding: 'utf8' });
   if (as.status !== 0) throw new Error(`as failed: ${as.stderr}`);
   const ld = spawnSync('ld', ['-static', '-nostdlib', `-Ttext=0x${SPIN_ENTRY.toString(16)}`, '-z', 'max-page-size=0x1000', '-e', '_start', '-o', elf, obj], { encoding: 'utf8' });
@@ -129,6 +154,21 @@ describe('cli end to end (real VM)', function () {
     const report = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(report.leaksDetected).to.be.greaterThan(0);
     expect(report.leaks.length).to.be.greaterThan(0);
+  });
+
+  it('a guest writing outside its RAM: exit 131 with the address', async () => {
+    const elf = buildGuest(dir, 'npf', NPF_SOURCE);
+    const r = await runNode(VMM_GDBSTUB_BIN, ['run', elf, '--stats'], { env });
+    expect(r.status, r.stderr).to.equal(EXIT.OUTSIDE_MEMORY);
+    expect(r.stderr.split('\n')[0]).to.equal('vmm-gdbstub: vCPU 0: guest write to 0x40000000, outside guest memory (0-0x3ffffff)');
+    expect(r.stderr).to.match(/exit status: +131/);
+  });
+
+  it('every vCPU halted with IF=0: exit 132', async () => {
+    const elf = buildGuest(dir, 'halt', HALT_SOURCE);
+    const r = await runNode(VMM_GDBSTUB_BIN, ['run', elf, '--vcpus', '2'], { env });
+    expect(r.status, r.stderr).to.equal(EXIT.ALL_HALTED);
+    expect(r.stderr).to.match(/^vmm-gdbstub: every vCPU is halted and nothing can wake it/);
   });
 
   it('a file that is not an ELF: exit 129 and one line', async () => {
