@@ -267,3 +267,75 @@ describe('cli end to end (real VM)', function () {
     expect(fs.existsSync(sock)).to.equal(false);
   });
 });
+
+function stubBuilt(): boolean {
+  return fs.existsSync(path.join(DIST, 'stub', 'server.js'));
+}
+
+function hasGdb(): boolean {
+  return spawnSync('gdb', ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+/** Runs stock gdb in batch mode with the given commands. */
+function gdbBatch(elf: string, commands: string[], env: NodeJS.ProcessEnv, timeoutMs = 60000): Promise<{ status: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const args = ['-nx', '-batch', ...commands.flatMap((c) => ['-ex', c]), elf];
+    const child = spawn('gdb', args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`gdb timed out:\n${out}`)); }, timeoutMs);
+    child.on('close', (status) => { clearTimeout(timer); resolve({ status, out }); });
+  });
+}
+
+describe('cli end to end: serve with stock gdb (real VM and stub)', function () {
+  this.timeout(60000);
+  let rt: ReturnType<typeof privateRuntimeDir>;
+  let env: NodeJS.ProcessEnv;
+  const counter = path.join(GUESTS, 'counter.elf');
+
+  before(function () {
+    if (!realVmBuilt() || !stubBuilt() || !hasGdb()) this.skip();
+  });
+  beforeEach(() => {
+    rt = privateRuntimeDir();
+    env = { ...process.env, XDG_RUNTIME_DIR: rt.dir };
+  });
+  afterEach(() => rt.restore());
+
+  it('--gdb stdio: gdb attaches through a pipe, the console goes to stderr, the VM ends with gdb', async () => {
+    const r = await gdbBatch(counter, [
+      `target remote | ${process.execPath} ${VMM_GDBSTUB_BIN} serve ${counter} --gdb stdio --name stdio1`,
+      'p/x $dr7', 'p/x $pc', 'break update_globals', 'continue', 'continue', 'p i', 'kill',
+    ], env);
+    expect(r.status, r.out).to.equal(0);
+    expect(r.out).to.match(/\$1 = 0x400\n/);
+    expect(r.out).to.match(/\$2 = 0x100000\n/);
+    expect(r.out).to.match(/Breakpoint 1, update_globals \(i=2\)/);
+    expect(r.out).to.match(/counter: start/); // the guest console, on serve's stderr (gdb shows it)
+    expect(fs.existsSync(controlSocketPath('stdio1', env))).to.equal(false);
+  });
+
+  it('tcp: vmmctl and gdb see and change the same guest view of the debug registers', async () => {
+    const port = 20000 + (process.pid % 20000);
+    const serve = spawn(process.execPath, [VMM_GDBSTUB_BIN, 'serve', counter, '--gdb', `tcp:127.0.0.1:${port}`, '--name', 'tcp1'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let serveErr = '';
+    serve.stderr?.on('data', (d: Buffer) => { serveErr += d.toString(); });
+    const ended = new Promise<number | null>((resolve) => serve.on('close', (s) => resolve(s)));
+    try {
+      await waitFor(() => /waiting for gdb/.test(serveErr), 10000, 'serve to listen');
+      const set = await vmmctl(['--vm', 'tcp1', '--set-dr0=0x102020', '--set-dr7=0x400'], env);
+      expect(set.status, set.stderr).to.equal(0);
+      const r = await gdbBatch(counter, [`target remote 127.0.0.1:${port}`, 'p/x $dr0', 'set $dr1 = 0x5000', 'detach'], env);
+      expect(r.out).to.match(/\$1 = 0x102020\n/);
+      const get = await vmmctl(['--vm', 'tcp1', '--get-dr1', '--get-rip'], env);
+      expect(get.stdout).to.equal('dr1[0]\t0x0000000000005000\nrip[0]\t0x0000000000100000\n');
+    } finally {
+      serve.kill('SIGTERM');
+      await ended;
+    }
+    expect(fs.existsSync(controlSocketPath('tcp1', env))).to.equal(false);
+  });
+});
