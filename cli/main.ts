@@ -18,6 +18,9 @@ const COMMANDS = ['run', 'serve', 'verify'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
+const TRACE_VM_HELP = 'write the VM\'s trace events (guest/host phases, VM exits, #DB, debug-register writes, leaks) '
+  + 'to FILE as Chrome trace events (verify --trace merges them)';
+
 const EXIT_EPILOGUE =
   'Exit status: the guest\'s own status (0-127), or 128 usage error, 129 bad ELF, 130 guest triple fault, '
   + '131 access outside guest memory, 132 all vCPUs halted, 133 VM entry failed, 134 internal error, '
@@ -74,6 +77,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('stats', { type: 'boolean', describe: 'print statistics on stderr at the end' })
         .option('json', { type: 'string', requiresArg: true, describe: 'write the statistics as JSON to FILE' })
         .option('name', { type: 'string', requiresArg: true, describe: 'name the VM: vmmctl --vm NAME can reach it' })
+        .option('trace-vm', { type: 'string', requiresArg: true, describe: TRACE_VM_HELP })
         .epilogue(EXIT_EPILOGUE),
       (args: Args) => {
         const req = {
@@ -82,6 +86,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
           stats: switchFlag('stats', args['stats']),
           json: optionalFile('json', args),
           name: nameFlag(args),
+          traceVm: optionalFile('trace-vm', args),
         };
         setAction(() => runCommand(req, deps, out));
       },
@@ -97,6 +102,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('name', { type: 'string', requiresArg: true, describe: 'name the VM: vmmctl --vm NAME can reach it' })
         .option('allow-remote', { type: 'boolean', describe: 'allow a --gdb address other than loopback (anyone reaching it controls the VM)' })
         .option('trace-packets', { type: 'string', requiresArg: true, describe: 'log every RSP packet to FILE, or - for stderr' })
+        .option('trace-vm', { type: 'string', requiresArg: true, describe: TRACE_VM_HELP })
         .epilogue(EXIT_EPILOGUE),
       (args: Args) => {
         const req = {
@@ -106,6 +112,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
           name: nameFlag(args),
           allowRemote: switchFlag('allow-remote', args['allow-remote']),
           tracePackets: optionalFile('trace-packets', args),
+          traceVm: optionalFile('trace-vm', args),
         };
         setAction(() => serveCommand(req, deps, out));
       },

@@ -20,8 +20,16 @@ export type ParseElf = (bytes: Uint8Array, memorySize: number, vcpus: number) =>
 export type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
 type GuestCpuClass = new (memory: GuestMemory, phys: PhysicalCpu) => GuestCpu;
 
+/** A VM that can report trace events (the real Vm's setTraceSink; not part of VmApi). */
+export interface TraceableVm {
+  setTraceSink(sink: ((event: never) => void) | null): void;
+}
+/** verify/trace-writer.ts: sends a VM's trace events to FILE; the result closes it. */
+export type TraceVmToFile = (vm: TraceableVm, file: string, label?: string) => () => void;
+
 /** What the commands need; tests pass their own (a FakeVm, say). */
 export interface CliDeps {
+  traceVmToFile(): TraceVmToFile;
   parseElf(): ParseElf;
   createVm(): CreateVm;
   startGdbServer(): StartGdbServer;
@@ -49,6 +57,7 @@ function exported<T>(mod: Record<string, unknown>, name: string, relative: strin
 }
 
 export const realDeps: CliDeps = {
+  traceVmToFile: () => exported<TraceVmToFile>(load('verify/trace-writer', '--trace-vm'), 'traceVmToFile', 'verify/trace-writer'),
   parseElf: () => exported<ParseElf>(load('vmm/loader/elf', 'the ELF loader'), 'parseElf', 'vmm/loader/elf'),
   createVm: () => {
     const mod = load('vmm/api/create-vm', 'the VM');

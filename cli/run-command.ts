@@ -6,6 +6,7 @@ import { CliError, EXIT } from './exit-codes';
 import { CliDeps } from './modules';
 import { Output } from './output';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
+import { startVmTrace } from './trace-vm';
 
 export interface RunRequest {
   elf: string;
@@ -13,6 +14,8 @@ export interface RunRequest {
   stats: boolean;
   json?: string;
   name?: string;
+  /** --trace-vm FILE */
+  traceVm?: string;
 }
 
 /** Slice sizes: long enough to amortize the yield, short enough to serve vmmctl in milliseconds. */
@@ -61,15 +64,18 @@ export function outcomeOf(stop: VmStop, vm: VmApi): RunOutcome | undefined {
 /** `vmm-gdbstub run`: runs the guest to its end, printing its console on stdout. */
 export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): Promise<number> {
   if (req.json !== undefined) checkWritable(req.json, '--json');
+  if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
   if (req.name !== undefined) await checkNameFree(req.name);
   const vm = createVmFromElf(req.elf, req.vm, deps);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'run', guest: req.elf });
+  const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);
   const started = process.hrtime.bigint();
   let outcome: RunOutcome;
   try {
     outcome = await runToEnd(vm, out);
   } finally {
+    stopTrace?.();
     const rest = vm.takeConsoleOutput();
     if (rest) out.stdout(rest);
     await control?.close();

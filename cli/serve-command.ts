@@ -6,6 +6,7 @@ import { Output } from './output';
 import { GdbServeOptions, GdbServerHandle, GdbTransport } from './serve-options';
 import { checkWritable } from './run-command';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
+import { startVmTrace } from './trace-vm';
 
 export interface ServeRequest {
   elf: string;
@@ -14,6 +15,8 @@ export interface ServeRequest {
   name?: string;
   allowRemote: boolean;
   tracePackets?: string;
+  /** --trace-vm FILE */
+  traceVm?: string;
 }
 
 /** Checks the serve-only flags; a non-loopback address needs --allow-remote. */
@@ -25,6 +28,7 @@ export function serveTransport(req: ServeRequest): GdbTransport {
     );
   }
   if (req.tracePackets !== undefined && req.tracePackets !== '-') checkWritable(req.tracePackets, '--trace-packets');
+  if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
   return transport;
 }
 
@@ -42,6 +46,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'serve', guest: req.elf, gdb: describeTransport(transport) });
+  const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);
 
   const opts: GdbServeOptions = {
     transport: transport.kind === 'tcp' ? { ...transport, allowRemote: req.allowRemote } : transport,
@@ -65,6 +70,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
     return await serverEnd(server);
   } finally {
     await server?.close();
+    stopTrace?.();
     const rest = vm.takeConsoleOutput();
     if (rest) consoleOut(rest);
     await control?.close();

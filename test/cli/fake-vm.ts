@@ -4,6 +4,7 @@
  * CLI depends on (guest-view DR6/DR7 bits 63:32 refused as MOV DR would, vCPU numbers
  * checked, console drained once) and nothing else.
  */
+import * as fs from 'node:fs';
 import { U64, u64, u64Equal, u64ToNumber } from '../../vmm/u64';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
 import {
@@ -27,6 +28,7 @@ export class FakeVm implements VmApi {
   exits: Record<string, number> = {};
   leakList: DebugLeak[] = [];
   slices = 0;
+  traceSink: ((event: unknown) => void) | null = null;
   readonly setLog: Array<{ vcpu: number; reg: RegName; value: U64 }> = [];
   private readonly caps = new Set<string>();
 
@@ -90,7 +92,13 @@ export class FakeVm implements VmApi {
 
   run(vcpus: readonly number[], budget: number): VmStop {
     this.slices++;
+    this.traceSink?.({ type: 'exit', ts: this.instructions, vcpu: 0, reason: 'slice', backendReason: 'fake' });
     return this.guest(this, budget);
+  }
+
+  /** As the real Vm's: where trace events go (null = off). */
+  setTraceSink(sink: ((event: unknown) => void) | null): void {
+    this.traceSink = sink;
   }
 
   describeDebugState(vcpu: number): string {
@@ -160,6 +168,12 @@ export function fakeDeps(guest: FakeGuest): CliDeps & { created: FakeVm[] } {
       return vm;
     },
     startGdbServer: () => { throw new Error('startGdbServer not faked'); },
+    // Events as JSON lines, then 'closed': enough to see that the CLI wires and closes it.
+    traceVmToFile: () => (vm, file, label) => {
+      fs.writeFileSync(file, `label ${label}\n`);
+      vm.setTraceSink((ev: never) => fs.appendFileSync(file, JSON.stringify(ev) + '\n'));
+      return () => { vm.setTraceSink(null); fs.appendFileSync(file, 'closed\n'); };
+    },
     runVerify: () => { throw new Error('runVerify not faked'); },
   };
 }

@@ -91,6 +91,26 @@ describe('cli: vmm-gdbstub run (fake VM)', () => {
     expect(JSON.parse(fs.readFileSync(json, 'utf8')).exitStatus).to.equal(9);
   });
 
+  it('--trace-vm FILE hands the VM a trace sink for the run and closes it at the end', async () => {
+    const trace = path.join(dir, 'vm-trace.json');
+    const deps = fakeDeps(exitAfter(600_000, 0));
+    expect(await vmmGdbstubMain(['run', elf, '--trace-vm', trace, '--backend', 'svm'], capture(), deps)).to.equal(0);
+    const lines = fs.readFileSync(trace, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).to.equal('label guest svm full');
+    expect(lines.length - 2).to.equal(deps.created[0].slices);
+    expect(JSON.parse(lines[1])).to.include({ type: 'exit', reason: 'slice' });
+    expect(lines[lines.length - 1]).to.equal('closed');
+    expect(deps.created[0].traceSink).to.equal(null);
+  });
+
+  it('--trace-vm into a missing directory is a usage error', async () => {
+    const deps = fakeDeps(exitAfter(5, 0));
+    const out = capture();
+    expect(await vmmGdbstubMain(['run', elf, '--trace-vm', '/nonexistent-dir/t.json'], out, deps)).to.equal(EXIT.USAGE);
+    expect(out.err).to.match(/--trace-vm \/nonexistent-dir\/t.json: cannot write there/);
+    expect(deps.created).to.have.length(0);
+  });
+
   it('keeps only the low 7 bits of the guest status', async () => {
     expect(await vmmGdbstubMain(['run', elf], capture(), fakeDeps(exitAfter(5, 0xff)))).to.equal(0x7f);
   });

@@ -119,6 +119,16 @@ describe('cli: vmm-gdbstub serve (fake stub)', () => {
     expect(out.out).to.equal('console line\n');
   });
 
+  it('--trace-vm FILE traces the VM while it is served, closed when serve ends', async () => {
+    const trace = path.join(dir, 'serve-trace.json');
+    const { deps } = serveDeps(async (vm) => { vm.run([0], 10); vm.run([0], 10); return { kind: 'exit', status: 0 }; });
+    expect(await vmmGdbstubMain(['serve', elf, '--trace-vm', trace], capture(), deps)).to.equal(0);
+    const lines = fs.readFileSync(trace, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).to.equal('label guest vmx full');
+    expect(lines.slice(1, -1)).to.have.length(2);
+    expect(lines[lines.length - 1]).to.equal('closed');
+  });
+
   it('a non-loopback address works with --allow-remote, with a warning', async () => {
     const { deps, calls } = serveDeps(async () => ({ kind: 'exit', status: 0 }));
     const out = capture();
