@@ -175,6 +175,18 @@ describe('cli end to end (real VM)', function () {
     expect(r.stderr).to.match(/^vmm-gdbstub: every vCPU is halted and nothing can wake it/);
   });
 
+  it('run --trace-vm FILE writes a Chrome trace of the run (phases, exits by reason)', async function () {
+    if (!fs.existsSync(path.join(DIST, 'verify', 'trace-writer.js'))) this.skip(); // the verifier's writer
+    const trace = path.join(dir, 'trace.json');
+    const r = await runNode(VMM_GDBSTUB_BIN, ['run', path.join(GUESTS, 'counter.elf'), '--backend', 'svm', '--trace-vm', trace], { env });
+    expect(r.status, r.stderr).to.equal(0);
+    const events = JSON.parse(fs.readFileSync(trace, 'utf8')) as Array<{ name: string; ph: string; args?: Record<string, unknown> }>;
+    expect(events[0]).to.deep.include({ name: 'process_name', ph: 'M', args: { name: 'counter svm full' } });
+    expect(events.some((e) => e.name === 'guest' && e.ph === 'B')).to.equal(true);
+    expect(events.some((e) => e.args?.['reason'] === 'hlt')).to.equal(true);
+    expect(events.some((e) => e.args?.['reason'] === 'cpuid')).to.equal(true);
+  });
+
   it('a file that is not an ELF: exit 129 and one line', async () => {
     const bad = path.join(dir, 'bad.elf');
     fs.writeFileSync(bad, 'not an elf at all');
