@@ -1,16 +1,15 @@
 /**
- * The parts of vmm-gdbstub the CLI drives, loaded when a command needs them: the ELF
- * loader and the VM (vmm/), the gdb server (stub/) and the verifier (verify/). Loading
- * them lazily keeps `--help` and flag errors fast, and a build without one of them gives
- * a clear "not available" error instead of a crash.
+ * The parts of vmm-gdbstub the CLI drives: the ELF loader and the VM (vmm/), imported as
+ * usual, and the gdb server (stub/) and the verifier (verify/), loaded when a command
+ * needs them, so that a build without one of them gives a clear "not available" error
+ * (exit 134) for that command alone.
  */
 import * as path from 'node:path';
 import { LoadedImage } from '../vmm/loader/elf-types';
 import { VmApi } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
-import { GuestMemory } from '../vmm/memory';
-import { PhysicalCpu } from '../vmm/cpu/physical-cpu';
-import { GuestCpu } from '../vmm/cpu/guest-cpu';
+import { parseElf } from '../vmm/loader/elf';
+import { createVm } from '../vmm/api/create-vm';
 import { CliError, EXIT } from './exit-codes';
 import { StartGdbServer } from './serve-options';
 import { RunVerify } from './verify-options';
@@ -18,7 +17,6 @@ import { RunVerify } from './verify-options';
 /** vmm/loader/elf.ts: validates the whole file for a VM of that RAM size and vCPU count. */
 export type ParseElf = (bytes: Uint8Array, memorySize: number, vcpus: number) => LoadedImage;
 export type CreateVm = (image: LoadedImage, opts: VmOptions) => VmApi;
-type GuestCpuClass = new (memory: GuestMemory, phys: PhysicalCpu) => GuestCpu;
 
 /** A VM that can report trace events (the real Vm's setTraceSink; not part of VmApi). */
 export interface TraceableVm {
@@ -58,18 +56,8 @@ function exported<T>(mod: Record<string, unknown>, name: string, relative: strin
 
 export const realDeps: CliDeps = {
   traceVmToFile: () => exported<TraceVmToFile>(load('verify/trace-writer', '--trace-vm'), 'traceVmToFile', 'verify/trace-writer'),
-  parseElf: () => exported<ParseElf>(load('vmm/loader/elf', 'the ELF loader'), 'parseElf', 'vmm/loader/elf'),
-  createVm: () => {
-    const mod = load('vmm/api/create-vm', 'the VM');
-    const createVm = exported<CreateVm>(mod, 'createVm', 'vmm/api/create-vm');
-    // The VM takes its guest CPU from a registry (the CPU is built apart from the VM).
-    const register = mod['setDefaultGuestCpuFactory'];
-    if (typeof register === 'function') {
-      const Cpu = exported<GuestCpuClass>(load('vmm/cpu/cpu', 'the guest CPU'), 'Cpu', 'vmm/cpu/cpu');
-      (register as (f: (m: GuestMemory, p: PhysicalCpu) => GuestCpu) => void)((m, p) => new Cpu(m, p));
-    }
-    return createVm;
-  },
+  parseElf: () => parseElf,
+  createVm: () => createVm,
   startGdbServer: () => exported<StartGdbServer>(load('stub/server', 'the gdb stub'), 'startGdbServer', 'stub/server'),
   runVerify: () => {
     const mod = load('verify/run-verify', 'verify');
