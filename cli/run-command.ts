@@ -163,11 +163,17 @@ export function formatRunReport(r: RunReport): string {
     `host watchpoint hits: ${r.hostWatchHits}`,
     `debug-state leaks:    ${r.leaksDetected}`,
   ];
-  for (const l of r.leaks) {
+  for (const l of r.leaks.slice(0, MAX_LEAK_LINES)) {
     lines.push(`  transition ${l.transition} vCPU ${l.vcpu} at ${l.when}: ${l.register} expected ${l.expected} actual ${l.actual} (${l.side} value leaked into the ${l.side === 'host' ? 'guest' : 'host'})`);
+  }
+  if (r.leaks.length > MAX_LEAK_LINES) {
+    lines.push(`  ... and ${r.leaks.length - MAX_LEAK_LINES} more (--json FILE lists them all)`);
   }
   return lines.join('\n') + '\n';
 }
+
+/** A pre-fix run can leak at every transition: --stats shows the first ones, --json all. */
+const MAX_LEAK_LINES = 20;
 
 /** Refuses an output file that cannot be created before anything starts. */
 export function checkWritable(file: string, flag: string): void {

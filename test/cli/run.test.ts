@@ -83,6 +83,21 @@ describe('cli: vmm-gdbstub run (fake VM)', () => {
     expect(report.instructionsPerSecond).to.be.a('number');
   });
 
+  it('--stats shows the first 20 leaks and says how many more --json has', async () => {
+    const deps = fakeDeps((vm) => {
+      for (let t = 0; t < 25; t++) {
+        vm.leakList.push({ transition: t, vcpu: 0, register: 'dr0', expected: '0x0', actual: '0x1', side: 'host', when: 'entry' });
+      }
+      return { kind: 'exit', vcpu: 0, status: 0 };
+    });
+    const json = path.join(dir, 'many.json');
+    const out = capture();
+    await vmmGdbstubMain(['run', elf, '--stats', '--json', json], out, deps);
+    expect(out.err.match(/^ {2}transition /gm)).to.have.length(20);
+    expect(out.err).to.match(/ {2}\.\.\. and 5 more \(--json FILE lists them all\)\n/);
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).leaks).to.have.length(25);
+  });
+
   it('--json without --stats prints nothing on stderr', async () => {
     const json = path.join(dir, 'quiet.json');
     const out = capture();
