@@ -39,6 +39,7 @@ export async function parseVmmctlArgs(argv: readonly string[]): Promise<VmmctlRe
     .option('cpu', { type: 'string', describe: 'vCPU index', default: '0', requiresArg: true })
     .option('get-stats', { type: 'boolean', describe: 'print the VM statistics (instructions, VM exits, leaks)' })
     .option('get-leaks', { type: 'boolean', describe: 'print the debug-state leaks detected' })
+    .option('get-all', { type: 'boolean', describe: 'print every register vmmctl knows (as bhyvectl --get-all)' })
     .option('get-debug-state', { type: 'boolean', describe: 'print the guest, effective and physical debug state of the vCPU' })
     .example('$0 --vm demo --get-dr7', 'prints dr7[0]\\t0x0000000000000400')
     .example('$0 --vm demo --cpu 1 --set-dr0=0x1000 --set-dr7=0x401 --get-dr7', '')
@@ -84,7 +85,10 @@ export async function parseVmmctlArgs(argv: readonly string[]): Promise<VmmctlRe
       sets.push({ reg, value: '0x' + u64ToBigInt(value).toString(16) });
     }
   }
-  for (const flag of ['get-stats', 'get-leaks', 'get-debug-state']) checkNoValue(flag, args[flag]);
+  for (const flag of ['get-stats', 'get-leaks', 'get-debug-state', 'get-all']) checkNoValue(flag, args[flag]);
+  if (args['get-all'] === true) {
+    for (const reg of VMMCTL_REGISTERS) if (!gets.includes(reg)) gets.push(reg);
+  }
   const req: VmmctlRequest = {
     vm, cpu, sets, gets,
     stats: args['get-stats'] === true,

@@ -258,6 +258,12 @@ describe('vmmctl against `vmm-gdbstub run --name` (fake VM)', () => {
     expect(out.out).to.match(/^vm exits \(cpuid\)\t[0-9]+$/m);
     expect(out.out).to.match(/^debug-state leaks\t1$/m);
     expect(out.out).to.match(/^leak\[0\]\ttransition 9 vCPU 1 at exit: dr0 expected 0x0 actual 0x1000 \(guest value in the host\)$/m);
+    const all = capture();
+    expect(await vmmctlMain(['--vm', 'demo2', '--get-all'], all)).to.equal(0);
+    expect(all.out.split('\n')[0]).to.equal('dr0[0]\t0x0000000000000000');
+    expect(all.out).to.match(/^dr7\[0\]\t0x0000000000000400$/m);
+    expect(all.out).to.match(/^rflags\[0\]\t0x0000000000000002$/m);
+    expect(all.out.trimEnd().split('\n')).to.have.length(25);
     // Through the installed launcher too.
     const r = await runNode(VMMCTL_BIN, ['--vm', 'demo2', '--cpu', '1', '--set-rax=0x99']);
     expect(r.status).to.equal(0);
