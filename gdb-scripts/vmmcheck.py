@@ -32,6 +32,7 @@ class _State:
         self.timeout = float(os.environ.get("VMMCHECK_TIMEOUT", "60"))
         self.last_stop = None
         self.exit_code = None
+        self.kind_override = None
 
 
 if not hasattr(gdb, "_vmmcheck_state"):
@@ -127,6 +128,8 @@ def evaluate(expression):
 # ---------------------------------------------------------------------------- results
 
 def record(check, name, passed, expected, observed, message, kind=None):
+    if not passed and STATE.kind_override:
+        kind = STATE.kind_override
     result = {
         "check": check,
         "name": name or check,
@@ -454,6 +457,7 @@ def _add_location_options(parser):
 
 def _add_common(parser):
     parser.add_argument("--name", help="the check's name in the result line")
+    parser.add_argument("--kind", help="the failure kind to report instead of the computed one")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before the resume is interrupted (default: vmmcheck timeout)")
 
@@ -475,7 +479,11 @@ class _Subcommand(gdb.Command):
         args.command = self.name
         if getattr(args, "timeout", "absent") is None:
             args.timeout = STATE.timeout
-        self.run(args)
+        STATE.kind_override = getattr(args, "kind", None)
+        try:
+            self.run(args)
+        finally:
+            STATE.kind_override = None
 
     def run(self, args):
         raise NotImplementedError
@@ -551,6 +559,7 @@ class HitsCommand(_Subcommand):
                      description="Continue through N hits of a watchpoint or breakpoint; report PCs and values.")
     parser.add_argument("watch", help="watchpoint/breakpoint number or expression")
     parser.add_argument("count", type=int)
+    parser.add_argument("--track", help="an expression to follow instead of the watched one (for breakpoints)")
     parser.add_argument("--increment", help="each hit's new value must be the old value plus this")
     parser.add_argument("--values", help="comma-separated expected new values, one per hit")
     _add_common(parser)
@@ -558,15 +567,26 @@ class HitsCommand(_Subcommand):
     def run(self, args):
         bp = find_breakpoint(args.watch)
         is_watch = bp.type in WATCH_TYPES
+
+        def tracked():
+            if args.track:
+                try:
+                    return evaluate(args.track)
+                except gdb.error:
+                    return None
+            return watch_values_before(bp) if is_watch else None
         increment = parse_number(args.increment) if args.increment is not None else None
         expected_values = args.values.split(",") if args.values else None
         pcs, values, problem, kind = [], [], None, None
         stop = None
         for index in range(args.count):
             old = watch_values_before(bp) if is_watch else None
+            old_tracked = tracked()
             stop, error, timed_out = resume("continue", args.timeout)
             new = watch_values_before(bp) if is_watch else None
-            if not watch_hit(bp, stop, old, new):
+            hit = watch_hit(bp, stop, old, new)
+            old, new = old_tracked, tracked()
+            if not hit:
                 kind = "timeout" if timed_out else "missed-hits"
                 problem = "hit %d of %d: expected %s; saw %s%s" % (
                     index + 1, args.count, bp_text(bp), stop_text(stop),
@@ -640,6 +660,7 @@ class RegCommand(_Subcommand):
     parser.add_argument("expected", help="number or gdb expression (e.g. &counter)")
     parser.add_argument("--mask", help="compare only these bits")
     parser.add_argument("--name")
+    parser.add_argument("--kind", help="the failure kind to report (default register-mismatch)")
 
     def run(self, args):
         register = args.register if args.register.startswith("$") else "$" + args.register
@@ -665,6 +686,7 @@ class ExprCommand(_Subcommand):
     parser.add_argument("expression")
     parser.add_argument("expected")
     parser.add_argument("--name")
+    parser.add_argument("--kind", help="the failure kind to report (default wrong-value)")
 
     def run(self, args):
         seen = evaluate(args.expression)
@@ -682,7 +704,7 @@ class MonitorCommand(_Subcommand):
     parser.add_argument("cmd", nargs="+")
     parser.add_argument("--match", help="the output must match this regular expression")
     parser.add_argument("--no-match", help="the output must not match this regular expression")
-    parser.add_argument("--kind", default="monitor-mismatch", help="failure kind to report")
+    parser.add_argument("--kind", help="the failure kind to report (default monitor-mismatch)")
     parser.add_argument("--name")
 
     def run(self, args):
@@ -705,7 +727,7 @@ class MonitorCommand(_Subcommand):
                    else "monitor %s: %s" % (command, excerpt))
         record("monitor", args.name or "monitor " + command, not problems,
                {"command": command, "match": args.match, "no_match": args.no_match},
-               {"output": output}, message, args.kind)
+               {"output": output}, message, "monitor-mismatch")
 
 
 class OnFailCommand(_Subcommand):

@@ -93,6 +93,18 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(result.message).to.match(/hit 11 of 20: expected watchpoint 2 \(counter\); saw .*/);
   });
 
+  it('hits of a breakpoint follow a tracked expression; --kind labels the failure', function () {
+    const good = runGdbScript(program, ['break tick', 'run',
+      'vmmcheck hits tick 3 --track counter --increment 1', 'vmmcheck exit']);
+    expect(good.status, good.stdout).to.equal(0);
+    expect((good.results[0].observed as { values: number[][] }).values).to.deep.equal([[0, 1], [1, 2], [2, 3]]);
+    const bad = runGdbScript(program, ['break tick', 'run',
+      'vmmcheck hits tick 3 --track other --increment 1 --kind counter-skipped']);
+    expect(bad.status).to.equal(1);
+    expect(bad.results[0].kind).to.equal('counter-skipped');
+    expect(bad.results[0].message).to.contain('hit 1 of 3: expected 0 -> 1; saw 0 -> 2');
+  });
+
   it('a register mismatch names the register, both values and the differing bits', function () {
     const session = runGdbScript(program, ['break tick', 'run', 'vmmcheck reg $rip 0x1234 --name rip-check']);
     expect(session.status).to.equal(1);
