@@ -30,6 +30,7 @@ export function runGdbScript(program: string, lines: string[], env: NodeJS.Proce
   const run = spawnSync('gdb', ['-nx', '-batch', '-x', script, program], {
     encoding: 'utf8',
     timeout: timeoutMs,
+    cwd: REPO_ROOT,
     env: { ...process.env, ...env },
   });
   fs.rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,157 @@
+/**
+ * Runs one matrix cell for real: stock gdb with the scenario's script, launching
+ * `vmm-gdbstub serve --gdb stdio` itself (vmmcheck attach, VMMCHECK_TARGET=launch), and
+ * `vmm-gdbstub run` for the guests that check themselves. The first failed check (or guest
+ * FAIL line) is the cell's observation.
+ */
+import { spawn } from 'child_process';
+import * as path from 'path';
+import { Observation } from './expectations';
+import { Cell } from './matrix';
+import { GdbRun, GuestRun, ScenarioRun } from './scenarios';
+import { parseResultLines } from './vmmcheck-results';
+
+export type CellRunner = (cell: Cell) => Promise<Observation>;
+
+export interface CellRunnerContext {
+  gdb: string;
+  repoRoot: string;
+  /** The node binary that runs bin/vmm-gdbstub.js. */
+  node: string;
+  /** Per-resume timeout inside gdb (vmmcheck's watchdog), seconds. */
+  resumeTimeoutSeconds: number;
+  /** Hard limit for one process (gdb with its serve, or run), milliseconds. */
+  processTimeoutMs: number;
+  /** When set, each run writes its VM trace to traceFile(cell, run index). */
+  traceFile?: (cell: Cell, run: number) => string;
+}
+
+interface Finished {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Spawns in its own process group so that a timeout also ends gdb's serve child. */
+function runProcess(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv,
+  timeoutMs: number): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* already gone */ }
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ status: null, signal: null, stdout, stderr: stderr + String(err), timedOut });
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      // gdb's `target remote |` child normally ends with gdb; make sure nothing lingers.
+      try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* already gone */ }
+      resolve({ status, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** The last few meaningful lines of a stream, for a one-line diagnosis. */
+function tail(text: string, lines = 2): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('warning: ')).slice(-lines).join(' | ');
+}
+
+function vmArgs(cell: Cell, ctx: CellRunnerContext, run: number): string[] {
+  const args = ['--backend', cell.backend, '--dr-switch', cell.mode];
+  if (ctx.traceFile) args.push('--trace-vm', ctx.traceFile(cell, run));
+  return args;
+}
+
+export function observeGdbRun(finished: Finished, seconds: number): Observation {
+  const results = parseResultLines(finished.stdout);
+  const failed = results.find((r) => !r.pass && r.check !== 'summary');
+  if (failed) {
+    return { pass: false, failure: failed.kind ?? 'failed', check: failed.name, detail: failed.message ?? '', seconds };
+  }
+  const summary = results.find((r) => r.check === 'summary');
+  if (summary?.pass && finished.status === 0) {
+    return { pass: true, detail: `${summary.total} checks passed`, seconds };
+  }
+  if (finished.timedOut) {
+    return { pass: false, failure: 'timeout', check: 'gdb', detail: `gdb killed after ${Math.round(seconds)}s: ${tail(finished.stderr)}`, seconds };
+  }
+  // The script stopped before its end: gdb could not attach, serve died, a command failed.
+  return {
+    pass: false, failure: 'script-error', check: 'gdb',
+    detail: `gdb exited with ${finished.status ?? finished.signal} before the script's end: ${tail(finished.stderr, 3) || tail(finished.stdout, 3)}`,
+    seconds,
+  };
+}
+
+export function observeGuestRun(finished: Finished, seconds: number): Observation {
+  const lines = finished.stdout.split('\n');
+  const passes = lines.filter((l) => /^PASS\b/.test(l));
+  const fails = lines.filter((l) => /^FAIL\b/.test(l));
+  if (finished.timedOut) {
+    return { pass: false, failure: 'timeout', check: 'run', detail: `run killed after ${Math.round(seconds)}s`, seconds };
+  }
+  if (finished.status === 0 && fails.length === 0 && passes.length > 0) {
+    return { pass: true, detail: `${passes.length} guest checks passed`, seconds };
+  }
+  if (finished.status !== null && finished.status >= 128) {
+    return { pass: false, failure: 'vm-error', check: 'run', detail: tail(finished.stderr, 1), seconds };
+  }
+  const first = fails[0];
+  const name = first ? first.replace(/^FAIL\s+/, '').split(/[:\s]/)[0] : 'exit-status';
+  return {
+    pass: false, failure: 'guest-checks-failed', check: name,
+    detail: `${fails.length} of ${fails.length + passes.length} guest checks failed, exit status ${finished.status}` +
+      (first ? `: ${first}` : ''),
+    seconds,
+  };
+}
+
+export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
+  async function runOne(cell: Cell, run: ScenarioRun, index: number): Promise<Observation> {
+    const started = Date.now();
+    if (run.kind === 'guest') {
+      const guest = run as GuestRun;
+      const finished = await runProcess(ctx.node,
+        [path.join(ctx.repoRoot, 'bin', 'vmm-gdbstub.js'), 'run', path.join('guests', guest.guest),
+          ...vmArgs(cell, ctx, index), ...guest.args],
+        ctx.repoRoot, process.env, ctx.processTimeoutMs);
+      return observeGuestRun(finished, (Date.now() - started) / 1000);
+    }
+    const script = run as GdbRun;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      VMMCHECK_TARGET: 'launch',
+      VMMCHECK_NODE: ctx.node,
+      VMMCHECK_SERVE_ARGS: vmArgs(cell, ctx, index).join(' '),
+      VMMCHECK_TIMEOUT: String(ctx.resumeTimeoutSeconds),
+      VMMCHECK_ON_FAIL: 'exit',
+    };
+    const finished = await runProcess(ctx.gdb,
+      ['-nx', '-batch', '-x', path.join('gdb-scripts', script.script), path.join('guests', script.guest)],
+      ctx.repoRoot, env, ctx.processTimeoutMs);
+    return observeGdbRun(finished, (Date.now() - started) / 1000);
+  }
+
+  return async (cell) => {
+    const runs = cell.scenario.runs(cell.backend);
+    let seconds = 0;
+    const details: string[] = [];
+    for (let i = 0; i < runs.length; i++) {
+      const observation = await runOne(cell, runs[i], i);
+      seconds += observation.seconds;
+      if (!observation.pass) return { ...observation, seconds };
+      details.push(observation.detail);
+    }
+    return { pass: true, detail: details.join('; '), seconds };
+  };
+}

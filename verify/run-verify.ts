@@ -1,0 +1,123 @@
+/**
+ * `vmm-gdbstub verify`: the matrix of backends x --dr-switch modes x scenarios, each cell a
+ * stock gdb session (and the guest's own checks) against `serve`. The exit status is 0 only
+ * if every `full` cell passes and every pre-fix cell shows the failure it must show.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Observation } from './expectations';
+import { findGdb, MissingToolError } from './find-gdb';
+import { CellRunner, gdbCellRunner } from './gdb-cell-runner';
+import { buildMatrix, Cell, MatrixSelectionError } from './matrix';
+import { runPool } from './pool';
+import { formatTable, summarize, tableJson, TableRow, toRow } from './table';
+import { mergeTraceFiles } from './trace-writer';
+import { VerifyOptions } from './verify-options';
+
+export { VERIFY_SCENARIOS } from './scenarios';
+export type { VerifyOptions } from './verify-options';
+
+/** Exit statuses besides 0 (all cells as expected) and 1 (some cell not). */
+export const VERIFY_EXIT = {
+  FAILED: 1,
+  USAGE: 128,
+  /** gdb (or another required tool) is not installed. */
+  MISSING_TOOL: 137,
+} as const;
+
+export interface VerifyDeps {
+  /** Runs one cell; the default drives the real gdb and serve. */
+  runCell?: CellRunner;
+  /** Where the table goes (default process.stdout). */
+  stdout?: (text: string) => void;
+  /** Where progress lines and diagnoses go (default process.stderr). */
+  stderr?: (text: string) => void;
+  findGdb?: () => string;
+  repoRoot?: string;
+}
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+
+function progressLine(done: number, total: number, row: TableRow): string {
+  const width = String(total).length;
+  return `verify [${String(done).padStart(width)}/${total}] ${row.backend} ${row.mode} ${row.scenario}: ` +
+    `expected ${row.expected}, observed ${row.observed} -> ${row.verdict} (${row.seconds}s)\n`;
+}
+
+export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Promise<number> {
+  const out = deps.stdout ?? ((t: string) => { process.stdout.write(t); });
+  const err = deps.stderr ?? ((t: string) => { process.stderr.write(t); });
+  const started = Date.now();
+
+  let cells: Cell[];
+  try {
+    cells = buildMatrix(opts);
+  } catch (e) {
+    if (e instanceof MatrixSelectionError) {
+      err(`vmm-gdbstub verify: ${e.message}\n`);
+      return VERIFY_EXIT.USAGE;
+    }
+    throw e;
+  }
+
+  const traceDir = opts.trace ? fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-verify-trace-')) : undefined;
+  const traceFiles: { file: string; label: string; pid: number }[] = [];
+  let runCell = deps.runCell;
+  if (runCell === undefined) {
+    let gdb: string;
+    try {
+      gdb = (deps.findGdb ?? findGdb)();
+    } catch (e) {
+      if (e instanceof MissingToolError) {
+        err(`vmm-gdbstub verify: ${e.message}\n`);
+        return VERIFY_EXIT.MISSING_TOOL;
+      }
+      throw e;
+    }
+    runCell = gdbCellRunner({
+      gdb,
+      repoRoot: deps.repoRoot ?? REPO_ROOT,
+      node: process.execPath,
+      resumeTimeoutSeconds: 20,
+      processTimeoutMs: 90_000,
+      ...(traceDir === undefined ? {} : {
+        traceFile: (cell: Cell, run: number) => {
+          const file = path.join(traceDir, `cell-${cell.index}-run-${run}.json`);
+          traceFiles.push({ file, label: `${cell.backend} ${cell.mode} ${cell.scenario.name} #${run}`, pid: traceFiles.length + 1 });
+          return file;
+        },
+      }),
+    });
+  }
+
+  const runnable = cells.filter((c) => c.expected.kind !== 'n/a');
+  const jobs = opts.jobs ?? Math.max(1, os.cpus().length);
+  err(`vmm-gdbstub verify: ${runnable.length} cells to run (${cells.length - runnable.length} n/a), ${jobs} at a time\n`);
+  const observations = new Map<number, Observation>();
+  let done = 0;
+  await runPool(runnable, jobs, async (cell) => {
+    let observation: Observation;
+    try {
+      observation = await (runCell as CellRunner)(cell);
+    } catch (e) {
+      observation = { pass: false, failure: 'runner-error', check: 'verify', detail: String(e), seconds: 0 };
+    }
+    observations.set(cell.index, observation);
+    done++;
+    err(progressLine(done, runnable.length, toRow(cell, observation)));
+  });
+
+  const rows = cells.map((cell) => toRow(cell, observations.get(cell.index)));
+  const seconds = (Date.now() - started) / 1000;
+  out(formatTable(rows));
+  const summary = summarize(rows);
+  out(`\n${summary.ok} as expected, ${summary.failed} not, ${summary.notApplicable} n/a; ${seconds.toFixed(1)}s\n`);
+  if (opts.json) fs.writeFileSync(opts.json, tableJson(rows, seconds));
+  if (opts.trace && traceDir) {
+    const events = mergeTraceFiles(traceFiles.filter((t) => fs.existsSync(t.file)), opts.trace);
+    err(`vmm-gdbstub verify: trace with ${events} events written to ${opts.trace}\n`);
+    fs.rmSync(traceDir, { recursive: true, force: true });
+  }
+  return summary.failed === 0 ? 0 : VERIFY_EXIT.FAILED;
+}
