@@ -397,7 +397,8 @@ def continue_and_check(args, command="continue"):
             hit = stop["reason"] == "breakpoint" and target.number in stop.get("breakpoints", [])
         if not hit:
             problems.append(bp_text(target))
-            kind = "wrong-stop"
+            # The program ran to its end without the hit: the hit was missed.
+            kind = "missed-hits" if stop["reason"] == "exited" else "wrong-stop"
 
     if watch is not None and not problems:
         if args.old is not None:

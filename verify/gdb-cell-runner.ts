@@ -8,7 +8,9 @@ import { spawn } from 'child_process';
 import * as path from 'path';
 import { Observation } from './expectations';
 import { Cell } from './matrix';
-import { GdbRun, GuestRun, ScenarioRun } from './scenarios';
+import * as fs from 'fs';
+import * as os from 'os';
+import { GdbRun, GuestRun, ScenarioRun, StatsRun } from './scenarios';
 import { parseResultLines } from './vmmcheck-results';
 
 export type CellRunner = (cell: Cell) => Promise<Observation>;
@@ -116,9 +118,58 @@ export function observeGuestRun(finished: Finished, seconds: number): Observatio
   };
 }
 
+/** The fields of `run --json` that a stats run reads. */
+interface RunJson {
+  exitStatus?: number;
+  hostWatchHits?: number;
+  leaksDetected?: number;
+  leaks?: { transition: number; vcpu: number; when: string; register: string; expected: string; actual: string; side: string }[];
+}
+
+export function observeStatsRun(run: StatsRun, finished: Finished, json: string | undefined, seconds: number): Observation {
+  if (finished.timedOut) {
+    return { pass: false, failure: 'timeout', check: 'run-stats', detail: `run killed after ${Math.round(seconds)}s`, seconds };
+  }
+  let report: RunJson;
+  try {
+    report = JSON.parse(json ?? '') as RunJson;
+  } catch {
+    return { pass: false, failure: finished.status !== null && finished.status >= 128 ? 'vm-error' : 'script-error',
+      check: 'run-stats', detail: `no --json report (exit status ${finished.status}): ${tail(finished.stderr, 1)}`, seconds };
+  }
+  const leaks = report.leaksDetected ?? report.leaks?.length ?? 0;
+  if (run.noLeaks && leaks > 0) {
+    const l = report.leaks?.[0];
+    return {
+      pass: false, failure: 'leak', check: 'run-stats', seconds,
+      detail: `${leaks} debug-state leak(s)` + (l ? `, first: transition ${l.transition} vCPU ${l.vcpu} at ${l.when}: ` +
+        `${l.register} expected ${l.expected} actual ${l.actual} (${l.side} value leaked)` : ''),
+    };
+  }
+  const hits = report.hostWatchHits ?? 0;
+  if (run.hostWatchFires && hits === 0) {
+    return { pass: false, failure: 'host-watch-disturbed', check: 'run-stats', detail: 'the host watchpoints never fired', seconds };
+  }
+  if (report.exitStatus !== 0) {
+    return { pass: false, failure: 'guest-checks-failed', check: 'run-stats', detail: `guest exit status ${report.exitStatus}`, seconds };
+  }
+  return { pass: true, detail: `no leaks, ${hits} host watchpoint hits`, seconds };
+}
+
 export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
   async function runOne(cell: Cell, run: ScenarioRun, index: number): Promise<Observation> {
     const started = Date.now();
+    if (run.kind === 'stats') {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-verify-run-'));
+      const jsonFile = path.join(dir, 'report.json');
+      const finished = await runProcess(ctx.node,
+        [path.join(ctx.repoRoot, 'bin', 'vmm-gdbstub.js'), 'run', path.join('guests', run.guest),
+          ...vmArgs(cell, ctx, index), ...run.args, '--json', jsonFile],
+        ctx.repoRoot, process.env, ctx.processTimeoutMs);
+      const json = fs.existsSync(jsonFile) ? fs.readFileSync(jsonFile, 'utf8') : undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+      return observeStatsRun(run, finished, json, (Date.now() - started) / 1000);
+    }
     if (run.kind === 'guest') {
       const guest = run as GuestRun;
       const finished = await runProcess(ctx.node,

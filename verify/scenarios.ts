@@ -21,7 +21,21 @@ export interface GuestRun {
   args: string[];
 }
 
-export type ScenarioRun = GdbRun | GuestRun;
+/**
+ * `vmm-gdbstub run --json` of a guest with no debugger: the host's side of the story (the
+ * leak detector's count, the host watchpoint hits) and the guest's exit status.
+ */
+export interface StatsRun {
+  kind: 'stats';
+  guest: string;
+  args: string[];
+  /** No leak may be reported (failure kind "leak"). */
+  noLeaks: boolean;
+  /** The host's own watchpoints must have fired (failure kind "host-watch-disturbed"). */
+  hostWatchFires: boolean;
+}
+
+export type ScenarioRun = GdbRun | GuestRun | StatsRun;
 
 type ModeExpectations = Partial<Record<string, Expectation | ((backend: VerifyBackend) => Expectation)>>;
 
@@ -77,7 +91,11 @@ export const SCENARIOS: readonly Scenario[] = [
         'guest-checks-failed'), 'SVM keeps the guest DR6 in the VMCB'),
     }),
   scenario('host-isolation', 'host watchpoints keep firing; no guest value reaches the host (monitor leaks)',
-    () => [gdb('scenario-host-isolation.gdb', 'counter.elf')], {
+    () => [
+      { kind: 'stats', guest: 'counter.elf', args: ['--preempt-every', '500', '--host-scenario', 'host-watch'],
+        noLeaks: true, hostWatchFires: true },
+      gdb('scenario-host-isolation.gdb', 'counter.elf'),
+    ], {
       full: pass(),
       none: detect('guest and host debug registers leak into each other', 'leak', 'missed-hits'),
       'no-guest-dr0-3': detect('host DR0-3 stay loaded in the guest', 'leak', 'missed-hits'),

@@ -1,6 +1,6 @@
 /** How a cell's gdb transcript or guest output becomes its observation. */
 import { expect } from 'chai';
-import { observeGdbRun, observeGuestRun } from '../../verify/gdb-cell-runner';
+import { observeGdbRun, observeGuestRun, observeStatsRun } from '../../verify/gdb-cell-runner';
 
 const finished = (status: number | null, stdout: string, stderr = '', timedOut = false) =>
   ({ status, signal: null, stdout, stderr, timedOut });
@@ -41,5 +41,27 @@ describe('verify cell observations', function () {
     const vm = observeGuestRun(finished(130, '', 'vmm-gdbstub: triple fault at 0x1000\n'), 1);
     expect(vm.failure).to.equal('vm-error');
     expect(vm.detail).to.contain('triple fault');
+  });
+});
+
+describe('verify stats runs (run --json)', function () {
+  const run = { kind: 'stats' as const, guest: 'counter.elf', args: [], noLeaks: true, hostWatchFires: true };
+  const ok = finished(0, '');
+  it('passes with no leaks, host watchpoint hits and exit status 0', function () {
+    const o = observeStatsRun(run, ok, JSON.stringify({ exitStatus: 0, hostWatchHits: 12, leaksDetected: 0, leaks: [] }), 1);
+    expect(o).to.deep.include({ pass: true, detail: 'no leaks, 12 host watchpoint hits' });
+  });
+  it('a leak is reported with the first leak in the detail', function () {
+    const o = observeStatsRun(run, ok, JSON.stringify({ exitStatus: 0, hostWatchHits: 3, leaksDetected: 2, leaks: [
+      { transition: 4, vcpu: 0, when: 'exit', register: 'dr7', expected: '0x400', actual: '0x90401', side: 'guest' }] }), 1);
+    expect(o.failure).to.equal('leak');
+    expect(o.detail).to.equal('2 debug-state leak(s), first: transition 4 vCPU 0 at exit: dr7 expected 0x400 actual 0x90401 (guest value leaked)');
+  });
+  it('host watchpoints that never fired are reported; a missing report is not a pass', function () {
+    expect(observeStatsRun(run, ok, JSON.stringify({ exitStatus: 0, hostWatchHits: 0, leaksDetected: 0 }), 1).failure)
+      .to.equal('host-watch-disturbed');
+    const none = observeStatsRun(run, finished(129, '', 'vmm-gdbstub: guests/counter.elf: not an ELF\n'), undefined, 1);
+    expect(none.failure).to.equal('vm-error');
+    expect(none.detail).to.contain('not an ELF');
   });
 });
