@@ -167,6 +167,35 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(session.results[0].message).to.contain('monitor leaks failed');
   });
 
+  it('attach follows VMMCHECK_TARGET (gdbserver over a pipe); monitor output is matched', function () {
+    const session = runGdbScript(program, [
+      'set sysroot /',
+      'vmmcheck on-fail continue',
+      'vmmcheck attach',
+      'break tick',
+      'vmmcheck continue --breakpoint tick --function tick',
+      'vmmcheck monitor help --match "Quit GDBserver" --name monitor-matches',
+      'vmmcheck monitor help --no-match "Quit GDBserver" --kind leak --name monitor-must-not-match',
+      'vmmcheck exit',
+    ], { VMMCHECK_TARGET: `| gdbserver - ${program}` });
+    expect(session.stdout).to.contain(`vmmcheck: target remote | gdbserver - ${program}`);
+    const byName = Object.fromEntries(session.results.map((r) => [r.name, r]));
+    expect(byName['continue'].pass).to.equal(true);
+    expect(byName['monitor-matches'].pass).to.equal(true);
+    expect(byName['monitor-must-not-match'].pass).to.equal(false);
+    expect(byName['monitor-must-not-match'].kind).to.equal('leak');
+    expect(byName['monitor-must-not-match'].message).to.match(/^expected no output matching \/Quit GDBserver\/; saw: The following monitor commands/);
+    expect(session.status).to.equal(1);
+  });
+
+  it('a watchpoint still awaited when the program exits is a missed hit', function () {
+    const session = runGdbScript(program, ['set can-use-hw-watchpoints 0', 'break main', 'run',
+      'watch other', 'vmmcheck hits other 10', 'vmmcheck continue --watch other']);
+    expect(session.status).to.equal(1);
+    expect(session.results[1].kind).to.equal('missed-hits');
+    expect(session.results[1].message).to.contain('expected watchpoint 2 (other); saw the program exited with code 0');
+  });
+
   it('bad arguments are a gdb error that names the command and stop the script with status 1', function () {
     const session = runGdbScript(program, ['vmmcheck hits', 'vmmcheck exit']);
     expect(session.stderr).to.contain('vmmcheck hits: the following arguments are required: watch, count');
