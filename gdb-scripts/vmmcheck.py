@@ -500,6 +500,7 @@ class VmmcheckPrefix(gdb.Command):
   vmmcheck reg REG VALUE [--mask M]       compare a register ($dr6, $dr7, $rip, ...)
   vmmcheck expr EXPR VALUE                compare any gdb expression
   vmmcheck monitor CMD (--match RE | --no-match RE)   run `monitor CMD` and check its output
+  vmmcheck vmmctl ARGS...                 run vmmctl --vm $VMMCHECK_VM_NAME ARGS (must succeed)
   vmmcheck on-fail exit|error|continue    what a failed check does (default: exit gdb with 1)
   vmmcheck timeout SECONDS                default resume timeout (default 60, env VMMCHECK_TIMEOUT)
   vmmcheck summary | vmmcheck exit        print the summary line / and quit with 0 (pass) or 1"""
@@ -529,11 +530,49 @@ class AttachCommand(_Subcommand):
                 os.path.join(REPO_ROOT, "bin", "vmm-gdbstub.js"),
                 "serve", program, "--gdb", "stdio",
             ]
+            serve += ["--name", vm_name()] if os.environ.get("VMMCHECK_VM_NAME") else []
             serve += shlex.split(args.serve_args)
             serve += shlex.split(os.environ.get("VMMCHECK_SERVE_ARGS", ""))
             target = "| " + " ".join(shlex.quote(part) for part in serve)
         gdb.write("vmmcheck: target remote %s\n" % target)
         gdb.execute("target remote " + target)
+
+
+def vm_name():
+    """The --name of the VM that `vmmcheck attach` launches and `vmmcheck vmmctl` addresses."""
+    return os.environ.get("VMMCHECK_VM_NAME", "vmmcheck")
+
+
+class VmmctlCommand(_Subcommand):
+    name = "vmmctl"
+    parser = _Parser(prog="vmmcheck vmmctl",
+                     description="Run vmmctl --vm NAME ARGS (bhyvectl-style) on the VM; it must succeed. "
+                                 "gdb's register cache is flushed after it, since the registers changed behind gdb.")
+    parser.add_argument("--name", help="the check's name in the result line")
+
+    def invoke(self, argument, from_tty):
+        # Every argument but --name is vmmctl's, flags included.
+        try:
+            args, rest = self.parser.parse_known_args(shlex.split(argument))
+        except _HelpShown:
+            return
+        args.args = rest
+        self.run(args)
+
+    def run(self, args):
+        import subprocess
+        command = [os.environ.get("VMMCHECK_NODE", "node"), os.path.join(REPO_ROOT, "bin", "vmmctl.js"),
+                   "--vm", vm_name()] + args.args
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        gdb.write(done.stdout)
+        gdb.execute("maint flush register-cache", to_string=True)
+        text = " ".join(args.args)
+        output = (done.stdout + done.stderr).strip().replace("\n", " | ")
+        passed = done.returncode == 0
+        message = ("vmmctl %s: %s" % (text, output or "ok") if passed else
+                   "expected vmmctl %s to succeed; saw exit status %d: %s" % (text, done.returncode, output))
+        record("vmmctl", args.name or "vmmctl " + text, passed, {"args": args.args, "status": 0},
+               {"status": done.returncode, "output": output}, message, "vmmctl-failed")
 
 
 class ContinueCommand(_Subcommand):
@@ -768,6 +807,6 @@ class ExitCommand(_Subcommand):
 
 
 VmmcheckPrefix()
-for _command in (AttachCommand, ContinueCommand, HitsCommand, StepiCommand, RegCommand, ExprCommand,
+for _command in (AttachCommand, VmmctlCommand, ContinueCommand, HitsCommand, StepiCommand, RegCommand, ExprCommand,
                  MonitorCommand, OnFailCommand, TimeoutCommand, SummaryCommand, ExitCommand):
     _command()

@@ -186,6 +186,8 @@ export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
       VMMCHECK_SERVE_ARGS: vmArgs(cell, ctx, index).join(' '),
       VMMCHECK_TIMEOUT: String(ctx.resumeTimeoutSeconds),
       VMMCHECK_ON_FAIL: 'exit',
+      // Unique per run: cells run in parallel, and vmmctl finds the VM by this name.
+      VMMCHECK_VM_NAME: `verify-${process.pid}-${cell.index}-${index}`,
     };
     const finished = await runProcess(ctx.gdb,
       ['-nx', '-batch', '-x', path.join('gdb-scripts', script.script), path.join('guests', script.guest)],

@@ -196,6 +196,17 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(session.results[1].message).to.contain('expected watchpoint 2 (other); saw the program exited with code 0');
   });
 
+  it('vmmctl runs with --vm $VMMCHECK_VM_NAME and the given flags; a failing vmmctl fails the check', function () {
+    const ok = runGdbScript(program, ['break tick', 'run', 'vmmcheck vmmctl --set-dr7=0x401 --name set', 'vmmcheck exit'],
+      { VMMCHECK_NODE: '/bin/echo', VMMCHECK_VM_NAME: 'demo7' });
+    expect(ok.status, ok.stdout + ok.stderr).to.equal(0);
+    expect(ok.results[0].message).to.match(/^vmmctl --set-dr7=0x401: .*bin\/vmmctl\.js --vm demo7 --set-dr7=0x401$/);
+    const bad = runGdbScript(program, ['break tick', 'run', 'vmmcheck vmmctl --get-dr7'], { VMMCHECK_NODE: '/bin/false' });
+    expect(bad.status).to.equal(1);
+    expect(bad.results[0].kind).to.equal('vmmctl-failed');
+    expect(bad.results[0].message).to.equal('expected vmmctl --get-dr7 to succeed; saw exit status 1: ');
+  });
+
   it('bad arguments are a gdb error that names the command and stop the script with status 1', function () {
     const session = runGdbScript(program, ['vmmcheck hits', 'vmmcheck exit']);
     expect(session.stderr).to.contain('vmmcheck hits: the following arguments are required: watch, count');
