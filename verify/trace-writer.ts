@@ -8,17 +8,22 @@
  */
 import * as fs from 'fs';
 
-/** The fields of a VM trace event that the timeline uses (vmm/api/trace.ts has the full types). */
-export interface VmTraceEventLike {
-  kind: string;
-  vcpu?: number;
-  [field: string]: unknown;
-}
+/**
+ * The VM's trace events (as vmm/api/trace.ts defines them). `ts` is the VM's instruction
+ * count, which the timeline uses as its clock: 1 "microsecond" = 1 guest instruction, so a
+ * trace is the same on every run.
+ */
+export type VmTraceEvent =
+  | { type: 'phase'; ts: number; vcpu: number; phase: 'guest' | 'host' }
+  | { type: 'exit'; ts: number; vcpu: number; reason: string; backendReason: string }
+  | { type: 'db'; ts: number; vcpu: number; dr6: number; owner: 'guest' | 'debugger' | 'both' }
+  | { type: 'dr-write'; ts: number; vcpu: number; register: string; value: string; by: 'client' | 'guest' | 'hypervisor' | 'host' }
+  | { type: 'leak'; ts: number; vcpu: number; leak: { transition: number; register: string; expected: string; actual: string; side: string; when: string } };
 
 export interface ChromeTraceEvent {
   name: string;
   cat?: string;
-  ph: 'B' | 'E' | 'i' | 'M' | 'X' | 'C';
+  ph: 'B' | 'E' | 'i' | 'M';
   ts: number;
   pid: number;
   tid: number;
@@ -26,81 +31,59 @@ export interface ChromeTraceEvent {
   args?: Record<string, unknown>;
 }
 
-function hex(value: unknown): unknown {
-  return typeof value === 'number' ? `0x${value.toString(16)}` : value;
-}
-
-/** The event's own fields, minus the ones the Chrome record already carries. */
-function argsOf(event: VmTraceEventLike): Record<string, unknown> {
-  const args: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(event)) {
-    if (key !== 'kind' && key !== 'vcpu') args[key] = value;
-  }
-  return args;
-}
-
 /**
- * Converts one VM trace event at time `ts` (microseconds) into Chrome events. Per vCPU, the
- * timeline alternates "guest" and "host" slices: a VM entry ends the host slice and begins
- * the guest one, a VM exit the other way round; #DB, debug-register writes and leaks are
- * instant events on the vCPU's track.
+ * Converts VM trace events into Chrome events. Per vCPU the timeline alternates "guest" and
+ * "host" slices; VM exits (with their reason), #DB (with DR6), debug-register writes and
+ * leaks are instant events on the vCPU's track (leaks on the whole process, to stand out).
  */
 export class ChromeTraceConverter {
   private readonly phase = new Map<number, 'guest' | 'host'>();
+  private last = 0;
 
   constructor(private readonly pid = 1) {}
 
-  convert(event: VmTraceEventLike, ts: number): ChromeTraceEvent[] {
-    const tid = event.vcpu ?? 0;
+  convert(event: VmTraceEvent): ChromeTraceEvent[] {
+    const tid = event.vcpu;
+    const ts = event.ts;
+    this.last = Math.max(this.last, ts);
     const base = { pid: this.pid, tid, ts };
-    const kind = event.kind.toLowerCase();
-    const out: ChromeTraceEvent[] = [];
-    const switchTo = (next: 'guest' | 'host') => {
-      const current = this.phase.get(tid);
-      if (current === next) return;
-      if (current !== undefined) out.push({ ...base, name: current, cat: 'phase', ph: 'E' });
-      out.push({ ...base, name: next, cat: 'phase', ph: 'B' });
-      this.phase.set(tid, next);
-    };
-    if (kind.includes('entry') || kind === 'enter') {
-      switchTo('guest');
-    } else if (kind.includes('exit') && !kind.includes('guest-exit')) {
-      const reason = String(event.reason ?? event.exitReason ?? 'exit');
-      out.push({ ...base, name: `VM exit: ${reason}`, cat: 'exit', ph: 'i', s: 't', args: argsOf(event) });
-      switchTo('host');
-    } else if (kind === 'db' || kind.includes('#db') || kind.includes('debug-exception')) {
-      out.push({ ...base, name: `#DB DR6=${hex(event.dr6)}`, cat: 'db', ph: 'i', s: 't', args: argsOf(event) });
-    } else if (kind.includes('dr-write') || kind.includes('dr_write') || kind.includes('drwrite')) {
-      const reg = String(event.register ?? event.reg ?? 'dr');
-      out.push({ ...base, name: `${reg} = ${hex(event.value)}`, cat: 'dr-write', ph: 'i', s: 't', args: argsOf(event) });
-    } else if (kind.includes('leak')) {
-      const reg = String(event.register ?? 'dr');
-      out.push({ ...base, name: `LEAK ${reg}`, cat: 'leak', ph: 'i', s: 'p', args: argsOf(event) });
-    } else {
-      out.push({ ...base, name: event.kind, cat: 'vm', ph: 'i', s: 't', args: argsOf(event) });
+    switch (event.type) {
+      case 'phase': {
+        const current = this.phase.get(tid);
+        if (current === event.phase) return [];
+        const out: ChromeTraceEvent[] = [];
+        if (current !== undefined) out.push({ ...base, name: current, cat: 'phase', ph: 'E' });
+        out.push({ ...base, name: event.phase, cat: 'phase', ph: 'B' });
+        this.phase.set(tid, event.phase);
+        return out;
+      }
+      case 'exit':
+        return [{ ...base, name: `VM exit: ${event.reason}`, cat: 'exit', ph: 'i', s: 't',
+          args: { reason: event.reason, backendReason: event.backendReason } }];
+      case 'db':
+        return [{ ...base, name: `#DB DR6=0x${event.dr6.toString(16)}`, cat: 'db', ph: 'i', s: 't',
+          args: { dr6: `0x${event.dr6.toString(16)}`, owner: event.owner } }];
+      case 'dr-write':
+        return [{ ...base, name: `${event.register} = ${event.value}`, cat: 'dr-write', ph: 'i', s: 't',
+          args: { register: event.register, value: event.value, by: event.by } }];
+      case 'leak':
+        return [{ ...base, name: `LEAK ${event.leak.register}`, cat: 'leak', ph: 'i', s: 'p', args: { ...event.leak } }];
     }
-    return out;
   }
 
   /** Closes the open slices (at the end of the run). */
-  finish(ts: number): ChromeTraceEvent[] {
+  finish(): ChromeTraceEvent[] {
     const out: ChromeTraceEvent[] = [];
-    for (const [tid, name] of this.phase) out.push({ name, cat: 'phase', ph: 'E', ts, pid: this.pid, tid });
+    for (const [tid, name] of this.phase) out.push({ name, cat: 'phase', ph: 'E', ts: this.last, pid: this.pid, tid });
     this.phase.clear();
     return out;
   }
-}
-
-/** Microseconds since the sink was opened. */
-function clock(start: bigint): number {
-  return Number((process.hrtime.bigint() - start) / 1000n);
 }
 
 /** Appends converted events to FILE as they come (the sink for vm.setTraceSink). */
 export class TraceFileSink {
   private readonly fd: number;
   private readonly converter = new ChromeTraceConverter(1);
-  private readonly start = process.hrtime.bigint();
   private first = true;
   private closed = false;
 
@@ -111,14 +94,14 @@ export class TraceFileSink {
   }
 
   /** Bound, so it can be passed as is: vm.setTraceSink(sink.write). */
-  readonly write = (event: VmTraceEventLike): void => {
+  readonly write = (event: VmTraceEvent): void => {
     if (this.closed) return;
-    this.append(this.converter.convert(event, clock(this.start)));
+    this.append(this.converter.convert(event));
   };
 
   close(): void {
     if (this.closed) return;
-    this.append(this.converter.finish(clock(this.start)));
+    this.append(this.converter.finish());
     fs.writeSync(this.fd, '\n]\n');
     fs.closeSync(this.fd);
     this.closed = true;

@@ -8,32 +8,37 @@ import { ChromeTraceConverter, mergeTraceFiles, readTraceFile, TraceFileSink } f
 describe('verify trace writer', function () {
   it('alternates guest and host slices per vCPU and marks exits, #DB, DR writes and leaks', function () {
     const c = new ChromeTraceConverter(7);
+    const leak = { transition: 3, vcpu: 0, register: 'dr0', expected: '0x0', actual: '0x1000', side: 'guest' as const, when: 'exit' as const };
     const events = [
-      ...c.convert({ kind: 'vm-entry', vcpu: 0 }, 10),
-      ...c.convert({ kind: 'vm-exit', vcpu: 0, reason: 'CPUID' }, 20),
-      ...c.convert({ kind: 'db', vcpu: 0, dr6: 0xffff4ff0 }, 21),
-      ...c.convert({ kind: 'dr-write', vcpu: 0, register: 'dr7', value: 0x401 }, 22),
-      ...c.convert({ kind: 'leak', vcpu: 0, register: 'dr0', expected: '0x0', actual: '0x1000' }, 23),
-      ...c.convert({ kind: 'vm-entry', vcpu: 1 }, 24),
-      ...c.finish(30),
+      ...c.convert({ type: 'phase', ts: 10, vcpu: 0, phase: 'guest' }),
+      ...c.convert({ type: 'exit', ts: 20, vcpu: 0, reason: 'cpuid', backendReason: 'vmx:10' }),
+      ...c.convert({ type: 'phase', ts: 20, vcpu: 0, phase: 'host' }),
+      ...c.convert({ type: 'phase', ts: 20, vcpu: 0, phase: 'host' }),
+      ...c.convert({ type: 'db', ts: 21, vcpu: 0, dr6: 0xffff4ff0, owner: 'guest' }),
+      ...c.convert({ type: 'dr-write', ts: 22, vcpu: 0, register: 'dr7', value: '0x401', by: 'client' }),
+      ...c.convert({ type: 'leak', ts: 23, vcpu: 0, leak }),
+      ...c.convert({ type: 'phase', ts: 24, vcpu: 1, phase: 'guest' }),
+      ...c.finish(),
     ];
-    expect(events.map((e) => `${e.tid}:${e.ph}:${e.name}`)).to.deep.equal([
-      '0:B:guest', '0:i:VM exit: CPUID', '0:E:guest', '0:B:host', '0:i:#DB DR6=0xffff4ff0', '0:i:dr7 = 0x401',
-      '0:i:LEAK dr0', '1:B:guest', '0:E:host', '1:E:guest',
+    expect(events.map((e) => `${e.ts}:${e.tid}:${e.ph}:${e.name}`)).to.deep.equal([
+      '10:0:B:guest', '20:0:i:VM exit: cpuid', '20:0:E:guest', '20:0:B:host', '21:0:i:#DB DR6=0xffff4ff0',
+      '22:0:i:dr7 = 0x401', '23:0:i:LEAK dr0', '24:1:B:guest', '24:0:E:host', '24:1:E:guest',
     ]);
+    expect(events[1].args).to.deep.equal({ reason: 'cpuid', backendReason: 'vmx:10' });
     expect(events.every((e) => e.pid === 7)).to.equal(true);
   });
 
   it('a sink file is valid JSON when closed and still readable when cut short', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trace-'));
     const done = new TraceFileSink(path.join(dir, 'a.json'), 'vmx full');
-    done.write({ kind: 'vm-entry', vcpu: 0 });
-    done.write({ kind: 'vm-exit', vcpu: 0, reason: 'HLT' });
+    done.write({ type: 'phase', ts: 1, vcpu: 0, phase: 'guest' });
+    done.write({ type: 'exit', ts: 5, vcpu: 0, reason: 'hlt', backendReason: 'svm:0x78' });
+    done.write({ type: 'phase', ts: 5, vcpu: 0, phase: 'host' });
     done.close();
     const parsed = JSON.parse(fs.readFileSync(done.file, 'utf8'));
-    expect(parsed.map((e: { name: string }) => e.name)).to.deep.equal(['process_name', 'guest', 'VM exit: HLT', 'guest', 'host', 'host']);
+    expect(parsed.map((e: { name: string }) => e.name)).to.deep.equal(['process_name', 'guest', 'VM exit: hlt', 'guest', 'host', 'host']);
     const cut = new TraceFileSink(path.join(dir, 'b.json'));
-    cut.write({ kind: 'vm-entry', vcpu: 0 }); // never closed: no closing bracket
+    cut.write({ type: 'phase', ts: 1, vcpu: 0, phase: 'guest' }); // never closed: no closing bracket
     expect(readTraceFile(cut.file).map((e) => e.name)).to.deep.equal(['process_name', 'guest']);
     const merged = path.join(dir, 'all.json');
     const count = mergeTraceFiles([{ file: done.file, label: 'one', pid: 1 }, { file: cut.file, label: 'two', pid: 2 }], merged);
