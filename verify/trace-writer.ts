@@ -148,3 +148,17 @@ export function mergeTraceFiles(files: readonly { file: string; label: string; p
   fs.writeFileSync(out, JSON.stringify({ traceEvents, displayTimeUnit: 'ms' }) + '\n');
   return traceEvents.length;
 }
+
+/**
+ * For `serve --trace-vm FILE` / `run --trace-vm FILE`: sends the VM's trace events to FILE
+ * from now on; call the returned function when the VM is done (it closes the file).
+ */
+export function traceVmToFile(vm: { setTraceSink(sink: ((ev: VmTraceEvent) => void) | null): void },
+  file: string, label = 'vm'): () => void {
+  const sink = new TraceFileSink(file, label);
+  vm.setTraceSink(sink.write);
+  return () => {
+    vm.setTraceSink(null);
+    sink.close();
+  };
+}

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ChromeTraceConverter, mergeTraceFiles, readTraceFile, TraceFileSink } from '../../verify/trace-writer';
+import { ChromeTraceConverter, mergeTraceFiles, readTraceFile, TraceFileSink, traceVmToFile } from '../../verify/trace-writer';
 
 describe('verify trace writer', function () {
   it('alternates guest and host slices per vCPU and marks exits, #DB, DR writes and leaks', function () {
@@ -47,5 +47,21 @@ describe('verify trace writer', function () {
     expect(all.traceEvents.filter((e: { ph: string }) => e.ph === 'M').map((e: { args: { name: string } }) => e.args.name))
       .to.deep.equal(['one', 'two']);
     expect(new Set(all.traceEvents.map((e: { pid: number }) => e.pid))).to.deep.equal(new Set([1, 2]));
+  });
+});
+
+describe('traceVmToFile (serve/run --trace-vm)', function () {
+  it('installs a sink on the VM and closes the file when done', function () {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trace-')), 'vm.json');
+    let sink: ((ev: import('../../verify/trace-writer').VmTraceEvent) => void) | null = null;
+    const vm = { setTraceSink(s: typeof sink) { sink = s; } };
+    const done = traceVmToFile(vm, file, 'counter vmx full');
+    expect(sink).to.be.a('function');
+    (sink as unknown as (ev: object) => void)({ type: 'phase', ts: 0, vcpu: 0, phase: 'guest' });
+    done();
+    expect(sink).to.equal(null);
+    const events = JSON.parse(fs.readFileSync(file, 'utf8'));
+    expect(events[0].args.name).to.equal('counter vmx full');
+    expect(events.map((e: { name: string; ph: string }) => `${e.ph}:${e.name}`)).to.deep.equal(['M:process_name', 'B:guest', 'E:guest']);
   });
 });
