@@ -806,7 +806,42 @@ class ExitCommand(_Subcommand):
         _quit(0 if summary()["pass"] else 1)
 
 
+class LintCommand(_Subcommand):
+    name = "lint"
+    parser = _Parser(prog="vmmcheck lint",
+                     description="Check the arguments of every vmmcheck line of a script, without running it.")
+    parser.add_argument("script")
+
+    def run(self, args):
+        parsers = {cls.name: cls.parser for cls in _COMMANDS if cls.parser is not None}
+        problems = []
+        with open(args.script) as handle:
+            for number, line in enumerate(handle, 1):
+                words = line.split(None, 2)
+                if len(words) < 2 or words[0] != "vmmcheck":
+                    continue
+                where = "%s:%d" % (args.script, number)
+                if words[1] not in parsers:
+                    problems.append("%s: unknown subcommand %s" % (where, words[1]))
+                    continue
+                try:
+                    tokens = shlex.split(words[2] if len(words) > 2 else "")
+                    if words[1] == "vmmctl":
+                        parsers[words[1]].parse_known_args(tokens)
+                    else:
+                        parsers[words[1]].parse_args(tokens)
+                except (gdb.GdbError, ValueError) as exc:
+                    problems.append("%s: %s" % (where, exc))
+        for problem in problems:
+            gdb.write("vmmcheck lint: %s\n" % problem)
+        if problems:
+            raise gdb.GdbError("vmmcheck lint: %d problem(s) in %s" % (len(problems), args.script))
+        gdb.write("vmmcheck lint: %s ok\n" % args.script)
+
+
+_COMMANDS = (AttachCommand, VmmctlCommand, ContinueCommand, HitsCommand, StepiCommand, RegCommand, ExprCommand,
+             MonitorCommand, OnFailCommand, TimeoutCommand, SummaryCommand, ExitCommand, LintCommand)
+
 VmmcheckPrefix()
-for _command in (AttachCommand, VmmctlCommand, ContinueCommand, HitsCommand, StepiCommand, RegCommand, ExprCommand,
-                 MonitorCommand, OnFailCommand, TimeoutCommand, SummaryCommand, ExitCommand):
+for _command in _COMMANDS:
     _command()
