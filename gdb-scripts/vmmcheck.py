@@ -427,7 +427,9 @@ def continue_and_check(args, command="continue"):
             kind = "wrong-stop"
 
     if timed_out:
-        kind = "timeout"
+        # The watched value changed while no stop came: the watchpoint missed that change.
+        changed = watch is not None and observed.get("old") != observed.get("new")
+        kind = "missed-hits" if changed else "timeout"
     elif error and not problems and stop["reason"] == "none":
         problems.append("a stop")
     if error and kind is None and problems:
@@ -627,10 +629,13 @@ class HitsCommand(_Subcommand):
             hit = watch_hit(bp, stop, old, new)
             old, new = old_tracked, tracked()
             if not hit:
-                kind = "timeout" if timed_out else "missed-hits"
+                # A timeout with the tracked value changed is a missed hit too.
+                kind = "timeout" if timed_out and old == new else "missed-hits"
+                seen = stop_text(stop)
+                if timed_out:
+                    seen = "no stop within %gs (interrupted: %s)" % (args.timeout, seen)
                 problem = "hit %d of %d: expected %s; saw %s%s" % (
-                    index + 1, args.count, bp_text(bp), stop_text(stop),
-                    " [gdb: %s]" % error if error else "")
+                    index + 1, args.count, bp_text(bp), seen, " [gdb: %s]" % error if error else "")
                 break
             pcs.append(stop["location"]["pc"])
             values.append([old, new])

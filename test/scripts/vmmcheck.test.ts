@@ -153,6 +153,16 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(session.seconds).to.be.lessThan(15);
   });
 
+  it('a timeout during which the tracked value changed is a missed hit, not a plain timeout', function () {
+    const session = runGdbScript(program, ['break tick', 'run 0 spin',
+      'vmmcheck hits tick 20 --track other --timeout 1']);
+    expect(session.status).to.equal(1);
+    const [result] = session.results;
+    expect(result.kind).to.equal('missed-hits');
+    expect((result.observed as { count: number }).count).to.equal(9);
+    expect(result.message).to.match(/^hit 10 of 20: expected breakpoint 1 \(tick\); saw no stop within 1s \(interrupted: signal SIGINT/);
+  });
+
   it('stepi with the wrong expected pcs fails and reports the pc it saw', function () {
     const session = runGdbScript(program, ['break tick', 'run', 'vmmcheck stepi --count 3 --pcs 0x10,0x20']);
     expect(session.status).to.equal(1);
