@@ -13,6 +13,7 @@ vmmcheck continue --watch read_only_value --value 0x5a5a0001 --function update_g
 vmmcheck hits read_only_value 4 --track counter --increment 1 --name access-hits
 delete
 hbreak *update_globals
+vmmcheck continue --breakpoint update_globals --name first-hbreak
 vmmcheck hits update_globals 4 --track counter --increment 1 --name hbreak-hits
 vmmcheck reg $rip &update_globals --name hbreak-pc
 delete

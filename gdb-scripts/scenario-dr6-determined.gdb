@@ -10,6 +10,7 @@ source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500 --host-scenario kdb-determined"
 
 break update_globals
+vmmcheck continue --breakpoint update_globals --function update_globals --name first-break
 vmmcheck hits update_globals 3 --track counter --increment 1 --name guest-runs
 vmmcheck reg $dr6 0x4000 --mask 0x4000 --name determined-debugger-sets-guest-dr6-bs --kind dr6-intact
 delete

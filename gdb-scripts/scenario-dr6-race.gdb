@@ -12,6 +12,7 @@ source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500 --host-scenario kdb-step"
 
 break update_globals
+vmmcheck continue --breakpoint update_globals --function update_globals --name first-break
 vmmcheck hits update_globals 2 --track counter --increment 1 --name guest-runs
 vmmcheck reg $dr6 0xffff0ff0 --name guest-dr6-intact --kind dr6-corrupted
 vmmcheck hits update_globals 3 --track counter --increment 1 --name guest-runs-more

@@ -13,7 +13,6 @@ vmmcheck attach --serve-args "--preempt-every 500 --host-scenario host-watch"
 # Let the guest run through exits with a gdb watchpoint in the guest's DR0-3 and DR7.
 watch counter
 vmmcheck hits counter 4 --increment 1 --name guest-watch
-vmmcheck monitor host --match "host scenario: host-watch" --name host-scenario-is-host-watch
 vmmcheck monitor leaks --match "no debug-state leaks detected" --kind leak --name no-leaks
 vmmcheck hits counter 4 --increment 1 --name guest-watch-more
 vmmcheck monitor leaks --match "no debug-state leaks detected" --kind leak --name still-no-leaks

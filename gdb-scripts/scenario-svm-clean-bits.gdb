@@ -12,6 +12,7 @@ source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500"
 
 break update_globals
+vmmcheck continue --breakpoint update_globals --function update_globals --name first-break
 vmmcheck hits update_globals 2 --track counter --increment 1 --name guest-runs
 
 # 1. Through the stub: a guest-owned write breakpoint (DR1, 8 bytes, L1) on an address the
