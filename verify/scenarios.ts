@@ -105,16 +105,22 @@ export const SCENARIOS: readonly Scenario[] = [
     }),
   scenario('dr6-race', 'VT-x DR6 race: a host debugger steps the VM-entry path (TF guard; determined debugger)',
     (backend) => backend === 'vmx'
-      ? [gdb('scenario-dr6-race.gdb', 'counter.elf'), gdb('scenario-dr6-determined.gdb', 'counter.elf')]
+      ? [
+        gdb('scenario-dr6-race.gdb', 'counter.elf'),
+        // The guest's own view of its DR6 (gdb reads the saved guest view; selfwatch reads DR6 itself).
+        { kind: 'guest', guest: 'selfwatch.elf', args: ['--preempt-every', '500', '--host-scenario', 'kdb-step'] },
+        gdb('scenario-dr6-determined.gdb', 'counter.elf'),
+      ]
       : [gdb('scenario-dr6-race.gdb', 'counter.elf')], {
       full: (b) => pass(b === 'vmx'
         ? 'TF guard keeps DR6 intact; the determined debugger still corrupts it (documented limitation)'
         : 'no race on SVM: the guest DR6 is in the VMCB'),
       none: (b) => (b === 'vmx'
-        ? detect('no DR6 switch and no TF guard', 'dr6-corrupted', 'missed-hits')
+        ? detect('no DR6 switch at all: the guest reads the host DR6', 'dr6-corrupted', 'guest-checks-failed')
         : pass('no race on SVM: VMRUN loads the guest DR6 from the VMCB')),
       'no-tf-guard': vmxOnly(detect("the host's single-step trap sets BS in the guest's DR6", 'dr6-corrupted')),
-      'no-guest-dr6': vmxOnly(detect("the guest's DR6 is not loaded", 'dr6-corrupted')),
+      'no-guest-dr6': vmxOnly(detect("the guest's DR6 is not loaded: the guest reads the host DR6",
+        'dr6-corrupted', 'guest-checks-failed')),
     }),
   scenario('svm-clean-bits', 'SVM clean bits: a guest DR7 written through the stub takes effect only when marked dirty',
     () => [gdb('scenario-svm-clean-bits.gdb', 'counter.elf')], {
