@@ -125,7 +125,9 @@ export const SCENARIOS: readonly Scenario[] = [
   scenario('svm-clean-bits', 'SVM clean bits: a guest DR7 written through the stub takes effect only when marked dirty',
     () => [gdb('scenario-svm-clean-bits.gdb', 'counter.elf')], {
       full: (b) => pass(b === 'vmx' ? 'VT-x: the guest DR7 is a VMCS field, no cache' : undefined),
-      'no-svm-dirty': svmOnly(detect('the VMCB keeps the stale cached DR7', 'leak', 'missed-hits')),
+      // Only the checks that look at the new DR7 count: a failure elsewhere is not this bug.
+      'no-svm-dirty': svmOnly(detect('the VMCB keeps the stale cached DR7', 'stub-dr7-took-effect:leak',
+        'vmmctl-dr7-took-effect:leak', 'gdb-watch-after-guest-ran:missed-hits')),
     }),
   scenario('stepping', "stepi through VM exits and a guest interrupt; the guest never sees the debugger's TF",
     () => [gdb('scenario-stepping.gdb', 'stepper.elf')], {
