@@ -3,6 +3,7 @@
  * stock gdb session (and the guest's own checks) against `serve`. The exit status is 0 only
  * if every `full` cell passes and every pre-fix cell shows the failure it must show.
  */
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -39,6 +40,15 @@ export interface VerifyDeps {
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
+/** Whether `serve` and `run` accept --trace-vm FILE (the per-VM trace that --trace merges). */
+export function serveSupportsTraceVm(repoRoot: string): boolean {
+  const bin = path.join(repoRoot, 'bin', 'vmm-gdbstub.js');
+  return ['serve', 'run'].every((command) => {
+    const help = spawnSync(process.execPath, [bin, command, '--help'], { encoding: 'utf8' });
+    return help.status === 0 && help.stdout.includes('--trace-vm');
+  });
+}
+
 function progressLine(done: number, total: number, row: TableRow): string {
   const width = String(total).length;
   return `verify [${String(done).padStart(width)}/${total}] ${row.backend} ${row.mode} ${row.scenario}: ` +
@@ -61,6 +71,11 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
     throw e;
   }
 
+  const repoRoot = deps.repoRoot ?? REPO_ROOT;
+  if (opts.trace && deps.runCell === undefined && !serveSupportsTraceVm(repoRoot)) {
+    err('vmm-gdbstub verify: --trace needs `serve --trace-vm FILE` and `run --trace-vm FILE`, which this build lacks\n');
+    return VERIFY_EXIT.USAGE;
+  }
   const traceDir = opts.trace ? fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-verify-trace-')) : undefined;
   const traceFiles: { file: string; label: string; pid: number }[] = [];
   let runCell = deps.runCell;
@@ -77,7 +92,7 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
     }
     runCell = gdbCellRunner({
       gdb,
-      repoRoot: deps.repoRoot ?? REPO_ROOT,
+      repoRoot,
       node: process.execPath,
       resumeTimeoutSeconds: 20,
       processTimeoutMs: 90_000,
