@@ -23,6 +23,8 @@ export type { VerifyOptions } from './verify-options';
 export const VERIFY_EXIT = {
   FAILED: 1,
   USAGE: 128,
+  /** A part that the run needs is missing from this build (as the CLI's INTERNAL). */
+  NOT_IN_BUILD: 134,
   /** gdb (or another required tool) is not installed. */
   MISSING_TOOL: 137,
 } as const;
@@ -74,7 +76,7 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
   const repoRoot = deps.repoRoot ?? REPO_ROOT;
   if (opts.trace && deps.runCell === undefined && !serveSupportsTraceVm(repoRoot)) {
     err('vmm-gdbstub verify: --trace needs `serve --trace-vm FILE` and `run --trace-vm FILE`, which this build lacks\n');
-    return VERIFY_EXIT.USAGE;
+    return VERIFY_EXIT.NOT_IN_BUILD;
   }
   const traceDir = opts.trace ? fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-verify-trace-')) : undefined;
   const traceFiles: { file: string; label: string; pid: number }[] = [];
