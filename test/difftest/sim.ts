@@ -1,0 +1,127 @@
+/**
+ * The simulator side of the differential test: the project's Cpu on the same memory and
+ * registers, producing the same records as tracer.c (one per retired instruction, REP
+ * string instructions as one, IN/OUT emulated the same way, exceptions intercepted).
+ */
+import * as path from 'path';
+import { CpuExit } from '../../vmm/cpu/cpu-exit';
+import { GprIndex, GuestCpu } from '../../vmm/cpu/guest-cpu';
+import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
+import { GuestMemory } from '../../vmm/memory';
+import { RunSpec } from './run-spec';
+import { Kind, TraceRecord } from './trace-format';
+import { isRepString } from './undefined-flags';
+
+export type CpuClass = new (mem: GuestMemory, phys: PhysicalCpu) => GuestCpu;
+
+/** The Cpu class (vmm/cpu/cpu.ts), or undefined while it does not exist on this branch. */
+export function loadCpuClass(): CpuClass | undefined {
+  const modPath = path.join(__dirname, '..', '..', 'vmm', 'cpu', 'cpu');
+  try {
+    const mod = require(modPath) as { Cpu?: CpuClass };
+    return mod.Cpu;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux signal the native process gets for an exception vector (for comparing faults). */
+const SIGNAL_OF_VECTOR: Record<number, number> = { 0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 12: 11, 13: 11, 14: 11, 16: 8, 17: 7 };
+const MAX_REP_ITERATIONS = 1 << 24;
+
+export class SimRunner {
+  readonly cpu: GuestCpu;
+  readonly mem: GuestMemory;
+  private readonly code = new Uint8Array(16);
+  /** Set when the simulator stopped in a way the native side cannot (a diagnosis). */
+  problem: string | undefined;
+
+  constructor(spec: RunSpec, Cpu: CpuClass) {
+    this.mem = new GuestMemory(spec.memSize);
+    for (const r of spec.regions) if (r.data) this.mem.write(r.address, r.data);
+    this.cpu = new Cpu(this.mem, new PhysicalCpu());
+    this.cpu.intercepts.exceptionBitmap = 0xffffffff;
+    for (let i = 0; i < 16; i++) this.cpu.setGpr(i as GprIndex, { lo: 0, hi: 0 });
+    const order = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
+    order.forEach((name, i) => {
+      const v = spec.regs[name];
+      if (v !== undefined) this.cpu.setGpr(i as GprIndex, split(v));
+    });
+    this.cpu.setReg('rip', split(spec.regs.rip ?? 0));
+    // The guest ABI starts with IF=0; the native process always has IF=1 (not compared).
+    this.cpu.setReg('rflags', split(BigInt(spec.regs.rflags ?? 0) | 2n));
+  }
+
+  /** Bytes at RIP (zeros past the end of RAM). */
+  codeAtRip(): Uint8Array {
+    const rip = this.cpu.getReg('rip');
+    const a = rip.hi === 0 ? rip.lo : -1;
+    this.code.fill(0);
+    for (let i = 0; i < 16; i++) if (a >= 0 && a + i < this.mem.size) this.code[i] = this.mem.bytes[a + i];
+    return this.code;
+  }
+
+  /** Runs one instruction (all iterations of a REP string one) and returns its record. */
+  next(): TraceRecord {
+    const rip0 = this.cpu.getReg('rip');
+    const code = this.codeAtRip();
+    if (code[0] === 0xcc) return this.record(Kind.Int3);
+    const rep = isRepString(code);
+    for (let iter = 0; iter < MAX_REP_ITERATIONS; iter++) {
+      const exit: CpuExit = this.cpu.run(1);
+      switch (exit.kind) {
+        case 'budget': {
+          const rip = this.cpu.getReg('rip');
+          if (rep && rip.lo === rip0.lo && rip.hi === rip0.hi) continue;
+          return this.record(Kind.Step);
+        }
+        case 'io':
+          return this.emulateIo(exit);
+        case 'exception':
+          return this.record(Kind.Fault, SIGNAL_OF_VECTOR[exit.vector] ?? 1000 + exit.vector);
+        default:
+          this.problem = `simulator stopped with a '${exit.kind}' exit: ${JSON.stringify(exit)}`;
+          return this.record(Kind.Fault, 2000);
+      }
+    }
+    this.problem = 'REP string instruction did not finish';
+    return this.record(Kind.Fault, 2001);
+  }
+
+  private emulateIo(exit: Extract<CpuExit, { kind: 'io' }>): TraceRecord {
+    const mask = exit.size === 4 ? 0xffffffff : exit.size === 2 ? 0xffff : 0xff;
+    const rax = this.cpu.getGpr(0);
+    if (exit.string) {
+      this.problem = 'string I/O is not part of the differential corpus';
+      return this.record(Kind.Fault, 2002);
+    }
+    if (!exit.isIn && exit.port === 0xf4) return this.record(Kind.Exit, (rax.lo & mask) >>> 0);
+    if (exit.isIn) {
+      this.cpu.setGpr(0, exit.size === 4 ? { lo: 0xffffffff, hi: 0 } : { lo: (rax.lo | mask) >>> 0, hi: rax.hi });
+    }
+    this.cpu.completeEmulatedInstruction(exit.length, { port: exit.port, size: exit.size });
+    const aux = exit.port | (exit.size << 16);
+    return exit.isIn ? this.record(Kind.In, aux) : this.record(Kind.Out, aux, (rax.lo & mask) >>> 0);
+  }
+
+  private record(kind: Kind, auxLo = 0, auxHi = 0): TraceRecord {
+    const regs = new Uint32Array(36);
+    for (let i = 0; i < 16; i++) {
+      const v = this.cpu.getGpr(i as GprIndex);
+      regs[2 * i] = v.lo;
+      regs[2 * i + 1] = v.hi;
+    }
+    const rip = this.cpu.getReg('rip');
+    const fl = this.cpu.getReg('rflags');
+    regs[32] = rip.lo;
+    regs[33] = rip.hi;
+    regs[34] = fl.lo;
+    regs[35] = fl.hi;
+    return { kind, auxLo, auxHi, regs };
+  }
+}
+
+function split(v: bigint | number): { lo: number; hi: number } {
+  const b = BigInt.asUintN(64, BigInt(v));
+  return { lo: Number(b & 0xffffffffn), hi: Number(b >> 32n) };
+}

@@ -1,0 +1,497 @@
+/**
+ * Architectural state of the guest CPU and the primitives every instruction uses:
+ * registers as 32-bit halves, lazy arithmetic flags, guest-memory access with the
+ * nested-page-fault, data-breakpoint and self-modifying-code checks.
+ *
+ * Faults are thrown as the preallocated sentinel FAULT (details in the fields) so that
+ * nothing allocates per instruction.
+ */
+import { GuestMemory } from '../memory';
+import { PhysicalCpu } from './physical-cpu';
+import { BreakpointSummary } from './debug-match';
+import { CpuExit } from './cpu-exit';
+import { CpuIntercepts } from './guest-cpu';
+import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
+
+/** What was thrown: see CpuCore.faultKind. */
+export const FAULT = { fault: true };
+/** Returned by a handler instead of a RIP: the instruction caused an intercept exit. */
+export const EXIT_RIP = -1;
+
+export const enum FaultKind {
+  /** A CPU exception: faultVector / faultError (-1 = none). */
+  EXCEPTION = 0,
+  /** Guest-physical access outside RAM: npfAddr, npfWrite, npfFetch. */
+  NPF = 1,
+  /** An instruction intercept or other VM exit prepared in `exitReason` (instruction not executed). */
+  EXIT = 2,
+  /** A software interrupt (INT n / INT3 / INT1) to deliver after the instruction. */
+  SOFTINT = 3,
+}
+
+/**
+ * Decoded-code bookkeeping shared by every CPU on one GuestMemory, so that a store by one
+ * vCPU into code another has decoded (cross-modifying code) is seen by both: decoded
+ * instructions and blocks carry the epoch they were decoded in and are dropped when it moves.
+ */
+export class CodeTracker {
+  readonly pages: Uint8Array;
+  epoch = 0;
+  constructor(memSize: number) {
+    this.pages = new Uint8Array((memSize >>> 12) + 2);
+  }
+}
+const trackers = new WeakMap<GuestMemory, CodeTracker>();
+
+/** Sign bit of the low half by operand size (size 8: bit 31 of the high half). */
+const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
+/** Value masks by operand size, as int32 (4 and 8: -1). */
+export const MASK = [0, 0xff, 0xffff, 0, -1, 0, 0, 0, -1];
+
+export class CpuCore {
+  /** GPRs in encoding order, bits 31:0 and 63:32. */
+  readonly rl = new Uint32Array(16);
+  readonly rh = new Uint32Array(16);
+  rip = 0;
+  /** RFLAGS; the arithmetic bits are valid only when lfOp === LF.NONE. */
+  rflags = 2;
+  // lazy flags
+  lfOp = LF.NONE;
+  lfSize = 4;
+  lfCin = 0;
+  /** Lazy-flag operands: destination, source and result halves (see LfIdx). A typed array,
+   *  so that storing 32-bit values never allocates heap numbers. */
+  readonly lf = new Uint32Array(6);
+
+  /** Scratch: high half of the last 64-bit value returned by a read helper. */
+  t = 0;
+  eaLo = 0;
+  eaHi = 0;
+
+  // system state
+  cr0 = 0x80050033; // PG PE MP ET NE WP AM: long mode paging on (identity mapped)
+  cr2Lo = 0; cr2Hi = 0;
+  cr3Lo = 0; cr3Hi = 0;
+  cr4 = 0x20; // PAE (long mode); DE = 0
+  cr8 = 0;
+  efer = 0x500; // LME | LMA (SCE off)
+  readonly sreg = new Uint16Array([0x10, 0x08, 0x10, 0x10, 0, 0]); // es cs ss ds fs gs
+  fsBaseLo = 0; fsBaseHi = 0;
+  gsBaseLo = 0; gsBaseHi = 0;
+  kgsBaseLo = 0; kgsBaseHi = 0;
+  idtrBaseLo = 0; idtrBaseHi = 0; idtrLimit = 0xffff;
+  gdtrBaseLo = 0; gdtrBaseHi = 0; gdtrLimit = 0xffff;
+  tscOffset = 0;
+  instret = 0;
+
+  // memory
+  readonly bytes: Uint8Array;
+  readonly dv: DataView;
+  /** 32-bit view of RAM for aligned accesses (faster than DataView); little-endian host. */
+  readonly u32: Uint32Array;
+  readonly memSize: number;
+  /** Shared by all CPUs on this RAM: pages holding decoded instructions and the epoch. */
+  readonly code: CodeTracker;
+  /** = code.pages: a write to a marked page drops every CPU's decoded instructions. */
+  readonly codePages: Uint8Array;
+
+  // debug
+  readonly bp: BreakpointSummary;
+  /** Non-zero while an enabled data breakpoint exists (copy of bp.dataEnabled). */
+  dataBpOn = 0;
+  /** B bits of data breakpoints hit by the current instruction. */
+  dataHits = 0;
+  /** Set by the run loop when something needs the slow boundary path. */
+  attention = 1;
+
+  // events
+  /** Interrupt/debug blocking in force: bit 0 STI shadow, bit 1 MOV-SS shadow (VMCS layout). */
+  shadow = 0;
+  /** The shadow the current instruction starts (STI, MOV SS); takes effect when it completes. */
+  shadowNext = 0;
+  /** REP string instructions stop after each iteration (single-step or MTF in force). */
+  repOne = false;
+  /** The current instruction transferred control (for DEBUGCTL.BTF). */
+  branchTaken = false;
+  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false };
+  /** Exit prepared by an instruction intercept (faultKind EXIT). */
+  exitReason: CpuExit | null = null;
+  /** Software interrupt raised by INT n / INT3 / INT1 (faultKind SOFTINT). */
+  softVector = 0;
+  softType: 'sw' | 'swexc' | 'priv' = 'sw';
+  /** DR6 bits of a fault-like #DB raised by an instruction (general detect: BD). */
+  faultDr6 = 0;
+
+  // fault details
+  faultKind = FaultKind.EXCEPTION;
+  faultVector = 0;
+  faultError = -1;
+  npfAddr = 0;
+  npfWrite = false;
+  npfFetch = false;
+
+  constructor(readonly mem: GuestMemory, public phys: PhysicalCpu) {
+    this.bytes = mem.bytes;
+    this.dv = mem.view;
+    this.u32 = new Uint32Array(mem.bytes.buffer, mem.bytes.byteOffset, mem.bytes.byteLength >>> 2);
+    this.memSize = mem.size;
+    let tracker = trackers.get(mem);
+    if (tracker === undefined) {
+      tracker = new CodeTracker(mem.size);
+      trackers.set(mem, tracker);
+    }
+    this.code = tracker;
+    this.codePages = tracker.pages;
+    this.bp = new BreakpointSummary(mem.size);
+  }
+
+  // ---- faults ------------------------------------------------------------------------
+
+  exception(vector: number, error = -1): never {
+    this.faultKind = FaultKind.EXCEPTION;
+    this.faultVector = vector;
+    this.faultError = error;
+    throw FAULT;
+  }
+
+  /** An instruction intercept: the instruction has not executed. */
+  exitInsn(e: CpuExit): never {
+    this.faultKind = FaultKind.EXIT;
+    this.exitReason = e;
+    throw FAULT;
+  }
+
+  /**
+   * An instruction intercept from a handler that can return: the handler returns EXIT_RIP
+   * (cheaper than throwing on the frequent I/O and CPUID exits).
+   */
+  exitReturn(e: CpuExit): number {
+    this.faultKind = FaultKind.EXIT;
+    this.exitReason = e;
+    return EXIT_RIP;
+  }
+
+  softInt(vector: number, type: 'sw' | 'swexc' | 'priv'): never {
+    this.faultKind = FaultKind.SOFTINT;
+    this.softVector = vector;
+    this.softType = type;
+    throw FAULT;
+  }
+
+  /** Rebuilds the breakpoint summary after DR7/DR0-3/DEBUGCTL/CR4.DE changed. */
+  refreshBreakpoints(): void {
+    this.bp.refresh(this.phys, (this.cr4 & 8) !== 0);
+    this.dataBpOn = this.bp.dataEnabled;
+    this.attention = 1;
+  }
+
+  ud(): never {
+    return this.exception(6);
+  }
+
+  gp0(): never {
+    return this.exception(13, 0);
+  }
+
+  /** An access at (lo,hi) of n bytes that is not entirely inside RAM. */
+  badAccess(lo: number, hi: number, n: number, write: boolean): never {
+    const top = hi >>> 15;
+    if (top !== 0 && top !== 0x1ffff) return this.gp0(); // non-canonical
+    this.faultKind = FaultKind.NPF;
+    // the first byte that is outside RAM
+    this.npfAddr = hi === 0 && lo < this.memSize ? this.memSize : hi * 4294967296 + lo;
+    this.npfWrite = write;
+    this.npfFetch = false;
+    throw FAULT;
+  }
+
+  // ---- memory ------------------------------------------------------------------------
+
+  private dataBp(lo: number, n: number, write: boolean): void {
+    const pages = this.bp.pages;
+    if ((pages[lo >>> 12] | pages[(lo + n - 1) >>> 12]) === 0) return;
+    const bits = this.bp.matchData(lo, n, write);
+    if (bits) { this.dataHits |= bits; this.attention = 1; }
+  }
+
+  private wrote(lo: number, n: number): void {
+    const cp = this.codePages;
+    if ((cp[lo >>> 12] | cp[(lo + n - 1) >>> 12]) !== 0) this.invalidateCode();
+  }
+
+  /** Drops every decoded instruction (self-modifying code or a debugger write). */
+  invalidateCode(): void {
+    this.code.epoch++;
+    this.codePages.fill(0);
+    this.onInvalidate();
+  }
+  protected onInvalidate(): void { /* the Cpu clears its map */ }
+
+  rd8(lo: number, hi: number): number {
+    if (hi !== 0 || lo >= this.memSize) this.badAccess(lo, hi, 1, false);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 1, false);
+    return this.bytes[lo];
+  }
+  rd16(lo: number, hi: number): number {
+    if (hi !== 0 || lo + 2 > this.memSize) this.badAccess(lo, hi, 2, false);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 2, false);
+    return this.dv.getUint16(lo, true);
+  }
+  rd32(lo: number, hi: number): number {
+    if (hi !== 0 || lo + 4 > this.memSize) this.badAccess(lo, hi, 4, false);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 4, false);
+    return (lo & 3) === 0 ? this.u32[lo >>> 2] : this.dv.getUint32(lo, true);
+  }
+  /** Returns bits 31:0; bits 63:32 in this.t. */
+  rd64(lo: number, hi: number): number {
+    if (hi !== 0 || lo + 8 > this.memSize) this.badAccess(lo, hi, 8, false);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 8, false);
+    if ((lo & 3) === 0) {
+      const w = lo >>> 2;
+      this.t = this.u32[w + 1];
+      return this.u32[w];
+    }
+    this.t = this.dv.getUint32(lo + 4, true);
+    return this.dv.getUint32(lo, true);
+  }
+  wr8(lo: number, hi: number, v: number): void {
+    if (hi !== 0 || lo >= this.memSize) this.badAccess(lo, hi, 1, true);
+    this.bytes[lo] = v;
+    if (this.codePages[lo >>> 12] !== 0) this.invalidateCode();
+    if (this.dataBpOn !== 0) this.dataBp(lo, 1, true);
+  }
+  wr16(lo: number, hi: number, v: number): void {
+    if (hi !== 0 || lo + 2 > this.memSize) this.badAccess(lo, hi, 2, true);
+    this.dv.setUint16(lo, v, true);
+    this.wrote(lo, 2);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 2, true);
+  }
+  wr32(lo: number, hi: number, v: number): void {
+    if (hi !== 0 || lo + 4 > this.memSize) this.badAccess(lo, hi, 4, true);
+    if ((lo & 3) === 0) this.u32[lo >>> 2] = v; else this.dv.setUint32(lo, v, true);
+    this.wrote(lo, 4);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 4, true);
+  }
+  wr64(lo: number, hi: number, vLo: number, vHi: number): void {
+    if (hi !== 0 || lo + 8 > this.memSize) this.badAccess(lo, hi, 8, true);
+    if ((lo & 3) === 0) {
+      const w = lo >>> 2;
+      this.u32[w] = vLo;
+      this.u32[w + 1] = vHi;
+    } else {
+      this.dv.setUint32(lo, vLo, true);
+      this.dv.setUint32(lo + 4, vHi, true);
+    }
+    this.wrote(lo, 8);
+    if (this.dataBpOn !== 0) this.dataBp(lo, 8, true);
+  }
+  /** Checks that a write of n bytes at (lo,hi) would succeed, without writing (RMW, push). */
+  probeWrite(lo: number, hi: number, n: number): void {
+    if (hi !== 0 || lo + n > this.memSize) this.badAccess(lo, hi, n, true);
+  }
+
+  readMem(size: number, lo: number, hi: number): number {
+    switch (size) {
+      case 1: return this.rd8(lo, hi);
+      case 2: return this.rd16(lo, hi);
+      case 4: return this.rd32(lo, hi);
+      default: return this.rd64(lo, hi);
+    }
+  }
+  writeMem(size: number, lo: number, hi: number, vLo: number, vHi: number): void {
+    switch (size) {
+      case 1: this.wr8(lo, hi, vLo & 0xff); return;
+      case 2: this.wr16(lo, hi, vLo & 0xffff); return;
+      case 4: this.wr32(lo, hi, vLo >>> 0); return;
+      default: this.wr64(lo, hi, vLo >>> 0, vHi >>> 0);
+    }
+  }
+
+  // ---- registers -----------------------------------------------------------------------
+
+  /** Register r at operand size (r 16-19 = AH CH DH BH for size 1). Size 8: high in this.t. */
+  getR(size: number, r: number): number {
+    switch (size) {
+      case 1: return r < 16 ? this.rl[r] & 0xff : (this.rl[r - 16] >>> 8) & 0xff;
+      case 2: return this.rl[r] & 0xffff;
+      case 4: return this.rl[r];
+      default: this.t = this.rh[r]; return this.rl[r];
+    }
+  }
+
+  /** Writes a register at operand size: 32-bit writes zero bits 63:32, 8/16-bit merge. */
+  setR(size: number, r: number, lo: number, hi: number): void {
+    switch (size) {
+      case 1:
+        if (r < 16) this.rl[r] = (this.rl[r] & 0xffffff00) | (lo & 0xff);
+        else this.rl[r - 16] = (this.rl[r - 16] & 0xffff00ff) | ((lo & 0xff) << 8);
+        return;
+      case 2: this.rl[r] = (this.rl[r] & 0xffff0000) | (lo & 0xffff); return;
+      case 4: this.rl[r] = lo; this.rh[r] = 0; return;
+      default: this.rl[r] = lo; this.rh[r] = hi;
+    }
+  }
+
+  // ---- flags -------------------------------------------------------------------------------
+
+  setLazy(op: LF, size: number, dLo: number, dHi: number, sLo: number, sHi: number, rLo: number, rHi: number, cin: number): void {
+    this.lfOp = op;
+    this.lfSize = size;
+    const lf = this.lf;
+    lf[0] = dLo; lf[1] = dHi; lf[2] = sLo; lf[3] = sHi; lf[4] = rLo; lf[5] = rHi;
+    this.lfCin = cin;
+  }
+
+  /** Sets the six arithmetic flags at once (materialized). */
+  setArith(bits: number): void {
+    this.rflags = (this.rflags & ~ARITH_MASK) | bits;
+    this.lfOp = LF.NONE;
+  }
+
+  getCF(): number {
+    const lf = this.lf;
+    const s = this.lfSize;
+    switch (this.lfOp) {
+      case LF.NONE: return this.rflags & 1;
+      case LF.ADD:
+        if (s === 8) {
+          const lt = lf[5] < lf[1] || (lf[5] === lf[1] && lf[4] < lf[0]);
+          const eq = lf[5] === lf[1] && lf[4] === lf[0];
+          return lt || (this.lfCin !== 0 && eq) ? 1 : 0;
+        }
+        return lf[4] < lf[0] || (this.lfCin !== 0 && lf[4] === lf[0]) ? 1 : 0;
+      case LF.SUB:
+        if (s === 8) {
+          const lt = lf[1] < lf[3] || (lf[1] === lf[3] && lf[0] < lf[2]);
+          const eq = lf[1] === lf[3] && lf[0] === lf[2];
+          return lt || (this.lfCin !== 0 && eq) ? 1 : 0;
+        }
+        return lf[0] < lf[2] || (this.lfCin !== 0 && lf[0] === lf[2]) ? 1 : 0;
+      case LF.LOGIC: return 0;
+      default: return this.lfCin; // INC/DEC keep CF
+    }
+  }
+
+  getZF(): number {
+    const lf = this.lf;
+    if (this.lfOp === LF.NONE) return (this.rflags >>> 6) & 1;
+    return (lf[4] | lf[5]) === 0 ? 1 : 0;
+  }
+
+  getSF(): number {
+    const lf = this.lf;
+    if (this.lfOp === LF.NONE) return (this.rflags >>> 7) & 1;
+    return this.lfSize === 8 ? lf[5] >>> 31 : (lf[4] & SIGN[this.lfSize]) !== 0 ? 1 : 0;
+  }
+
+  getOF(): number {
+    const lf = this.lf;
+    const op = this.lfOp;
+    if (op === LF.NONE) return (this.rflags >>> 11) & 1;
+    if (op === LF.LOGIC) return 0;
+    let d: number, s: number, r: number, sign: number;
+    if (this.lfSize === 8) { d = lf[1]; s = lf[3]; r = lf[5]; sign = 0x80000000; }
+    else { d = lf[0]; s = lf[2]; r = lf[4]; sign = SIGN[this.lfSize]; }
+    if (op === LF.ADD || op === LF.INC) return ((d ^ r) & (s ^ r) & sign) !== 0 ? 1 : 0;
+    return ((d ^ s) & (d ^ r) & sign) !== 0 ? 1 : 0;
+  }
+
+  getAF(): number {
+    const lf = this.lf;
+    if (this.lfOp === LF.NONE) return (this.rflags >>> 4) & 1;
+    if (this.lfOp === LF.LOGIC) return 0;
+    return ((lf[0] ^ lf[2] ^ lf[4]) >>> 4) & 1;
+  }
+
+  getPF(): number {
+    const lf = this.lf;
+    if (this.lfOp === LF.NONE) return (this.rflags >>> 2) & 1;
+    return PARITY[lf[4] & 0xff];
+  }
+
+  /** Full RFLAGS. */
+  getFlags(): number {
+    if (this.lfOp === LF.NONE) return this.rflags >>> 0;
+    return ((this.rflags & ~ARITH_MASK) | this.getCF() * CF | this.getPF() * PF | this.getAF() * AF |
+      this.getZF() * ZF | this.getSF() * SF | this.getOF() * OF) >>> 0;
+  }
+
+  /** Writes all of RFLAGS (arithmetic flags materialized). Bit 1 stays set. */
+  putFlags(v: number): void {
+    this.rflags = ((v & 0x3f7fd5) | 2) >>> 0;
+    this.lfOp = LF.NONE;
+    this.attention = 1;
+  }
+
+  /** Condition code cc (0-15) as in Jcc/SETcc/CMOVcc. */
+  cond(cc: number): boolean {
+    let r: number;
+    switch (cc >> 1) {
+      case 0: r = this.getOF(); break;
+      case 1: r = this.getCF(); break;
+      case 2: r = this.getZF(); break;
+      case 3: r = this.getCF() | this.getZF(); break;
+      case 4: r = this.getSF(); break;
+      case 5: r = this.getPF(); break;
+      case 6: r = this.getSF() ^ this.getOF(); break;
+      default: r = this.getZF() | (this.getSF() ^ this.getOF()); break;
+    }
+    return (r ^ (cc & 1)) !== 0;
+  }
+
+  // ---- effective addresses --------------------------------------------------------------
+
+  /** Computes the effective (linear) address of a memory operand into eaLo/eaHi. */
+  calcEA(base: number, index: number, scale: number, dispLo: number, dispHi: number, asize: number, seg: number): void {
+    let lo = dispLo, hi = dispHi;
+    if (base >= 0) {
+      lo += this.rl[base];
+      hi += this.rh[base];
+    }
+    if (index >= 0) {
+      const m = 1 << scale;
+      lo += this.rl[index] * m;
+      hi += this.rh[index] * m;
+    }
+    if (seg !== 0) {
+      if (seg === 1) { lo += this.fsBaseLo; hi += this.fsBaseHi; } else { lo += this.gsBaseLo; hi += this.gsBaseHi; }
+    }
+    if (asize === 4 && seg === 0) {
+      this.eaLo = lo >>> 0;
+      this.eaHi = 0;
+      return;
+    }
+    this.eaLo = lo >>> 0;
+    this.eaHi = (hi + Math.floor(lo / 4294967296)) >>> 0;
+  }
+
+  // ---- stack ----------------------------------------------------------------------------
+
+  push64(lo: number, hi: number): void {
+    let spLo = this.rl[4] - 8, spHi = this.rh[4];
+    if (spLo < 0) { spLo += 4294967296; spHi = (spHi - 1) >>> 0; }
+    this.wr64(spLo, spHi, lo, hi);
+    this.rl[4] = spLo;
+    this.rh[4] = spHi;
+  }
+
+  /** Pops 8 bytes: returns the low half, high half in this.t. */
+  pop64(): number {
+    const spLo = this.rl[4], spHi = this.rh[4];
+    const lo = this.rd64(spLo, spHi);
+    const t = this.t;
+    const n = spLo + 8;
+    this.rl[4] = n >>> 0;
+    this.rh[4] = n > 0xffffffff ? (spHi + 1) >>> 0 : spHi;
+    this.t = t;
+    return lo;
+  }
+
+  /** RSP + delta (signed, small) as a new RSP. */
+  addRsp(delta: number): void {
+    const n = this.rl[4] + delta;
+    this.rl[4] = n >>> 0;
+    if (n > 0xffffffff) this.rh[4] = (this.rh[4] + 1) >>> 0;
+    else if (n < 0) this.rh[4] = (this.rh[4] - 1) >>> 0;
+  }
+}

@@ -1,0 +1,529 @@
+/**
+ * The guest x86-64 vCPU: the run loop, the instruction-boundary event logic (SDM 6.9
+ * priorities), the debug exceptions and the hypervisor-facing GuestCpu interface.
+ *
+ * At each instruction boundary, in this order (SDM 6.9, Table 6-2):
+ *   injected event (VM entry) > pending debug traps of the previous instruction (TF, data,
+ *   I/O breakpoints; held while a MOV-SS shadow is in force) > maskable interrupt (IF=1, no
+ *   STI/MOV-SS shadow; wakes HLT) > instruction breakpoint fault (suppressed by RF=1 and in
+ *   the MOV-SS shadow) > the instruction (whose fetch/decode/execution faults follow).
+ * Then the instruction runs; if it began with TF=1 (and, with DEBUGCTL.BTF, branched) a
+ * single-step trap (BS) becomes pending, plus the B bits of data breakpoints it hit.
+ */
+import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
+import { GuestMemory } from '../memory';
+import { PhysicalCpu } from './physical-cpu';
+import { CpuExit } from './cpu-exit';
+import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent } from './guest-cpu';
+import { CpuCore, FAULT, FaultKind, EXIT_RIP } from './core';
+import { Insn, Op } from './insn';
+import { decode } from './decoder';
+import { bindHandler } from './fast';
+import { SHADOW_MOVSS } from './exec-system';
+import { DR6_BS } from './mov-dr';
+import { TF, RF, IF } from './flags';
+import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
+import { readMsr, writeMsr } from './msr';
+
+const BUDGET: CpuExit = { kind: 'budget' };
+const MTF: CpuExit = { kind: 'mtf' };
+const DEBUGCTL_LBR = 1;
+const DEBUGCTL_BTF = 2;
+
+const MAX_BLOCK = 32;
+
+/** Straight-line run of decoded instructions, with its two most recent successors. */
+class Block {
+  readonly insns: Insn[] = [];
+  succ0: Block | null = null;
+  succ1: Block | null = null;
+  constructor(readonly addr: number, readonly epoch: number) {}
+}
+
+/** Instructions after which a block ends (unconditional transfers, events, exits). */
+function endsBlock(op: Op): boolean {
+  switch (op) {
+    case Op.JMP_REL: case Op.JMP_E: case Op.CALL_REL: case Op.CALL_E: case Op.RET: case Op.IRET:
+    case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
+    case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
+    case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+type EventType = 'hw' | 'sw' | 'swexc' | 'priv' | 'ext' | 'nmi';
+
+export class Cpu extends CpuCore implements GuestCpu {
+  private readonly cache = new Map<number, Insn>();
+  private readonly blocks = new Map<number, Block>();
+  /** Debug traps pending for the next boundary: B0-B3 and BS (DR6 layout). */
+  private pendingDbg = 0;
+  private injected: InjectedEvent | null = null;
+  private intrVector = -1;
+  /** The instruction about to run began with TF=1. */
+  private stepArmed = false;
+  private shutdownReason: string | null = null;
+  halted = false;
+
+  constructor(mem: GuestMemory, phys: PhysicalCpu) {
+    super(mem, phys);
+    mem.onExternalWrite((addr, len) => {
+      const cp = this.codePages;
+      for (let p = addr >>> 12; p <= (addr + len - 1) >>> 12 && p < cp.length; p++) {
+        if (cp[p]) { this.invalidateCode(); return; }
+      }
+    });
+    this.refreshBreakpoints();
+  }
+
+  protected override onInvalidate(): void {
+    this.cache.clear();
+    this.blocks.clear();
+    this.attention = 1; // a running block stops after the writing instruction
+  }
+
+  // ---- GuestCpu: state -------------------------------------------------------------------
+
+  get pendingDebugExceptions(): number {
+    const b = this.pendingDbg & 0x400f;
+    return b | (b & 0xf ? 0x1000 : 0);
+  }
+  set pendingDebugExceptions(v: number) {
+    this.pendingDbg = v & 0x400f;
+    this.attention = 1;
+  }
+
+  get interruptibility(): number {
+    return this.shadow;
+  }
+  set interruptibility(v: number) {
+    this.shadow = v & 3;
+    this.attention = 1;
+  }
+
+  get interruptPending(): boolean {
+    return this.intrVector >= 0;
+  }
+
+  getGpr(i: GprIndex): U64 {
+    return u64(this.rl[i], this.rh[i]);
+  }
+  setGpr(i: GprIndex, v: U64): void {
+    this.rl[i] = v.lo >>> 0;
+    this.rh[i] = v.hi >>> 0;
+  }
+
+  getReg(r: CpuStateReg): U64 {
+    switch (r) {
+      case 'rip': return u64FromNumber(this.rip);
+      case 'rflags': return u64(this.getFlags());
+      case 'cr0': return u64(this.cr0);
+      case 'cr2': return u64(this.cr2Lo, this.cr2Hi);
+      case 'cr3': return u64(this.cr3Lo, this.cr3Hi);
+      case 'cr4': return u64(this.cr4);
+      case 'cr8': return u64(this.cr8);
+      case 'efer': return u64(this.efer);
+      case 'es': return u64(this.sreg[0]);
+      case 'cs': return u64(this.sreg[1]);
+      case 'ss': return u64(this.sreg[2]);
+      case 'ds': return u64(this.sreg[3]);
+      case 'fs': return u64(this.sreg[4]);
+      case 'gs': return u64(this.sreg[5]);
+      case 'fs_base': return u64(this.fsBaseLo, this.fsBaseHi);
+      case 'gs_base': return u64(this.gsBaseLo, this.gsBaseHi);
+      case 'kernel_gs_base': return u64(this.kgsBaseLo, this.kgsBaseHi);
+      case 'idtr_base': return u64(this.idtrBaseLo, this.idtrBaseHi);
+      case 'idtr_limit': return u64(this.idtrLimit);
+      case 'gdtr_base': return u64(this.gdtrBaseLo, this.gdtrBaseHi);
+      case 'gdtr_limit': return u64(this.gdtrLimit);
+      case 'tsc': return u64FromNumber(this.instret + this.tscOffset);
+    }
+  }
+
+  setReg(r: CpuStateReg, v: U64): void {
+    const lo = v.lo >>> 0, hi = v.hi >>> 0;
+    switch (r) {
+      case 'rip': this.rip = u64ToNumber(v); break;
+      case 'rflags': this.putFlags(lo | 2); this.rflags = (lo | 2) >>> 0; break;
+      case 'cr0': this.cr0 = lo; break;
+      case 'cr2': this.cr2Lo = lo; this.cr2Hi = hi; break;
+      case 'cr3': this.cr3Lo = lo; this.cr3Hi = hi; break;
+      case 'cr4': this.cr4 = lo; this.refreshBreakpoints(); break;
+      case 'cr8': this.cr8 = lo & 15; break;
+      case 'efer': this.efer = lo; break;
+      case 'es': this.sreg[0] = lo; break;
+      case 'cs': this.sreg[1] = lo; break;
+      case 'ss': this.sreg[2] = lo; break;
+      case 'ds': this.sreg[3] = lo; break;
+      case 'fs': this.sreg[4] = lo; break;
+      case 'gs': this.sreg[5] = lo; break;
+      case 'fs_base': this.fsBaseLo = lo; this.fsBaseHi = hi; break;
+      case 'gs_base': this.gsBaseLo = lo; this.gsBaseHi = hi; break;
+      case 'kernel_gs_base': this.kgsBaseLo = lo; this.kgsBaseHi = hi; break;
+      case 'idtr_base': this.idtrBaseLo = lo; this.idtrBaseHi = hi; break;
+      case 'idtr_limit': this.idtrLimit = lo & 0xffff; break;
+      case 'gdtr_base': this.gdtrBaseLo = lo; this.gdtrBaseHi = hi; break;
+      case 'gdtr_limit': this.gdtrLimit = lo & 0xffff; break;
+      case 'tsc': this.tscOffset = u64ToNumber(v) - this.instret; break;
+    }
+    this.attention = 1;
+  }
+
+  /** RDMSR as the hypervisor emulates it: the value, or undefined for #GP(0). */
+  readMsr(index: number): U64 | undefined {
+    return readMsr(this, index);
+  }
+  /** WRMSR as the hypervisor emulates it: false means #GP(0) (nothing changed). */
+  writeMsr(index: number, v: U64): boolean {
+    return writeMsr(this, index, v);
+  }
+
+  // ---- GuestCpu: events ----------------------------------------------------------------------
+
+  inject(ev: InjectedEvent): void {
+    this.injected = { ...ev };
+    this.attention = 1;
+  }
+
+  requestInterrupt(vector: number): void {
+    if (this.intrVector < 0) this.intrVector = vector & 0xff;
+    this.attention = 1;
+  }
+
+  completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void {
+    this.rip += length;
+    this.instret++;
+    if ((this.rflags & TF) && !(this.phys.debugctlLo & DEBUGCTL_BTF)) this.pendingDbg |= DR6_BS;
+    if (io) {
+      if (this.bp.stale(this.phys, (this.cr4 & 8) !== 0)) this.refreshBreakpoints();
+      this.pendingDbg |= this.bp.matchIo(io.port & 0xffff, io.size);
+    }
+    this.rflags &= ~RF;
+    this.shadow = 0;
+    this.shadowNext = 0;
+    this.attention = 1;
+  }
+
+  // ---- run loop ----------------------------------------------------------------------------
+
+  run(budget: number): CpuExit {
+    if (this.shutdownReason !== null) return { kind: 'triple-fault', reason: this.shutdownReason };
+    if (this.bp.stale(this.phys, (this.cr4 & 8) !== 0)) this.refreshBreakpoints();
+    this.attention = 1;
+    const stop = this.instret + budget;
+    let prev: Block | null = null;
+    for (;;) {
+      if (this.instret >= stop) {
+        // The debug traps of the last instruction belong to its completion: deliver them
+        // (or exit, if #DB is intercepted) before giving the budget back.
+        if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS) && this.injected === null && !this.halted) {
+          const e = this.deliverPendingTraps();
+          if (e !== null) return e;
+        }
+        return BUDGET;
+      }
+      if (this.attention !== 0) {
+        const e = this.boundary();
+        if (e !== null) return e;
+      }
+      const rip = this.rip;
+      let blk: Block;
+      if (prev !== null) {
+        const a: Block | null = prev.succ0, b: Block | null = prev.succ1;
+        if (a !== null && a.addr === rip && a.epoch === this.code.epoch) blk = a;
+        else if (b !== null && b.addr === rip && b.epoch === this.code.epoch) blk = b;
+        else {
+          blk = this.blockAt(rip);
+          if (prev.succ0 === null || prev.succ0.epoch !== this.code.epoch) prev.succ0 = blk; else prev.succ1 = blk;
+        }
+      } else blk = this.blockAt(rip);
+      const insns = blk.insns;
+      let n = insns.length;
+      const left = stop - this.instret;
+      if (n > left) n = left;
+      // With anything needing per-instruction attention (TF, shadows, MTF, instruction
+      // breakpoints...), run one instruction and take the slow path after it.
+      if (this.attention !== 0) n = 1;
+      let k = 0;
+      let next = rip;
+      try {
+        while (k < n) {
+          const i = insns[k++];
+          next = i.fn(this, i);
+          if (next !== i.nextAddr || this.attention !== 0) break;
+        }
+      } catch (x) {
+        if (x !== FAULT) return this.internalError(x, insns[k - 1]);
+        const i = insns[k - 1];
+        this.instret += k - 1;
+        this.rip = i.addr;
+        prev = null;
+        const e = this.instructionFault(i);
+        if (e !== null) return e;
+        continue;
+      }
+      if (next === EXIT_RIP) {
+        // an instruction intercept: the instruction has not executed
+        const i = insns[k - 1];
+        this.instret += k - 1;
+        this.rip = i.addr;
+        prev = null;
+        const e = this.instructionFault(i);
+        if (e !== null) return e;
+        continue;
+      }
+      this.instret += k;
+      this.rip = next;
+      prev = blk;
+      if (this.attention !== 0) {
+        const e = this.afterInstruction();
+        if (e !== null) return e;
+      }
+    }
+  }
+
+  private lookup(rip: number): Insn {
+    let i = this.cache.get(rip);
+    if (i === undefined || i.epoch !== this.code.epoch) {
+      i = new Insn();
+      decode(this.bytes, this.memSize, rip, i);
+      bindHandler(i);
+      i.epoch = this.code.epoch;
+      const cp = this.codePages;
+      const last = Math.min(rip + Math.max(i.len, 1) - 1, this.memSize - 1);
+      if (rip < this.memSize) for (let p = rip >>> 12; p <= last >>> 12; p++) cp[p] = 1;
+      this.cache.set(rip, i);
+    }
+    return i;
+  }
+
+  /** A bug in the simulator must not take the process down: stop this vCPU with a diagnosis. */
+  private internalError(x: unknown, i: Insn): CpuExit {
+    const msg = x instanceof Error ? x.message : String(x);
+    this.rip = i.addr;
+    this.shutdownReason = `simulator internal error at rip 0x${i.addr.toString(16)} (op ${i.op}): ${msg}`;
+    return { kind: 'triple-fault', reason: this.shutdownReason };
+  }
+
+  /** The decoded straight-line block at rip (up to an unconditional control transfer). */
+  private blockAt(rip: number): Block {
+    let b = this.blocks.get(rip);
+    if (b !== undefined && b.epoch === this.code.epoch) return b;
+    b = new Block(rip, this.code.epoch);
+    let a = rip;
+    for (let k = 0; k < MAX_BLOCK; k++) {
+      const i = this.lookup(a);
+      b.insns.push(i);
+      if (endsBlock(i.op)) break;
+      a = i.nextAddr;
+    }
+    this.blocks.set(rip, b);
+    return b;
+  }
+
+  /** The slow path at an instruction boundary. Returns an exit, or null to run the instruction. */
+  private boundary(): CpuExit | null {
+    for (;;) {
+      const inj = this.injected;
+      if (inj !== null) {
+        this.injected = null;
+        this.halted = false;
+        const e = this.deliverInjected(inj);
+        if (e !== null) return e;
+        if (this.intercepts.mtf) return MTF;
+        continue;
+      }
+      if (this.halted) {
+        if (this.intrVector >= 0 && (this.rflags & IF)) this.halted = false;
+        else return BUDGET;
+      }
+      if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS)) {
+        const e = this.deliverPendingTraps();
+        if (e !== null) return e;
+        if (this.intercepts.mtf) return MTF;
+        continue;
+      }
+      if (this.intrVector >= 0 && (this.rflags & IF) && this.shadow === 0) {
+        const v = this.intrVector;
+        this.intrVector = -1;
+        const e = this.raiseEvent(v, -1, 'ext', this.rip, 0, false);
+        if (e !== null) return e;
+        if (this.intercepts.mtf) return MTF;
+        continue;
+      }
+      if (this.bp.execEnabled !== 0 && !(this.rflags & RF) && !(this.shadow & SHADOW_MOVSS)) {
+        const bits = this.bp.matchExec(this.rip);
+        if (bits !== 0) {
+          // instruction breakpoint: a fault, RIP at the instruction, RF pushed as is
+          const e = this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
+          if (e !== null) return e;
+          if (this.intercepts.mtf) return MTF;
+          continue;
+        }
+      }
+      break;
+    }
+    this.stepArmed = (this.rflags & TF) !== 0;
+    this.repOne = this.stepArmed || this.intercepts.mtf;
+    this.rflags &= ~RF;
+    this.branchTaken = false;
+    this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf || this.bp.execEnabled !== 0 ||
+      this.pendingDbg !== 0 || this.injected !== null ? 1 : 0;
+    return null;
+  }
+
+  /** Delivers the pending debug traps as one #DB (trap-like, RIP = the next instruction). */
+  private deliverPendingTraps(): CpuExit | null {
+    let bits = this.pendingDbg;
+    this.pendingDbg = 0;
+    // The code breakpoint of the next instruction is reported in the same #DB
+    // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
+    if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
+    return this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
+  }
+
+  /** After an instruction retired: single-step and data-breakpoint traps, shadows, MTF. */
+  private afterInstruction(): CpuExit | null {
+    if (this.stepArmed && (!(this.phys.debugctlLo & DEBUGCTL_BTF) || this.branchTaken)) this.pendingDbg |= DR6_BS;
+    if (this.dataHits !== 0) {
+      this.pendingDbg |= this.dataHits;
+      this.dataHits = 0;
+    }
+    this.shadow = this.shadowNext;
+    this.shadowNext = 0;
+    this.attention = 1;
+    if (this.intercepts.mtf) return MTF;
+    return null;
+  }
+
+  /** The instruction did not complete normally: exception, exit, npf or software interrupt. */
+  private instructionFault(i: Insn): CpuExit | null {
+    this.dataHitsOnFault();
+    switch (this.faultKind) {
+      case FaultKind.NPF:
+        this.shadowNext = 0;
+        return { kind: 'npf', address: this.npfAddr, write: this.npfWrite, fetch: this.npfFetch };
+      case FaultKind.EXIT: {
+        this.shadowNext = 0;
+        const e = this.exitReason;
+        this.exitReason = null;
+        return e ?? BUDGET;
+      }
+      case FaultKind.SOFTINT: {
+        // INT n / INT3 / ICEBP completed; the event is delivered with RIP after it. No
+        // single-step trap for the instruction itself (the handler is entered with TF=0).
+        this.instret++;
+        this.shadow = 0;
+        this.shadowNext = 0;
+        const v = this.softVector;
+        if (this.softType === 'priv') {
+          // ICEBP: a trap-like #DB with no DR6 status bit; it absorbs pending data-breakpoint
+          // B bits held by a MOV-SS shadow but not a pending BS (kvm-unit-tests "icebp").
+          const bits = this.pendingDbg & 0xf;
+          this.pendingDbg = 0;
+          return this.raiseEvent(1, -1, 'priv', i.nextAddr, bits, false, i);
+        }
+        return this.raiseEvent(v, -1, this.softType, i.nextAddr, 0, false, i);
+      }
+      default: {
+        // A fault: RIP at the instruction. Pending traps (held by a MOV-SS shadow) are lost.
+        this.shadowNext = 0;
+        this.shadow = 0;
+        this.pendingDbg = 0;
+        const v = this.faultVector;
+        const err = this.faultError >= 0 ? this.faultError : hasErrorCode(v) ? 0 : -1;
+        const dbBits = v === 1 ? this.faultDr6 : 0;
+        this.faultDr6 = 0;
+        // RF=1 is pushed for every fault but an instruction-breakpoint #DB (SDM 17.3.1.1);
+        // those are raised at the boundary, so every fault here (general detect included).
+        return this.raiseEvent(v, err, 'hw', this.rip, dbBits, true, i);
+      }
+    }
+  }
+
+  private dataHitsOnFault(): void {
+    // data-breakpoint hits of an instruction that faults are discarded; a software
+    // interrupt instruction completed, so its hits stay pending.
+    if (this.faultKind === FaultKind.SOFTINT) {
+      this.pendingDbg |= this.dataHits;
+    }
+    this.dataHits = 0;
+  }
+
+  /**
+   * Raises an event: an exception whose vector is in the exception bitmap exits; otherwise it
+   * is delivered through the IDT, with #DB side effects (DR6, DR7.GD, DEBUGCTL.LBR/BTF) and
+   * the double/triple-fault rules. `dbBits` = DR6 bits for a #DB.
+   */
+  private raiseEvent(vector: number, error: number, type: EventType, retRip: number, dbBits: number, forceRF: boolean, insn?: Insn): CpuExit | null {
+    const isException = type === 'hw' || type === 'swexc' || type === 'priv';
+    if (isException && vector < 32 && ((this.intercepts.exceptionBitmap >>> vector) & 1)) {
+      // Exception exit: software exceptions report the instruction itself (RIP at it).
+      if (type !== 'hw' && insn) this.rip = insn.addr;
+      else this.rip = retRip;
+      if (forceRF) this.rflags |= RF;
+      return {
+        kind: 'exception', vector, errorCode: error >= 0 ? error : undefined, dr6: vector === 1 ? dbBits : 0,
+        type: type as 'hw' | 'swexc' | 'priv', instructionLength: type !== 'hw' && insn ? insn.len : 0,
+      };
+    }
+    if (vector === 1 && type !== 'sw' && type !== 'ext') this.debugExceptionEffects(dbBits);
+    return this.deliverWithNesting(vector, error, type === 'ext' || type === 'hw' || type === 'nmi' ? 1 : 0, retRip, forceRF, type);
+  }
+
+  /** What delivering #DB does to the physical debug state (SDM 17.2.3, 17.2.4, 17.4.2-3). */
+  private debugExceptionEffects(bits: number): void {
+    const p = this.phys;
+    // B0-B3 replaced by this event's matches; BD, BS, BT sticky; bit 12 reads 0.
+    const dr6 = (((p.drLo[6] & ~0xf) | (bits & 0xf) | (bits & 0xe000) | 0xffff0ff0) & ~0x1000) >>> 0;
+    p.setDr(6, { lo: dr6, hi: 0 });
+    if (p.drLo[7] & 0x2000) p.setDr(7, { lo: (p.drLo[7] & ~0x2000) >>> 0, hi: p.drHi[7] });
+    if (p.debugctlLo & (DEBUGCTL_LBR | DEBUGCTL_BTF)) p.setDebugctl({ lo: (p.debugctlLo & ~(DEBUGCTL_LBR | DEBUGCTL_BTF)) >>> 0, hi: p.debugctlHi });
+    this.refreshBreakpoints();
+  }
+
+  private deliverWithNesting(vector: number, error: number, ext: number, retRip: number, forceRF: boolean, type: EventType): CpuExit | null {
+    const first = vector;
+    const firstRip = this.rip;
+    let vec = vector, err = error;
+    for (let guard = 0; guard < 4; guard++) {
+      const r = tryDeliver(this, vec, err, retRip, ext, forceRF);
+      if (r === DELIVERED) {
+        this.halted = false;
+        this.shadow = 0;
+        return null;
+      }
+      if (r === DELIVERY_NPF) return { kind: 'npf', address: this.npfAddr, write: this.npfWrite, fetch: false };
+      if (vec === 8) {
+        this.shutdownReason = `triple fault: ${vectorName(r)} while delivering #DF (first event ${vectorName(first)}` +
+          ` at rip 0x${firstRip.toString(16)}; ${nested.why})`;
+        return { kind: 'triple-fault', reason: this.shutdownReason };
+      }
+      const df = (isContributory(vec) || vec === 14) && type === 'hw' && (isContributory(r) || (vec === 14 && r === 14));
+      if (df) { vec = 8; err = 0; } else { vec = r; err = nested.error; }
+      type = 'hw';
+      ext = 1;
+      forceRF = true;
+      if ((this.intercepts.exceptionBitmap >>> vec) & 1) {
+        return { kind: 'exception', vector: vec, errorCode: err, dr6: 0, type: 'hw', instructionLength: 0 };
+      }
+    }
+    this.shutdownReason = `triple fault: event delivery loop for ${vectorName(first)}`;
+    return { kind: 'triple-fault', reason: this.shutdownReason };
+  }
+
+  /** VM-entry event injection (VMCS VM-entry interruption information / VMCB EVENTINJ). */
+  private deliverInjected(ev: InjectedEvent): CpuExit | null {
+    const len = ev.instructionLength ?? 0;
+    const soft = ev.type === 'sw' || ev.type === 'swexc' || ev.type === 'priv';
+    const retRip = soft ? this.rip + len : this.rip;
+    // Injecting a hardware exception, NMI, interrupt or ICEBP discards pending debug exceptions.
+    if (!soft || ev.type === 'priv') this.pendingDbg = 0;
+    const err = ev.errorCode ?? -1;
+    const ext = soft ? 0 : 1;
+    // Injection of #DB does not modify DR6/DR7/DEBUGCTL; the hypervisor sets DR6 itself.
+    return this.deliverWithNesting(ev.vector & 0xff, err, ext, retRip, false, ev.type === 'extint' ? 'ext' : ev.type === 'nmi' ? 'nmi' : ev.type);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Breakpoint matching against the PHYSICAL debug registers (SDM 17.2.4-17.2.5).
+ *
+ * A summary of DR0-3/DR7 is precomputed and rebuilt only when PhysicalCpu.generation (or
+ * CR4.DE) changes, so that the interpreter pays nothing when DR7 enables nothing: the hot
+ * path tests one number (`dataEnabled`, `execEnabled`) and a per-page filter.
+ *
+ * Matching rules:
+ *  - R/W: 00 instruction, 01 data write, 10 I/O (only with CR4.DE=1), 11 data read/write.
+ *  - LEN: 00 1 byte, 01 2, 10 8 (SDM 17.2.6), 11 4; the LEN mask {0,1,7,3} clears the low
+ *    address bits of DRn (17.2.5: "it uses LENn field bits to mask the lower address bits").
+ *  - An access hits when ANY of its bytes overlaps the range.
+ *  - As Bochs: if at least one ENABLED breakpoint matched, the B bits of ALL matching
+ *    breakpoints of that kind are reported, enabled or not (17.2.3: "may or may not be set").
+ */
+import { PhysicalCpu } from './physical-cpu';
+
+const LEN_MASK = [0, 1, 7, 3];
+
+export class BreakpointSummary {
+  generation = -1;
+  cr4de = false;
+  /** Slot masks of ENABLED (Ln or Gn) breakpoints by kind. */
+  execEnabled = 0;
+  dataEnabled = 0;
+  ioEnabled = 0;
+  /** Slot masks of all breakpoints of a kind, enabled or not (for the Bochs B-bit rule). */
+  execAny = 0;
+  readAny = 0; // R/W = 11
+  writeAny = 0; // R/W = 01 or 11
+  ioAny = 0;
+  /** Inclusive ranges; -1/-2 when DRn is above 4 GiB (cannot match guest RAM or ports). */
+  readonly start = new Float64Array(4);
+  readonly end = new Float64Array(4);
+  /** Per 4 KiB page of guest RAM: 1 if an enabled data breakpoint covers part of it. */
+  pages: Uint8Array;
+
+  constructor(memSize: number) {
+    this.pages = new Uint8Array((memSize >>> 12) + 2);
+  }
+
+  /** True if the summary is stale. */
+  stale(phys: PhysicalCpu, cr4de: boolean): boolean {
+    return phys.generation !== this.generation || cr4de !== this.cr4de;
+  }
+
+  refresh(phys: PhysicalCpu, cr4de: boolean): void {
+    this.generation = phys.generation;
+    this.cr4de = cr4de;
+    const dr7 = phys.drLo[7];
+    this.execEnabled = this.dataEnabled = this.ioEnabled = 0;
+    this.execAny = this.readAny = this.writeAny = this.ioAny = 0;
+    if (this.pagesDirty) { this.pages.fill(0); this.pagesDirty = false; }
+    for (let n = 0; n < 4; n++) {
+      const rw = (dr7 >>> (16 + n * 4)) & 3;
+      const len = (dr7 >>> (18 + n * 4)) & 3;
+      const enabled = ((dr7 >>> (n * 2)) & 3) !== 0;
+      const mask = LEN_MASK[len];
+      const bit = 1 << n;
+      if (phys.drHi[n] !== 0) {
+        this.start[n] = -1;
+        this.end[n] = -2;
+      } else {
+        this.start[n] = (phys.drLo[n] & ~mask) >>> 0;
+        this.end[n] = this.start[n] + mask;
+      }
+      switch (rw) {
+        case 0: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
+        case 1: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        case 3: this.writeAny |= bit; this.readAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        default:
+          if (cr4de) { this.ioAny |= bit; if (enabled) this.ioEnabled |= bit; }
+      }
+      if ((this.dataEnabled & bit) && this.end[n] >= 0) {
+        for (let p = Math.floor(this.start[n] / 4096); p <= Math.floor(this.end[n] / 4096) && p < this.pages.length; p++) {
+          this.pages[p] = 1;
+          this.pagesDirty = true;
+        }
+      }
+    }
+  }
+  private pagesDirty = false;
+
+  private match(any: number, enabled: number, lo: number, hi: number): number {
+    let bits = 0, hitEnabled = false;
+    for (let n = 0; n < 4; n++) {
+      const bit = 1 << n;
+      if (!(any & bit)) continue;
+      if (lo <= this.end[n] && hi >= this.start[n]) {
+        bits |= bit;
+        if (enabled & bit) hitEnabled = true;
+      }
+    }
+    return hitEnabled ? bits : 0;
+  }
+
+  /** B bits for a data access of `len` bytes at `addr` (0 if no enabled breakpoint hit). */
+  matchData(addr: number, len: number, write: boolean): number {
+    return this.match(write ? this.writeAny : this.readAny, this.dataEnabled, addr, addr + len - 1);
+  }
+
+  /** B bits for an instruction fetch at `rip` (R/W=00; only LEN=00 is defined). */
+  matchExec(rip: number): number {
+    return this.match(this.execAny, this.execEnabled, rip, rip);
+  }
+
+  /** B bits for an I/O access (R/W=10, CR4.DE=1). */
+  matchIo(port: number, size: number): number {
+    if (!this.ioEnabled) return 0;
+    return this.match(this.ioAny, this.ioEnabled, port, port + size - 1);
+  }
+}

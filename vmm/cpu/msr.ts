@@ -1,0 +1,56 @@
+/**
+ * The MSRs this CPU implements, for the hypervisor's RDMSR/WRMSR emulation (they are
+ * instruction-intercept exits): EFER, FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC and
+ * IA32_DEBUGCTL (on the physical CPU). Unknown MSRs and bad values give #GP(0).
+ */
+import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
+import { CpuCore } from './core';
+
+export const MSR_TSC = 0x10;
+export const MSR_DEBUGCTL = 0x1d9;
+export const MSR_EFER = 0xc0000080;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+
+/** IA32_DEBUGCTL bits we accept: LBR, BTF, TR, BTS, BTINT, BTS_OFF_OS/USR, FREEZE_*, RTM. */
+const DEBUGCTL_WRITABLE = 0x0000dfc3;
+/** EFER: SCE, LME, LMA (read-only here), NXE. */
+const EFER_WRITABLE = 0x901;
+
+function canonical(v: U64): boolean {
+  const top = v.hi >>> 15;
+  return top === 0 || top === 0x1ffff;
+}
+
+export function readMsr(c: CpuCore, index: number): U64 | undefined {
+  switch (index >>> 0) {
+    case MSR_TSC: return u64FromNumber(c.instret + c.tscOffset);
+    case MSR_DEBUGCTL: return u64(c.phys.debugctlLo, c.phys.debugctlHi);
+    case MSR_EFER: return u64(c.efer);
+    case MSR_FS_BASE: return u64(c.fsBaseLo, c.fsBaseHi);
+    case MSR_GS_BASE: return u64(c.gsBaseLo, c.gsBaseHi);
+    case MSR_KERNEL_GS_BASE: return u64(c.kgsBaseLo, c.kgsBaseHi);
+    default: return undefined;
+  }
+}
+
+export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
+  const lo = v.lo >>> 0, hi = v.hi >>> 0;
+  switch (index >>> 0) {
+    case MSR_TSC: c.tscOffset = u64ToNumber(v) - c.instret; return true;
+    case MSR_DEBUGCTL:
+      if (hi !== 0 || (lo & ~DEBUGCTL_WRITABLE) !== 0) return false;
+      c.phys.setDebugctl({ lo, hi: 0 });
+      c.refreshBreakpoints();
+      return true;
+    case MSR_EFER:
+      if (hi !== 0 || (lo & ~(EFER_WRITABLE | 0x400)) !== 0) return false;
+      c.efer = ((lo & EFER_WRITABLE) | 0x400) >>> 0; // LMA stays set: we only run long mode
+      return true;
+    case MSR_FS_BASE: if (!canonical(v)) return false; c.fsBaseLo = lo; c.fsBaseHi = hi; return true;
+    case MSR_GS_BASE: if (!canonical(v)) return false; c.gsBaseLo = lo; c.gsBaseHi = hi; return true;
+    case MSR_KERNEL_GS_BASE: if (!canonical(v)) return false; c.kgsBaseLo = lo; c.kgsBaseHi = hi; return true;
+    default: return false;
+  }
+}
