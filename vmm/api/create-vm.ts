@@ -1,0 +1,265 @@
+import { Cpu } from '../cpu/cpu';
+import { GuestCpu, GprIndex, CpuStateReg } from '../cpu/guest-cpu';
+import { loadImage } from '../loader/load';
+import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
+import { PhysicalCpu } from '../cpu/physical-cpu';
+import { GuestMemory } from '../memory';
+import { LoadedImage } from '../loader/elf-types';
+import { U64 } from '../u64';
+import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
+import { hex } from '../hypervisor/debug-bits';
+import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
+import { LeakDetector } from '../hypervisor/leak-detector';
+import { SvmBackend } from '../hypervisor/svm/svm-backend';
+import { Vcpu, VmShared } from '../hypervisor/vcpu';
+import { VmxBackend } from '../hypervisor/vmx/vmx-backend';
+import { RegName, isRegName } from './registers';
+import { TraceEvent, TraceSink } from './trace';
+import { BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop } from './vm-api';
+import { DR_SWITCH_MODES, HOST_SCENARIOS, VmOptions } from './vm-options';
+
+/** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
+export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
+
+/** Guest instructions a vCPU runs before the next one gets its turn (round-robin). */
+const ROUND_ROBIN_SLICE = 4096;
+
+const GPR_ENCODING: Record<string, GprIndex> = {
+  rax: 0, rcx: 1, rdx: 2, rbx: 3, rsp: 4, rbp: 5, rsi: 6, rdi: 7,
+  r8: 8, r9: 9, r10: 10, r11: 11, r12: 12, r13: 13, r14: 14, r15: 15,
+};
+const DR_INDEX: Record<string, GuestDrIndex> = { dr0: 0, dr1: 1, dr2: 2, dr3: 3, dr6: 6, dr7: 7 };
+const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
+const SLOT_TYPES = ['exec', 'write', 'io', 'access'];
+
+/** The real guest CPU (vmm/cpu/cpu.ts). */
+export const realGuestCpu: GuestCpuFactory = (memory, phys) => new Cpu(memory, phys);
+
+function validateOptions(o: VmOptions): void {
+  if (o.backend !== 'vmx' && o.backend !== 'svm') throw new VmApiError(`unknown backend '${String(o.backend)}' (vmx or svm)`);
+  if (!(DR_SWITCH_MODES as readonly string[]).includes(o.drSwitch)) {
+    throw new VmApiError(`unknown --dr-switch '${String(o.drSwitch)}' (${DR_SWITCH_MODES.join(', ')})`);
+  }
+  if (!(HOST_SCENARIOS as readonly string[]).includes(o.hostScenario)) {
+    throw new VmApiError(`unknown host scenario '${String(o.hostScenario)}' (${HOST_SCENARIOS.join(', ')})`);
+  }
+  if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > 64) throw new VmApiError(`--vcpus must be 1..64, not ${o.vcpus}`);
+  if (!Number.isInteger(o.memMiB) || o.memMiB < 1 || o.memMiB > 4096) throw new VmApiError(`--mem must be 1..4096 MiB, not ${o.memMiB}`);
+  if (!Number.isInteger(o.preemptEvery) || o.preemptEvery < 0) throw new VmApiError(`--preempt-every must be an integer >= 0, not ${o.preemptEvery}`);
+}
+
+/**
+ * A VM: guest memory, one physical CPU shared by the vCPUs (one host CPU), the host with its
+ * scenario, the leak detector, and a Vcpu (backend + run loop) per vCPU.
+ */
+export class Vm implements VmApi {
+  readonly backend: BackendName;
+  readonly vcpuCount: number;
+  readonly memorySize: number;
+  readonly memory: GuestMemory;
+  readonly phys = new PhysicalCpu(0);
+  readonly host: HostContext;
+  private readonly shared: VmShared;
+  private readonly vcpus: Vcpu[] = [];
+  private readonly leakDetector = new LeakDetector();
+  private traceSink: TraceSink | null = null;
+  private rrNext = 0;
+
+  constructor(image: LoadedImage, readonly opts: VmOptions, factory: GuestCpuFactory) {
+    validateOptions(opts);
+    this.backend = opts.backend;
+    this.vcpuCount = opts.vcpus;
+    this.memorySize = opts.memMiB * 1024 * 1024;
+    if (this.memorySize < STACK_SIZE * opts.vcpus + 0x1000) throw new VmApiError(`--mem ${opts.memMiB} MiB is too small for ${opts.vcpus} vCPU stacks`);
+    this.memory = new GuestMemory(this.memorySize);
+    const stackBase = stackAreaBase(this.memorySize, opts.vcpus);
+    for (const seg of image.segments) {
+      const end = seg.address + Math.max(seg.memSize, seg.data.length);
+      if (seg.address < 0 || end > stackBase) {
+        throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks at 0x${stackBase.toString(16)}`);
+      }
+    }
+    loadImage(this.memory, image);
+
+    this.host = new HostContext(this.phys);
+    const scenario = createHostScenario(opts.hostScenario, this.host);
+    const self = this;
+    this.shared = {
+      opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
+      exits: {}, transitions: 0, console: '', otherPortAccesses: 0, trace: null,
+      now(): number { return self.instructions(); },
+    };
+    for (let i = 0; i < opts.vcpus; i++) {
+      const cpu = factory(this.memory, this.phys, i);
+      const backend: VmBackend = opts.backend === 'vmx'
+        ? new VmxBackend(cpu, this.phys, opts.drSwitch)
+        : new SvmBackend(cpu, this.phys, opts.drSwitch);
+      if (scenario instanceof KdbDetermined) scenario.hasDr6Step = backend.enterSteps.some((s) => s.name === 'load-guest-dr6');
+      const top = stackTop(this.memorySize, i, opts.vcpus);
+      cpu.setReg('rip', { lo: image.entry >>> 0, hi: Math.floor(image.entry / 0x100000000) });
+      cpu.setReg('rflags', { lo: 2, hi: 0 });
+      cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
+      cpu.setGpr(GPR_ENCODING.rdi, { lo: i, hi: 0 });
+      cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
+      this.vcpus.push(new Vcpu(i, cpu, backend, this.shared));
+    }
+  }
+
+  /** Guest instructions retired by all vCPUs: the trace clock. */
+  instructions(): number {
+    let n = 0;
+    for (const v of this.vcpus) n += v.cpu.instret;
+    return n;
+  }
+
+  /** Chrome-trace events (phases, exits, #DBs, DR writes, leaks); null to stop. */
+  setTraceSink(sink: TraceSink | null): void {
+    this.traceSink = sink;
+    this.shared.trace = sink;
+    this.host.onWrite = sink === null ? null : (n: number, lo: number, hi: number): void => {
+      sink({ type: 'dr-write', ts: this.instructions(), vcpu: -1, register: `dr${n}`, value: hex(lo, hi), by: 'host' });
+    };
+    this.leakDetector.onLeak = sink === null ? null : (leak: DebugLeak): void => {
+      const ev: TraceEvent = { type: 'leak', ts: this.instructions(), vcpu: leak.vcpu, leak };
+      sink(ev);
+    };
+  }
+
+  private vcpu(i: number): Vcpu {
+    if (!Number.isInteger(i) || i < 0 || i >= this.vcpus.length) {
+      throw new VmApiError(`no vCPU ${i} (this VM has ${this.vcpus.length})`);
+    }
+    return this.vcpus[i];
+  }
+
+  /** The backend of a vCPU, for tests and for the monitor (VMCS / VMCB by field). */
+  backendOf(vcpu: number): VmBackend {
+    return this.vcpu(vcpu).backend;
+  }
+
+  getRegister(vcpu: number, reg: RegName): U64 {
+    const v = this.vcpu(vcpu);
+    if (!isRegName(reg)) throw new VmApiError(`unknown register '${String(reg)}'`);
+    const gpr = GPR_ENCODING[reg];
+    if (gpr !== undefined) return v.cpu.getGpr(gpr);
+    const dr = DR_INDEX[reg];
+    if (dr !== undefined) return v.getGuestDr(dr);
+    if (reg === 'debugctl') return v.getGuestDebugctl();
+    return v.cpu.getReg(reg as CpuStateReg);
+  }
+
+  setRegister(vcpu: number, reg: RegName, value: U64): void {
+    const v = this.vcpu(vcpu);
+    if (!isRegName(reg)) throw new VmApiError(`unknown register '${String(reg)}'`);
+    if (!Number.isInteger(value.lo) || !Number.isInteger(value.hi) || value.lo < 0 || value.hi < 0 ||
+        value.lo > 0xffffffff || value.hi > 0xffffffff) {
+      throw new VmApiError(`bad value for ${reg}`);
+    }
+    const gpr = GPR_ENCODING[reg];
+    if (gpr !== undefined) { v.cpu.setGpr(gpr, value); return; }
+    const dr = DR_INDEX[reg];
+    if (dr !== undefined) {
+      try { v.setGuestDr(dr, value); } catch (e) { throw new VmApiError((e as Error).message); }
+      return;
+    }
+    if (reg === 'debugctl') {
+      if (!v.setGuestDebugctl(value, 'client')) throw new VmApiError('debugctl: reserved bits set');
+      return;
+    }
+    if (reg === 'rflags' && (value.hi !== 0 || (value.lo & 2) === 0)) throw new VmApiError('rflags: bit 1 must be 1 and bits 63:22 0');
+    v.cpu.setReg(reg as CpuStateReg, value);
+    if (reg === 'rflags') v.reconsiderHalt();
+  }
+
+  readMemory(address: number, length: number): Uint8Array | undefined {
+    if (!Number.isInteger(length) || length < 0) return undefined;
+    return this.memory.read(address, length);
+  }
+
+  writeMemory(address: number, data: Uint8Array): boolean {
+    return this.memory.write(address, data);
+  }
+
+  setCapability(vcpu: number, cap: Capability, on: boolean): void {
+    const v = this.vcpu(vcpu);
+    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    try { v.setCapability(cap, on); } catch (e) { throw new VmApiError((e as Error).message); }
+  }
+
+  getCapability(vcpu: number, cap: Capability): boolean {
+    const v = this.vcpu(vcpu);
+    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    return v.getCapability(cap);
+  }
+
+  setDebuggerSlots(vcpu: number, slots: ReadonlyArray<DebuggerSlot | null>): void {
+    const v = this.vcpu(vcpu);
+    if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
+    for (const s of slots) {
+      if (s === null || s === undefined) continue;
+      if (!SLOT_TYPES.includes(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
+      if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
+      if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
+      if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
+    }
+    v.setDebuggerSlots(slots);
+  }
+
+  run(vcpus: readonly number[], budget: number): VmStop {
+    if (vcpus.length === 0) throw new VmApiError('no vCPU to run');
+    const list = vcpus.map((i) => this.vcpu(i));
+    if (!Number.isFinite(budget) || budget < 1) throw new VmApiError(`bad budget ${budget}`);
+    for (const v of this.vcpus) if (v.finalStop !== null) return v.finalStop;
+    let left = Math.floor(budget);
+    while (left > 0) {
+      if (list.every((v) => v.state === 'halted')) return { kind: 'all-halted', vcpu: list[list.length - 1].index };
+      const v = list[this.rrNext++ % list.length];
+      if (v.state === 'halted') continue;
+      const before = v.cpu.instret;
+      const stop = v.runSlice(Math.min(left, ROUND_ROBIN_SLICE));
+      left -= Math.max(1, v.cpu.instret - before);
+      if (stop !== null) return stop;
+    }
+    return { kind: 'slice', vcpu: list[(this.rrNext + list.length - 1) % list.length].index };
+  }
+
+  describeDebugState(vcpu: number): string {
+    return this.vcpu(vcpu).describeDebugState();
+  }
+
+  vcpuState(vcpu: number): string {
+    const v = this.vcpu(vcpu);
+    if (v.state === 'stopped') return 'stopped';
+    return v.state === 'halted' ? 'halted' : 'running';
+  }
+
+  stats(): VmStats {
+    return {
+      instructions: this.instructions(),
+      exits: { ...this.shared.exits },
+      transitions: this.shared.transitions,
+      leaks: this.leakDetector.count,
+      hostWatchHits: this.host.watchHits,
+    };
+  }
+
+  leaks(): readonly DebugLeak[] {
+    return this.leakDetector.leaks;
+  }
+
+  takeConsoleOutput(): string {
+    const s = this.shared.console;
+    this.shared.console = '';
+    return s;
+  }
+
+  /** Accesses to ports nothing is attached to (reads all ones, writes dropped). */
+  otherPortAccesses(): number {
+    return this.shared.otherPortAccesses;
+  }
+}
+
+/** Create a VM for a loaded image (see vmm/loader/elf.ts parseElf). `factory` defaults to the real guest CPU. */
+export function createVm(image: LoadedImage, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
+  return new Vm(image, opts, factory);
+}

@@ -1,0 +1,55 @@
+import { BackendName } from '../api/vm-api';
+
+/** Guest ABI ports (CONTRACT "Guest ABI"). */
+export const PORT_CONSOLE = 0xe9;
+export const PORT_EXIT = 0xf4;
+export const PORT_TIMER = 0xf8;
+
+/** MSRs the hypervisor emulates. */
+export const MSR_TSC = 0x10;
+export const MSR_DEBUGCTL = 0x1d9;
+export const MSR_EFER = 0xc0000080;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+
+function str4(s: string): number {
+  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
+}
+
+const INTEL = [str4('Genu'), str4('ineI'), str4('ntel')];
+const AMD = [str4('Auth'), str4('enti'), str4('cAMD')];
+
+/** CPUID features, leaf 1 EDX: FPU, DE, PSE, TSC, MSR, PAE, CX8, PGE, CMOV, FXSR, SSE, SSE2. */
+const LEAF1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) |
+  (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
+/** Leaf 8000_0001H EDX: SYSCALL, NX, LM. */
+const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
+
+/**
+ * CPUID as the hypervisor emulates it: vendor by backend, family 6, the features the
+ * CPU model implements (DE included: debugging extensions, CR4.DE and I/O breakpoints).
+ * Writes [eax, ebx, ecx, edx] into `out`.
+ */
+export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number, vcpu: number, vcpus: number, out: Uint32Array): void {
+  out.fill(0);
+  void subleaf;
+  const vendor = backend === 'vmx' ? INTEL : AMD;
+  switch (leaf >>> 0) {
+    case 0:
+      out[0] = 0xd;
+      out[1] = vendor[0];
+      out[3] = vendor[1];
+      out[2] = vendor[2];
+      return;
+    case 1:
+      out[0] = 0x000306a9; // family 6, model 3A, stepping 9
+      out[1] = ((vcpu & 0xff) << 24) | ((vcpus & 0xff) << 16) | (8 << 8);
+      out[3] = LEAF1_EDX;
+      return;
+    case 0x80000000: out[0] = 0x80000008; return;
+    case 0x80000001: out[3] = EXT1_EDX; return;
+    case 0x80000008: out[0] = 0x3028; return; // 40 physical, 48 linear address bits
+    default: return;
+  }
+}

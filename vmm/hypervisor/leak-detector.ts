@@ -1,0 +1,58 @@
+import { PhysicalCpu } from '../cpu/physical-cpu';
+import { DebugLeak } from '../api/vm-api';
+import { DR_NAMES, hex, normalizeDr7 } from './debug-bits';
+import { DebugState } from './guest-debug-state';
+
+const MAX_KEPT = 10000;
+const CHECKED = [0, 1, 2, 3, 6, 7];
+
+/**
+ * After every transition, compare the physical debug state with what the context now
+ * running owns: on guest entry the guest's effective state, on return to the host the
+ * host's. Every difference is a leak: the other side's value (or the transition's) is
+ * where this side's should be.
+ */
+export class LeakDetector {
+  private readonly kept: DebugLeak[] = [];
+  count = 0;
+  onLeak: ((leak: DebugLeak) => void) | null = null;
+
+  get leaks(): readonly DebugLeak[] {
+    return this.kept;
+  }
+
+  checkEntry(phys: PhysicalCpu, guest: DebugState, transition: number, vcpu: number): void {
+    this.compare(phys, guest, null, false, transition, vcpu, 'entry');
+  }
+
+  checkExit(phys: PhysicalCpu, host: DebugState, hostTF: boolean, transition: number, vcpu: number): void {
+    this.compare(phys, host, hostTF, true, transition, vcpu, 'exit');
+  }
+
+  private compare(p: PhysicalCpu, s: DebugState, tf: boolean | null, toHost: boolean, transition: number, vcpu: number, when: 'entry' | 'exit'): void {
+    for (let k = 0; k < CHECKED.length; k++) {
+      const n = CHECKED[k];
+      let el = s.lo[n];
+      let al = p.drLo[n];
+      if (n === 7) { el = normalizeDr7(el); al = normalizeDr7(al); }
+      if (el !== al || s.hi[n] !== p.drHi[n]) {
+        this.record(transition, vcpu, DR_NAMES[n], hex(el, s.hi[n]), hex(al, p.drHi[n]), toHost, when);
+      }
+    }
+    if (s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi) {
+      this.record(transition, vcpu, 'debugctl', hex(s.debugctlLo, s.debugctlHi), hex(p.debugctlLo, p.debugctlHi), toHost, when);
+    }
+    if (tf !== null && tf !== p.hostTF) {
+      this.record(transition, vcpu, 'tf', tf ? '0x1' : '0x0', p.hostTF ? '0x1' : '0x0', toHost, when);
+    }
+  }
+
+  private record(transition: number, vcpu: number, register: string, expected: string, actual: string, toHost: boolean, when: 'entry' | 'exit'): void {
+    // On return to the host the guest (or the transition on its behalf) leaked into the
+    // host's registers; on entry, the host's state leaked into the guest's.
+    const leak: DebugLeak = { transition, vcpu, register, expected, actual, side: toHost ? 'guest' : 'host', when };
+    this.count++;
+    if (this.kept.length < MAX_KEPT) this.kept.push(leak);
+    if (this.onLeak !== null) this.onLeak(leak);
+  }
+}
