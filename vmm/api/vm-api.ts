@@ -1,5 +1,6 @@
 import { U64 } from '../u64';
 import { RegName } from './registers';
+import type { HostScenario } from './vm-options';
 
 export type BackendName = 'vmx' | 'svm';
 
@@ -66,6 +67,8 @@ export interface VmApi {
   readonly backend: BackendName;
   readonly vcpuCount: number;
   readonly memorySize: number;
+  /** The host scenario this VM was created with (--host-scenario), for the stub's `monitor host`. */
+  readonly hostScenario?: HostScenario;
 
   getRegister(vcpu: number, reg: RegName): U64;
   setRegister(vcpu: number, reg: RegName, value: U64): void;

@@ -1,0 +1,231 @@
+/**
+ * The stub's speed, side by side with gdbserver, both running the same program
+ * (bench/native/counter-native.c: the counter guest's update loop; a freestanding guest ELF
+ * for our VM, a native process for gdbserver): g and m round trips per second from one
+ * loopback client, gdb `stepi 10000` steps per second, and stops per second as gdb sees
+ * them when it continues from stop to stop (our hardware watchpoint hits; gdbserver's
+ * breakpoint stops, since native hardware watchpoints do not fire on these machines).
+ * The machine is shared, so each measurement alternates the two sides for a few rounds and
+ * keeps each side's best.
+ */
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import { startGdbServer } from '../stub/server';
+import { VmApi } from '../vmm/api/vm-api';
+import { FakeVm, COUNTER as FAKE_COUNTER } from '../test/stub/fake-vm';
+import { makeRealVmFromElf } from '../test/stub/real-vm';
+
+const ROUND_TRIP_MS = 700;
+const STEPS = 10000;
+const STOPS = 200;
+const ROUNDS = 3;
+const SOURCE = path.join(__dirname, '..', '..', 'bench', 'native', 'counter-native.c');
+
+/** g and m round trips per second, from a client in its own process (see rsp-rate.ts). */
+function roundTrips(port: number, mAddress: number | 'rsp'): Promise<{ g: number; m: number }> {
+  return rspRate<{ g: number; m: number }>(port, String(mAddress), ROUND_TRIP_MS);
+}
+
+function rspRate<T>(port: number, mode: string, arg: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'rsp-rate.js'), String(port), mode, String(arg)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d.toString(); });
+    child.stderr.on('data', (d) => { err += d.toString(); });
+    child.on('close', (code) => {
+      if (code === 0) resolve(JSON.parse(out) as T);
+      else reject(new Error(`round-trip client failed: ${err}`));
+    });
+  });
+}
+
+/** Runs gdb with a python script that prints "RATE <n>" and returns n. */
+function gdbRate(target: string, file: string | undefined, setup: string[], body: string, timeoutMs = 120000): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
+  const script = path.join(dir, 'rate.py');
+  fs.writeFileSync(script, `import gdb, time\n${body}\n`);
+  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 30'];
+  if (file) args.push(file);
+  args.push('-ex', `target remote ${target}`);
+  for (const s of setup) args.push('-ex', s);
+  args.push('-x', script);
+  return new Promise((resolve, reject) => {
+    const child = spawn('gdb', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d.toString(); });
+    child.stderr.on('data', (d) => { out += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', () => {
+      clearTimeout(timer);
+      fs.rmSync(dir, { recursive: true, force: true });
+      const m = /RATE ([0-9.]+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`gdb gave no rate:\n${out.slice(-1500)}`));
+    });
+  });
+}
+
+const STEPI_SCRIPT = `
+t0 = time.time()
+gdb.execute("stepi ${STEPS}", to_string=True)
+print("RATE %f" % (${STEPS} / (time.time() - t0)))`;
+
+const STOPS_SCRIPT = `
+t0 = time.time()
+n = 0
+for i in range(${STOPS}):
+    try:
+        gdb.execute("continue", to_string=True)
+    except gdb.error:
+        break
+    if gdb.selected_inferior().pid == 0:
+        break
+    n += 1
+print("RATE %f" % (n / (time.time() - t0)))`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+async function withGdbserver<T>(prog: string, f: (port: number) => Promise<T>): Promise<T> {
+  const port = await freePort();
+  const child: ChildProcess = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, prog], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const t = setTimeout(() => reject(new Error(`gdbserver did not start: ${err}`)), 10000);
+      child.stderr!.on('data', (d) => {
+        err += d.toString();
+        if (err.includes('Listening on port')) { clearTimeout(t); resolve(); }
+      });
+      child.on('error', (e) => { clearTimeout(t); reject(e); });
+    });
+    return await f(port);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+interface StubSubject {
+  vm: VmApi;
+  file?: string;
+  counter: number;
+  watch: string;
+}
+
+/** A fresh VM running the benchmark guest; the FakeVm when this build has no vmm. */
+function stubSubject(guestElf: string | undefined): StubSubject & { fake: boolean } {
+  const real = guestElf ? makeRealVmFromElf(guestElf) : undefined;
+  if (real) {
+    const counter = real.image.symbols.get('counter');
+    if (counter === undefined) throw new Error('the benchmark guest has no counter symbol');
+    return { vm: real.vm, file: real.elf, counter, watch: 'watch counter', fake: false };
+  }
+  return { vm: new FakeVm(1), counter: FAKE_COUNTER, watch: `watch *(long*)0x${FAKE_COUNTER.toString(16)}`, fake: true };
+}
+
+async function withStub<T>(s: StubSubject, f: (target: string, port: number) => Promise<T>): Promise<T> {
+  const server = await startGdbServer(s.vm, { transport: { kind: 'tcp', host: '127.0.0.1', port: 0 } });
+  try {
+    return await f(server.address, server.port!);
+  } finally {
+    await server.close();
+  }
+}
+
+/** A rate, or -1 (with the reason on stderr) when that measurement could not be made. */
+async function measured(f: () => Promise<number>): Promise<number> {
+  try {
+    return await f();
+  } catch (e) {
+    process.stderr.write(`stub-bench: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}\n`);
+    return -1;
+  }
+}
+
+function hasTool(t: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function buildPrograms(dir: string): { native?: string; guest?: string } {
+  if (!hasTool('gcc')) return {};
+  const native = path.join(dir, 'counter-native');
+  const guest = path.join(dir, 'counter-guest.elf');
+  execFileSync('gcc', ['-O0', '-g', '-o', native, SOURCE]);
+  execFileSync('gcc', ['-O0', '-g', '-DGUEST', '-ffreestanding', '-nostdlib', '-static', '-fno-pic', '-no-pie',
+    '-mno-red-zone', '-mgeneral-regs-only', '-fno-stack-protector', '-Wl,-Ttext-segment=0x100000',
+    '-Wl,-e,guest_entry', '-Wl,--build-id=none', '-o', guest, SOURCE]);
+  return { native, guest };
+}
+
+export async function benchStub(): Promise<Record<string, number>> {
+  const r: Record<string, number> = {};
+  const best = (key: string, v: number): void => { r[key] = Math.max(r[key] ?? -1, Math.round(v)); };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
+  try {
+    const { native, guest } = buildPrograms(dir);
+    const withServer = native !== undefined && hasTool('gdbserver');
+    r.stub_on_fake_vm = stubSubject(guest).fake ? 1 : 0;
+    // 0x03 to T02 while the guest loops (issue 4: within 50 ms)
+    const it = stubSubject(guest);
+    const intr = await withStub(it, (_t, port) => rspRate<{ worstMs: number; meanMs: number }>(port, 'intr', 10));
+    r.stub_interrupt_worst_ms = Math.round(intr.worstMs * 10) / 10;
+    r.stub_interrupt_mean_ms = Math.round(intr.meanMs * 10) / 10;
+    for (let round = 0; round < ROUNDS; round++) {
+      const rt = stubSubject(guest);
+      await withStub(rt, async (_t, port) => {
+        const rates = await roundTrips(port, rt.counter);
+        best('stub_g_round_trips_per_s', rates.g);
+        best('stub_m_round_trips_per_s', rates.m);
+      });
+      if (withServer) {
+        await withGdbserver(native, async (port) => {
+          const rates = await roundTrips(port, 'rsp');
+          best('gdbserver_g_round_trips_per_s', rates.g);
+          best('gdbserver_m_round_trips_per_s', rates.m);
+        });
+      }
+      const st = stubSubject(guest);
+      best('stub_stepi_per_s', await measured(() => withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT))));
+      if (withServer) {
+        best('gdbserver_stepi_per_s', await measured(() => withGdbserver(native,
+          (port) => gdbRate(`127.0.0.1:${port}`, native, [], STEPI_SCRIPT))));
+      }
+      const wt = stubSubject(guest);
+      best('stub_watch_hits_per_s', await measured(() => withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT, 60000))));
+      if (withServer) {
+        best('gdbserver_break_stops_per_s', await measured(() => withGdbserver(native,
+          (port) => gdbRate(`127.0.0.1:${port}`, native, ['break update_globals'], STOPS_SCRIPT))));
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return r;
+}
+
+if (require.main === module) {
+  benchStub().then((r) => {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+  }, (e) => {
+    process.stderr.write(`stub-bench: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,28 @@
+/** m, M, X: guest-physical (= linear) memory, with gdb's int3s hidden. */
+import { parseReadMemory, parseWriteMemoryBinary, parseWriteMemoryHex } from '../commands/memory';
+import { bytesToHex } from '../protocol/hex';
+import { ERR_BAD_PACKET, ERR_MEMORY, HandlerResult, SessionContext } from './context';
+
+export function handleMemory(ctx: SessionContext, p: string, raw: Buffer): HandlerResult | undefined {
+  switch (p[0]) {
+    case 'm': {
+      const cmd = parseReadMemory(p);
+      if (!cmd) return ERR_BAD_PACKET;
+      // a reply never exceeds what the packet size allows; gdb asks again for the rest
+      const length = Math.min(cmd.length, Math.floor((ctx.packetSize - 4) / 2));
+      const data = ctx.target.readMemory(cmd.address, length);
+      return data ? bytesToHex(data) : ERR_MEMORY;
+    }
+    case 'M': {
+      const cmd = parseWriteMemoryHex(p);
+      if (!cmd) return ERR_BAD_PACKET;
+      return ctx.target.writeMemory(cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
+    }
+    case 'X': {
+      const cmd = parseWriteMemoryBinary(raw);
+      if (!cmd) return ERR_BAD_PACKET;
+      return ctx.target.writeMemory(cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,41 @@
+/** Threads are vCPUs (thread id = vCPU index + 1): H, T, qfThreadInfo/qsThreadInfo, qC, qThreadExtraInfo. */
+import { parseSetThread, parseThreadArg } from '../commands/query';
+import { hex2, textToHex } from '../protocol/hex';
+import { ERR_BAD_PACKET, HandlerResult, SessionContext, vcpuOf } from './context';
+
+export function threadIdHex(vcpu: number): string {
+  const t = vcpu + 1;
+  return t < 256 ? hex2(t) : t.toString(16);
+}
+
+export function handleThreads(ctx: SessionContext, p: string): HandlerResult | undefined {
+  if (p[0] === 'H') {
+    const cmd = parseSetThread(p);
+    if (!cmd) return ERR_BAD_PACKET;
+    const v = vcpuOf(ctx, cmd.thread);
+    if (v === undefined) return ERR_BAD_PACKET;
+    if (cmd.op === 'g') {
+      if (cmd.thread !== 'any' && cmd.thread !== 'all') ctx.gVcpu = v;
+    } else ctx.cThread = cmd.thread;
+    return 'OK';
+  }
+  if (p[0] === 'T' && p.length > 1) {
+    const t = parseThreadArg(p.slice(1));
+    return t !== undefined && typeof t === 'number' && vcpuOf(ctx, t) !== undefined ? 'OK' : ERR_BAD_PACKET;
+  }
+  if (p === 'qfThreadInfo') {
+    const ids: string[] = [];
+    for (let v = 0; v < ctx.target.vcpuCount; v++) ids.push(threadIdHex(v));
+    return 'm' + ids.join(',');
+  }
+  if (p === 'qsThreadInfo') return 'l';
+  if (p === 'qC') return 'QC' + threadIdHex(ctx.gVcpu);
+  if (p.startsWith('qThreadExtraInfo,')) {
+    const t = parseThreadArg(p.slice('qThreadExtraInfo,'.length));
+    if (t === undefined || typeof t !== 'number') return ERR_BAD_PACKET;
+    const v = vcpuOf(ctx, t);
+    if (v === undefined) return ERR_BAD_PACKET;
+    return textToHex(`vCPU ${v}, ${ctx.vm.backend}, ${ctx.vm.vcpuState(v)}`);
+  }
+  return undefined;
+}

@@ -1,0 +1,78 @@
+/**
+ * The remote register numbering and `g` layout of our target.xml (document order, no
+ * padding): core with x87, sse, segments, then our debug-register feature. gdb13-verified
+ * section 1.2 is the table this follows.
+ */
+import { RegName } from '../vmm/api/registers';
+
+export type RegSource =
+  | { kind: 'vm'; name: RegName }           // read/written through VmApi
+  | { kind: 'shadow'; index: number };       // x87/SSE: kept by the stub per vCPU
+
+export interface RemoteReg {
+  name: string;
+  bits: number;
+  /** gdb type / group attributes for target.xml. */
+  type: string;
+  group?: string;
+  feature: 'core' | 'sse' | 'segments' | 'debug';
+  source: RegSource;
+  offset: number; // byte offset in the g packet
+  size: number;   // bytes
+}
+
+const GPRS: RegName[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
+  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+const SEGS: RegName[] = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'];
+const X87_CONTROL = ['fctrl', 'fstat', 'ftag', 'fiseg', 'fioff', 'foseg', 'fooff', 'fop'];
+
+function build(): RemoteReg[] {
+  const regs: Omit<RemoteReg, 'offset' | 'size'>[] = [];
+  let shadow = 0;
+  const sh = (): RegSource => ({ kind: 'shadow', index: shadow++ });
+  for (const n of GPRS) {
+    const type = n === 'rbp' || n === 'rsp' ? 'data_ptr' : 'int64';
+    regs.push({ name: n, bits: 64, type, feature: 'core', source: { kind: 'vm', name: n } });
+  }
+  regs.push({ name: 'rip', bits: 64, type: 'code_ptr', feature: 'core', source: { kind: 'vm', name: 'rip' } });
+  regs.push({ name: 'eflags', bits: 32, type: 'i386_eflags', feature: 'core', source: { kind: 'vm', name: 'rflags' } });
+  for (const n of SEGS) regs.push({ name: n, bits: 32, type: 'int32', feature: 'core', source: { kind: 'vm', name: n } });
+  for (let i = 0; i < 8; i++) regs.push({ name: `st${i}`, bits: 80, type: 'i387_ext', feature: 'core', source: sh() });
+  for (const n of X87_CONTROL) regs.push({ name: n, bits: 32, type: 'int', group: 'float', feature: 'core', source: sh() });
+  for (let i = 0; i < 16; i++) regs.push({ name: `xmm${i}`, bits: 128, type: 'vec128', feature: 'sse', source: sh() });
+  regs.push({ name: 'mxcsr', bits: 32, type: 'i386_mxcsr', group: 'vector', feature: 'sse', source: sh() });
+  regs.push({ name: 'fs_base', bits: 64, type: 'int', feature: 'segments', source: { kind: 'vm', name: 'fs_base' } });
+  regs.push({ name: 'gs_base', bits: 64, type: 'int', feature: 'segments', source: { kind: 'vm', name: 'gs_base' } });
+  for (const n of ['dr0', 'dr1', 'dr2', 'dr3', 'dr6', 'dr7', 'debugctl'] as RegName[]) {
+    regs.push({ name: n, bits: 64, type: 'uint64', feature: 'debug', source: { kind: 'vm', name: n } });
+  }
+  let offset = 0;
+  return regs.map((r) => {
+    const size = r.bits / 8;
+    const full = { ...r, offset, size };
+    offset += size;
+    return full;
+  });
+}
+
+export const REMOTE_REGS: readonly RemoteReg[] = build();
+export const G_PACKET_BYTES = REMOTE_REGS.reduce((n, r) => n + r.size, 0);
+export const SHADOW_COUNT = REMOTE_REGS.filter((r) => r.source.kind === 'shadow').length;
+
+export function regNumber(name: string): number {
+  return REMOTE_REGS.findIndex((r) => r.name === name);
+}
+
+export const REGNO_RBP = regNumber('rbp');
+export const REGNO_RSP = regNumber('rsp');
+export const REGNO_RIP = regNumber('rip');
+
+/** Initial x87/SSE shadow values (as after FNINIT / reset MXCSR). */
+export function initialShadow(): Uint8Array[] {
+  return REMOTE_REGS.filter((r) => r.source.kind === 'shadow').map((r) => {
+    const b = new Uint8Array(r.size);
+    if (r.name === 'fctrl') { b[0] = 0x7f; b[1] = 0x03; }
+    if (r.name === 'mxcsr') { b[0] = 0x80; b[1] = 0x1f; }
+    return b;
+  });
+}

@@ -1,0 +1,258 @@
+/**
+ * One gdb connection: acks and no-ack mode, retransmission, the 0x03 interrupt, dispatch of
+ * packets to the feature handlers, and stop replies. Never throws on any input.
+ */
+import { VmApi } from '../vmm/api/vm-api';
+import { ResumeCommand } from './commands/resume';
+import { ThreadId } from './commands/thread-id';
+import { handleBase } from './features/base';
+import { handleBreakpoints } from './features/breakpoints';
+import { EMPTY, ERR_BAD_PACKET, ERR_FAILED, HandlerResult, SessionContext } from './features/context';
+import { handleMemory } from './features/memory';
+import { handleMonitor } from './features/monitor';
+import { handleRegisters } from './features/registers';
+import { handleResume } from './features/resume';
+import { handleThreads, threadIdHex } from './features/threads';
+import { handleXfer } from './features/xfer';
+import { encodeReply, FrameEvent, framePacket, PacketDecoder, rleEncodeBytes } from './protocol/framing';
+import { bytesToHex, hex2, textToHex } from './protocol/hex';
+import { REGNO_RBP, REGNO_RIP, REGNO_RSP } from './register-layout';
+import { ResumePlan, RunControl, StopReport } from './run-control';
+import { VmTarget } from './target';
+
+export interface SessionIo {
+  write(data: Buffer): void;
+  /** Ends the connection (after pending writes). */
+  end(): void;
+}
+
+export interface SessionHooks {
+  trace?: (line: string) => void;
+  onGuestExit(status: number): void;
+  onKill(): void;
+}
+
+const EXPEDITED = [REGNO_RBP, REGNO_RSP, REGNO_RIP];
+
+export class GdbSession implements SessionContext {
+  gdbFeatures = new Set<string>();
+  gVcpu = 0;
+  cThread: ThreadId = 'all';
+  private noAck = false;
+  private lastReply: Buffer | undefined;
+  private readonly decoder: PacketDecoder;
+  /** Packets that arrived while the VM ran (gdb should not send any; kept in order). */
+  private readonly queued: FrameEvent[] = [];
+  private closed = false;
+
+  constructor(
+    readonly vm: VmApi,
+    readonly target: VmTarget,
+    readonly run: RunControl,
+    readonly packetSize: number,
+    private readonly io: SessionIo,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.decoder = new PacketDecoder(packetSize);
+  }
+
+  // ---- bytes in ----------------------------------------------------------------------
+
+  onData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.decoder.push(chunk, (e) => this.onFrame(e));
+  }
+
+  private onFrame(e: FrameEvent): void {
+    if (e.kind === 'interrupt') {
+      this.trace('<- ^C');
+      this.run.interrupt();
+      return;
+    }
+    if (this.run.running && e.kind !== 'ack' && e.kind !== 'nack') {
+      this.queued.push(e);
+      return;
+    }
+    switch (e.kind) {
+      case 'ack':
+        return;
+      case 'nack':
+        if (!this.noAck && this.lastReply) {
+          this.trace('<- - (resend)');
+          this.io.write(this.lastReply);
+        }
+        return;
+      case 'oversized':
+        this.trace('<- (oversized packet dropped)');
+        if (!this.noAck) this.io.write(Buffer.from('+'));
+        this.send(ERR_BAD_PACKET);
+        return;
+      case 'packet': {
+        const text = e.body.toString('latin1');
+        if (this.hooks.trace) this.trace('<- $' + text);
+        if (!this.noAck) {
+          if (!e.checksumOk) {
+            this.trace('-> - (bad checksum)');
+            this.io.write(Buffer.from('-'));
+            return;
+          }
+          this.io.write(Buffer.from('+'));
+        }
+        this.dispatch(text, e.body);
+      }
+    }
+  }
+
+  private dispatch(p: string, raw: Buffer): void {
+    let result: HandlerResult;
+    try {
+      result = this.handle(p, raw);
+    } catch (err) {
+      this.trace(`!! ${p.slice(0, 40)}: ${err instanceof Error ? err.message : String(err)}`);
+      result = ERR_FAILED;
+    }
+    if (result === 'async') return;
+    if (Array.isArray(result)) for (const r of result) this.send(r);
+    else this.send(result);
+  }
+
+  /** Routes by the first character, so the hot packets (g, m, Z, vCont) go straight to their feature. */
+  private handle(p: string, raw: Buffer): HandlerResult {
+    switch (p[0]) {
+      case 'g': case 'G': case 'p': case 'P':
+        return handleRegisters(this, p) ?? EMPTY;
+      case 'm': case 'M': case 'X':
+        return handleMemory(this, p, raw) ?? EMPTY;
+      case 'Z': case 'z':
+        return handleBreakpoints(this, p) ?? EMPTY;
+      case 'c': case 'C': case 's': case 'S':
+        return handleResume(this, p) ?? EMPTY;
+      case 'v':
+        return handleResume(this, p) ?? handleBase(this, p) ?? EMPTY;
+      case 'H': case 'T':
+        return handleThreads(this, p) ?? EMPTY;
+      case 'q': case 'Q':
+        return handleBase(this, p) ?? handleThreads(this, p) ?? handleXfer(this, p) ?? handleMonitor(this, p) ?? EMPTY;
+      case '?': case 'D': case 'k':
+        return handleBase(this, p) ?? EMPTY;
+      default:
+        return EMPTY;
+    }
+  }
+
+  // ---- bytes out ---------------------------------------------------------------------
+
+  private send(reply: string): void {
+    if (this.closed) return;
+    // long all-hex replies (g, m, p) go run-length encoded, as gdbserver sends them
+    const buf = reply.length >= 64 && /^[0-9a-f]+$/.test(reply)
+      ? framePacket(rleEncodeBytes(Buffer.from(reply, 'latin1')))
+      : encodeReply(reply);
+    this.lastReply = buf;
+    if (this.hooks.trace) this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
+    this.io.write(buf);
+  }
+
+  /** Guest console output while the VM runs, shown by gdb. */
+  sendConsole(text: string): void {
+    if (this.run.running) this.send('O' + textToHex(text));
+  }
+
+  private trace(line: string): void {
+    if (this.hooks.trace) this.hooks.trace(line);
+  }
+
+  // ---- SessionContext ----------------------------------------------------------------
+
+  startNoAck(): void {
+    // our '+' for this packet is already out; gdb acks the OK, then nobody acks any more
+    this.noAck = true;
+  }
+
+  resume(cmd: ResumeCommand): void {
+    if (cmd.address !== undefined) {
+      const t = cmd.actions[0].thread;
+      this.target.setPc(typeof t === 'number' && this.target.validVcpu(t - 1) ? t - 1 : this.gVcpu, cmd.address);
+    }
+    const plan: ResumePlan = { run: [], step: [] };
+    for (let v = 0; v < this.target.vcpuCount; v++) {
+      const tid = v + 1;
+      const a = cmd.actions.find((x) => x.thread === 'all' || x.thread === tid);
+      if (!a || a.kind === 'stop') continue;
+      plan.run.push(v);
+      if (a.kind === 'step') plan.step.push(v);
+    }
+    this.run.resume(plan, (r) => this.onStop(r));
+  }
+
+  private onStop(r: StopReport): void {
+    if (this.closed) return;
+    if (r.kind === 'exited') {
+      this.send('W' + hex2(r.status & 0xff));
+      this.hooks.onGuestExit(r.status);
+    } else {
+      if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
+      this.gVcpu = r.vcpu;
+      this.send(this.stopReply(r));
+    }
+    this.drainQueue();
+  }
+
+  private drainQueue(): void {
+    while (this.queued.length > 0 && !this.run.running && !this.closed) {
+      this.onFrame(this.queued.shift()!);
+    }
+  }
+
+  private stopReply(r: Extract<StopReport, { kind: 'stopped' }>): string {
+    let s = 'T' + hex2(r.signal);
+    for (const n of EXPEDITED) {
+      const v = this.target.readRegister(r.vcpu, n);
+      if (v) s += `${hex2(n)}:${bytesToHex(v)};`;
+    }
+    s += `thread:${threadIdHex(r.vcpu)};`;
+    const reason = r.reason;
+    if (reason) {
+      if (reason.kind === 'swbreak') {
+        if (this.gdbFeatures.has('swbreak+')) s += 'swbreak:;';
+      } else if (reason.kind === 'hwbreak') {
+        if (this.gdbFeatures.has('hwbreak+')) s += 'hwbreak:;';
+      } else {
+        s += `${reason.kind}:${reason.address.toString(16).padStart(16, '0')};`;
+      }
+    }
+    return s;
+  }
+
+  currentStopReply(): string {
+    const status = this.run.exited;
+    if (status !== undefined) return 'W' + hex2(status & 0xff);
+    return this.stopReply({ kind: 'stopped', vcpu: this.gVcpu, signal: 5 });
+  }
+
+  detach(): void {
+    this.target.detach();
+  }
+
+  kill(): void {
+    this.target.detach();
+    this.hooks.onKill();
+    // after the reply to vKill (if any) is out
+    setImmediate(() => this.close());
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------
+
+  /** The connection is gone (or we end it): stop the VM where it is, remove our traces. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.run.cancel();
+    try {
+      this.target.detach();
+    } catch (e) {
+      this.trace(`!! detach: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.io.end();
+  }
+}

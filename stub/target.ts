@@ -1,0 +1,301 @@
+/**
+ * The target adapter: everything the protocol handlers need, expressed over VmApi only.
+ * Registers (with the per-vCPU x87/SSE shadow), memory with software breakpoints hidden,
+ * the debugger's debug-register slots, and capability bookkeeping. It outlives a gdb
+ * session: detach() puts the VM back as it was without the debugger.
+ */
+import { u64, U64 } from '../vmm/u64';
+import { DebuggerSlot, VmApi } from '../vmm/api/vm-api';
+import {
+  DregSlot, DregState, emptyDregState, insertRegion, removeRegion, SlotType,
+} from './dregs';
+import { G_PACKET_BYTES, initialShadow, REMOTE_REGS, RemoteReg } from './register-layout';
+
+const INT3 = 0xcc;
+
+export type HwInsertResult = 'ok' | 'no-room' | 'invalid';
+
+function u64ToLe(v: U64, size: number): Uint8Array {
+  const b = new Uint8Array(size);
+  const lo = v.lo >>> 0;
+  const hi = v.hi >>> 0;
+  for (let i = 0; i < size; i++) b[i] = i < 4 ? (lo >>> (8 * i)) & 0xff : (hi >>> (8 * (i - 4))) & 0xff;
+  return b;
+}
+
+function leToU64(b: Uint8Array): U64 {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < Math.min(b.length, 8); i++) {
+    if (i < 4) lo |= b[i] << (8 * i);
+    else hi |= b[i] << (8 * (i - 4));
+  }
+  return u64(lo, hi);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** A bigint address as a number when it can be a guest-physical address, else undefined. */
+function smallAddress(address: bigint, length: number, memorySize: number): number | undefined {
+  if (address < 0n || address + BigInt(length) > BigInt(memorySize)) return undefined;
+  return Number(address);
+}
+
+export class VmTarget {
+  private readonly shadows: Uint8Array[][];
+  /** gdb's software breakpoints: address -> the original byte under the int3. */
+  private readonly swBreakpoints = new Map<number, number>();
+  /** gdb's hardware requests (for idempotent Z/z): key "type:addr:len". */
+  private readonly hwRequests = new Set<string>();
+  private dregs: DregState = emptyDregState();
+  private readonly stepping = new Set<number>();
+
+  /** How a step is made: the guest's TF (both backends) or VT-x's monitor trap flag. */
+  readonly stepCap: 'rflags-tf' | 'mtf';
+
+  constructor(readonly vm: VmApi, stepMethod: 'tf' | 'mtf' = 'tf') {
+    this.stepCap = stepMethod === 'mtf' && vm.backend === 'vmx' ? 'mtf' : 'rflags-tf';
+    this.shadows = [];
+    for (let v = 0; v < vm.vcpuCount; v++) this.shadows.push(initialShadow());
+  }
+
+  get vcpuCount(): number {
+    return this.vm.vcpuCount;
+  }
+
+  // ---- registers ---------------------------------------------------------------------
+
+  readRegister(vcpu: number, regno: number): Uint8Array | undefined {
+    const r = REMOTE_REGS[regno];
+    if (!r || !this.validVcpu(vcpu)) return undefined;
+    return this.readReg(vcpu, r);
+  }
+
+  private readReg(vcpu: number, r: RemoteReg): Uint8Array {
+    if (r.source.kind === 'shadow') return this.shadows[vcpu][r.source.index].slice();
+    return u64ToLe(this.vm.getRegister(vcpu, r.source.name), r.size);
+  }
+
+  readAllRegisters(vcpu: number): Uint8Array {
+    const out = new Uint8Array(G_PACKET_BYTES);
+    for (const r of REMOTE_REGS) {
+      if (r.source.kind === 'shadow') {
+        out.set(this.shadows[vcpu][r.source.index], r.offset);
+        continue;
+      }
+      const v = this.vm.getRegister(vcpu, r.source.name);
+      const o = r.offset;
+      const lo = v.lo >>> 0;
+      out[o] = lo & 0xff; out[o + 1] = (lo >>> 8) & 0xff; out[o + 2] = (lo >>> 16) & 0xff; out[o + 3] = lo >>> 24;
+      if (r.size === 8) {
+        const hi = v.hi >>> 0;
+        out[o + 4] = hi & 0xff; out[o + 5] = (hi >>> 8) & 0xff; out[o + 6] = (hi >>> 16) & 0xff; out[o + 7] = hi >>> 24;
+      }
+    }
+    return out;
+  }
+
+  /** P: false when the register number or size is wrong (then nothing changed). */
+  writeRegister(vcpu: number, regno: number, value: Uint8Array): boolean {
+    const r = REMOTE_REGS[regno];
+    if (!r || !this.validVcpu(vcpu) || value.length !== r.size) return false;
+    this.writeReg(vcpu, r, value, true);
+    return true;
+  }
+
+  /** G: a block of any register-boundary length (gdb may send all of it). */
+  writeAllRegisters(vcpu: number, block: Uint8Array): boolean {
+    if (!this.validVcpu(vcpu)) return false;
+    const regs = REMOTE_REGS.filter((r) => r.offset + r.size <= block.length);
+    const end = regs.length === 0 ? 0 : regs[regs.length - 1].offset + regs[regs.length - 1].size;
+    if (end !== block.length) return false;
+    // Only registers whose value changes are written: a G that round-trips g has no effect.
+    for (const r of regs) this.writeReg(vcpu, r, block.subarray(r.offset, r.offset + r.size), false);
+    return true;
+  }
+
+  private writeReg(vcpu: number, r: RemoteReg, value: Uint8Array, always: boolean): void {
+    if (r.source.kind === 'shadow') {
+      this.shadows[vcpu][r.source.index] = value.slice();
+      return;
+    }
+    if (!always && sameBytes(this.readReg(vcpu, r), value)) return;
+    let v = leToU64(value);
+    if (r.size === 4) {
+      // eflags and selectors are 32 bits wide in gdb's view; keep the VM's upper half
+      const cur = this.vm.getRegister(vcpu, r.source.name);
+      v = u64(v.lo, cur.hi);
+    }
+    this.vm.setRegister(vcpu, r.source.name, v);
+  }
+
+  getPc(vcpu: number): bigint {
+    const v = this.vm.getRegister(vcpu, 'rip');
+    return (BigInt(v.hi >>> 0) << 32n) | BigInt(v.lo >>> 0);
+  }
+
+  setPc(vcpu: number, pc: bigint): void {
+    this.vm.setRegister(vcpu, 'rip', u64(Number(pc & 0xffffffffn), Number((pc >> 32n) & 0xffffffffn)));
+  }
+
+  // ---- memory ------------------------------------------------------------------------
+
+  /** m: reads what the guest would see without gdb's int3s; a read that runs past RAM is cut short. */
+  readMemory(address: bigint, length: number): Uint8Array | undefined {
+    if (length === 0) return new Uint8Array(0);
+    const size = this.vm.memorySize;
+    if (address < 0n || address >= BigInt(size)) return undefined;
+    const start = Number(address);
+    const len = Math.min(length, size - start);
+    const data = this.vm.readMemory(start, len);
+    if (!data) return undefined;
+    if (this.swBreakpoints.size === 0) return data;
+    // a copy: the VM's bytes may be a view of guest memory
+    const out = Uint8Array.from(data);
+    for (const [bp, orig] of this.swBreakpoints) {
+      if (bp >= start && bp < start + len) out[bp - start] = orig;
+    }
+    return out;
+  }
+
+  /** M/X: writes under a gdb breakpoint update the saved byte and keep the int3 in place. */
+  writeMemory(address: bigint, data: Uint8Array): boolean {
+    const start = smallAddress(address, data.length, this.vm.memorySize);
+    if (start === undefined) return false;
+    if (data.length === 0) return true;
+    const out = Uint8Array.from(data);
+    const saved: Array<[number, number]> = [];
+    for (const bp of this.swBreakpoints.keys()) {
+      if (bp >= start && bp < start + out.length) {
+        saved.push([bp, out[bp - start]]);
+        out[bp - start] = INT3;
+      }
+    }
+    if (!this.vm.writeMemory(start, out)) return false;
+    for (const [bp, byte] of saved) this.swBreakpoints.set(bp, byte);
+    return true;
+  }
+
+  // ---- software breakpoints (Z0) -----------------------------------------------------
+
+  insertSwBreakpoint(address: bigint): boolean {
+    const a = smallAddress(address, 1, this.vm.memorySize);
+    if (a === undefined) return false;
+    if (this.swBreakpoints.has(a)) return true; // idempotent
+    const orig = this.vm.readMemory(a, 1);
+    if (!orig || !this.vm.writeMemory(a, Uint8Array.of(INT3))) return false;
+    this.swBreakpoints.set(a, orig[0]);
+    if (this.swBreakpoints.size === 1) this.setAllCaps('intercept-bp', true);
+    return true;
+  }
+
+  removeSwBreakpoint(address: bigint): boolean {
+    const a = smallAddress(address, 1, this.vm.memorySize);
+    if (a === undefined) return false;
+    const orig = this.swBreakpoints.get(a);
+    if (orig === undefined) return true; // idempotent
+    if (!this.vm.writeMemory(a, Uint8Array.of(orig))) return false;
+    this.swBreakpoints.delete(a);
+    if (this.swBreakpoints.size === 0) this.setAllCaps('intercept-bp', false);
+    return true;
+  }
+
+  isSwBreakpoint(address: bigint): boolean {
+    return address >= 0n && address < BigInt(Number.MAX_SAFE_INTEGER) && this.swBreakpoints.has(Number(address));
+  }
+
+  // ---- hardware breakpoints and watchpoints (Z1, Z2, Z4) -----------------------------
+
+  insertHw(type: SlotType, address: bigint, len: number): HwInsertResult {
+    const key = `${type}:${address}:${len}`;
+    if (this.hwRequests.has(key)) return 'ok';
+    const next = insertRegion(this.dregs, type, address, len);
+    if (!next) return type === 'exec' && len !== 1 ? 'invalid' : 'no-room';
+    this.commitSlots(next);
+    this.hwRequests.add(key);
+    return 'ok';
+  }
+
+  removeHw(type: SlotType, address: bigint, len: number): boolean {
+    const key = `${type}:${address}:${len}`;
+    if (!this.hwRequests.has(key)) return true; // idempotent
+    const next = removeRegion(this.dregs, type, address, len);
+    if (!next) return false;
+    this.commitSlots(next);
+    this.hwRequests.delete(key);
+    return true;
+  }
+
+  get slots(): DregState {
+    return this.dregs;
+  }
+
+  slot(i: number): DregSlot | null {
+    return this.dregs[i] ?? null;
+  }
+
+  private commitSlots(next: DregState): void {
+    const vmSlots: Array<DebuggerSlot | null> = next.map((s) => s === null ? null : {
+      address: u64(Number(s.address & 0xffffffffn), Number(s.address >> 32n)),
+      type: s.type,
+      len: s.len,
+    });
+    for (let v = 0; v < this.vm.vcpuCount; v++) this.vm.setDebuggerSlots(v, vmSlots);
+    this.dregs = next;
+    for (let v = 0; v < this.vm.vcpuCount; v++) this.updateInterceptDb(v);
+  }
+
+  private slotsInUse(): boolean {
+    return this.dregs.some((s) => s !== null);
+  }
+
+  // ---- stepping ----------------------------------------------------------------------
+
+  setStepping(vcpu: number, on: boolean): void {
+    if (on === this.stepping.has(vcpu)) return;
+    if (on) this.stepping.add(vcpu);
+    else this.stepping.delete(vcpu);
+    this.vm.setCapability(vcpu, this.stepCap, on);
+    this.updateInterceptDb(vcpu);
+  }
+
+  isStepping(vcpu: number): boolean {
+    return this.stepping.has(vcpu);
+  }
+
+  clearStepping(): void {
+    for (const v of [...this.stepping]) this.setStepping(v, false);
+  }
+
+  private updateInterceptDb(vcpu: number): void {
+    const want = this.slotsInUse() || (this.stepCap === 'rflags-tf' && this.stepping.has(vcpu));
+    if (this.vm.getCapability(vcpu, 'intercept-db') !== want) this.vm.setCapability(vcpu, 'intercept-db', want);
+  }
+
+  private setAllCaps(cap: 'intercept-bp', on: boolean): void {
+    for (let v = 0; v < this.vm.vcpuCount; v++) this.vm.setCapability(v, cap, on);
+  }
+
+  // ---- session end -------------------------------------------------------------------
+
+  /** Removes everything the debugger put into the VM; the guest's own state stays. */
+  detach(): void {
+    for (const a of [...this.swBreakpoints.keys()]) this.removeSwBreakpoint(BigInt(a));
+    this.swBreakpoints.clear();
+    this.hwRequests.clear();
+    if (this.slotsInUse()) this.commitSlots(emptyDregState());
+    this.clearStepping();
+    for (let v = 0; v < this.vm.vcpuCount; v++) {
+      if (this.vm.getCapability(v, 'intercept-bp')) this.vm.setCapability(v, 'intercept-bp', false);
+      if (this.vm.getCapability(v, 'intercept-db')) this.vm.setCapability(v, 'intercept-db', false);
+    }
+  }
+
+  validVcpu(vcpu: number): boolean {
+    return Number.isInteger(vcpu) && vcpu >= 0 && vcpu < this.vm.vcpuCount;
+  }
+}

@@ -1,0 +1,43 @@
+/** Runs the real gdb in batch mode for tests and the benchmark. */
+import { spawn } from 'child_process';
+
+export interface GdbRun {
+  out: string;
+  code: number | null;
+  pid: number;
+}
+
+export interface GdbRunOptions {
+  timeoutMs?: number;
+  /** Send SIGINT to gdb after this many ms (Ctrl-C). */
+  interruptAfterMs?: number;
+  /** Send SIGKILL to gdb after this many ms (a dropped connection). */
+  killAfterMs?: number;
+  cwd?: string;
+}
+
+export function gdbArgs(target: string, commands: string[]): string[] {
+  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 10',
+    '-ex', `target remote ${target}`];
+  for (const c of commands) args.push('-ex', c);
+  return args;
+}
+
+export function runGdb(target: string, commands: string[], opts: GdbRunOptions = {}): Promise<GdbRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('gdb', gdbArgs(target, commands), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d.toString(); });
+    child.stderr.on('data', (d) => { out += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
+    let intr: NodeJS.Timeout | undefined;
+    if (opts.interruptAfterMs !== undefined) intr = setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
+    else if (opts.killAfterMs !== undefined) intr = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (intr) clearTimeout(intr);
+      resolve({ out, code, pid: child.pid ?? -1 });
+    });
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * Issue 4 section 8: stock gdb against the stub serving the REAL VM with the built-in
+ * guests, on both backends. Skipped (with a note) when the vmm is not in this build.
+ */
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { GdbServer, startGdbServer } from '../../stub/server';
+import { BackendName, VmApi } from '../../vmm/api/vm-api';
+import { VmOptions } from '../../vmm/api/vm-options';
+import { runGdb } from './gdb-runner';
+import { makeRealVm, RealVm } from './real-vm';
+
+const available = makeRealVm('counter') !== undefined;
+
+for (const backend of ['vmx', 'svm'] as BackendName[]) {
+  describe(`stub with stock gdb on the real VM (${backend})`, function () {
+    this.timeout(120000);
+    let server: GdbServer | undefined;
+    let real: RealVm;
+    let console: string;
+
+    before(function () {
+      if (!available) {
+        process.stderr.write('    (skipped: vmm/api/create-vm or the guests are not in this build)\n');
+        this.skip();
+      }
+    });
+
+    afterEach(async () => {
+      if (server) await server.close();
+      server = undefined;
+    });
+
+    async function serve(guest: string, opts: Partial<VmOptions> = {}, stepMethod: 'tf' | 'mtf' = 'tf'): Promise<string> {
+      real = makeRealVm(guest, { backend, ...opts })!;
+      console = '';
+      server = await startGdbServer(real.vm, {
+        transport: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+        onConsoleOutput: (t) => { console += t; },
+        stepMethod,
+      });
+      return server.address;
+    }
+
+    const gdb = (target: string, cmds: string[], opts = {}) => runGdb(target, [`file ${real.elf}`, ...cmds], opts);
+
+    it('attaches at the entry point: info registers, x/i $pc, p/x $dr7, set $dr0', async () => {
+      const t = await serve('counter');
+      const r = await gdb(t, ['info registers rip eflags cs', 'x/i $pc', 'p/x $dr7', 'p/x $dr6', 'set $dr0 = 0x1234', 'p/x $dr0']);
+      expect(r.out).to.match(new RegExp(`rip\\s+0x${real.image.entry.toString(16)}`));
+      expect(r.out).to.match(/=> 0x[0-9a-f]+ <[_a-z]+/);
+      expect(r.out).to.contain('$1 = 0x400');
+      expect(r.out).to.contain('$2 = 0xffff0ff0');
+      expect(r.out).to.contain('$3 = 0x1234');
+      expect(real.vm.getRegister(0, 'dr0').lo).to.equal(0x1234);
+    });
+
+    it('watch counter fires on every change across I/O, CPUID, HLT and preemption exits', async () => {
+      const t = await serve('counter', { preemptEvery: 37 });
+      const r = await gdb(t, ['watch counter', 'continue', 'continue', 'continue', 'continue', 'info watchpoints', 'monitor vmexits']);
+      for (let i = 0; i < 4; i++) expect(r.out).to.match(new RegExp(`Old value = ${i}\\s+New value = ${i + 1}`));
+      expect(r.out).to.match(/update_globals \(i=\d\) at .*counter\.c:\d+/);
+      expect(r.out).to.contain('breakpoint already hit 4 times');
+      const stats = real.vm.stats();
+      expect(Object.keys(stats.exits).length).to.be.greaterThan(2);
+    });
+
+    it('rwatch/awatch, the 16-byte struct and the misaligned u32', async () => {
+      const t = await serve('counter');
+      const r = await gdb(t, ['rwatch read_only_value', 'continue', 'delete', 'awatch counter', 'continue', 'delete',
+        'watch wide_struct', 'continue', 'delete', 'watch misaligned_u32.value', 'continue']);
+      expect(r.out).to.match(/Hardware read watchpoint 1: read_only_value\s+Value = 1515847681/);
+      expect(r.out).to.match(/Hardware access \(read\/write\) watchpoint 2: counter\s+(Old value = \d+\s+New value = \d+|Value = \d+)/);
+      expect(r.out).to.match(/Hardware watchpoint 3: wide_struct\s+Old value = /);
+      expect(r.out).to.match(/Hardware watchpoint 4: misaligned_u32.value\s+Old value = \d+\s+New value = 2863267\d\d/);
+    });
+
+    it('a fifth slot is refused with gdb\'s message; hbreak and break stop at update_globals', async () => {
+      const t = await serve('counter');
+      const r = await gdb(t, ['watch counter', 'watch wide_struct', 'watch ticks', 'watch read_sum', 'continue', 'delete',
+        'hbreak update_globals', 'continue', 'delete', 'break update_globals', 'continue', 'p $pc == update_globals']);
+      expect(r.out).to.contain('Could not insert hardware watchpoint');
+      expect(r.out).to.match(/Breakpoint 5, (0x[0-9a-f]+ in )?update_globals \(i=\d\)/);
+      expect(r.out).to.match(/Breakpoint 6, (0x[0-9a-f]+ in )?update_globals \(i=\d\)/);
+    });
+
+    it('stepi walks the real instruction sequence, through OUT and CPUID exits', async () => {
+      const t = await serve('stepper');
+      // x/6i listings (lines not right after a display header) and the displayed pc after each stepi
+      const listing = (out: string): string[] =>
+        [...out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
+      const stepped = (out: string): string[] => [...out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
+      const r = await gdb(t, ['break step_start', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi'),
+        'undisplay', 'break step_out', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi')]);
+      const addrs = stepped(r.out);
+      const lists = listing(r.out);
+      expect(lists.length, r.out).to.equal(12);
+      // each stepi lands on the next instruction of the straight-line listing
+      expect(addrs.slice(0, 5)).to.deep.equal(lists.slice(1, 6));
+      expect(addrs.slice(-5)).to.deep.equal(lists.slice(7, 12));
+      expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
+    });
+
+    it('stepi with host preemption exits every 2 instructions still lands on each next instruction', async () => {
+      const t = await serve('stepper', { preemptEvery: 2 });
+      const r = await gdb(t, ['break step_start', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi')]);
+      const listed = [...r.out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
+      const stepped = [...r.out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
+      expect(stepped).to.deep.equal(listed.slice(1, 6));
+    });
+
+    it('stepi over STI; HLT waits for the timer and goes on (issue 4 section 5)', async () => {
+      const t = await serve('stepper');
+      const r = await gdb(t, ['break step_hlt', 'continue', 'delete', 'stepi', 'stepi', 'stepi', 'p $pc > step_hlt + 8']);
+      expect(r.out).to.not.match(/cannot continue|halted with nothing to wake it|SIGSEGV/);
+      expect(r.out).to.match(/\$1 = 1/);
+    });
+
+    it('two vCPUs are two threads; a watchpoint fires on each and names the vCPU that hit', async () => {
+      const t = await serve('counter', { vcpus: 2 });
+      const r = await gdb(t, ['info threads', 'watch counter', 'continue', 'continue', 'continue', 'info threads']);
+      expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, /);
+      expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, /);
+      expect(r.out).to.match(/Thread [12] hit Hardware watchpoint 1: counter\s+Old value = 0\s+New value = 1/);
+      expect(r.out).to.match(/Thread 1 hit Hardware watchpoint 1: counter/);
+      expect(r.out).to.match(/Thread 2 hit Hardware watchpoint 1: counter/);
+      expect(r.out).to.match(/Old value = 2\s+New value = 3/);
+    });
+
+    if (backend === 'vmx') {
+      it('stepi with the monitor trap flag (stepMethod mtf) walks the same sequence', async () => {
+        const t = await serve('stepper', {}, 'mtf');
+        const r = await gdb(t, ['break step_out', 'continue', 'delete', 'x/6i $pc', 'display/i $pc', ...Array(5).fill('stepi')]);
+        const listed = [...r.out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
+        const stepped = [...r.out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
+        expect(stepped).to.deep.equal(listed.slice(1, 6));
+        expect(real.vm.getCapability(0, 'mtf')).to.equal(false);
+      });
+    }
+
+    it('Ctrl-C stops the guest; detach and re-attach keep the state; monitor dr', async () => {
+      const t = await serve('workload-O2');
+      // a tight loop at the entry point: jmp .
+      const r1 = await gdb(t, ['set *(unsigned short*)$pc = 0xfeeb', 'continue', 'p $pc != 0'], { interruptAfterMs: 1500 });
+      expect(r1.out, r1.out).to.contain('Program received signal SIGINT, Interrupt.');
+      const pc = real.vm.getRegister(0, 'rip');
+      const r2 = await gdb(t, ['p/x $pc', 'monitor dr', 'monitor vmexits', 'monitor leaks', 'monitor host']);
+      expect(r2.out).to.contain(`$1 = 0x${pc.lo.toString(16)}`);
+      expect(r2.out).to.contain('vCPU 0:');
+      // 'idle' once the VM exposes VmApi.hostScenario (optional field)
+      expect(r2.out).to.match(/host scenario: (idle|not reported by this VM)/);
+    });
+
+    it('a triple fault stops with an explanation and SIGSEGV, and stays inspectable', async () => {
+      const t = await serve('counter');
+      // ud2 at the entry point, before the guest has an IDT: #UD -> #DF -> triple fault
+      const r = await gdb(t, ['set *(unsigned short*)$pc = 0x0b0f', 'continue', 'p/x $pc', 'continue']);
+      expect(r.out).to.match(/vmm-gdbstub: vCPU 0: triple fault: .*the VM cannot continue/);
+      expect(r.out).to.contain('Program received signal SIGSEGV, Segmentation fault.');
+      expect(r.out).to.contain(`$1 = 0x${real.image.entry.toString(16)}`);
+    });
+
+    it('the selfwatch guest passes while gdb watches another variable', async () => {
+      const t = await serve('selfwatch');
+      // `failures` is only written when a check fails: the watchpoint holds a slot and never fires
+      const r = await gdb(t, ['watch failures', 'continue']);
+      expect(r.out).to.contain('Hardware watchpoint 1: failures');
+      expect(r.out).to.contain('exited normally');
+      expect(console).to.not.contain('FAIL');
+      expect(console).to.contain('PASS');
+    });
+
+    if (backend === 'vmx') {
+      it('with --dr-switch none gdb\'s watchpoint misses hits after the first VM exit', async () => {
+        const t = await serve('counter', { drSwitch: 'none' });
+        const r = await gdb(t, ['watch counter', 'continue', 'continue', 'continue']);
+        const hits = [...r.out.matchAll(/Old value = (\d+)\s+New value = (\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+        const consecutive = hits.length === 3 && hits.every(([o, n], i) => o === i && n === i + 1);
+        expect(consecutive, r.out).to.equal(false);
+        // the guest ran on to its end: the hits were missed, not merely slow
+        expect(r.out).to.contain('exited normally');
+      });
+    }
+
+    it('serves the real VM over a Unix socket and stdio', async () => {
+      real = makeRealVm('counter', { backend })!;
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-vm-'));
+      const sock = path.join(dir, 'vm.sock');
+      server = await startGdbServer(real.vm as VmApi, { transport: { kind: 'unix', path: sock } });
+      const r1 = await gdb(sock, ['watch counter', 'continue']);
+      expect(r1.out).to.match(/Old value = 0\s+New value = 1/);
+      await server.close();
+      server = undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+      const script = path.join(__dirname, 'serve-fake.js');
+      const r2 = await gdb(`| node ${script} stdio 1 counter ${backend}`, ['watch counter', 'continue', 'stepi', 'p/x $dr7']);
+      expect(r2.out).to.match(/Old value = 0\s+New value = 1/);
+      expect(r2.out).to.contain('$1 = 0x400');
+    });
+  });
+}
