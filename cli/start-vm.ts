@@ -1,0 +1,88 @@
+import * as fs from 'node:fs';
+import { ElfError } from '../vmm/loader/elf-types';
+import { VmApi } from '../vmm/api/vm-api';
+import { VmOptions } from '../vmm/api/vm-options';
+import {
+  ControlSocketError, ControlSocketServer, controlSocketPath, probeSocket, startControlSocket,
+} from '../vmm/api/control-socket';
+import { CliError, EXIT } from './exit-codes';
+import { CliDeps } from './modules';
+
+const MIB = 1024 * 1024;
+
+/** Reads and loads the guest ELF and creates the VM. Bad files end with EXIT.BAD_ELF. */
+export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps): VmApi {
+  const parseElf = deps.parseElf();
+  const createVm = deps.createVm();
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(elfPath);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    throw new CliError(`cannot read guest ${elfPath}: ${why}`, EXIT.BAD_ELF);
+  }
+  try {
+    return createVm(parseElf(bytes, opts.memMiB * MIB, opts.vcpus), opts);
+  } catch (e) {
+    if (e instanceof ElfError) throw new CliError(`bad guest ELF ${elfPath}: ${e.message}`, EXIT.BAD_ELF);
+    throw e;
+  }
+}
+
+/**
+ * Refuses a --name that a running VM holds before anything is loaded (openControlSocket
+ * checks again when it binds: two VMs started at the same moment still cannot share it).
+ */
+export async function checkNameFree(name: string): Promise<void> {
+  const p = controlSocketPath(name);
+  let isSocket = false;
+  try { isSocket = fs.lstatSync(p).isSocket(); } catch { return; }
+  if (isSocket && await probeSocket(p)) {
+    throw new CliError(`a VM named '${name}' is already running (${p})`, EXIT.IN_USE);
+  }
+}
+
+/** Opens the control socket of `--name`, mapping its failures to exit statuses. */
+export async function openControlSocket(
+  vm: VmApi, name: string, info: Record<string, string | number | boolean>,
+): Promise<ControlSocketServer> {
+  // The exit and signal handlers go in before the socket exists: a Ctrl-C or kill arriving
+  // while it is being set up must not leave it behind.
+  let server: ControlSocketServer | undefined;
+  const dispose = onProcessEnd(() => server?.closeSync());
+  try {
+    server = await startControlSocket(vm, name, { info });
+  } catch (e) {
+    dispose();
+    if (e instanceof ControlSocketError) throw new CliError(e.message, EXIT.IN_USE);
+    throw e;
+  }
+  const s = server;
+  return {
+    name: s.name,
+    path: s.path,
+    close: async () => { dispose(); await s.close(); },
+    closeSync: () => { dispose(); s.closeSync(); },
+  };
+}
+
+/**
+ * Runs `cleanup` on any way out of the process (normal exit, Ctrl-C, kill), then lets a
+ * signal end the process as it would have. Returns a function that uninstalls it.
+ */
+export function onProcessEnd(cleanup: () => void): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    dispose();
+    cleanup();
+    process.kill(process.pid, sig);
+  };
+  const dispose = (): void => {
+    process.removeListener('exit', cleanup);
+    for (const s of signals) process.removeListener(s, onSignal);
+  };
+  process.on('exit', cleanup);
+  for (const s of signals) process.on(s, onSignal);
+  return dispose;
+}
