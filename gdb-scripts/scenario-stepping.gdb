@@ -15,7 +15,7 @@ vmmcheck stepi --count 60 --until step_out --name straight-line-loop-call
 vmmcheck stepi --count 4 --until step_cpuid --name step-over-io-exit
 vmmcheck stepi --count 4 --until step_hlt --name step-over-cpuid-exit
 vmmcheck stepi --count 400 --until step_end --name step-over-hlt-and-interrupt
-vmmcheck expr step_ticks 1 --name timer-interrupt-taken
+vmmcheck expr "*(unsigned long *)&step_ticks" 1 --name timer-interrupt-taken
 vmmcheck reg $eflags 0 --mask 0x100 --name guest-tf-clear --kind tf-leak
 vmmcheck continue --exited 0 --name guest-exit
 vmmcheck exit

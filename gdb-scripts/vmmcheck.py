@@ -709,7 +709,13 @@ class RegCommand(_Subcommand):
 
     def run(self, args):
         register = args.register if args.register.startswith("$") else "$" + args.register
-        seen = int(gdb.parse_and_eval(register)) & 0xFFFFFFFFFFFFFFFF
+        try:
+            seen = int(gdb.parse_and_eval(register)) & 0xFFFFFFFFFFFFFFFF
+        except gdb.error as exc:
+            record("reg", args.name or "reg " + register, False, {"register": register, "value": args.expected},
+                   {"error": str(exc)}, "expected %s = %s; gdb cannot read it: %s" % (register, args.expected, exc),
+                   "gdb-error")
+            return
         want = to_number(args.expected)
         want &= 0xFFFFFFFFFFFFFFFF
         mask = parse_number(args.mask) if args.mask else 0xFFFFFFFFFFFFFFFF
@@ -734,7 +740,13 @@ class ExprCommand(_Subcommand):
     parser.add_argument("--kind", help="the failure kind to report (default wrong-value)")
 
     def run(self, args):
-        seen = evaluate(args.expression)
+        try:
+            seen = evaluate(args.expression)
+        except gdb.error as exc:
+            record("expr", args.name or "expr " + args.expression, False,
+                   {"expression": args.expression, "value": args.expected}, {"error": str(exc)},
+                   "expected %s = %s; gdb cannot evaluate it: %s" % (args.expression, args.expected, exc), "gdb-error")
+            return
         passed = values_equal(seen, args.expected)
         message = ("%s = %s" % (args.expression, show(seen)) if passed else
                    "expected %s = %s; saw %s" % (args.expression, args.expected, show(seen)))

@@ -1,20 +1,8 @@
 /**
- * The options of `vmm-gdbstub verify`, as the CLI passes them to runVerify. Kept identical to
- * the CLI's VerifyOptions (cli/verify-options.ts on branch `cli`) so either can be passed.
+ * The options of `vmm-gdbstub verify`: the CLI's VerifyOptions (cli/verify-options.ts), the
+ * agreement between the command line and runVerify.
  */
-export type VerifyBackend = 'vmx' | 'svm';
+import { BackendName } from '../vmm/api/vm-api';
 
-export interface VerifyOptions {
-  /** --backend: the backends to run; all of them when empty. */
-  backends: VerifyBackend[];
-  /** --dr-switch: the modes to run; every mode of vm-options.ts when empty. */
-  drSwitch: string[];
-  /** --scenario: scenario names to run; undefined or empty = every scenario. */
-  scenarios?: string[];
-  /** --json FILE: write the result table as JSON. */
-  json?: string;
-  /** --trace FILE: write a Chrome trace-event JSON timeline. */
-  trace?: string;
-  /** --jobs N: cells run in parallel at most (default: the number of CPUs). */
-  jobs?: number;
-}
+export type { VerifyOptions } from '../cli/verify-options';
+export type VerifyBackend = BackendName;

@@ -113,6 +113,15 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(result.message).to.match(/^expected \$rip = 0x1234; saw 0x[0-9a-f]+ \(differing bits 0x[0-9a-f]+\)$/);
   });
 
+  it('an expression or register gdb cannot evaluate is a gdb-error failure that says why', function () {
+    const session = runGdbScript(program, ['vmmcheck on-fail continue', 'break tick', 'run',
+      'vmmcheck expr nosuch 1', 'vmmcheck reg $nosuchreg 0', 'vmmcheck exit']);
+    expect(session.status).to.equal(1);
+    expect(session.results[0].kind).to.equal('gdb-error');
+    expect(session.results[0].message).to.equal('expected nosuch = 1; gdb cannot evaluate it: No symbol "nosuch" in current context.');
+    expect(session.results[1].kind).to.equal('gdb-error');
+  });
+
   it('on-fail continue records every failure; exit then says 1 and lists them', function () {
     const session = runGdbScript(program, [
       'vmmcheck on-fail continue',
