@@ -16,6 +16,8 @@ hbreak *update_globals
 vmmcheck continue --breakpoint update_globals --name first-hbreak
 vmmcheck hits update_globals 4 --track counter --increment 1 --name hbreak-hits
 vmmcheck reg $rip &update_globals --name hbreak-pc
+# The hits above really were across every kind of VM exit.
+vmmcheck monitor vmexits --match "(?s)(?=.*\bio\s+[1-9])(?=.*\bcpuid\s+[1-9])(?=.*\bhlt\s+[1-9])(?=.*\bextint\s+[1-9])" --name exits-between-hits
 delete
 vmmcheck continue --exited 0 --name guest-exit
 vmmcheck exit

@@ -14,6 +14,8 @@ vmmcheck attach --serve-args "--preempt-every 997"
 watch counter
 vmmcheck continue --watch counter --old 0 --new 1 --function update_globals --name first-hit
 vmmcheck hits counter 8 --increment 1 --name hits-across-exits
+# The hits above really were across every kind of VM exit.
+vmmcheck monitor vmexits --match "(?s)(?=.*\bio\s+[1-9])(?=.*\bcpuid\s+[1-9])(?=.*\bhlt\s+[1-9])(?=.*\bextint\s+[1-9])" --name exits-between-hits
 delete
 vmmcheck continue --exited 0 --name guest-exit
 vmmcheck exit
