@@ -36,6 +36,19 @@ interface Finished {
   timedOut: boolean;
 }
 
+/** Process groups of the cells still running, so that an interrupted verify can end them. */
+const liveGroups = new Set<number>();
+
+function killGroup(pid: number): void {
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+}
+
+/** Ends every cell process still running (verify interrupted or failing). */
+export function killRunningCells(): void {
+  for (const pid of liveGroups) killGroup(pid);
+  liveGroups.clear();
+}
+
 /** Spawns in its own process group so that a timeout also ends gdb's serve child. */
 function runProcess(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv,
   timeoutMs: number): Promise<Finished> {
@@ -44,11 +57,12 @@ function runProcess(command: string, args: string[], cwd: string, env: NodeJS.Pr
     let stdout = '';
     let stderr = '';
     let timedOut = false;
+    if (child.pid !== undefined) liveGroups.add(child.pid);
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     const timer = setTimeout(() => {
       timedOut = true;
-      try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* already gone */ }
+      killGroup(child.pid as number);
     }, timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -57,7 +71,8 @@ function runProcess(command: string, args: string[], cwd: string, env: NodeJS.Pr
     child.on('close', (status, signal) => {
       clearTimeout(timer);
       // gdb's `target remote |` child normally ends with gdb; make sure nothing lingers.
-      try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* already gone */ }
+      killGroup(child.pid as number);
+      liveGroups.delete(child.pid as number);
       resolve({ status, signal, stdout, stderr, timedOut });
     });
   });

@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Observation } from './expectations';
 import { findGdb, MissingToolError } from './find-gdb';
-import { CellRunner, gdbCellRunner } from './gdb-cell-runner';
+import { CellRunner, gdbCellRunner, killRunningCells } from './gdb-cell-runner';
 import { buildMatrix, Cell, MatrixSelectionError } from './matrix';
 import { runPool } from './pool';
 import { formatTable, summarize, tableJson, TableRow, toRow } from './table';
@@ -115,17 +115,33 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
   err(`vmm-gdbstub verify: ${runnable.length} cells to run (${cells.length - runnable.length} n/a), ${jobs} at a time\n`);
   const observations = new Map<number, Observation>();
   let done = 0;
-  await runPool(runnable, jobs, async (cell) => {
-    let observation: Observation;
-    try {
-      observation = await (runCell as CellRunner)(cell);
-    } catch (e) {
-      observation = { pass: false, failure: 'runner-error', check: 'verify', detail: String(e), seconds: 0 };
-    }
-    observations.set(cell.index, observation);
-    done++;
-    err(progressLine(done, runnable.length, toRow(cell, observation)));
-  });
+  // The cells run in process groups of their own: if verify is interrupted, end them too.
+  const onSignal = (signal: NodeJS.Signals) => {
+    killRunningCells();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', killRunningCells);
+  try {
+    await runPool(runnable, jobs, async (cell) => {
+      let observation: Observation;
+      try {
+        observation = await (runCell as CellRunner)(cell);
+      } catch (e) {
+        observation = { pass: false, failure: 'runner-error', check: 'verify', detail: String(e), seconds: 0 };
+      }
+      observations.set(cell.index, observation);
+      done++;
+      err(progressLine(done, runnable.length, toRow(cell, observation)));
+    });
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('exit', killRunningCells);
+  }
 
   const rows = cells.map((cell) => toRow(cell, observations.get(cell.index)));
   const seconds = (Date.now() - started) / 1000;
