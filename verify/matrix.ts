@@ -1,0 +1,46 @@
+/** The cells of the verification matrix: backends x --dr-switch modes x scenarios. */
+import { DR_SWITCH_MODES } from '../vmm/api/vm-options';
+import { Expectation } from './expectations';
+import { findScenario, Scenario, SCENARIOS } from './scenarios';
+import { VerifyBackend, VerifyOptions } from './verify-options';
+
+export const ALL_BACKENDS: readonly VerifyBackend[] = ['vmx', 'svm'];
+
+export interface Cell {
+  /** Position in the table (0-based). */
+  index: number;
+  backend: VerifyBackend;
+  mode: string;
+  scenario: Scenario;
+  expected: Expectation;
+}
+
+/** A selection that names something that does not exist. */
+export class MatrixSelectionError extends Error {}
+
+function selected<T extends string>(asked: readonly string[] | undefined, all: readonly T[], what: string): T[] {
+  if (asked === undefined || asked.length === 0) return [...all];
+  const unknown = asked.filter((name) => !(all as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    throw new MatrixSelectionError(`unknown ${what} ${unknown.join(', ')} (known: ${all.join(', ')})`);
+  }
+  // Table order follows the canonical order, whatever order the flags were given in.
+  return all.filter((name) => asked.includes(name));
+}
+
+/** Every cell of the selection, in table order (backend, then mode, then scenario). */
+export function buildMatrix(opts: Pick<VerifyOptions, 'backends' | 'drSwitch' | 'scenarios'>): Cell[] {
+  const backends = selected(opts.backends, ALL_BACKENDS, 'backend');
+  const modes = selected(opts.drSwitch, DR_SWITCH_MODES, '--dr-switch mode');
+  const names = selected(opts.scenarios, SCENARIOS.map((s) => s.name), 'scenario');
+  const cells: Cell[] = [];
+  for (const backend of backends) {
+    for (const mode of modes) {
+      for (const name of names) {
+        const scenario = findScenario(name) as Scenario;
+        cells.push({ index: cells.length, backend, mode, scenario, expected: scenario.expect(backend, mode) });
+      }
+    }
+  }
+  return cells;
+}
