@@ -126,6 +126,24 @@ bp:
     expect([x.vector, x.type, x.instructionLength, hex(m.reg('rip'))]).to.deep.equal([3, 'swexc', 1, hex(m.sym('bp'))]);
   });
 
+  it('27.3.3: RFLAGS.RF at an exception exit is what delivery would have pushed: 1 for #GP and #UD faults, 0 for an instruction-breakpoint #DB', () => {
+    const cases: Array<[string, number, number]> = [
+      ['movabs $0x100000400, %rax\nbad:\n  mov %rax, %dr7', 13, 1],
+      ['nop\nbad:\n  ud2', 6, 1],
+    ];
+    for (const [body, vector, rf] of cases) {
+      const m = new DebugMachine().load(`start:\n  ${body}\n  hlt\n`);
+      m.cpu.intercepts.exceptionBitmap = 1 << vector;
+      const x = exceptionExit(m.run().stop);
+      expect([x.vector, hex(m.reg('rip')), (m.reg('rflags') >>> 16) & 1], body).to.deep.equal([vector, hex(m.sym('bad')), rf]);
+    }
+    const m = new DebugMachine().load(`start:\n  nop\nbad:\n  nop\n  hlt\n`);
+    m.setDr(0, m.sym('bad')).setDr(7, dr7({ n: 0, rw: 'x', len: 1 }));
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    exceptionExit(m.run().stop);
+    expect((m.reg('rflags') >>> 16) & 1).to.equal(0);
+  });
+
   describe('MOV-DR exiting (SDM 25.1.3: before the #GP/#UD/GD checks)', () => {
     const movDr = (insn: string, setup: (m: DebugMachine) => void) => {
       const m = new DebugMachine().load(`
