@@ -167,18 +167,18 @@ insn:
       expect([x.dr, x.gpr, x.toDr, x.length]).to.deep.equal([7, 0, false, 3]);
     });
 
-    it('MOV to DR4 from RBX with CR4.DE=1 exits instead of #UD', () => {
+    it('25.1.3: MOV to DR4 from RBX with CR4.DE=1 exits instead of #UD', () => {
       const { x } = movDr('mov %rbx, %dr4', (m) => m.setCr4(m.reg('cr4') | CR4_DE));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([4, 3, true]);
     });
 
-    it('MOV from DR0 with DR7.GD=1 exits instead of the GD #DB; DR6 and DR7 unchanged', () => {
+    it('25.1.3: MOV from DR0 with DR7.GD=1 exits instead of the GD #DB; DR6 and DR7 unchanged', () => {
       const { m, x } = movDr('mov %dr0, %r9', (mm) => mm.setDr(7, 0x400 | DR7_GD));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([0, 9, false]);
       expect([hex(m.dr(6)), hex(m.dr(7))]).to.deep.equal([hex(DR6_INIT), hex(0x400 | DR7_GD)]);
     });
 
-    it('MOV to DR7 with bits 63:32 set exits instead of #GP; DR7 unchanged', () => {
+    it('25.1.3: MOV to DR7 with bits 63:32 set exits instead of #GP; DR7 unchanged', () => {
       const { m, x } = movDr('mov %rax, %dr7', (mm) => mm.setGpr(0, 0x401, 1));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([7, 0, true]);
       expect(hex(m.dr(7))).to.equal('0x400');
@@ -186,7 +186,7 @@ insn:
   });
 
   describe('pending debug exceptions across an exit in the MOV-SS shadow (SDM 27.3.4, 26.6.3)', () => {
-    it('TF=1, MOV SS, CPUID: the CPUID exit saves BS in pendingDebugExceptions with MOV-SS blocking; after emulation one #DB (BS) follows the CPUID', () => {
+    it('27.3.4/26.6.3: TF=1, MOV SS, CPUID: the CPUID exit saves BS in pendingDebugExceptions with MOV-SS blocking; after emulation one #DB (BS) follows the CPUID', () => {
       const m = new DebugMachine().load(`
 start:
   mov %ss, %eax
@@ -212,7 +212,7 @@ after_cpuid:
       expect(hex(r2.events[0].rip)).to.equal(hex(m.sym('after_cpuid')));
     });
 
-    it('a data breakpoint hit by MOV SS, then CPUID: pendingDebugExceptions = B1 | bit 12 (enabled breakpoint); after emulation #DB with B1 after the CPUID', () => {
+    it('27.3.4/26.6.3: a data breakpoint hit by MOV SS, then CPUID: pendingDebugExceptions = B1 | bit 12 (enabled breakpoint); after emulation #DB with B1 after the CPUID', () => {
       const m = new DebugMachine().load(`
 start:
   mov ${DATA}, %ss
