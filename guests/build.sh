@@ -47,5 +47,7 @@ build_c counter -O0 counter/counter.c
 build_c selfwatch -O1 selfwatch/selfwatch.c selfwatch/probes.S
 build_c workload-O0 -O0 workload/workload.c
 build_c workload-O2 -O2 workload/workload.c
+build_c workload-O1 -O1 workload/workload.c
+build_c workload-Os -Os workload/workload.c
 build_c cpuid-loop -O1 cpuid-loop/cpuid-loop.c
 build_c stepper -O0 stepper/stepper.S

@@ -1,7 +1,8 @@
-/* cpuid-loop: CPUID (a VM exit each) ITERATIONS times, then exits 0. The VM-exit benchmark. */
+/* cpuid-loop: CPUID (a VM exit each) cpuid_iterations times, then exits 0. The VM-exit
+ * benchmark; cpuid_iterations is a global so a benchmark can change it in the image. */
 #include "runtime.h"
 
-#define ITERATIONS 100000
+volatile u32 cpuid_iterations = 100000;
 
 volatile u64 cpuid_calls;
 volatile u32 cpuid_mix; /* keeps the results live */
@@ -9,7 +10,8 @@ volatile u32 cpuid_mix; /* keeps the results live */
 int main(int cpu, int ncpus) {
   (void)ncpus;
   u32 a, b, c, d, mix = 0;
-  for (u32 i = 0; i < ITERATIONS; i++) {
+  u32 n = cpuid_iterations;
+  for (u32 i = 0; i < n; i++) {
     cpuid(i & 1, &a, &b, &c, &d);
     mix ^= a + b + c + d;
     cpuid_calls++;

@@ -6,6 +6,7 @@
  * tests (test/difftest) and must print exactly the same lines. Nothing here may depend on
  * addresses, the platform or uninitialised data.
  */
+#include <stdarg.h> /* freestanding header: va_list only */
 #include "console.h"
 
 typedef unsigned char u8;
@@ -349,6 +350,82 @@ static u64 bit_tricks(void) {
   return acc;
 }
 
+
+/* ---- varargs, bit-fields, 128-bit, narrow arithmetic ---- */
+/* A tiny formatter: %d %u %x %s %c with an accumulating hash instead of output. */
+static u64 format_hash(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  u64 h = 1469598103934665603ull;
+  char num[24];
+  for (const char *p = fmt; *p; p++) {
+    if (*p != '%') {
+      h = (h ^ (u8)*p) * 1099511628211ull;
+      continue;
+    }
+    switch (*++p) {
+    case 'd': {
+      int k = to_decimal(va_arg(ap, int), num);
+      h = h * 31 + fnv1a((const u8 *)num, (unsigned long)k);
+      break;
+    }
+    case 'u': h = h * 37 + va_arg(ap, unsigned); break;
+    case 'x': h = h * 41 + va_arg(ap, u64); break;
+    case 's': { const char *q = va_arg(ap, const char *); h = h * 43 + fnv1a((const u8 *)q, str_len(q)); break; }
+    case 'c': h = h * 47 + (u8)va_arg(ap, int); break;
+    default: h = h * 53 + (u8)*p; break;
+    }
+  }
+  va_end(ap);
+  return h;
+}
+
+struct packed_bits {
+  unsigned a : 3;
+  unsigned b : 7;
+  signed c : 5;
+  unsigned d : 17;
+  u64 e : 40;
+  u64 f : 24;
+};
+
+static u64 part_misc(void) {
+  u64 acc = format_hash("x=%d y=%u z=%x s=%s c=%c %%", -12345, 4000000000u, 0xdeadbeefcafeull, "vmexit", 'Q');
+  acc ^= format_hash("%d%d%d%d%d%d%d%d", 1, -2, 3, -4, 5, -6, 7, -8); /* more than the 6 register args */
+  struct packed_bits pb = {0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 100; i++) {
+    u64 x = xorshift64();
+    pb.a += (unsigned)x;
+    pb.b ^= (unsigned)(x >> 7);
+    pb.c = (signed)(pb.c + (int)(x >> 13) % 7);
+    pb.d += (unsigned)(x >> 20);
+    pb.e = pb.e * 3 + (x >> 24);
+    pb.f -= x;
+    acc = acc * 7 + pb.a + pb.b + (u64)(i64)pb.c + pb.d + pb.e + pb.f;
+  }
+  unsigned __int128 big = ((unsigned __int128)xorshift64() << 64) | xorshift64();
+  for (int i = 0; i < 64; i++) {
+    big += (unsigned __int128)xorshift64() << (i & 63);
+    big = (big << (i % 70)) | (big >> (128 - (i % 70 ? i % 70 : 1)));
+    __int128 sb = (__int128)big >> (i % 100);
+    acc ^= (u64)big + (u64)(big >> 64) + (u64)sb;
+  }
+  for (int i = 0; i < 64; i++) {
+    u64 x = xorshift64();
+    acc += (u64)__builtin_popcountll(x) + (u64)__builtin_parityll(x) + (u64)__builtin_clrsbll((i64)x);
+    signed char c8 = (signed char)x;
+    unsigned char u8v = (unsigned char)(x >> 8);
+    short s16 = (short)(x >> 16);
+    unsigned short u16v = (unsigned short)(x >> 32);
+    c8 = (signed char)(c8 * 3 - u8v);
+    u16v = (unsigned short)((u16v << 3) | (u16v >> 13));
+    s16 = (short)(s16 / 7 + s16 % 5);
+    acc += (u64)(i64)c8 + u16v + (u64)(i64)s16 + (u8)(u8v >> (i & 7));
+    acc += (u64)((i64)x / 1000) + (u64)((i64)x % 17) + (x / 60) + (x % 1000000007ull);
+  }
+  return acc;
+}
+
 /* ---- the parts ---- */
 static u64 part_strings(void) {
   static const char *words[] = {"hypervisor", "watchpoint", "debug", "register", "bhyve", "vmexit",
@@ -453,7 +530,7 @@ int main(int cpu, int ncpus) {
   u64 total = 0;
   for (u32 round = 0; round < workload_rounds; round++) {
     rng_state = 0x853c49e6748fea9bull + round;
-    u64 parts[8];
+    u64 parts[9];
     parts[0] = part_strings();
     parts[1] = part_hash();
     parts[2] = part_sort();
@@ -462,8 +539,9 @@ int main(int cpu, int ncpus) {
     parts[5] = part_recursion();
     parts[6] = arithmetic();
     parts[7] = bit_tricks();
-    static const char *names[8] = {"strings", "hash", "sort", "structs", "interpreter", "recursion", "arithmetic", "bits"};
-    for (int i = 0; i < 8; i++) {
+    parts[8] = part_misc();
+    static const char *names[9] = {"strings", "hash", "sort", "structs", "interpreter", "recursion", "arithmetic", "bits", "misc"};
+    for (int i = 0; i < 9; i++) {
       report(names[i], parts[i]);
       total = mix64(total ^ parts[i]);
     }

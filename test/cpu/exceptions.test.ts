@@ -131,13 +131,14 @@ describe('cpu: exceptions and interrupts (SDM 6)', () => {
     expect(k.log().map((e) => [e.vector, e.rip])).to.deep.equal([[0x22, k.labels.after]]);
   });
 
-  it('a trap gate leaves IF set; an interrupt gate clears it (6.12.1.2)', () => {
-    const k = buildKernel('sti\n int $0x50\n cli');
+  it('a trap gate leaves IF set; an interrupt gate clears it; both clear TF (6.12.1.2)', () => {
+    const extra = 'probe: pushfq\n popq %r14\n iretq\n';
+    const k = buildKernel('sti\n int $0x50\n movq %r14, %r13\n int $0x51\n cli', { extra, gates: { 0x50: 'probe', 0x51: 'probe' } });
     const idt = k.cpu.getReg('idtr_base').lo;
-    k.cpu.mem.bytes[idt + 0x50 * 16 + 5] = 0x8f; // trap gate
-    // the common handler logs the pushed image; check IF inside by single-running it
-    k.run();
-    expect(k.log()[0].vector).to.equal(0x50);
+    k.cpu.mem.bytes[idt + 0x50 * 16 + 5] = 0x8f; // 64-bit trap gate
+    expect(k.run().kind).to.equal('hlt');
+    expect(k.cpu.getGpr(13).lo & 0x300).to.equal(0x200); // trap gate: IF kept, TF clear
+    expect(k.cpu.getGpr(14).lo & 0x300).to.equal(0); // interrupt gate: IF cleared
   });
 });
 

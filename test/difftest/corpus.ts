@@ -27,6 +27,8 @@ export function workloadSpec(name: string, maxSteps?: number): RunSpec {
     regions: [...img.segments.map((s) => ({ address: s.address, size: s.memSize, data: s.data })), { address: STACK_TOP - STACK_SIZE, size: STACK_SIZE }],
     regs: { rip: img.entry, rsp: STACK_TOP, rdi: 0, rsi: 1 },
     maxSteps,
+    // Writable data and the stack are compared at the end.
+    dumps: [...img.segments.filter((s) => s.flags & 2).map((s) => ({ address: s.address, size: s.memSize })), { address: STACK_TOP - STACK_SIZE, size: STACK_SIZE }],
     memSize: MEM_SIZE,
   };
 }
@@ -39,7 +41,13 @@ export function assembleBlob(source: string): Uint8Array {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'difftest-asm-'));
   try {
     fs.writeFileSync(path.join(dir, 'a.s'), source + '\n');
-    const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = (cmd: string, args: string[]) => {
+      try {
+        execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (e) {
+        throw new Error(`${cmd} failed: ${(e as { stderr?: Buffer }).stderr?.toString() ?? String(e)}`);
+      }
+    };
     run('as', ['--64', '-o', 'a.o', 'a.s']);
     run('ld', ['-N', '-nostdlib', '-static', `-Ttext=0x${CODE_BASE.toString(16)}`, '-e', `0x${CODE_BASE.toString(16)}`, '-o', 'a.elf', 'a.o']);
     run('objcopy', ['-O', 'binary', '-j', '.text', 'a.elf', 'a.bin']);
@@ -232,12 +240,33 @@ export function edgeCaseSpecs(scale: number): RunSpec[] {
 
   // Stack, calls and flags through memory.
   specs.push(blobSpec('stack', [
-    'push $-5', 'pushq $0x7fffffff', 'push %rsp', 'pop %rax', 'pop %rbx', 'pop %rcx', 'pushfq', 'pop %rdx',
+    'push $-5', 'pushq $0x7fffffff', 'push %rsp', 'pop %rax', 'pop %rbx', 'pop %rcx', 'stc', 'lahf', // not PUSHF: IF and TF differ natively
     'call 1f', 'jmp 2f', '1: mov (%rsp), %rsi', 'ret', '2: pushq $0x300020', 'call *(%rsp)', 'pop %rdi',
-    'lea 3f(%rip), %rax', 'push %rax', 'ret', '3: enter $0x20, $0', 'leave', 'pushw $7', 'popw %ax',
+    'lea 3f(%rip), %rax', 'push %rax', 'ret', '3: push %rbp', 'mov %rsp, %rbp', 'sub $0x20, %rsp', 'leave', 'pushw $7', 'popw %ax',
     'pushq 0x300000', 'popq 0x300008', 'lea 4f(%rip), %rax', 'push %rbx', 'push %rax', 'ret $8', '4: nop',
   ].join('\n')));
   specs[specs.length - 1].regions[1].data![0x20] = 0xc3; // a ret at 0x300020
+
+  // Conditional jumps (short and near forms, taken and not), indirect jumps and calls, and
+  // every NOP form gcc and the assembler pad with, ENDBR64, PAUSE, fences.
+  const ctl: string[] = ['xor %r8d, %r8d'];
+  for (const [a, b] of pairs(rng, n(6))) {
+    ctl.push(`movabs $${hex(a)}, %rax`, `movabs $${hex(b)}, %rbx`, 'cmp %rbx, %rax');
+    for (const cc of CCS) ctl.push(`j${cc} 1f`, 'inc %r8', '1:', `{disp32} j${cc} 2f`, 'add $2, %r8', '2:');
+  }
+  ctl.push('lea 3f(%rip), %rax', 'jmp *%rax', 'ud2', '3: lea 4f(%rip), %rcx', 'mov %rcx, 0x300040', 'jmp *0x300040', 'ud2',
+    '4: lea 5f(%rip), %rdx', 'mov %rdx, 0x300048', 'call *0x300048', 'jmp 6f', '5: ret', '6: lea 5b(%rip), %rsi', 'call *%rsi',
+    'nop', 'xchg %ax, %ax', 'nopl (%rax)', 'nopl 0(%rax)', 'nopl 0(%rax,%rax,1)', 'nopw 0(%rax,%rax,1)', 'nopl 0x100(%rax)',
+    'nopl 0x100(%rax,%rax,1)', 'nopw 0x100(%rax,%rax,1)', 'cs nopw 0x100(%rax,%rax,1)',
+    '.byte 0x66, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0', 'endbr64', 'pause', 'lfence', 'mfence', 'sfence', 'nop %eax', 'nopw %ax');
+  specs.push(blobSpec('control-nops', ctl.join('\n')));
+
+  // Port I/O, emulated identically on both sides (IN reads all ones, OUT 0xE9 is console).
+  specs.push(blobSpec('port-io', [
+    'movabs $0x1122334455667788, %rax', 'in $0x80, %al', 'mov $0x80, %edx', 'in %dx, %ax', 'movabs $0x1122334455667788, %rax',
+    'inl $0x84, %eax', 'out %al, $0x80', 'out %ax, %dx', 'out %eax, %dx', 'mov $0xe9, %dx', 'mov $0x4f, %al', 'out %al, %dx',
+    'mov $0x4b, %al', 'out %al, $0xe9',
+  ].join('\n')));
 
   return specs;
 }
@@ -252,4 +281,157 @@ export function faultSpecs(): RunSpec[] {
     blobSpec('idiv-quotient-overflow-16', 'mov $0x4000, %dx\nmov $0, %ax\nmov $2, %bx\nidivw %bx'),
     blobSpec('ud2', 'nop\nud2'),
   ];
+}
+
+const REGS64 = ['%rax', '%rbx', '%rcx', '%rdx', '%rsi', '%rdi', '%rbp', '%r8', '%r9', '%r10', '%r11', '%r12', '%r13', '%r14'];
+
+/** The name of a register (64-bit name) at `size` bits. */
+function sized(reg: string, size: number): string {
+  const n = reg.slice(1);
+  if (/^r\d+$/.test(n)) return '%' + n + ({ 8: 'b', 16: 'w', 32: 'd', 64: '' } as Record<number, string>)[size];
+  const base = n.slice(1); // ax, bx, si, bp...
+  if (size === 64) return reg;
+  if (size === 32) return '%e' + base;
+  if (size === 16) return '%' + base;
+  return '%' + ({ ax: 'al', bx: 'bl', cx: 'cl', dx: 'dl', si: 'sil', di: 'dil', bp: 'bpl' } as Record<string, string>)[base];
+}
+
+const SUFFIX: Record<number, string> = { 8: 'b', 16: 'w', 32: 'l', 64: 'q' };
+const CCS = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
+
+/**
+ * Random instruction sequences over random register values: ALU, shifts, multiply, bit
+ * and extension instructions, memory operands in the data region (R15 holds its base).
+ */
+export function randomSpecs(count: number, length: number, seed: bigint): RunSpec[] {
+  const rng = new Rng(seed | 1n);
+  const r = (k: number) => Number(rng.next() % BigInt(k));
+  const reg = () => REGS64[r(REGS64.length)];
+  const mem = (size: number) => `${8 * r(200) + (size < 64 ? r(8) & ~(size / 8 - 1) : 0)}(%r15)`;
+  const imm = (size: number) => {
+    const v = rng.pick(EDGE_VALUES) ^ (r(2) ? rng.next() : 0n);
+    const bits = size === 64 ? 32 : size;
+    return BigInt.asIntN(bits, v).toString();
+  };
+  const specs: RunSpec[] = [];
+  for (let p = 0; p < count; p++) {
+    const lines: string[] = [`mov $${DATA_BASE}, %r15`];
+    for (const x of REGS64) lines.push(`movabs $${hex(r(3) ? rng.next() : rng.pick(EDGE_VALUES))}, ${x}`);
+    while (lines.length < length) {
+      const size = [8, 16, 32, 64][r(4)];
+      const s = SUFFIX[size];
+      const a = sized(reg(), size);
+      const b = sized(reg(), size);
+      switch (r(15)) {
+        case 0:
+        case 1: {
+          const op = ['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'][r(9)];
+          const form = r(4);
+          if (form === 0) lines.push(`${op}${s} ${b}, ${a}`);
+          else if (form === 1) lines.push(`${op}${s} $${imm(size)}, ${a}`);
+          else if (form === 2) lines.push(`${op}${s} ${b}, ${mem(size)}`);
+          else lines.push(op === 'test' ? `${op}${s} ${b}, ${mem(size)}` : `${op}${s} ${mem(size)}, ${a}`);
+          break;
+        }
+        case 2:
+          lines.push(`${['inc', 'dec', 'neg', 'not'][r(4)]}${s} ${r(3) ? a : mem(size)}`);
+          break;
+        case 3: {
+          const op = ['shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr'][r(7)];
+          const form = r(3);
+          const dst = r(4) ? a : mem(size);
+          if (form === 0) lines.push(`mov $${r(2) ? r(70) : r(256)}, %cl`, `${op}${s} %cl, ${dst === '%cl' ? '%al' : dst}`);
+          else if (form === 1) lines.push(`${op}${s} $${r(size)}, ${dst}`);
+          else lines.push(`${op}${s} ${dst}`);
+          break;
+        }
+        case 4:
+          if (size === 8) lines.push(`${['mul', 'imul'][r(2)]}b ${b}`);
+          else if (r(2)) lines.push(`${['mul', 'imul'][r(2)]}${s} ${b}`);
+          else lines.push(r(2) ? `imul${s} ${b}, ${a}` : `imul${s} $${imm(size === 64 ? 32 : size)}, ${b}, ${a}`);
+          break;
+        case 5: {
+          const dst64 = reg();
+          const wide = r(2) === 1;
+          const from = [8, 16, 32][r(3)];
+          if (from === 32) lines.push(`movslq ${sized(reg(), 32)}, ${dst64}`);
+          else lines.push(`mov${r(2) ? 's' : 'z'}${SUFFIX[from]}${wide ? 'q' : 'l'} ${sized(reg(), from)}, ${sized(dst64, wide ? 64 : 32)}`);
+          break;
+        }
+        case 6: {
+          const cc = CCS[r(16)];
+          lines.push(r(2) ? `set${cc} ${sized(reg(), 8)}` : `cmov${cc}${size === 8 ? 'q' : s} ${sized(reg(), size === 8 ? 64 : size)}, ${sized(reg(), size === 8 ? 64 : size)}`);
+          break;
+        }
+        case 7: {
+          if (size === 8) break;
+          const op = ['bt', 'bts', 'btr', 'btc'][r(4)];
+          lines.push(r(2) ? `${op}${s} $${r(size)}, ${a}` : `${op}${s} ${b}, ${a}`);
+          break;
+        }
+        case 8: {
+          if (size === 8) break;
+          const src = sized(reg(), size);
+          lines.push(`or${s} $1, ${src}`, `${['bsf', 'bsr'][r(2)]}${s} ${src}, ${a}`); // source != 0
+          break;
+        }
+        case 9:
+          lines.push(r(2) ? `xchg${s} ${b}, ${a}` : r(2) ? `xadd${s} ${b}, ${a}` : `cmpxchg${s} ${b}, ${r(2) ? a : mem(size)}`);
+          break;
+        case 10:
+          if (size >= 32) lines.push(`lea${s} ${r(200) - 100}(${sized(reg(), 64)},${sized(reg(), 64)},${[1, 2, 4, 8][r(4)]}), ${a}`);
+          if (size >= 32) lines.push(`bswap ${a}`);
+          break;
+        case 11: {
+          if (size === 8) break;
+          const op = ['shld', 'shrd'][r(2)];
+          const count = size === 16 ? r(17) : r(size);
+          // 16-bit operands with a count above 16 have an undefined result: never generated.
+          if (r(2)) lines.push(`${op}${s} $${count}, ${b}, ${a}`);
+          else lines.push(`mov $${count}, %cl`, `${op}${s} %cl, ${b === sized('%rcx', size) ? sized('%rdx', size) : b}, ${a === sized('%rcx', size) ? sized('%rax', size) : a}`);
+          break;
+        }
+        case 12:
+          lines.push(`mov${s} ${r(2) ? b : '$' + imm(size)}, ${mem(size)}`, `mov${s} ${mem(size)}, ${a}`);
+          break;
+        case 13: {
+          // Memory forms gcc emits: multiply, setcc, cmov, xchg/xadd, bit strings, push/pop.
+          const m = mem(size === 8 ? 64 : size);
+          const sz = size === 8 ? 64 : size;
+          const t = sized(reg(), sz);
+          switch (r(8)) {
+            case 0: lines.push(`${['mul', 'imul'][r(2)]}${SUFFIX[sz]} ${m}`); break;
+            case 1: lines.push(`imul${SUFFIX[sz]} ${m}, ${t}`); break;
+            case 2: lines.push(`set${CCS[r(16)]} ${mem(8)}`, `cmov${CCS[r(16)]}${SUFFIX[sz === 16 ? 16 : sz]} ${m}, ${t}`); break;
+            case 3: lines.push(`${r(2) ? 'xchg' : 'lock xadd'}${SUFFIX[sz]} ${t}, ${m}`); break;
+            case 4: {
+              // Register bit offsets address the bit string beyond the operand (SDM BT).
+              const off = sized(reg(), sz);
+              lines.push(`mov${SUFFIX[sz]} $${r(1024) - 256}, ${off}`, `${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} ${off}, 0x800(%r15)`);
+              break;
+            }
+            case 5: lines.push(`${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} $${r(256)}, ${m}`); break;
+            case 6: {
+              const w = r(2) ? 'q' : 'w';
+              lines.push(`push${w} ${r(2) ? mem(w === 'q' ? 64 : 16) : '$' + imm(16)}`, `pop${w} ${mem(w === 'q' ? 64 : 16)}`);
+              break;
+            }
+            default: {
+              // The legacy high-byte registers (no REX prefix possible).
+              const hb = ['%ah', '%bh', '%ch', '%dh'];
+              const lb = ['%al', '%bl', '%cl', '%dl'];
+              const x = hb[r(4)];
+              const y = [...hb, ...lb][r(8)];
+              lines.push(`${['add', 'sub', 'xor', 'adc', 'cmp', 'mov'][r(6)]}b ${y}, ${x}`, `movzbl ${x}, %e${'abcd'[r(4)]}x`, `movsbw ${hb[r(4)]}, %${'abcd'[r(4)]}x`);
+            }
+          }
+          break;
+        }
+        default:
+          lines.push(['cbtw', 'cwtl', 'cltq', 'cwtd', 'cltd', 'cqto', 'stc', 'clc', 'cmc', 'lahf', 'sahf'][r(11)]);
+      }
+    }
+    specs.push(blobSpec(`random-${p}`, lines.join('\n')));
+  }
+  return specs;
 }

@@ -4,8 +4,8 @@
  * every instruction. This is the bounded run; `npm run difftest` runs everything.
  */
 import { expect } from 'chai';
-import { diffRun } from './compare';
-import { edgeCaseSpecs, faultSpecs, workloadSpec } from './corpus';
+import { DiffResult, diffRun } from './compare';
+import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
 import { CpuClass, loadCpuClass } from './sim';
@@ -21,7 +21,7 @@ describe('differential test against the real CPU (ptrace single-step)', function
     if (!Cpu) this.skip(); // vmm/cpu/cpu.ts not on this branch yet
   });
 
-  async function check(ctx: Mocha.Context, spec: RunSpec, expectEnd: string[]): Promise<void> {
+  async function check(ctx: Mocha.Context, spec: RunSpec, expectEnd: string[]): Promise<DiffResult> {
     const r = await diffRun(spec, Cpu!);
     const known = KNOWN_FAILING[spec.name];
     if (known && r.mismatch) {
@@ -32,6 +32,7 @@ describe('differential test against the real CPU (ptrace single-step)', function
     expect(r.mismatch, r.mismatch).to.equal(undefined);
     expect(expectEnd).to.include(r.end);
     expect(r.steps).to.be.greaterThan(0);
+    return r;
   }
 
   for (const name of ['workload-O2', 'workload-O0']) {
@@ -42,6 +43,13 @@ describe('differential test against the real CPU (ptrace single-step)', function
 
   for (const spec of edgeCaseSpecs(1)) {
     it(`edge cases: ${spec.name}`, async function () {
+      const r = await check(this, spec, ['int3']);
+      if (spec.name === 'port-io') expect(r.console).to.equal('OK');
+    });
+  }
+
+  for (const spec of randomSpecs(2, 2500, 0x5eed0001n)) {
+    it(`random instruction sequence: ${spec.name}`, async function () {
       await check(this, spec, ['int3']);
     });
   }

@@ -1,9 +1,10 @@
 /**
- * npm run difftest: the long differential run. Whole workload guests (-O0 and -O2, to
- * their exit) plus the edge cases at 4x the bounded run's size. Exit status 1 on a mismatch.
+ * npm run difftest: the long differential run. Whole workload guests (-O0, -O1, -O2, -Os, to
+ * their exit), the edge cases at 4x the bounded run's size and 40 random instruction
+ * sequences (DIFFTEST_SEED=n repeats a run's). Exit status 1 on a mismatch.
  */
 import { diffRun } from './compare';
-import { edgeCaseSpecs, faultSpecs, workloadSpec } from './corpus';
+import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { loadCpuClass } from './sim';
 
@@ -13,7 +14,9 @@ async function main(): Promise<number> {
     console.error('difftest: vmm/cpu/cpu.ts (class Cpu) is not built');
     return 2;
   }
-  const specs = [workloadSpec('workload-O2'), workloadSpec('workload-O0'), ...edgeCaseSpecs(4), ...faultSpecs()];
+  const seed = process.env.DIFFTEST_SEED ? BigInt(process.env.DIFFTEST_SEED) : BigInt(Date.now());
+  console.log(`random sequences: seed ${seed} (DIFFTEST_SEED=${seed} repeats them)`);
+  const specs = [...['O2', 'O0', 'O1', 'Os'].map((o) => workloadSpec(`workload-${o}`)), ...edgeCaseSpecs(4), ...faultSpecs(), ...randomSpecs(40, 5000, seed)];
   let failed = 0;
   for (const spec of specs) {
     const t0 = Date.now();
@@ -25,7 +28,7 @@ async function main(): Promise<number> {
       if (!known) failed++;
     } else {
       console.log(`ok   ${spec.name}: ${r.steps} instructions identical, ended by ${r.end} (${secs} s)`);
-      if (r.console) process.stdout.write(r.console.replace(/^/gm, '     | '));
+      if (r.console) process.stdout.write(r.console.replace(/\n$/, '').replace(/^/gm, '     | ') + '\n');
     }
   }
   return failed ? 1 : 0;

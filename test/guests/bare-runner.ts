@@ -22,7 +22,17 @@ export interface BareRunResult {
   exits: Record<string, number>;
 }
 
-export function runGuest(Cpu: CpuClass, elfPath: string, maxInstructions = 50_000_000): BareRunResult {
+export interface BareRunOptions {
+  maxInstructions?: number;
+  /**
+   * Model a hypervisor without the DR switch: every VM exit leaves DR7 = 400H (what a
+   * VT-x exit loads) and nothing restores the guest's value before the next entry.
+   */
+  loseDr7OnExit?: boolean;
+}
+
+export function runGuest(Cpu: CpuClass, elfPath: string, opts: BareRunOptions = {}): BareRunResult {
+  const maxInstructions = opts.maxInstructions ?? 50_000_000;
   const mem = new GuestMemory(64 * 1024 * 1024);
   const img = parseElf(new Uint8Array(fs.readFileSync(elfPath)), mem.size);
   loadImage(mem, img);
@@ -43,6 +53,7 @@ export function runGuest(Cpu: CpuClass, elfPath: string, maxInstructions = 50_00
       if (!cpu.interruptPending) cpu.requestInterrupt(timerVector);
       nextTick = cpu.instret + timerPeriod;
     }
+    if (opts.loseDr7OnExit && exit.kind !== 'budget') cpu.phys.setDr(7, { lo: 0x400, hi: 0 });
     switch (exit.kind) {
       case 'budget':
         break;

@@ -35,7 +35,7 @@ describe('built-in guests on the simulated CPU', function () {
   });
   const run = (name: string) => runGuest(Cpu!, path.join(GUESTS, `${name}.elf`));
 
-  for (const level of ['O0', 'O2']) {
+  for (const level of ['O0', 'O1', 'O2', 'Os']) {
     it(`workload-${level} prints exactly the checksums of the same C built natively`, () => {
       const expected = nativeWorkloadOutput(level);
       expect(expected).to.match(/^total 0x[0-9a-f]+$/m);
@@ -64,6 +64,15 @@ describe('built-in guests on the simulated CPU', function () {
     expect((r.console.match(/^PASS /gm) ?? []).length).to.be.at.least(20);
     expect(r.console).to.include('selfwatch: all passed');
     expect(r.status).to.equal(0);
+  });
+
+  it('selfwatch reports FAIL lines and exits 1 when VM exits lose its DR7 (the pre-fix bug)', () => {
+    const r = runGuest(Cpu!, path.join(GUESTS, 'selfwatch.elf'), { loseDr7OnExit: true });
+    expect(r.error, r.error).to.equal(undefined);
+    expect(r.console).to.match(/^FAIL dr7-survives-exits: expected DR7 0x[0-9a-f]+ got 0x400$/m);
+    expect(r.console).to.match(/^FAIL write-len8: expected #DB count 0x1 got 0x0$/m);
+    expect(r.console).to.include('selfwatch: FAILED');
+    expect(r.status).to.equal(1);
   });
 
   it('cpuid-loop makes 100000 CPUID exits', () => {

@@ -163,6 +163,10 @@ describe('ELF loader (guest ABI: static ELF64 x86-64 ET_EXEC)', () => {
     expectElfError(mutate((_, v) => v.setUint16(56, 0, true)), /no program headers/);
   });
 
+  it('rejects a dynamically linked image (PT_INTERP)', () => {
+    expectElfError(mutate((b, v) => v.setUint32(phdr(b, loadIndex(b, 1)), 3, true)), /dynamically linked/);
+  });
+
   it('rejects a section header table past the end of the file', () => {
     expectElfError(mutate((_, v) => v.setBigUint64(40, BigInt(good.length), true)), /truncated ELF: section header table/);
   });

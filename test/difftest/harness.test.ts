@@ -1,0 +1,81 @@
+/**
+ * The differential harness itself: it must catch a simulator that gets a register, a
+ * defined flag or memory wrong, and must not complain about flags the SDM leaves undefined.
+ */
+import { expect } from 'chai';
+import { CpuExit } from '../../vmm/cpu/cpu-exit';
+import { diffRun } from './compare';
+import { blobSpec } from './corpus';
+import { CpuClass, loadCpuClass } from './sim';
+import { AF, CF, OF, SF, ZF, PF, undefinedFlags } from './undefined-flags';
+
+/** A Cpu that misbehaves once, after its `nth` instruction, in the way `spoil` says. */
+function faultyCpu(Base: CpuClass, nth: number, spoil: (cpu: InstanceType<CpuClass>) => void): CpuClass {
+  return class extends (Base as unknown as new (...a: ConstructorParameters<CpuClass>) => InstanceType<CpuClass>) {
+    private retired = 0;
+    run(budget: number): CpuExit {
+      const exit = super.run(budget);
+      if (exit.kind === 'budget' && ++this.retired === nth) spoil(this);
+      return exit;
+    }
+  } as unknown as CpuClass;
+}
+
+const BODY = ['mov $0x300000, %ebx', 'mov $5, %eax', 'add $3, %eax', 'mov %eax, 8(%rbx)', 'xor %ecx, %ecx', 'and $1, %eax', 'nop'].join('\n');
+
+describe('differential harness', function () {
+  this.timeout(30000);
+  let Cpu: CpuClass | undefined;
+  before(function () {
+    Cpu = loadCpuClass();
+    if (!Cpu) this.skip();
+  });
+
+  it('agrees with the real CPU on a correct run', async () => {
+    const r = await diffRun(blobSpec('harness-ok', BODY), Cpu!);
+    expect(r.mismatch).to.equal(undefined);
+    expect(r.steps).to.equal(7);
+    expect(r.end).to.equal('int3');
+  });
+
+  it('reports a wrong register at the instruction that produced it', async () => {
+    const bad = faultyCpu(Cpu!, 3, (c) => c.setGpr(0, { lo: 9, hi: 0 }));
+    const r = await diffRun(blobSpec('harness-reg', BODY), bad);
+    expect(r.mismatch).to.match(/after instruction #3 at 0x0+10000a \[83c003/);
+    expect(r.mismatch).to.match(/rax native=0x0+8 sim=0x0+9/);
+  });
+
+  it('reports a wrong defined flag', async () => {
+    const bad = faultyCpu(Cpu!, 3, (c) => c.setReg('rflags', { lo: c.getReg('rflags').lo ^ ZF, hi: 0 }));
+    const r = await diffRun(blobSpec('harness-flag', BODY), bad);
+    expect(r.mismatch).to.match(/after instruction #3 .*rflags/);
+  });
+
+  it('ignores a flag the SDM leaves undefined (AF after AND) and carries the native value on', async () => {
+    const bad = faultyCpu(Cpu!, 6, (c) => c.setReg('rflags', { lo: c.getReg('rflags').lo ^ AF, hi: 0 }));
+    const r = await diffRun(blobSpec('harness-undef', BODY), bad);
+    expect(r.mismatch).to.equal(undefined);
+  });
+
+  it('reports memory that differs at the end', async () => {
+    const bad = faultyCpu(Cpu!, 4, (c) => {
+      (c as unknown as { mem: { bytes: Uint8Array } }).mem.bytes[0x300009] ^= 1;
+    });
+    const r = await diffRun(blobSpec('harness-mem', BODY), bad);
+    expect(r.mismatch).to.match(/memory at 0x300009/);
+  });
+
+  it('knows which flags are undefined (SDM instruction pages)', () => {
+    const b = (...x: number[]) => Uint8Array.from([...x, 0, 0, 0, 0]);
+    expect(undefinedFlags(b(0x21, 0xc8), 0)).to.equal(AF); // and %ecx,%eax
+    expect(undefinedFlags(b(0x48, 0xf7, 0xe3), 0)).to.equal(SF | ZF | AF | PF); // mul %rbx
+    expect(undefinedFlags(b(0x48, 0xf7, 0xf3), 0)).to.equal(CF | OF | SF | ZF | AF | PF); // div %rbx
+    expect(undefinedFlags(b(0x48, 0xd3, 0xe0), 0)).to.equal(0); // shl %cl,%rax with CL=0
+    expect(undefinedFlags(b(0x48, 0xd3, 0xe0), 1)).to.equal(AF); // count 1: OF defined
+    expect(undefinedFlags(b(0x48, 0xd3, 0xe0), 64)).to.equal(0); // 64 & 63 = 0
+    expect(undefinedFlags(b(0xd2, 0xe0), 9)).to.equal(AF | OF | CF); // shl %cl,%al, count >= 8
+    expect(undefinedFlags(b(0x48, 0xc1, 0xc0, 0x05), 0)).to.equal(OF); // rol $5,%rax
+    expect(undefinedFlags(b(0x48, 0x0f, 0xbc, 0xc3), 0)).to.equal(CF | OF | SF | AF | PF); // bsf
+    expect(undefinedFlags(b(0x48, 0x01, 0xd8), 0)).to.equal(0); // add
+  });
+});
