@@ -38,6 +38,15 @@ describe('cpu debug architecture: SDM 17 rules', () => {
     expect(dbs(k)).to.deep.equal([[k.labels.a1, 0xffff0ff2]]);
   });
 
+  it('17.3.1.2 [base+disp] MOV loads and stores (the inlined fast path) hit data breakpoints', () => {
+    const k = buildKernel(`leaq value(%rip), %rbx\n movq %rbx, %dr0\n leaq value+8(%rip), %rax\n movq %rax, %dr1\n ${DR6_ZERO}
+      ${setDr7(0x2 | 0x8 | (0x9 << 16) | (0xf << 20))}
+      movq %rax, 0(%rbx)\n a1: movl 4(%rbx), %ecx\n a2: movl 8(%rbx), %ecx\n a3: movl %ecx, 12(%rbx)\n a4: nop`);
+    k.run();
+    // DR0: write, 8 bytes at value; DR1: read/write, 4 bytes at value+8
+    expect(dbs(k)).to.deep.equal([[k.labels.a1, 0xffff0ff1], [k.labels.a3, 0xffff0ff2]]);
+  });
+
   it('17.3.1.2 a PUSH that writes a watched stack slot traps after the push', () => {
     const k = buildKernel(`leaq -8(%rsp), %rax\n movq %rax, %dr0\n ${DR6_ZERO} ${setDr7(0x2 | (0xd << 16))}
       pushq %rbx\n a: popq %rbx`);

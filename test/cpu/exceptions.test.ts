@@ -3,6 +3,8 @@ import { expect } from 'chai';
 import { buildKernel, rip } from './kernel';
 import { assemble, makeCpu } from '../helpers/asm';
 import { u64 } from '../../vmm/u64';
+import { Cpu } from '../../vmm/cpu/cpu';
+import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
 
 describe('cpu: exceptions and interrupts (SDM 6)', () => {
   it('#UD for an unimplemented opcode is delivered to the guest with RIP at the instruction (6.15 #UD)', () => {
@@ -195,5 +197,21 @@ describe('cpu: system state and self-modifying code', () => {
     r = BigInt.asUintN(64, BigInt.asIntN(64, r) >> 7n);
     expect(BigInt(cpu.getGpr(0).hi) * 2n ** 32n + BigInt(cpu.getGpr(0).lo)).to.equal(r / 1000003n);
     expect(BigInt(cpu.getGpr(2).lo) + (BigInt(cpu.getGpr(2).hi) << 32n)).to.equal(r % 1000003n);
+  });
+});
+
+describe('cpu: cross-modifying code between vCPUs', () => {
+  it('a store by one CPU into code another CPU has decoded is seen by the other (shared code epoch)', () => {
+    const a = makeCpu(assemble('movl $1, %eax\n hlt\n .fill 64, 1, 0x90\n movl $9, 0x1001\n hlt'));
+    const b = new Cpu(a.mem, new PhysicalCpu(1));
+    b.setReg('rip', u64(0x1000));
+    b.setGpr(4, u64(0x80000));
+    expect(b.run(10).kind).to.equal('hlt'); // B decodes and runs "mov $1, %eax"
+    expect(b.getGpr(0).lo).to.equal(1);
+    a.setReg('rip', u64(0x1000 + 6 + 64)); // A patches the immediate of B's instruction
+    expect(a.run(10).kind).to.equal('hlt');
+    b.setReg('rip', u64(0x1000));
+    b.run(10);
+    expect(b.getGpr(0).lo).to.equal(9);
   });
 });

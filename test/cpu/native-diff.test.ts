@@ -131,6 +131,33 @@ function gen(): Case[] {
   add('cmpxchgq %rbx, %rcx', ALL, (r) => { r[2] = r[0]; });
   add('cmpxchgl %ebx, %ecx', ALL, (r) => { r[2] = r[0]; });
   add('movq %rax, scratch(%rip)\n lock cmpxchgq %rbx, scratch(%rip)\n movq scratch(%rip), %rdi', ALL);
+  // memory-operand forms (each ends by loading the scratch qword into RDI)
+  const M = 'movq %rax, scratch(%rip)\n ';
+  const R = '\n movq scratch(%rip), %rdi';
+  for (const op of ['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc', 'sbb']) {
+    add(`${M}${op}l $0x12345678, scratch(%rip)${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+    add(`${M}${op}q $-3, scratch(%rip)${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+    add(`${M}${op}l scratch(%rip), %ebx${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+    add(`${M}${op}q scratch+4(%rip), %rbx${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+    add(`${M}${op}b %bl, scratch+1(%rip)${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+    add(`${M}${op}w %bx, scratch+3(%rip)${R}`, op === 'and' || op === 'or' || op === 'xor' ? LOGIC : ALL);
+  }
+  for (const s2 of ['movsbq scratch+1(%rip), %rbx', 'movswl scratch+2(%rip), %ebx', 'movslq scratch+4(%rip), %rbx',
+    'movzbl scratch+7(%rip), %ebx', 'movzwq scratch+5(%rip), %rbx', 'movb %bh, scratch+2(%rip)', 'movw %bx, scratch+1(%rip)',
+    'movl %ebx, scratch+3(%rip)', 'movq %rbx, scratch+1(%rip)', 'movl $-1, scratch+4(%rip)', 'movq $-2, scratch(%rip)',
+    'negl scratch(%rip)', 'notq scratch(%rip)', 'incw scratch+2(%rip)', 'decb scratch+7(%rip)', 'xaddl %ebx, scratch(%rip)',
+    'lock xaddq %rbx, scratch(%rip)', 'xchgl %ebx, scratch+4(%rip)', 'shll $3, scratch(%rip)', 'sarq %cl, scratch(%rip)',
+    'rorw $5, scratch+2(%rip)', 'btsq $40, scratch(%rip)', 'btrl %ebx, scratch(%rip)', 'sete scratch+3(%rip)',
+    'cmovnel scratch(%rip), %ebx', 'cmovgq scratch(%rip), %rbx', 'imulq scratch(%rip), %rbx', 'imull $7, scratch(%rip), %ebx',
+    'mulq scratch(%rip)', 'testl %ebx, scratch(%rip)', 'testb $0x81, scratch+7(%rip)', 'pushq scratch(%rip)\n popq %rsi',
+    'leaq scratch(%rip), %rsi\n pushq %rbx\n popq 8(%rsi)\n xorl %esi, %esi', 'leaq scratch(%rip), %rsi\n movq %rbx, (%rsi,%rcx,1)\n xorl %esi, %esi']) {
+    add(`${M}${s2}${R}`, s2.startsWith('imul') || s2.startsWith('mul') ? CFOF : s2.startsWith('bt') ? 0x41 : s2.startsWith('test') ? LOGIC : s2.startsWith('shl') || s2.startsWith('sar') || s2.startsWith('ror') ? 0x0 : ALL,
+      s2.includes('(%rsi,%rcx,1)') ? (r) => { r[2] = r[2] & 7n; } : s2.startsWith('btrl %ebx') ? (r) => { r[1] = (r[1] & 31n) | 0x40n; } : undefined);
+  }
+  add('movq %rax, scratch(%rip)\n movq %rdx, 8+scratch(%rip)\n lock cmpxchg16b scratch(%rip)\n movq scratch(%rip), %rdi\n movq 8+scratch(%rip), %rsi', 0x40);
+  add('lock cmpxchg16b scratch(%rip)\n movq scratch(%rip), %rdi\n movq 8+scratch(%rip), %rsi', 0x40);
+  add('movl %eax, scratch(%rip)\n movl %edx, 4+scratch(%rip)\n cmpxchg8b scratch(%rip)\n movq scratch(%rip), %rdi', 0x40);
+  add('cmpxchg8b scratch(%rip)\n movq scratch(%rip), %rdi', 0x40);
   // string instructions
   add('leaq scratch(%rip), %rsi\n leaq 32+scratch(%rip), %rdi\n andq $7, %rcx\n cld\n rep movsb\n movq 32+scratch(%rip), %rdx\n leaq scratch(%rip), %rbx\n subq %rbx, %rsi\n subq %rbx, %rdi\n xorl %ebx, %ebx', ALL);
   add('leaq 40+scratch(%rip), %rdi\n andq $3, %rcx\n std\n rep stosq\n cld\n movq 32+scratch(%rip), %rdx\n leaq scratch(%rip), %rbx\n subq %rbx, %rdi\n xorl %ebx, %ebx', ALL);

@@ -29,6 +29,20 @@ export const enum FaultKind {
   SOFTINT = 3,
 }
 
+/**
+ * Decoded-code bookkeeping shared by every CPU on one GuestMemory, so that a store by one
+ * vCPU into code another has decoded (cross-modifying code) is seen by both: decoded
+ * instructions and blocks carry the epoch they were decoded in and are dropped when it moves.
+ */
+export class CodeTracker {
+  readonly pages: Uint8Array;
+  epoch = 0;
+  constructor(memSize: number) {
+    this.pages = new Uint8Array((memSize >>> 12) + 2);
+  }
+}
+const trackers = new WeakMap<GuestMemory, CodeTracker>();
+
 /** Sign bit of the low half by operand size (size 8: bit 31 of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 /** Value masks by operand size, as int32 (4 and 8: -1). */
@@ -76,9 +90,10 @@ export class CpuCore {
   /** 32-bit view of RAM for aligned accesses (faster than DataView); little-endian host. */
   readonly u32: Uint32Array;
   readonly memSize: number;
-  /** Pages holding decoded instructions; a write there drops the decoded cache. */
+  /** Shared by all CPUs on this RAM: pages holding decoded instructions and the epoch. */
+  readonly code: CodeTracker;
+  /** = code.pages: a write to a marked page drops every CPU's decoded instructions. */
   readonly codePages: Uint8Array;
-  codeEpoch = 0;
 
   // debug
   readonly bp: BreakpointSummary;
@@ -120,7 +135,13 @@ export class CpuCore {
     this.dv = mem.view;
     this.u32 = new Uint32Array(mem.bytes.buffer, mem.bytes.byteOffset, mem.bytes.byteLength >>> 2);
     this.memSize = mem.size;
-    this.codePages = new Uint8Array((mem.size >>> 12) + 2);
+    let tracker = trackers.get(mem);
+    if (tracker === undefined) {
+      tracker = new CodeTracker(mem.size);
+      trackers.set(mem, tracker);
+    }
+    this.code = tracker;
+    this.codePages = tracker.pages;
     this.bp = new BreakpointSummary(mem.size);
   }
 
@@ -200,7 +221,7 @@ export class CpuCore {
 
   /** Drops every decoded instruction (self-modifying code or a debugger write). */
   invalidateCode(): void {
-    this.codeEpoch++;
+    this.code.epoch++;
     this.codePages.fill(0);
     this.onInvalidate();
   }

@@ -232,11 +232,11 @@ export class Cpu extends CpuCore implements GuestCpu {
       let blk: Block;
       if (prev !== null) {
         const a: Block | null = prev.succ0, b: Block | null = prev.succ1;
-        if (a !== null && a.addr === rip && a.epoch === this.codeEpoch) blk = a;
-        else if (b !== null && b.addr === rip && b.epoch === this.codeEpoch) blk = b;
+        if (a !== null && a.addr === rip && a.epoch === this.code.epoch) blk = a;
+        else if (b !== null && b.addr === rip && b.epoch === this.code.epoch) blk = b;
         else {
           blk = this.blockAt(rip);
-          if (prev.succ0 === null || prev.succ0.epoch !== this.codeEpoch) prev.succ0 = blk; else prev.succ1 = blk;
+          if (prev.succ0 === null || prev.succ0.epoch !== this.code.epoch) prev.succ0 = blk; else prev.succ1 = blk;
         }
       } else blk = this.blockAt(rip);
       const insns = blk.insns;
@@ -286,11 +286,11 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   private lookup(rip: number): Insn {
     let i = this.cache.get(rip);
-    if (i === undefined) {
+    if (i === undefined || i.epoch !== this.code.epoch) {
       i = new Insn();
       decode(this.bytes, this.memSize, rip, i);
       bindHandler(i);
-      i.epoch = this.codeEpoch;
+      i.epoch = this.code.epoch;
       const cp = this.codePages;
       const last = Math.min(rip + Math.max(i.len, 1) - 1, this.memSize - 1);
       if (rip < this.memSize) for (let p = rip >>> 12; p <= last >>> 12; p++) cp[p] = 1;
@@ -310,8 +310,8 @@ export class Cpu extends CpuCore implements GuestCpu {
   /** The decoded straight-line block at rip (up to an unconditional control transfer). */
   private blockAt(rip: number): Block {
     let b = this.blocks.get(rip);
-    if (b !== undefined && b.epoch === this.codeEpoch) return b;
-    b = new Block(rip, this.codeEpoch);
+    if (b !== undefined && b.epoch === this.code.epoch) return b;
+    b = new Block(rip, this.code.epoch);
     let a = rip;
     for (let k = 0; k < MAX_BLOCK; k++) {
       const i = this.lookup(a);

@@ -87,6 +87,58 @@ const movStore64: Handler = (c, i) => { ea(c, i); c.wr64(c.eaLo, c.eaHi, c.rl[i.
 const movStore32: Handler = (c, i) => { ea(c, i); c.wr32(c.eaLo, c.eaHi, c.rl[i.reg]); return i.nextAddr; };
 const movLoad64: Handler = (c, i) => { ea(c, i); const v = c.rd64(c.eaLo, c.eaHi); c.rl[i.reg] = v; c.rh[i.reg] = c.t; return i.nextAddr; };
 const movLoad32: Handler = (c, i) => { ea(c, i); const v = c.rd32(c.eaLo, c.eaHi); c.rl[i.reg] = v; c.rh[i.reg] = 0; return i.nextAddr; };
+
+/**
+ * [base+disp] loads and stores with the common case inline: aligned, inside RAM, no data
+ * breakpoint armed. Anything else takes the general path (same semantics).
+ */
+const movLoad64BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8)) {
+    const w = a >>> 2;
+    c.rl[i.reg] = c.u32[w];
+    c.rh[i.reg] = c.u32[w + 1];
+    return i.nextAddr;
+  }
+  return movLoad64(c, i);
+};
+const movLoad32BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4)) {
+    c.rl[i.reg] = c.u32[a >>> 2];
+    c.rh[i.reg] = 0;
+    return i.nextAddr;
+  }
+  return movLoad32(c, i);
+};
+const movStore64BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8) &&
+    c.codePages[a >>> 12] === 0) {
+    const w = a >>> 2;
+    c.u32[w] = c.rl[i.reg];
+    c.u32[w + 1] = c.rh[i.reg];
+    return i.nextAddr;
+  }
+  return movStore64(c, i);
+};
+const movStore32BD: Handler = (c, i) => {
+  const b = i.base;
+  const s = c.rl[b] + i.dispLo;
+  const a = s >>> 0;
+  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4) &&
+    c.codePages[a >>> 12] === 0) {
+    c.u32[a >>> 2] = c.rl[i.reg];
+    return i.nextAddr;
+  }
+  return movStore32(c, i);
+};
 const movRI: Handler = (c, i) => { c.rl[i.rm] = i.immLo; c.rh[i.rm] = i.size === 8 ? i.immHi : 0; return i.nextAddr; };
 const movStoreImm64: Handler = (c, i) => { ea(c, i); c.wr64(c.eaLo, c.eaHi, i.immLo, i.immHi); return i.nextAddr; };
 const movStoreImm32: Handler = (c, i) => { ea(c, i); c.wr32(c.eaLo, c.eaHi, i.immLo); return i.nextAddr; };
@@ -103,6 +155,16 @@ const lea64: Handler = (c, i) => {
   return i.nextAddr;
 };
 const movzxLoad8: Handler = (c, i) => {
+  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
+    const b = i.base;
+    const t = c.rl[b] + i.dispLo;
+    const a = t >>> 0;
+    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1)) {
+      c.rl[i.reg] = c.bytes[a];
+      c.rh[i.reg] = 0;
+      return i.nextAddr;
+    }
+  }
   ea(c, i);
   const a = c.eaLo;
   if (c.eaHi !== 0 || a >= c.memSize || c.dataBpOn !== 0) {
@@ -178,20 +240,68 @@ function alu32(c: CpuCore, op: number): void {
   L[0] = d; L[1] = 0; L[2] = s; L[3] = 0; L[4] = X[4]; L[5] = 0;
 }
 
-const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg
-  const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh;
-  X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
-  alu64(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
-  return i.nextAddr;
+const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg (the commonest form: inline)
+  const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh, op = i.sub;
+  const L = c.lf;
+  switch (op) {
+    case 0: case 5: case 7: {
+      const dLo = rl[d], dHi = rh[d], sLo = rl[s], sHi = rh[s];
+      L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+      if (op === 0) {
+        const t = dLo + sLo;
+        L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+        c.lfOp = LF.ADD;
+      } else {
+        const t = dLo - sLo;
+        L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
+        c.lfOp = LF.SUB;
+      }
+      c.lfSize = 8;
+      c.lfCin = 0;
+      if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+      return i.nextAddr;
+    }
+    case 4: case 1: case 6: {
+      if (op === 4) { L[4] = rl[d] & rl[s]; L[5] = rh[d] & rh[s]; }
+      else if (op === 1) { L[4] = rl[d] | rl[s]; L[5] = rh[d] | rh[s]; }
+      else { L[4] = rl[d] ^ rl[s]; L[5] = rh[d] ^ rh[s]; }
+      c.lfOp = LF.LOGIC;
+      c.lfSize = 8;
+      c.lfCin = 0;
+      rl[d] = L[4]; rh[d] = L[5];
+      return i.nextAddr;
+    }
+    default:
+      X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
+      alu64(c, op);
+      rl[d] = X[4]; rh[d] = X[5];
+      return i.nextAddr;
+  }
 };
-const aluRR32: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl;
-  X[0] = rl[d]; X[2] = rl[i.reg];
-  alu32(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
-  return i.nextAddr;
-};
+/** 32-bit ALU into register d with the common operations inline. */
+function alu32Reg(c: CpuCore, op: number, d: number, sv: number, nextAddr: number): number {
+  const rl = c.rl, L = c.lf;
+  const dv = rl[d];
+  switch (op) {
+    case 0: L[4] = dv + sv; c.lfOp = LF.ADD; break;
+    case 5: case 7: L[4] = dv - sv; c.lfOp = LF.SUB; break;
+    case 4: L[4] = dv & sv; c.lfOp = LF.LOGIC; break;
+    case 1: L[4] = dv | sv; c.lfOp = LF.LOGIC; break;
+    case 6: L[4] = dv ^ sv; c.lfOp = LF.LOGIC; break;
+    default:
+      X[0] = dv; X[2] = sv;
+      alu32(c, op);
+      rl[d] = X[4]; c.rh[d] = 0;
+      return nextAddr;
+  }
+  L[0] = dv; L[1] = 0; L[2] = sv; L[3] = 0; L[5] = 0;
+  c.lfSize = 4;
+  c.lfCin = 0;
+  if (op !== 7) { rl[d] = L[4]; c.rh[d] = 0; }
+  return nextAddr;
+}
+
+const aluRR32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, c.rl[i.reg], i.nextAddr);
 const aluGR64: Handler = (c, i) => { // ALU_GE reg: reg op= rm
   const d = i.reg, s = i.rm, rl = c.rl, rh = c.rh;
   X[0] = rl[d]; X[1] = rh[d]; X[2] = rl[s]; X[3] = rh[s];
@@ -225,19 +335,31 @@ const aluGM32: Handler = (c, i) => {
   return i.nextAddr;
 };
 const aluRI64: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl, rh = c.rh;
+  const d = i.rm, rl = c.rl, rh = c.rh, op = i.sub;
+  if (op === 0 || op === 5 || op === 7) {
+    const L = c.lf;
+    const dLo = rl[d], dHi = rh[d], sLo = i.immLo, sHi = i.immHi;
+    L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+    if (op === 0) {
+      const t = dLo + sLo;
+      L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+      c.lfOp = LF.ADD;
+    } else {
+      const t = dLo - sLo;
+      L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
+      c.lfOp = LF.SUB;
+    }
+    c.lfSize = 8;
+    c.lfCin = 0;
+    if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+    return i.nextAddr;
+  }
   X[0] = rl[d]; X[1] = rh[d]; X[2] = i.immLo; X[3] = i.immHi;
-  alu64(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; rh[d] = X[5]; }
+  alu64(c, op);
+  rl[d] = X[4]; rh[d] = X[5];
   return i.nextAddr;
 };
-const aluRI32: Handler = (c, i) => {
-  const d = i.rm, rl = c.rl;
-  X[0] = rl[d]; X[2] = i.immLo;
-  alu32(c, i.sub);
-  if (i.sub !== 7) { rl[d] = X[4]; c.rh[d] = 0; }
-  return i.nextAddr;
-};
+const aluRI32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, i.immLo, i.nextAddr);
 const aluMI32: Handler = (c, i) => {
   ea(c, i);
   X[0] = c.rd32(c.eaLo, c.eaHi); X[2] = i.immLo;
@@ -304,6 +426,16 @@ const shiftRI: Handler = (c, i) => {
 };
 const nop: Handler = (_c, i) => i.nextAddr;
 const movStore8: Handler = (c, i) => {
+  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
+    const b = i.base;
+    const t = c.rl[b] + i.dispLo;
+    const a = t >>> 0;
+    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1) && c.codePages[a >>> 12] === 0) {
+      const r = i.reg;
+      c.bytes[a] = r < 16 ? c.rl[r] : c.rl[r - 16] >>> 8;
+      return i.nextAddr;
+    }
+  }
   ea(c, i);
   const r = i.reg;
   c.wr8(c.eaLo, c.eaHi, r < 16 ? c.rl[r] & 0xff : (c.rl[r - 16] >>> 8) & 0xff);
@@ -384,6 +516,18 @@ const imulRR: Handler = (c, i) => {
   return i.nextAddr;
 };
 
+/** No enabled data breakpoint covers the pages of [a, a+n). */
+function noDataBp(c: CpuCore, a: number, n: number): boolean {
+  if (c.dataBpOn === 0) return true;
+  const p = c.bp.pages;
+  return (p[a >>> 12] | p[(a + n - 1) >>> 12]) === 0;
+}
+
+/** A [base+disp] memory operand with no index, segment override or 67h prefix. */
+function baseDisp(i: Insn): boolean {
+  return i.isMem && i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8;
+}
+
 /** Picks the handler for a freshly decoded instruction. */
 export function bindHandler(i: Insn): void {
   i.fn = choose(i);
@@ -398,8 +542,14 @@ function choose(i: Insn): Handler {
     i.op !== Op.NOP && i.op !== Op.SETCC && i.op !== Op.MOVZX) return exec;
   switch (i.op) {
     case Op.NOP: return nop;
-    case Op.MOV_EG: return i.isMem ? (q ? movStore64 : movStore32) : (q ? movRR64 : movRR32);
-    case Op.MOV_GE: return i.isMem ? (q ? movLoad64 : movLoad32) : (q ? movGR64 : movGR32);
+    case Op.MOV_EG:
+      if (!i.isMem) return q ? movRR64 : movRR32;
+      if (baseDisp(i)) return q ? movStore64BD : movStore32BD;
+      return q ? movStore64 : movStore32;
+    case Op.MOV_GE:
+      if (!i.isMem) return q ? movGR64 : movGR32;
+      if (baseDisp(i)) return q ? movLoad64BD : movLoad32BD;
+      return q ? movLoad64 : movLoad32;
     case Op.MOV_RI: return movRI;
     case Op.MOV_EI: return i.isMem ? (q ? movStoreImm64 : movStoreImm32) : exec;
     case Op.LEA: return q && i.asize === 8 ? lea64 : d ? lea32 : exec;
