@@ -129,7 +129,7 @@ watched:
       ['read', 0xc0004, 4], ['write', 0xc0004, 4],
     ];
     for (const [kind, addr, size] of traps) {
-      it(`traps: ${kind} ${size} byte(s) at ${hex(addr)} (B bits of every matching register)`, () => {
+      it(`Table 17-1 traps: ${kind} ${size} byte(s) at ${hex(addr)} (B bits of every matching register)`, () => {
         const bits = expectedBits(kind, addr, size);
         expect(bits, 'table entry must match some register').to.not.equal(0);
         const { m, r } = runAccess(kind, size, addr, setup);
@@ -139,7 +139,7 @@ watched:
       });
     }
     for (const [kind, addr, size] of noTraps) {
-      it(`does not trap: ${kind} ${size} byte(s) at ${hex(addr)}`, () => {
+      it(`Table 17-1 does not trap: ${kind} ${size} byte(s) at ${hex(addr)}`, () => {
         const { m, r } = runAccess(kind, size, addr, setup);
         expect(r.events, describeEvents(r.events)).to.deep.equal([]);
         expect(hex(m.dr(6)), 'DR6 untouched').to.equal(hex(DR6_INIT));
@@ -334,7 +334,7 @@ after:
     }
   });
 
-  it('kvm-unit-tests 1 (CPL 0 part): a LOCK CMPXCHG split across a cache line raises no #DB (and no #AC) with nothing enabled', () => {
+  it('17.2.4 (nothing enabled) / kvm-unit-tests 1 (CPL 0 part): a LOCK CMPXCHG split across a cache line raises no #DB (and no #AC) with nothing enabled', () => {
     const m = new DebugMachine().load(`
 start:
   xor %eax, %eax
@@ -392,7 +392,7 @@ after:
     expect(hex(r.events[0].dr6)).to.equal(hex(DR6_INIT | DR6_BS | DR6_BD | DR6_BT | 0x2));
   });
 
-  it('kvm-unit-tests 14/15: write watchpoint keeps a software-set BS (0xFFFF4FF2) and does not set BS itself (0xFFFF0FF2)', () => {
+  it('17.2.3 / kvm-unit-tests 14/15: write watchpoint keeps a software-set BS (0xFFFF4FF2) and does not set BS itself (0xFFFF0FF2)', () => {
     const body = `
 start:
   mov $42, %rax

@@ -135,11 +135,13 @@ bp:
 
   // Every memory-operand form must go through the breakpoint check, also once its loop is hot.
   const forms: Array<[string, 'w' | 'rw', string?]> = [
-    ['mov %eax, (%rbx)', 'w'], ['movb $1, (%rbx)', 'w'], ['movw %ax, (%rbx)', 'w'], ['addl $1, (%rbx)', 'w'],
+    ['mov %eax, (%rbx)', 'w'], ['mov %al, (%rbx)', 'w'], ['mov %rax, (%rbx)', 'w'], ['movq $5, (%rbx)', 'w'],
+    ['add %eax, (%rbx)', 'w'], ['sub %rax, (%rbx)', 'w'], ['movb $1, (%rbx)', 'w'], ['movw %ax, (%rbx)', 'w'], ['addl $1, (%rbx)', 'w'],
     ['incq (%rbx)', 'w'], ['negl (%rbx)', 'w'], ['shll $1, (%rbx)', 'w'], ['btsl $3, (%rbx)', 'w'], ['orb $1, (%rbx)', 'w'],
     ['xchg %eax, (%rbx)', 'w'], ['lock xaddl %eax, (%rbx)', 'w'], ['setz (%rbx)', 'w'],
     ['mov %rbx, %rdi\n  stosq', 'w'], ['push %rax\n  popq (%rbx)', 'w'],
-    ['mov (%rbx), %eax', 'rw'], ['movzbl (%rbx), %eax', 'rw'], ['movsbq (%rbx), %rax', 'rw'], ['cmpl $5, (%rbx)', 'rw'],
+    ['mov (%rbx), %eax', 'rw'], ['mov (%rbx), %rax', 'rw'], ['mov (%rbx), %al', 'rw'], ['sub (%rbx), %rax', 'rw'],
+    ['cmp %rax, (%rbx)', 'rw'], ['and (%rbx), %edx', 'rw'], ['movzbl (%rbx), %eax', 'rw'], ['movsbq (%rbx), %rax', 'rw'], ['cmpl $5, (%rbx)', 'rw'],
     ['testb $1, (%rbx)', 'rw'], ['addl (%rbx), %eax', 'rw'], ['cmovz (%rbx), %eax', 'rw'], ['btl $3, (%rbx)', 'rw'],
     ['imul (%rbx), %eax', 'rw'], ['mov %rbx, %rsi\n  lodsq', 'rw'], ['pushq (%rbx)\n  pop %rax', 'rw', 'after_first'],
   ];

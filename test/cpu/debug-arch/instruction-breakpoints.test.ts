@@ -288,6 +288,24 @@ bp:
     ]);
   });
 
+  it('6.8.3 + 17.3.1.1: the STI shadow blocks interrupts only: an instruction breakpoint right after STI fires; after its IRETQ the interrupt comes before the instruction, pushing the current RF=1', () => {
+    const m = new DebugMachine().load(`
+start:
+  out %al, $0x90       /* IRQ 0x20 pending, IF=0 */
+  sti
+bp:
+  nop
+after:
+  cli
+  hlt
+`);
+    m.setDr(0, m.sym('bp')).setDr(7, dr7({ n: 0, rw: 'x', len: 1 })).dbActions(DB_SET_RF);
+    const r = m.run();
+    expect(r.events.map((e) => [e.vector, hex(e.rip), e.rflags & RF]), describeEvents(r.events)).to.deep.equal([
+      [1, hex(m.sym('bp')), 0], [0x20, hex(m.sym('bp')), RF],
+    ]);
+  });
+
   it('17.2.4: DR0-DR3 hold 64-bit linear addresses: a breakpoint whose high half differs does not match', () => {
     const m = new DebugMachine().load(`
 start:

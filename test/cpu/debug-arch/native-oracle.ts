@@ -19,9 +19,10 @@ extern void probe_entry(void), probe(void), probe_end(void);
 __asm__(".globl probe_entry, probe, probe_end\nprobe_entry:\n lea buf(%rip), %rdi\nprobe:\n" PROBE_BODY "\nprobe_end:\n ret\n");
 int main(void) {
   pid_t p = fork();
-  if (p == 0) { ptrace(PTRACE_TRACEME, 0, 0, 0); raise(SIGSTOP); probe_entry(); _exit(0); }
+  if (p == 0) { if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) _exit(3); raise(SIGSTOP); probe_entry(); _exit(0); }
   int st; struct user_regs_struct r;
   waitpid(p, &st, 0);
+  if (WIFEXITED(st)) { fprintf(stderr, "ptrace(PTRACE_TRACEME) is not permitted here\n"); return 3; }
   unsigned long start = (unsigned long)probe, end = (unsigned long)probe_end;
   for (long i = 0; i < 5000000; i++) {
     ptrace(PTRACE_GETREGS, p, 0, &r);
@@ -52,7 +53,7 @@ export function nativeSteps(body: string): Array<[number, number]> {
     fs.writeFileSync(src, TRACER);
     const macro = body.split('\n').map((l) => l.trim()).filter((l) => l).join('\\n');
     execFileSync('gcc', ['-O1', `-DPROBE_BODY="${macro.replace(/"/g, '\\"')}"`, '-o', path.join(dir, 't'), src], { stdio: 'pipe' });
-    const out = execFileSync(path.join(dir, 't'), { encoding: 'utf8' });
+    const out = execFileSync(path.join(dir, 't'), { encoding: 'utf8', timeout: 10000, stdio: ['ignore', 'pipe', 'pipe'] });
     return out.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

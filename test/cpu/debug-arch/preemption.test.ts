@@ -69,7 +69,7 @@ function events(sc: Scenario, slice: number): { evs: DebugEvent[]; rax: number; 
 
 describe('debug architecture across preemption exits at every instruction boundary (SDM 6.8.3, 17.3.1, 27.3.4)', function () {
   for (const sc of scenarios) {
-    it(`${sc.name}: the same events with runs of 1, 2 and 3 instructions as with one long run`, () => {
+    it(`6.8.3/17.3.1: ${sc.name}: the same events with runs of 1, 2 and 3 instructions as with one long run`, () => {
       const whole = events(sc, 100000);
       expect(whole.evs.length, `${sc.name} must raise events`).to.be.greaterThan(0);
       for (const slice of [1, 2, 3]) {

@@ -32,7 +32,7 @@ function kvmCase(body: string): { m: DebugMachine; evs: DebugEvent[]; stop: stri
 describe('debug architecture: single-step, shadows, ICEBP, BTF (SDM 17.3.1.4, 6.8.3, 17.4)', function () {
 
   describe('kvm-unit-tests x86/debug.c cases (CPL 0)', () => {
-    it('7 singlestep_basic + 17.3.1.4 POPF rule: no trap after the POPF that sets TF; the POPF that clears TF traps: S, S+1, S+2 with FFFF4FF0', () => {
+    it('kvm 7 singlestep_basic + 17.3.1.4 POPF rule: no trap after the POPF that sets TF; the POPF that clears TF traps: S, S+1, S+2 with FFFF4FF0', () => {
       const { m, evs, stop } = kvmCase(`
 start:
 ${SET_TF}
@@ -46,7 +46,7 @@ S:
       expect(rel(m, evs), describeEvents(evs)).to.deep.equal([[1, 0, '0xffff4ff0'], [1, 1, '0xffff4ff0'], [1, 2, '0xffff4ff0']]);
     });
 
-    it('8 single-step over instructions the hypervisor emulates (CPUID, IN) via completeEmulatedInstruction: S, +1, +4, +6, +11, +12, +13', () => {
+    it('32.2.1/17.3.1.4, kvm 8: single-step over instructions the hypervisor emulates (CPUID, IN) via completeEmulatedInstruction: S, +1, +4, +6, +11, +12, +13', () => {
       const { m, evs } = kvmCase(`
 start:
 ${SET_TF}
@@ -64,7 +64,7 @@ S:
         [0, 1, 4, 6, 11, 12, 13].map((o) => [1, o, '0xffff4ff0']));
     });
 
-    it('9 STI blocking does not suppress single-step (17.3.1.4, kvm): S, S+6, S+7, S+8', () => {
+    it('kvm 9: STI blocking does not suppress single-step (17.3.1.4, kvm): S, S+6, S+7, S+8', () => {
       const { m, evs } = kvmCase(`
 start:
   cli
@@ -79,7 +79,7 @@ S:
       expect(rel(m, evs), describeEvents(evs)).to.deep.equal([0, 6, 7, 8].map((o) => [1, o, '0xffff4ff0']));
     });
 
-    it('10 MOV SS blocking (6.8.3): no #DB between MOV SS and the next instruction; one BS #DB after it: S, S+1, S+2', () => {
+    it('kvm 10: MOV SS blocking (6.8.3): no #DB between MOV SS and the next instruction; one BS #DB after it: S, S+1, S+2', () => {
       const { m, evs } = kvmCase(`
 start:
   pushf
@@ -98,7 +98,7 @@ S:
       expect(rel(m, evs), describeEvents(evs)).to.deep.equal([0, 1, 2].map((o) => [1, o, '0xffff4ff0']));
     });
 
-    it('11 single-step + ICEBP in the MOV SS shadow: ICEBP #DBs carry no BS: S, S+1 (FFFF0FF0), S+7, S+8, S+9 (FFFF4FF0)', () => {
+    it('17.3.1.4/6.8.3, kvm 11: single-step + ICEBP in the MOV SS shadow: ICEBP #DBs carry no BS: S, S+1 (FFFF0FF0), S+7, S+8, S+9 (FFFF4FF0)', () => {
       const { m, evs } = kvmCase(`
 start:
   pushf
@@ -121,7 +121,7 @@ S:
       ]);
     });
 
-    it('12 single-step + MOV SS blocking + DR7.GD: the GD fault is not blocked by MOV SS: S (FFFF2FF0), S+3, S+9, S+10, S+11 (FFFF4FF0)', () => {
+    it('17.3.1.3/6.8.3, kvm 12: single-step + MOV SS blocking + DR7.GD: the GD fault is not blocked by MOV SS: S (FFFF2FF0), S+3, S+9, S+10, S+11 (FFFF4FF0)', () => {
       const { m, evs } = kvmCase(`
 start:
   mov $0x2000, %eax
@@ -146,7 +146,7 @@ S:
       ]);
     });
 
-    it('13 single-step over STI;HLT, HLT woken by an interrupt (GuestCpu.requestInterrupt): #DB after STI, #DB after HLT before the IRQ, then S+7, S+8, S+9', () => {
+    it('17.3.1.4/6.9, kvm 13: single-step over STI;HLT, HLT woken by an interrupt (GuestCpu.requestInterrupt): #DB after STI, #DB after HLT before the IRQ, then S+7, S+8, S+9', () => {
       const m = new DebugMachine().load(`
 start:
   cli
@@ -168,7 +168,7 @@ S:
       expect(r.events[2].rflags & (TF | IF), 'the IRQ interrupted the stepped context').to.equal(TF | IF);
     });
 
-    it('16 ICEBP (F1) is a trap-like #DB with no DR6 status bit: RIP after it, DR6 = FFFF0FF0', () => {
+    it('17.3.1, kvm 16: ICEBP (F1) is a trap-like #DB with no DR6 status bit: RIP after it, DR6 = FFFF0FF0', () => {
       const { m, evs } = kvmCase(`
 start:
   .byte 0xf1
@@ -183,7 +183,7 @@ S:
       m.setDr(1, DATA).setDr(7, 0x00f0040a);
     };
 
-    it('17 MOV SS + read watchpoint + ICEBP: the held data-breakpoint #DB and the ICEBP #DB are one #DB after the ICEBP', () => {
+    it('6.8.3, kvm 17: MOV SS + read watchpoint + ICEBP: the held data-breakpoint #DB and the ICEBP #DB are one #DB after the ICEBP', () => {
       const m = new DebugMachine().load(`
 start:
   clc
@@ -197,7 +197,7 @@ S:
       expect(r.events.map((e) => [e.vector, e.rip - m.sym('S')]), describeEvents(r.events)).to.deep.equal([[1, 0]]);
     });
 
-    it('18 MOV SS + read watchpoint + INT $1: the handler runs for INT 1, and the held #DB hits the handler\'s first instruction', () => {
+    it('6.8.3, kvm 18: MOV SS + read watchpoint + INT $1: the handler runs for INT 1, and the held #DB hits the handler\'s first instruction', () => {
       const m = new DebugMachine().load(`
 start:
   clc
@@ -213,7 +213,7 @@ S:
       ]);
     });
 
-    it('19 MOV SS + read watchpoint + 12-byte INT3: #BP with RIP after the whole instruction, the held #DB on the #BP handler\'s first instruction', () => {
+    it('6.8.3, kvm 19: MOV SS + read watchpoint + 12-byte INT3: #BP with RIP after the whole instruction, the held #DB on the #BP handler\'s first instruction', () => {
       const m = new DebugMachine().load(`
 start:
   mov ${DATA}, %ss

@@ -126,6 +126,24 @@ bp:
     expect([x.vector, x.type, x.instructionLength, hex(m.reg('rip'))]).to.deep.equal([3, 'swexc', 1, hex(m.sym('bp'))]);
   });
 
+  it('27.3.3: RFLAGS.RF at an exception exit is what delivery would have pushed: 1 for #GP and #UD faults, 0 for an instruction-breakpoint #DB', () => {
+    const cases: Array<[string, number, number]> = [
+      ['movabs $0x100000400, %rax\nbad:\n  mov %rax, %dr7', 13, 1],
+      ['nop\nbad:\n  ud2', 6, 1],
+    ];
+    for (const [body, vector, rf] of cases) {
+      const m = new DebugMachine().load(`start:\n  ${body}\n  hlt\n`);
+      m.cpu.intercepts.exceptionBitmap = 1 << vector;
+      const x = exceptionExit(m.run().stop);
+      expect([x.vector, hex(m.reg('rip')), (m.reg('rflags') >>> 16) & 1], body).to.deep.equal([vector, hex(m.sym('bad')), rf]);
+    }
+    const m = new DebugMachine().load(`start:\n  nop\nbad:\n  nop\n  hlt\n`);
+    m.setDr(0, m.sym('bad')).setDr(7, dr7({ n: 0, rw: 'x', len: 1 }));
+    m.cpu.intercepts.exceptionBitmap = 1 << 1;
+    exceptionExit(m.run().stop);
+    expect((m.reg('rflags') >>> 16) & 1).to.equal(0);
+  });
+
   describe('MOV-DR exiting (SDM 25.1.3: before the #GP/#UD/GD checks)', () => {
     const movDr = (insn: string, setup: (m: DebugMachine) => void) => {
       const m = new DebugMachine().load(`
@@ -149,18 +167,18 @@ insn:
       expect([x.dr, x.gpr, x.toDr, x.length]).to.deep.equal([7, 0, false, 3]);
     });
 
-    it('MOV to DR4 from RBX with CR4.DE=1 exits instead of #UD', () => {
+    it('25.1.3: MOV to DR4 from RBX with CR4.DE=1 exits instead of #UD', () => {
       const { x } = movDr('mov %rbx, %dr4', (m) => m.setCr4(m.reg('cr4') | CR4_DE));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([4, 3, true]);
     });
 
-    it('MOV from DR0 with DR7.GD=1 exits instead of the GD #DB; DR6 and DR7 unchanged', () => {
+    it('25.1.3: MOV from DR0 with DR7.GD=1 exits instead of the GD #DB; DR6 and DR7 unchanged', () => {
       const { m, x } = movDr('mov %dr0, %r9', (mm) => mm.setDr(7, 0x400 | DR7_GD));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([0, 9, false]);
       expect([hex(m.dr(6)), hex(m.dr(7))]).to.deep.equal([hex(DR6_INIT), hex(0x400 | DR7_GD)]);
     });
 
-    it('MOV to DR7 with bits 63:32 set exits instead of #GP; DR7 unchanged', () => {
+    it('25.1.3: MOV to DR7 with bits 63:32 set exits instead of #GP; DR7 unchanged', () => {
       const { m, x } = movDr('mov %rax, %dr7', (mm) => mm.setGpr(0, 0x401, 1));
       expect([x.dr, x.gpr, x.toDr]).to.deep.equal([7, 0, true]);
       expect(hex(m.dr(7))).to.equal('0x400');
@@ -168,7 +186,7 @@ insn:
   });
 
   describe('pending debug exceptions across an exit in the MOV-SS shadow (SDM 27.3.4, 26.6.3)', () => {
-    it('TF=1, MOV SS, CPUID: the CPUID exit saves BS in pendingDebugExceptions with MOV-SS blocking; after emulation one #DB (BS) follows the CPUID', () => {
+    it('27.3.4/26.6.3: TF=1, MOV SS, CPUID: the CPUID exit saves BS in pendingDebugExceptions with MOV-SS blocking; after emulation one #DB (BS) follows the CPUID', () => {
       const m = new DebugMachine().load(`
 start:
   mov %ss, %eax
@@ -194,7 +212,7 @@ after_cpuid:
       expect(hex(r2.events[0].rip)).to.equal(hex(m.sym('after_cpuid')));
     });
 
-    it('a data breakpoint hit by MOV SS, then CPUID: pendingDebugExceptions = B1 | bit 12 (enabled breakpoint); after emulation #DB with B1 after the CPUID', () => {
+    it('27.3.4/26.6.3: a data breakpoint hit by MOV SS, then CPUID: pendingDebugExceptions = B1 | bit 12 (enabled breakpoint); after emulation #DB with B1 after the CPUID', () => {
       const m = new DebugMachine().load(`
 start:
   mov ${DATA}, %ss
