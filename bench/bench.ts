@@ -1,0 +1,67 @@
+/**
+ * `npm run bench`: every speed figure the issues name, in one run.
+ *   cpu.*   guest instructions/s of the interpreter on the workload guest, with and without
+ *           four data breakpoints armed (issue 2 section 8);
+ *   vm.*    the same guest through the whole hypervisor (VT-x, dr-switch full);
+ *   exits*  VM exit/entry round trips/s on the cpuid-loop guest, full vs none (issue 3 section 9);
+ *   stub_* / gdbserver_*  RSP round trips, stepi and watchpoint-hit rates, side by side with
+ *           gdbserver serving a native process (issue 4 section 9).
+ * Figures are measured, never asserted: the tests do not time anything.
+ * `npm run bench -- cpu vm exits stub` picks sections.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { benchCpu } from './cpu-bench';
+import { benchExits } from './exit-bench';
+import { benchStub } from './stub-bench';
+import { createVm } from '../vmm/api/create-vm';
+import { DEFAULT_VM_OPTIONS } from '../vmm/api/vm-options';
+import { parseElf } from '../vmm/loader/elf';
+
+const ROUNDS = 40;
+
+/** The workload guest run by the full VM (VT-x, full switch): instructions per wall second. */
+function benchVm(): Record<string, number> {
+  const file = path.join(__dirname, '..', '..', 'guests', 'workload-O2.elf');
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  const once = (): number => {
+    const opts = { ...DEFAULT_VM_OPTIONS };
+    const image = parseElf(bytes, opts.memMiB * 1024 * 1024);
+    const rounds = image.symbols.get('workload_rounds');
+    const vm = createVm(image, opts);
+    if (rounds !== undefined) vm.writeMemory(rounds, new Uint8Array([ROUNDS, 0, 0, 0]));
+    const t0 = process.hrtime.bigint();
+    let stop = vm.run([0], 5e7);
+    while (stop.kind === 'slice') stop = vm.run([0], 5e7);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (stop.kind !== 'exit' || stop.status !== 0) throw new Error(`workload ended with ${JSON.stringify(stop)}`);
+    return vm.stats().instructions / seconds / 1e6;
+  };
+  once(); // warm-up
+  let best = 0;
+  for (let i = 0; i < 3; i++) best = Math.max(best, once());
+  return { 'vm.mips_workload_vmx_full': Math.round(best * 10) / 10 };
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const want = (s: string): boolean => wanted.length === 0 || wanted.includes(s);
+  const all: Record<string, number> = {};
+  const section = (name: string, r: Record<string, number>): void => {
+    console.log(`## ${name}`);
+    for (const [k, v] of Object.entries(r)) console.log(`${k}: ${v}`);
+    Object.assign(all, r);
+  };
+  console.log(`bench on ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
+  if (want('cpu')) section('cpu (issue 2: >= 50 M/s, armed >= 90 %)', benchCpu());
+  if (want('vm')) section('vm', benchVm());
+  if (want('exits')) section('exits (issue 3: >= 500,000/s full, full costs <= 20 %)', benchExits());
+  if (want('stub')) section('stub vs gdbserver (issue 4: ours >= gdbserver)', await benchStub());
+  if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify(all, null, 2) + '\n');
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
