@@ -5,13 +5,8 @@ export const PORT_CONSOLE = 0xe9;
 export const PORT_EXIT = 0xf4;
 export const PORT_TIMER = 0xf8;
 
-/** MSRs the hypervisor emulates. */
-export const MSR_TSC = 0x10;
-export const MSR_DEBUGCTL = 0x1d9;
-export const MSR_EFER = 0xc0000080;
-export const MSR_FS_BASE = 0xc0000100;
-export const MSR_GS_BASE = 0xc0000101;
-export const MSR_KERNEL_GS_BASE = 0xc0000102;
+/** MSRs the hypervisor emulates: the architectural numbers live with the CPU. */
+export { MSR_TSC, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE } from '../cpu/msr';
 
 function str4(s: string): number {
   return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;
