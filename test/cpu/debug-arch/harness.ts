@@ -9,7 +9,7 @@ import { GuestCpu } from '../../../vmm/cpu/guest-cpu';
 import { Cpu } from '../../../vmm/cpu/cpu';
 import { CpuExit } from '../../../vmm/cpu/cpu-exit';
 import { U64, u64 } from '../../../vmm/u64';
-import { assembleProgram } from './asm-local';
+import { assembleProgram } from '../../helpers/asm';
 
 // ---- guest memory layout -------------------------------------------------------------------
 export const MEM_SIZE = 1 << 20;
