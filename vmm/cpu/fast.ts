@@ -240,27 +240,35 @@ function alu32(c: CpuCore, op: number): void {
   L[0] = d; L[1] = 0; L[2] = s; L[3] = 0; L[4] = X[4]; L[5] = 0;
 }
 
+/**
+ * 64-bit ADD (op 0), SUB (5) or CMP (7) of register d with source halves sLo:sHi, inline in
+ * the lazy-flag record (the commonest ALU forms: kept small so V8 inlines it).
+ */
+function addSubCmp64(c: CpuCore, op: number, d: number, sLo: number, sHi: number): void {
+  const rl = c.rl, rh = c.rh, L = c.lf;
+  const dLo = rl[d], dHi = rh[d];
+  L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
+  if (op === 0) {
+    const t = dLo + sLo;
+    L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
+    c.lfOp = LF.ADD;
+  } else {
+    const t = dLo - sLo;
+    L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
+    c.lfOp = LF.SUB;
+  }
+  c.lfSize = 8;
+  c.lfCin = 0;
+  if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+}
+
 const aluRR64: Handler = (c, i) => { // ALU_EG reg: rm op= reg (the commonest form: inline)
   const d = i.rm, s = i.reg, rl = c.rl, rh = c.rh, op = i.sub;
   const L = c.lf;
   switch (op) {
-    case 0: case 5: case 7: {
-      const dLo = rl[d], dHi = rh[d], sLo = rl[s], sHi = rh[s];
-      L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
-      if (op === 0) {
-        const t = dLo + sLo;
-        L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
-        c.lfOp = LF.ADD;
-      } else {
-        const t = dLo - sLo;
-        L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
-        c.lfOp = LF.SUB;
-      }
-      c.lfSize = 8;
-      c.lfCin = 0;
-      if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+    case 0: case 5: case 7:
+      addSubCmp64(c, op, d, rl[s], rh[s]);
       return i.nextAddr;
-    }
     case 4: case 1: case 6: {
       if (op === 4) { L[4] = rl[d] & rl[s]; L[5] = rh[d] & rh[s]; }
       else if (op === 1) { L[4] = rl[d] | rl[s]; L[5] = rh[d] | rh[s]; }
@@ -337,21 +345,7 @@ const aluGM32: Handler = (c, i) => {
 const aluRI64: Handler = (c, i) => {
   const d = i.rm, rl = c.rl, rh = c.rh, op = i.sub;
   if (op === 0 || op === 5 || op === 7) {
-    const L = c.lf;
-    const dLo = rl[d], dHi = rh[d], sLo = i.immLo, sHi = i.immHi;
-    L[0] = dLo; L[1] = dHi; L[2] = sLo; L[3] = sHi;
-    if (op === 0) {
-      const t = dLo + sLo;
-      L[4] = t; L[5] = dHi + sHi + (t > 0xffffffff ? 1 : 0);
-      c.lfOp = LF.ADD;
-    } else {
-      const t = dLo - sLo;
-      L[4] = t; L[5] = dHi - sHi - (t < 0 ? 1 : 0);
-      c.lfOp = LF.SUB;
-    }
-    c.lfSize = 8;
-    c.lfCin = 0;
-    if (op !== 7) { rl[d] = L[4]; rh[d] = L[5]; }
+    addSubCmp64(c, op, d, i.immLo, i.immHi);
     return i.nextAddr;
   }
   X[0] = rl[d]; X[1] = rh[d]; X[2] = i.immLo; X[3] = i.immHi;
