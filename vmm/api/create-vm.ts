@@ -180,6 +180,20 @@ export class Vm implements VmApi {
     return this.memory.write(address, data);
   }
 
+  readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    const c = this.vcpu(vcpu).cpu;
+    if (!Number.isInteger(length) || length < 0) return undefined;
+    if (c.accessLinear === undefined) return address.hi === 0 ? this.memory.read(address.lo, length) : undefined;
+    const out = new Uint8Array(length);
+    return c.accessLinear(address, out, false) ? out : undefined;
+  }
+
+  writeVirtual(vcpu: number, address: U64, data: Uint8Array): boolean {
+    const c = this.vcpu(vcpu).cpu;
+    if (c.accessLinear === undefined) return address.hi === 0 && this.memory.write(address.lo, data);
+    return c.accessLinear(address, data, true);
+  }
+
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
     const v = this.vcpu(vcpu);
     if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);

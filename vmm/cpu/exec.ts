@@ -34,7 +34,8 @@ export function jumpTo(c: CpuCore, lo: number, hi: number): number {
   if (hi === 0) return lo;
   const top = hi >>> 15;
   if (top !== 0 && top !== 0x1ffff) c.gp0();
-  return hi * 4294967296 + lo; // canonical but outside RAM: the fetch will exit (npf)
+  // RIP is kept as a signed number (bits 63:32 as int32): exact for every canonical address
+  return (hi | 0) * 4294967296 + lo;
 }
 
 function pushNext(c: CpuCore, next: number): void {

@@ -275,6 +275,39 @@ export class Vcpu {
     return null;
   }
 
+  /**
+   * An access to guest linear memory for an emulated instruction. Returns undefined when
+   * done; a guest exception (#PF, #GP) is injected (the instruction does not complete: null);
+   * a nested-page fault stops the VM.
+   */
+  private guestAccess(addr: U64, data: Uint8Array, write: boolean): VmStop | null | undefined {
+    const c = this.cpu;
+    if (c.emulatedAccess === undefined) {
+      const a = addr.hi === 0 ? addr.lo : -1;
+      const ok = write ? this.vm.memory.write(a, data) : (() => { const b = this.vm.memory.read(a, data.length); if (b) data.set(b); return b !== undefined; })();
+      return ok ? undefined : this.stopWith({ kind: 'npf', vcpu: this.index, address: addr.hi * 4294967296 + addr.lo, write });
+    }
+    const f = c.emulatedAccess(addr, data, write);
+    if (f === null) return undefined;
+    if (f.kind === 'npf') return this.stopWith({ kind: 'npf', vcpu: this.index, address: f.address, write: f.write });
+    this.backend.injectEvent({ vector: f.vector, type: 'hw', errorCode: f.errorCode });
+    return null;
+  }
+
+  /** The debugger-side read of guest linear memory (no faults): undefined if unmapped. */
+  private readLinear(addr: number, len: number): Uint8Array | undefined {
+    const c = this.cpu;
+    if (c.accessLinear === undefined) return this.vm.memory.read(addr, len);
+    const out = new Uint8Array(len);
+    return c.accessLinear({ lo: addr >>> 0, hi: Math.floor(addr / 4294967296) >>> 0 }, out, false) ? out : undefined;
+  }
+
+  private writeLinear(addr: number, data: Uint8Array): boolean {
+    const c = this.cpu;
+    if (c.accessLinear === undefined) return this.vm.memory.write(addr, data);
+    return c.accessLinear({ lo: addr >>> 0, hi: Math.floor(addr / 4294967296) >>> 0 }, data, true);
+  }
+
   private injectGP(): void {
     this.backend.injectEvent({ vector: 13, type: 'hw', errorCode: 0 });
   }
@@ -320,23 +353,27 @@ export class Vcpu {
 
   private handleIo(g: GenericExit): VmStop | null {
     const c = this.cpu;
-    const mem = this.vm.memory;
     if (g.string) {
       const count = g.rep ? c.getGpr(RCX).lo : 1;
       const delta = (c.getReg('rflags').lo & RFLAGS_DF) !== 0 ? -g.size : g.size;
       const ptrReg = g.isIn ? RDI : RSI;
       let ptr = c.getGpr(ptrReg).lo;
+      const ptrHi = c.getGpr(ptrReg).hi;
       for (let k = 0; k < count; k++) {
+        // the memory operand is a guest LINEAR address: through the vCPU's MMU. A fault
+        // leaves RSI/RDI and RCX at the completed iterations.
+        const data = g.isIn ? new Uint8Array(g.size).fill(0xff) : new Uint8Array(g.size);
+        const fault = this.guestAccess({ lo: ptr, hi: ptrHi }, data, g.isIn);
+        if (fault !== undefined) {
+          c.setGpr(ptrReg, { lo: ptr, hi: ptrHi });
+          if (g.rep) c.setGpr(RCX, { lo: (count - k) >>> 0, hi: c.getGpr(RCX).hi });
+          return fault;
+        }
         if (g.isIn) {
-          if (!mem.write(ptr, new Uint8Array(g.size).fill(0xff))) {
-            return this.stopWith({ kind: 'npf', vcpu: this.index, address: ptr, write: true });
-          }
           this.vm.otherPortAccesses++;
         } else {
-          const bytes = mem.read(ptr, g.size);
-          if (bytes === undefined) return this.stopWith({ kind: 'npf', vcpu: this.index, address: ptr, write: false });
           let value = 0;
-          for (let i = g.size - 1; i >= 0; i--) value = value * 256 + bytes[i];
+          for (let i = g.size - 1; i >= 0; i--) value = value * 256 + data[i];
           const stop = this.portWrite(g.port, g.size, value >>> 0);
           if (stop !== null) return stop;
         }
@@ -504,7 +541,7 @@ export class Vcpu {
 
   /** The first opcode byte after legacy and REX prefixes. */
   private opcodeAt(rip: number): number {
-    const bytes = this.vm.memory.read(rip, 15);
+    const bytes = this.readLinear(rip, 15);
     if (bytes === undefined) return 0;
     for (const b of bytes) {
       const prefix = b === 0x66 || b === 0x67 || b === 0xf2 || b === 0xf3 || b === 0xf0 || b === 0x2e || b === 0x36 ||
@@ -517,7 +554,6 @@ export class Vcpu {
   /** End of a step: give the guest its own TF back, also in what the step pushed. */
   private finishStep(slotsHit: number, step: boolean): VmStop {
     const c = this.cpu;
-    const mem = this.vm.memory;
     const rf = c.getReg('rflags');
     const rsp = c.getGpr(RSP).lo;
     let guestTF = this.stepGuestTF;
@@ -531,7 +567,7 @@ export class Vcpu {
     // recognised by the saved RSP and CS.
     const cs = c.getReg('cs').lo;
     for (let skip = 0; skip <= 64 && rsp + skip + 40 <= this.stepRsp + 16; skip += 8) {
-      const frame = mem.read(rsp + skip, 40);
+      const frame = this.readLinear(rsp + skip, 40);
       if (frame === undefined) break;
       const f = new DataView(frame.buffer);
       if (f.getUint32(24, true) === this.stepRsp && f.getUint32(8, true) === cs && (f.getUint32(16, true) & RFLAGS_TF) !== 0) {
@@ -551,12 +587,12 @@ export class Vcpu {
   }
 
   private fixPushedTF(addr: number): void {
-    const b = this.vm.memory.read(addr, 8);
+    const b = this.readLinear(addr, 8);
     if (b === undefined) return;
     const v = new DataView(b.buffer);
     const lo = v.getUint32(0, true);
     v.setUint32(0, this.stepGuestTF ? (lo | RFLAGS_TF) >>> 0 : (lo & ~RFLAGS_TF) >>> 0, true);
-    this.vm.memory.write(addr, b);
+    this.writeLinear(addr, b);
   }
 
   // ---- the views and the effective state --------------------------------------------------
