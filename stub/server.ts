@@ -9,7 +9,8 @@ import * as net from 'net';
 import { Readable, Writable } from 'stream';
 import { VmApi } from '../vmm/api/vm-api';
 import { RunControl } from './run-control';
-import { GdbSession } from './session';
+import { FreeRun } from './free-run';
+import { GdbSession, SessionIo } from './session';
 import { VmTarget } from './target';
 
 export type GdbTransport =
@@ -101,6 +102,11 @@ class Server extends EventEmitter implements GdbServer {
   private isClosed = false;
   private exitReported = false;
   private session: GdbSession | undefined;
+  /** The socket of the current TCP / Unix session. */
+  private socket: net.Socket | undefined;
+  /** The session whose gdb sent D: when its connection ends, the guest runs on. */
+  private detachedByGdb: GdbSession | undefined;
+  private readonly freeRun: FreeRun;
   private listener: net.Server | undefined;
   private readonly target: VmTarget;
   private readonly run: RunControl;
@@ -115,6 +121,10 @@ class Server extends EventEmitter implements GdbServer {
     this.target = new VmTarget(vm, opts.stepMethod);
     const drains = opts.onConsoleOutput !== undefined || opts.consoleToGdb === true;
     this.run = new RunControl(this.target, drains ? (text) => this.console(text) : undefined);
+    this.freeRun = new FreeRun(this.run, vm.vcpuCount, {
+      onExit: (status) => this.reportExit({ kind: 'exit', status }),
+      log: (line) => this.log(line),
+    });
     const trace = opts.trace ?? (opts.tracePackets === undefined ? undefined
       : opts.tracePackets === '-' ? 'stderr' : { file: opts.tracePackets });
     this.trace = makeTracer(trace);
@@ -142,12 +152,15 @@ class Server extends EventEmitter implements GdbServer {
   }
 
   /** Starts a session on a connection, or refuses it when one is active. */
-  attach(io: { write(b: Buffer): void; end(): void }, onData: (h: (b: Buffer) => void) => void): GdbSession | undefined {
+  attach(io: SessionIo, onData: (h: (b: Buffer) => void) => void): GdbSession | undefined {
     if (this.session) return undefined;
+    // a new debugger stops a guest that runs on after a detach, as attaching does
+    this.freeRun.stop();
     const session = new GdbSession(this.vm, this.target, this.run, this.packetSize, io, {
       trace: this.trace,
       onGuestExit: (status) => this.reportExit({ kind: 'exit', status }),
       onKill: () => this.reportExit({ kind: 'killed' }),
+      onDetach: () => { this.detachedByGdb = session; },
     });
     this.session = session;
     onData((b) => session.onData(b));
@@ -162,7 +175,9 @@ class Server extends EventEmitter implements GdbServer {
       this.emit('disconnect');
       // nobody can reconnect to stdio
       if (this.opts.transport.kind === 'stdio') void this.shutdown(undefined);
+      else if (this.detachedByGdb === session && !this.isClosed) this.freeRun.start();
     }
+    if (this.detachedByGdb === session) this.detachedByGdb = undefined;
   }
 
   async listen(): Promise<void> {
@@ -204,25 +219,40 @@ class Server extends EventEmitter implements GdbServer {
 
   private onSocket(socket: net.Socket): void {
     socket.setNoDelay(true);
-    socket.on('error', () => { /* reported through 'close' */ });
-    const session = this.attach(
-      { write: (b) => { if (!socket.destroyed) socket.write(b); }, end: () => socket.end() },
-      (h) => socket.on('data', h),
-    );
+    socket.on('error', () => { /* the session ends below */ });
+    // the previous gdb hung up but its socket has not closed yet: it is gone, free its place
+    const previous = this.socket;
+    if (this.session && previous && (previous.readableEnded || previous.destroyed)) this.detachSession(this.session);
+    const session = this.attach({
+      write: (b) => socket.destroyed || socket.write(b),
+      end: () => socket.end(),
+      setReading: (on) => { if (on) socket.resume(); else socket.pause(); },
+    }, (h) => socket.on('data', h));
     if (!session) {
       this.log('refusing a second debugger connection (one gdb at a time)');
       socket.destroy();
       return;
     }
-    socket.on('close', () => this.detachSession(session));
+    this.socket = socket;
+    socket.on('drain', () => session.onWritable());
+    // free the session as soon as the peer is gone, not only once the socket has closed
+    const gone = (): void => {
+      if (this.socket === socket) this.socket = undefined;
+      this.detachSession(session);
+    };
+    socket.on('end', gone);
+    socket.on('error', gone);
+    socket.on('close', gone);
   }
 
   private serveStdio(input: Readable, output: Writable): void {
-    const session = this.attach(
-      { write: (b) => { output.write(b); }, end: () => { /* stdout stays open for the process */ } },
-      (h) => input.on('data', h),
-    );
+    const session = this.attach({
+      write: (b) => output.write(b),
+      end: () => { /* stdout stays open for the process */ },
+      setReading: (on) => { if (on) input.resume(); else input.pause(); },
+    }, (h) => input.on('data', h));
     if (!session) return;
+    output.on('drain', () => session.onWritable());
     const done = (): void => this.detachSession(session);
     input.on('end', done);
     input.on('close', done);
@@ -236,6 +266,7 @@ class Server extends EventEmitter implements GdbServer {
   private async shutdown(status: number | undefined): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.freeRun.stop();
     if (this.session) this.detachSession(this.session);
     const l = this.listener;
     this.listener = undefined;

@@ -9,6 +9,7 @@ import { alu, incDec, imulTrunc, mulWide, divide, mergeArith, szp } from './alu'
 import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
+import { execSse } from './sse-exec';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
 
@@ -342,6 +343,8 @@ export function exec(c: CpuCore, i: Insn): number {
       return c.ud();
     case Op.GP_TOO_LONG:
       return c.gp0();
+    case Op.SSE:
+      return execSse(c, i);
     default:
       return execSystem(c, i);
   }

@@ -124,7 +124,7 @@ export class ExitHandlers {
   private cpuid(g: GenericExit): VmStop | null {
     const c = this.v.cpu;
     const out = this.cpuidOut;
-    emulateCpuid(this.v.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out);
+    emulateCpuid(this.v.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out, c.getReg('cr4').lo);
     // GuestCpu.setGpr copies the value: one scratch record serves the four writes.
     const s = this.scratch;
     s.hi = 0;
