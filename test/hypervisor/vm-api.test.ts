@@ -44,6 +44,10 @@ describe('Vm: guest ABI handled by the hypervisor', () => {
     expect(vm.run([0], 10)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 9 });
     expect(seen).to.deep.equal(['in 3f8/1 vcpu0', 'out 3f9=1 vcpu0', 'out 3f8=55 vcpu0']);
     expect(vm.otherPortAccesses()).to.equal(0);
+    // MMIO regions registered on the VM's bus land in its memory's map, the one the MMU consults.
+    const lapic = { name: 'mmio-probe', mmioRead: () => 0, mmioWrite: () => null };
+    vm.bus.registerMmio(0xfee00000, 0x1000, lapic);
+    expect(vm.memory.mmio.lookup(0xfee00ff0)?.device).to.equal(lapic);
   });
 
   it('a device\'s wake effect lets a halted vCPU with IF=1 and an interrupt pending run again', () => {
