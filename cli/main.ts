@@ -12,6 +12,7 @@ import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
+import { refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
 const COMMANDS = ['run', 'serve', 'verify'];
@@ -182,6 +183,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
     refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
+    refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();
     if (action === undefined) return 0; // --help was shown

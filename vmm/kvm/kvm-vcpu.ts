@@ -17,6 +17,7 @@ export type KvmVcpuRunState =
 
 export type HaltState = 'no' | 'timer' | 'forever';
 
+/** The guest ABI timer, on the vCPU's guest clock (guestClockMs). */
 export interface GuestTimer {
   vector: number;
   periodMs: number;
@@ -36,6 +37,10 @@ export class KvmVcpu {
   halt: HaltState = 'no';
   timer: GuestTimer | null = null;
   pendingVector: number | null = null;
+  /** Guest clock when pendingVector became pending. */
+  pendingSinceMs = 0;
+  /** The last return from KVM_RUN was a kick (ours), not an exit the guest made. */
+  lastExitWasKick = false;
   /** A stop found while the other vCPUs were being stopped: reported by the next run. */
   pendingStop: import('../api/vm-api').VmStop | null = null;
   readonly debug: DebuggerRequest = { slots: [null, null, null, null], swBreakpoints: false, singleStep: false, interceptDb: false };
@@ -46,6 +51,15 @@ export class KvmVcpu {
   guestDebugControl = 0;
   readonly guestDebugRegs = new Uint8Array(8 * 8);
   readonly run: DataView;
+  /**
+   * Guest clock: host milliseconds this vCPU spent in KVM_RUN, plus the waits it skipped in
+   * HLT. Time the host spends between runs (exits handled here, the stub, gdb) is not the
+   * guest's: a tick cannot fall between two guest instructions only because we were slow.
+   */
+  guestMs = 0;
+  runStartMs = 0;
+  /** When it was kicked during this run (the guest stopped then, not when we noticed). */
+  kickMs: number | null = null;
 
   constructor(
     readonly index: number,
@@ -64,7 +78,6 @@ export class KvmVcpu {
   exitReason(): number { return this.run.getUint32(this.c.off_run_exit_reason, true); }
   readyForInterrupt(): boolean { return this.run.getUint8(this.c.off_run_ready_for_interrupt_injection) !== 0; }
   ifFlag(): boolean { return this.run.getUint8(this.c.off_run_if_flag) !== 0; }
-  requestInterruptWindow(on: boolean): void { this.run.setUint8(this.c.off_run_request_interrupt_window, on ? 1 : 0); }
 
   /** Slots in use by the debugger (bit i = DR i) while KVM_GUESTDBG_USE_HW_BP is on. */
   activeSlotMask(): number {

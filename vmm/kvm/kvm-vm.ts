@@ -28,6 +28,7 @@ import { HostScenario, VmOptions } from '../api/vm-options';
 import { KvmBinding } from './binding';
 import { KvmDevice, findCpuidEntry, openKvmDevice } from './kvm-device';
 import { KvmVcpu } from './kvm-vcpu';
+import { kvmOptionProblems } from './kvm-options';
 import { BOOT_AREA_BASE, BOOT_AREA_SIZE, buildBootArea, setLongModeSregs } from './long-mode';
 import {
   DEBUGREGS_DR6, DEBUGREGS_DR7, GUEST_DEBUG_DEBUGREG, KVM_DEBUGREGS_SIZE, KVM_GUEST_DEBUG_SIZE, KVM_REGS_ORDER,
@@ -40,7 +41,7 @@ export const INSTRUCTIONS_PER_MS = 1_000_000;
 /** The longest a run() call keeps node's event loop waiting. */
 const MAX_SLICE_MS = 20;
 /** The shortest timer period on kvm: each tick costs a kick and an exit to userspace. */
-export const MIN_TIMER_MS = 0.1;
+export const MIN_TIMER_MS = 1;
 const DRAIN_TIMEOUT_MS = 2000;
 
 const MSR_DEBUGCTL = 0x1d9;
@@ -54,14 +55,6 @@ const DR_SLOT: Partial<Record<RegName, number>> = { dr0: 0, dr1: 8, dr2: 16, dr3
 const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
 const SLOT_RW: Record<DebuggerSlot['type'], number> = { exec: 0, write: 1, io: 2, access: 3 };
 const SLOT_LEN: Record<number, number> = { 1: 0, 2: 1, 8: 2, 4: 3 };
-
-/** Option values the kvm backend cannot honour, as one line each (empty = fine). */
-export function kvmOptionProblems(o: VmOptions): string[] {
-  const out: string[] = [];
-  if (o.drSwitch !== 'full') out.push(`--dr-switch ${o.drSwitch} does not apply to --backend kvm: the host kernel switches the debug registers`);
-  if (o.hostScenario !== 'idle') out.push(`--host-scenario ${o.hostScenario} does not apply to --backend kvm: the host is this machine's kernel, which we do not drive`);
-  return out;
-}
 
 export class KvmVm implements VmApi {
   readonly backend: BackendName = 'kvm';
@@ -393,7 +386,9 @@ export class KvmVm implements VmApi {
         if (back === null) {
           // a running vCPU's timer is due: bring it out so that the tick can be injected
           const t2 = this.now();
-          for (const v of list) if (v.state === 'running' && v.timer && v.pendingVector === null && v.timer.dueMs <= t2) this.b.kick(v.handle);
+          for (const v of list) {
+            if (v.state === 'running' && v.timer && v.pendingVector === null && v.timer.dueMs <= this.guestClock(v, t2)) this.kick(v);
+          }
           continue;
         }
         stop = this.onExit(this.vcpuOfHandle(back[0]), back[1]);
@@ -426,7 +421,7 @@ export class KvmVm implements VmApi {
       else if (s !== stop) v.pendingStop = s;
     };
     for (let round = 0; round < 3; round++) {
-      for (const v of this.vcpus) if (v.state === 'running') this.b.kick(v.handle);
+      for (const v of this.vcpus) if (v.state === 'running') this.kick(v);
       while (this.vcpus.some((v) => v.state === 'running')) {
         const back = this.b.waitAny(DRAIN_TIMEOUT_MS);
         if (back === null) throw new VmApiError('kvm: a vCPU did not leave KVM_RUN');
@@ -442,6 +437,26 @@ export class KvmVm implements VmApi {
     return stop;
   }
 
+  /**
+   * A pending tick goes in at an exit where the guest can take it (IF=1, no STI/MOV-SS
+   * shadow): one the guest made (HLT, I/O), or one of our kicks once the tick has waited a
+   * whole period (a guest spinning with IF=1). Not at any kick: host time is a rough guest
+   * clock, and a kick right after the previous tick's IRET (IF=1 again before the guest's
+   * CLI) would give a second tick where our CPU, counting instructions, gives none. And no
+   * interrupt-window exits: one that opens between STI and HLT would deliver the tick
+   * before the HLT, which then waits for another.
+   */
+  private tickDeliverable(v: KvmVcpu): boolean {
+    if (!v.readyForInterrupt() || !v.ifFlag()) return false;
+    if (!v.lastExitWasKick) return true;
+    return v.timer !== null && v.guestMs - v.pendingSinceMs >= v.timer.periodMs;
+  }
+
+  private kick(v: KvmVcpu): void {
+    v.kickMs ??= this.now();
+    this.b.kick(v.handle);
+  }
+
   private start(v: KvmVcpu, immediate = false): void {
     if (v.debugDirty) this.applyGuestDebug(v);
     if (v.rfAt !== null && !immediate) {
@@ -453,16 +468,12 @@ export class KvmVm implements VmApi {
       }
       v.rfAt = null;
     }
-    if (v.pendingVector !== null && !immediate) {
-      if (v.readyForInterrupt() && v.ifFlag()) {
-        const irq = new Uint32Array([v.pendingVector]);
-        this.check(this.b.ioctl(v.fd, this.b.constants.KVM_INTERRUPT, irq), 'KVM_INTERRUPT');
-        v.pendingVector = null;
-        v.requestInterruptWindow(false);
-      } else {
-        v.requestInterruptWindow(true);
-      }
+    if (v.pendingVector !== null && !immediate && this.tickDeliverable(v)) {
+      const irq = new Uint32Array([v.pendingVector]);
+      this.check(this.b.ioctl(v.fd, this.b.constants.KVM_INTERRUPT, irq), 'KVM_INTERRUPT');
+      v.pendingVector = null;
     }
+    v.runStartMs = this.now();
     this.b.start(v.handle, immediate ? 1 : 0);
     v.state = 'running';
     this.kvmRuns++;
@@ -472,24 +483,44 @@ export class KvmVm implements VmApi {
     this.exits[reason] = (this.exits[reason] ?? 0) + 1;
   }
 
+  /** The vCPU's guest clock now (see KvmVcpu.guestMs). */
+  private guestClock(v: KvmVcpu, t: number): number {
+    return v.guestMs + (v.state === 'running' ? t - v.runStartMs : 0);
+  }
+
   private tickTimer(v: KvmVcpu, t: number): void {
     const timer = v.timer;
-    if (!timer || timer.dueMs > t) return;
-    if (v.pendingVector === null) v.pendingVector = timer.vector; // a tick while one is pending is dropped
-    timer.dueMs = t + timer.periodMs;
+    if (!timer) return;
+    // A vCPU halted for the timer skips ahead to its next tick, as HLT does on our CPU.
+    if (v.halt === 'timer' && v.state !== 'running' && v.guestMs < timer.dueMs) v.guestMs = timer.dueMs;
+    const clock = this.guestClock(v, t);
+    if (timer.dueMs > clock) return;
+    if (v.pendingVector === null) { // a tick while one is pending is dropped
+      v.pendingVector = timer.vector;
+      v.pendingSinceMs = clock;
+    }
+    timer.dueMs = clock + timer.periodMs;
     if (v.halt === 'timer' && v.state !== 'running') v.halt = 'no';
   }
 
+  /** Host time at which the next tick of a running vCPU falls due (to kick it then). */
   private nextTimerDue(list: readonly KvmVcpu[]): number {
     let due = Infinity;
-    for (const v of list) if (v.timer && (v.pendingVector === null || v.halt === 'timer')) due = Math.min(due, v.timer.dueMs);
+    for (const v of list) {
+      if (!v.timer || v.pendingVector !== null) continue;
+      if (v.state === 'running') due = Math.min(due, v.runStartMs + (v.timer.dueMs - v.guestMs));
+      else if (v.halt === 'timer') due = 0;
+    }
     return due;
   }
 
   /** Handles one return from KVM_RUN; a stop for the client, or null (then it may go on). */
   private onExit(v: KvmVcpu, result: number): VmStop | null {
     const c = this.b.constants;
+    if (v.state === 'running') v.guestMs += Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs);
+    v.kickMs = null;
     v.state = 'idle';
+    v.lastExitWasKick = result === -c.EINTR || (result >= 0 && v.exitReason() === c.KVM_EXIT_INTR);
     if (result === -c.EINTR) {
       this.count('slice');
       return null;
@@ -569,7 +600,7 @@ export class KvmVm implements VmApi {
             periodMs: Math.max(MIN_TIMER_MS, period / INSTRUCTIONS_PER_MS),
             dueMs: 0,
           };
-          if (v.timer) v.timer.dueMs = this.now() + v.timer.periodMs;
+          if (v.timer) v.timer.dueMs = v.guestMs + v.timer.periodMs;
           break;
         }
         default:
