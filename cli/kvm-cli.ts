@@ -2,6 +2,7 @@
  * The CLI side of --backend kvm (vmm/kvm): the flags that do not apply to it are refused as
  * usage errors; the addon is loaded and /dev/kvm opened only when a kvm VM is created.
  */
+import { Argv } from 'yargs';
 import { LoadedImage } from '../vmm/loader/elf-types';
 import { VmApi } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
@@ -9,6 +10,9 @@ import { kvmOptionProblems } from '../vmm/kvm/kvm-options';
 import { kvmProblem } from '../vmm/kvm/kvm-device';
 import { createKvmVm } from '../vmm/kvm/kvm-vm';
 import { CliError, UsageError } from './exit-codes';
+import { Output } from './output';
+import { checkWritable } from './run-command';
+import { hostcheckCommand } from './hostcheck-command';
 
 /** /dev/kvm missing or unusable, or the addon not built (as verify's 137: a tool not installed). */
 export const EXIT_KVM_UNAVAILABLE = 137;
@@ -49,4 +53,24 @@ export function createVmAnyBackend(simulated: (image: LoadedImage, opts: VmOptio
     if (problem !== undefined) throw new CliError(`--backend kvm: ${problem}`, EXIT_KVM_UNAVAILABLE);
     return createKvmVm(image, opts);
   };
+}
+
+/** The yargs registration of `hostcheck` (main.ts spreads it into .command()). */
+export function hostcheckYargsCommand(
+  out: Output, setAction: (a: () => Promise<number>) => void, jsonFlag: (args: Record<string, unknown>) => string | undefined,
+): [string, string, (y: Argv) => Argv, (args: Record<string, unknown>) => void] {
+  return [
+    'hostcheck',
+    'probe this host\'s /dev/kvm: do instruction, data and I/O breakpoints, single-step and DR6 work for guest-set and debugger-set breakpoints, and do DR0-3/DR7 survive VM exits',
+    (y: Argv) => y
+      .option('json', { type: 'string', requiresArg: true, describe: 'write the results as JSON to FILE' })
+      .epilogue('Exit status: 0 every check works, 1 some check does not, 128 usage error, 137 /dev/kvm missing or unusable (or as/ld not installed).'),
+    (args: Record<string, unknown>) => {
+      const extra = (args['_'] as unknown[]).slice(1);
+      if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);
+      const json = jsonFlag(args);
+      if (json !== undefined) checkWritable(json, '--json');
+      setAction(() => hostcheckCommand({ json }, out));
+    },
+  ];
 }

@@ -74,6 +74,8 @@ export class KvmVm implements VmApi {
   private finalStop: VmStop | null = null;
   private closed = false;
   private lastVcpu = 0;
+  /** The last KVM_EXIT_DEBUG as KVM reported it (hostcheck shows its DR6 as evidence). */
+  lastDebugExit: { vcpu: number; exception: number; pc: number; dr6: number; dr7: number } | null = null;
   // keeps the boot area's mapping alive as long as the VM
   private readonly bootArea: ArrayBuffer;
   private readonly ramBuffer: ArrayBuffer;
@@ -620,6 +622,7 @@ export class KvmVm implements VmApi {
       return this.reflect(v, 0, c.KVM_GUESTDBG_INJECT_BP);
     }
     const dr6 = run.getUint32(c.off_run_debug_dr6, true);
+    this.lastDebugExit = { vcpu: v.index, exception, pc, dr6, dr7: run.getUint32(c.off_run_debug_dr7, true) };
     const slotsHit = dr6 & 0xf & v.activeSlotMask();
     const step = (dr6 & DR6_BS) !== 0 && v.debug.singleStep;
     if (slotsHit === 0 && !step) return this.reflect(v, dr6, c.KVM_GUESTDBG_INJECT_DB);
