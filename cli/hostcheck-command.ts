@@ -18,7 +18,7 @@ export interface HostcheckRequest {
 }
 
 export function formatHostcheckTable(results: readonly ProbeResult[]): string {
-  const rows = results.map((r) => [r.feature, r.setBy === 'guest' ? 'guest (MOV DR)' : 'debugger (KVM_SET_GUEST_DEBUG)', r.verdict, r.evidence]);
+  const rows = results.map((r) => [r.feature, r.setBy === 'guest' ? 'guest-set' : 'debugger-set (KVM_SET_GUEST_DEBUG)', r.verdict, r.evidence]);
   const head = ['feature', 'set by', 'result', 'evidence'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.slice().map((r) => (i < 3 ? r[i].length : 0))));
   const line = (cells: string[]): string => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c)).join('  ').trimEnd();

@@ -250,6 +250,8 @@ function describeStop(s: VmStop): string {
   switch (s.kind) {
     case 'exit': return `the guest ran to its end (exit ${s.status})`;
     case 'debug': return `debug stop (slots ${hex(s.slotsHit)}, step ${s.step})`;
+    case 'entry-failed': return `the VM stopped: ${s.reason}`;
+    case 'triple-fault': return `the VM stopped: ${s.reason}`;
     default: return `${s.kind} stop`;
   }
 }
@@ -415,7 +417,53 @@ export function runProbes(progress: (line: string) => void = () => undefined): P
   add(guestDr6Row(results));
   add(debuggerDr6(dbg));
   add(guestSurvive());
+  add(guestInt3());
+  add(debuggerInt3(dbg));
   return results;
+}
+
+/** The guest's own INT3 through its IDT (the #BP gate is vector 3). */
+const GUEST_INT3 = guest(`
+  mov $3, %edi
+  lea bp_handler(%rip), %rsi
+  call set_gate
+  lea 1f(%rip), %rax
+  mov %rax, EXPECT
+  int3
+1: nop
+  ret
+bp_handler:
+  push %rax
+  incq DB_COUNT
+  mov 8(%rsp), %rax
+  mov %rax, LAST_RIP
+  pop %rax
+  iretq`);
+
+function guestInt3(): ProbeResult {
+  const feature = 'int3 (software breakpoint)';
+  return withVm(assembleProbe('guest-int3', GUEST_INT3), ({ vm }) => {
+    const stop = runUntilStop(vm);
+    const count = u64At(vm, DB_COUNT);
+    const rip = u64At(vm, LAST_RIP);
+    const expect = u64At(vm, EXPECT);
+    if (count === 0) return { feature, setBy: 'guest' as const, verdict: 'does not fire' as const, evidence: `0 #BP in the guest's handler; ${describeStop(stop)}` };
+    const ok = count === 1 && rip === expect && stop.kind === 'exit';
+    return { feature, setBy: 'guest' as const, verdict: ok ? 'works' as const : 'wrong value' as const, evidence: `${count} #BP, RIP ${hex(rip)} (expected ${hex(expect)}); ${describeStop(stop)}` };
+  });
+}
+
+function debuggerInt3(image: ProbeImage): ProbeResult {
+  const feature = 'int3 (software breakpoint)';
+  return withVm(image, ({ vm }) => {
+    const at = image.symbols['exec_target'];
+    vm.writeMemory(at, new Uint8Array([0xcc]));
+    vm.setCapability(0, 'intercept-bp', true);
+    const stop = runUntilStop(vm);
+    if (stop.kind !== 'breakpoint') return { feature, setBy: 'debugger' as const, verdict: 'does not fire' as const, evidence: describeStop(stop) };
+    const ok = stop.rip.lo === at;
+    return { feature, setBy: 'debugger' as const, verdict: ok ? 'works' as const : 'wrong value' as const, evidence: `KVM_EXIT_DEBUG #BP at ${hex(stop.rip.lo)} (expected ${hex(at)})` };
+  });
 }
 
 /** The guest-set DR6 row: what the guest's handler read for its own instruction breakpoint. */
