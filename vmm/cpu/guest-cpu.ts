@@ -88,6 +88,13 @@ export interface GuestCpu {
    * changes nothing unless every byte can be written. Absent: linear = physical.
    */
   emulatedAccess?(address: U64, data: Uint8Array, write: boolean): EmulatedAccessFault | null;
+
+  /**
+   * RDMSR / WRMSR as the hypervisor emulates them (vmm/cpu/msr.ts, the one implementation):
+   * the value, or undefined / false for #GP(0) (nothing changed).
+   */
+  readMsr(index: number): U64 | undefined;
+  writeMsr(index: number, v: U64): boolean;
 }
 
 /** Why an emulated access failed: a guest exception to inject, or a nested-page fault. */
