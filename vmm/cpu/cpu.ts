@@ -24,6 +24,7 @@ import { DR6_BS } from './mov-dr';
 import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
+import { EFER_LMA } from './segments';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
@@ -47,6 +48,7 @@ function endsBlock(op: Op): boolean {
     case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
     case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
     case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
+    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.SYSCALL: case Op.SYSRET:
       return true;
     default:
       return false;
@@ -152,7 +154,7 @@ export class Cpu extends CpuCore implements GuestCpu {
       case 'cr3': this.cr3Lo = lo; this.cr3Hi = hi; break;
       case 'cr4': this.cr4 = lo; this.refreshBreakpoints(); break;
       case 'cr8': this.cr8 = lo & 15; break;
-      case 'efer': this.efer = lo; break;
+      case 'efer': this.efer = ((lo & ~EFER_LMA) | (this.efer & EFER_LMA)) >>> 0; break; // LMA follows CR0.PG
       case 'es': this.sreg[0] = lo; break;
       case 'cs': this.sreg[1] = lo; break;
       case 'ss': this.sreg[2] = lo; break;
@@ -489,7 +491,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     const firstRip = this.rip;
     let vec = vector, err = error;
     for (let guard = 0; guard < 4; guard++) {
-      const r = tryDeliver(this, vec, err, retRip, ext, forceRF);
+      const r = tryDeliver(this, vec, err, retRip, ext, forceRF, type === 'sw' || type === 'swexc');
       if (r === DELIVERED) {
         this.halted = false;
         this.shadow = 0;
@@ -503,6 +505,8 @@ export class Cpu extends CpuCore implements GuestCpu {
       }
       const df = (isContributory(vec) || vec === 14) && type === 'hw' && (isContributory(r) || (vec === 14 && r === 14));
       if (df) { vec = 8; err = 0; } else { vec = r; err = nested.error; }
+      // a fault while delivering INT n / INT3 / ICEBP is a fault of that instruction
+      if (type === 'sw' || type === 'swexc' || type === 'priv') retRip = firstRip;
       type = 'hw';
       ext = 1;
       forceRF = true;

@@ -39,6 +39,10 @@ export const enum Op {
   LGDT, LIDT, SGDT, SIDT, SWAPGS,
   LOOP, // sub: 0 loopne, 1 loope, 2 loop, 3 jrcxz
   CLTS,
+  // modes and privilege (segments.ts, far-transfer.ts, syscall.ts, descriptor-tables.ts)
+  RETF, JMP_FAR, CALL_FAR, // size = operand size; RETF: imm2 = bytes to release
+  SYSCALL, SYSRET, // SYSRET: size 8 (REX.W) returns to 64-bit mode, 4 to compatibility mode
+  SLDT, STR, LLDT, LTR,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */
