@@ -11,6 +11,7 @@ import { PhysicalCpu } from './physical-cpu';
 import { BreakpointSummary } from './debug-match';
 import { CpuExit } from './cpu-exit';
 import { CpuIntercepts } from './guest-cpu';
+import { FpuState } from './fpu-state';
 import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
 
 /** What was thrown: see CpuCore.faultKind. */
@@ -101,6 +102,8 @@ export class CpuCore {
   gdtrBaseLo = 0xffffd000; gdtrBaseHi = 0x7f; gdtrLimit = 23;
   tscOffset = 0;
   instret = 0;
+  /** x87/SSE registers, MXCSR and XCR0 (fpu-state.ts). */
+  readonly fpu = new FpuState();
 
   // memory
   readonly bytes: Uint8Array;

@@ -8,6 +8,7 @@
 import { CpuCore } from './core';
 import { Insn, Op, Handler } from './insn';
 import { exec } from './exec';
+import { execSse } from './sse-exec';
 import { LF, PARITY } from './flags';
 import { alu, incDec, imulTrunc } from './alu';
 import { shiftOp } from './shift';
@@ -529,6 +530,7 @@ export function bindHandler(i: Insn): void {
 
 function choose(i: Insn): Handler {
   if (i.lock) return exec;
+  if (i.op === Op.SSE) return execSse;
   const s = i.size;
   const q = s === 8, d = s === 4;
   if (i.op === Op.MOV_EG && s === 1 && i.isMem) return movStore8;

@@ -1,0 +1,111 @@
+/**
+ * A 16550A UART (COM1 at 0x3F8, IRQ 4): transmit holding register with LSR.THRE/TEMT
+ * (transmission is instant, so both are always set), the divisor latch (LCR.DLAB), IER,
+ * IIR/FCR, LCR, MCR (with loopback, which Linux's probe uses), MSR, and the scratch
+ * register. Transmitted bytes go to `output` (where the 0xE9 console goes). Input is not
+ * modelled: RBR reads 0 and LSR.DR stays clear, except for bytes looped back.
+ */
+import { AccessSize, DeviceEffect, PortDevice } from './device';
+
+export const COM1_BASE = 0x3f8;
+export const COM1_IRQ = 4;
+
+const LSR_DR = 0x01, LSR_THRE = 0x20, LSR_TEMT = 0x40;
+const IER_RDA = 0x01, IER_THRE = 0x02;
+const LCR_DLAB = 0x80;
+const MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
+const IIR_NONE = 0x01, IIR_THRE = 0x02, IIR_RDA = 0x04, IIR_FIFO = 0xc0;
+
+export class Uart16550 implements PortDevice {
+  readonly name = 'uart16550';
+  private ier = 0;
+  private lcr = 0;
+  private mcr = 0;
+  private fcr = 0;
+  private scr = 0;
+  private divisor = 12; // 9600 baud until the guest sets it
+  private rbr = 0;
+  private dataReady = false;
+  /** The THRE interrupt is pending until IIR is read or THR is written (16550 datasheet). */
+  private thrEmptyPending = true;
+  private irqLevel = false;
+
+  /**
+   * `output` gets each transmitted byte; `irq` (optional) follows the interrupt line
+   * (IRQ 4, gated by MCR.OUT2 as on a PC).
+   */
+  constructor(private readonly output: (byte: number) => void, private readonly irq?: (level: boolean) => void, readonly base = COM1_BASE) {}
+
+  /** Baud-rate divisor, for tests and `info`. */
+  get divisorLatch(): number { return this.divisor; }
+
+  portRead(port: number, _size: AccessSize, _vcpu: number): number {
+    const dlab = (this.lcr & LCR_DLAB) !== 0;
+    switch (port - this.base) {
+      case 0:
+        if (dlab) return this.divisor & 0xff;
+        this.dataReady = false;
+        this.updateIrq();
+        return this.rbr;
+      case 1: return dlab ? this.divisor >>> 8 : this.ier;
+      case 2: {
+        const id = this.interruptId();
+        if (id === IIR_THRE) { this.thrEmptyPending = false; this.updateIrq(); }
+        return id | ((this.fcr & 1) !== 0 ? IIR_FIFO : 0);
+      }
+      case 3: return this.lcr;
+      case 4: return this.mcr;
+      case 5: return LSR_THRE | LSR_TEMT | (this.dataReady ? LSR_DR : 0);
+      case 6: return this.modemStatus();
+      case 7: return this.scr;
+      default: return 0xff;
+    }
+  }
+
+  portWrite(port: number, _size: AccessSize, value: number, _vcpu: number): DeviceEffect {
+    const v = value & 0xff;
+    const dlab = (this.lcr & LCR_DLAB) !== 0;
+    switch (port - this.base) {
+      case 0:
+        if (dlab) { this.divisor = (this.divisor & 0xff00) | v; break; }
+        if (this.mcr & MCR_LOOP) { this.rbr = v; this.dataReady = true; }
+        else this.output(v);
+        this.thrEmptyPending = true; // the byte left at once: THR is empty again
+        break;
+      case 1:
+        if (dlab) { this.divisor = (this.divisor & 0xff) | (v << 8); break; }
+        // Enabling the THRE interrupt while THR is empty raises it at once.
+        if ((v & IER_THRE) !== 0 && (this.ier & IER_THRE) === 0) this.thrEmptyPending = true;
+        this.ier = v & 0x0f;
+        break;
+      case 2: this.fcr = v & 0xc9; break;
+      case 3: this.lcr = v; break;
+      case 4: this.mcr = v & 0x1f; break;
+      case 7: this.scr = v; break;
+      default: return null; // LSR and MSR are read-only
+    }
+    return this.updateIrq() ? { kind: 'wake' } : null;
+  }
+
+  private interruptId(): number {
+    if ((this.ier & IER_RDA) && this.dataReady) return IIR_RDA;
+    if ((this.ier & IER_THRE) && this.thrEmptyPending) return IIR_THRE;
+    return IIR_NONE;
+  }
+
+  private modemStatus(): number {
+    if (this.mcr & MCR_LOOP) {
+      // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
+      const m = this.mcr;
+      return ((m & 1) << 5) | ((m & 2) << 3) | ((m & 4) << 4) | ((m & 8) << 4);
+    }
+    return 0xb0; // DCD, DSR, CTS: a terminal is always there
+  }
+
+  /** Recomputes the IRQ line; true when it is asserted. */
+  private updateIrq(): boolean {
+    const level = this.interruptId() !== IIR_NONE && (this.mcr & MCR_OUT2) !== 0 && (this.mcr & MCR_LOOP) === 0;
+    if (level !== this.irqLevel) { this.irqLevel = level; this.irq?.(level); }
+    return level;
+  }
+}
