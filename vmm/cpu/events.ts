@@ -11,7 +11,6 @@
  * INTO check the gate's DPL against CPL (#GP(vector*8+2)).
  *
  * Not modelled: delivery outside IA-32e mode (legacy 8-byte gates), task gates.
- * The frame pushes are not checked against data breakpoints.
  */
 import { CpuCore, FAULT, FaultKind } from './core';
 import { TF, RF, NT, VM, IF } from './flags';
@@ -57,12 +56,18 @@ export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: nu
     }
     if (x !== FAULT) throw x;
     if (c.faultKind === FaultKind.NPF) return DELIVERY_NPF;
-    // a fault reading a descriptor or the TSS (selector faults carry EXT)
+    // a fault reading a descriptor or the TSS (selector faults carry EXT), or pushing the frame
     const v = c.faultVector;
     nested.error = c.faultError < 0 ? 0 : v >= 10 && v <= 13 ? c.faultError | ext : c.faultError;
-    nested.why = `${vectorName(v)} while reading the descriptors for vector ${vector}`;
+    nested.why = v === 14
+      ? `#PF at 0x${u64Hex(c.cr2Lo, c.cr2Hi)} (error code 0x${nested.error.toString(16)}) during delivery of vector ${vector}`
+      : `${vectorName(v)} during delivery of vector ${vector}`;
     return v;
   }
+}
+
+function u64Hex(lo: number, hi: number): string {
+  return hi === 0 ? lo.toString(16) : hi.toString(16) + (lo >>> 0).toString(16).padStart(8, '0');
 }
 
 function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean, soft: boolean): number {
@@ -115,23 +120,27 @@ function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext:
   const s = spLo - frame;
   if (s < 0) spHi = (spHi - 1) >>> 0;
   spLo = s >>> 0;
-  if (spHi !== 0 || spLo + frame > c.memSize) {
-    const t = spHi >>> 15;
-    if (t !== 0 && t !== 0x1ffff) throw new DeliveryFault(12, newCpl !== c.cpl ? ext : 0, 'stack pointer not canonical during event delivery');
-    c.npfAddr = spHi * 4294967296 + spLo; c.npfWrite = true; c.npfFetch = false;
-    return DELIVERY_NPF;
-  }
-  const dv = c.dv;
+  const t = spHi >>> 15;
+  if (t !== 0 && t !== 0x1ffff) throw new DeliveryFault(12, newCpl !== c.cpl ? ext : 0, 'stack pointer not canonical during event delivery');
+  // The frame pushes are ordinary stack writes at the new CPL through the MMU (so they also
+  // match data breakpoints); every byte is checked before the first is written.
   const flags = (c.getFlags() | (forceRF ? RF : 0)) >>> 0;
-  let p = spLo;
-  if (error >= 0) { dv.setUint32(p, error >>> 0, true); dv.setUint32(p + 4, 0, true); p += 8; }
-  dv.setUint32(p, retRip >>> 0, true); dv.setUint32(p + 4, Math.floor(retRip / 4294967296) >>> 0, true);
-  dv.setUint32(p + 8, c.sreg[CS], true); dv.setUint32(p + 12, 0, true);
-  dv.setUint32(p + 16, flags, true); dv.setUint32(p + 20, 0, true);
-  dv.setUint32(p + 24, oldSpLo, true); dv.setUint32(p + 28, oldSpHi, true);
-  dv.setUint32(p + 32, c.sreg[SS], true); dv.setUint32(p + 36, 0, true);
-  const cp = c.codePages;
-  if ((cp[spLo >>> 12] | cp[(spLo + frame - 1) >>> 12]) !== 0) c.invalidateCode();
+  const oldCpl = c.cpl;
+  c.cpl = newCpl;
+  try {
+    c.probeWrite(spLo, spHi, frame);
+    let pLo = spLo;
+    if (error >= 0) { c.wr64(pLo, spHi, error >>> 0, 0); pLo += 8; }
+    c.wr64(pLo, spHi, retRip >>> 0, Math.floor(retRip / 4294967296) >>> 0);
+    c.wr64(pLo + 8, spHi, c.sreg[CS], 0);
+    c.wr64(pLo + 16, spHi, flags, 0);
+    c.wr64(pLo + 24, spHi, oldSpLo, oldSpHi);
+    c.wr64(pLo + 32, spHi, c.sreg[SS], 0);
+  } catch (x) {
+    c.cpl = oldCpl;
+    throw x;
+  }
+  c.cpl = oldCpl;
   c.rl[4] = spLo; c.rh[4] = spHi;
   if (newCpl !== c.cpl) loadNull(c, SS, newCpl);
   desc.w0 = csW0; desc.w1 = csW1;

@@ -14,6 +14,12 @@ import { farJmpCall, farRet, iret } from './far-transfer';
 import { syscall, sysret } from './syscall';
 import { descriptorTables } from './descriptor-tables';
 import { checkIoPermission } from './io-permission';
+import { fetchPhys } from './mmu';
+
+/** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
+const CR0_PAGING_BITS = 0x80010001;
+/** CR4 bits that change translation: PSE, PAE, PGE, PCIDE, SMEP, SMAP. */
+const CR4_PAGING_BITS = 0x10 | 0x20 | 0x80 | 0x20000 | 0x100000 | 0x200000;
 
 export const SHADOW_STI = 1;
 export const SHADOW_MOVSS = 2;
@@ -21,11 +27,15 @@ export const SHADOW_MOVSS = 2;
 export function execSystem(c: CpuCore, i: Insn): number {
   switch (i.op) {
     case Op.FETCH_NPF:
-      c.faultKind = FaultKind.NPF;
-      c.npfAddr = i.immLo;
-      c.npfWrite = false;
-      c.npfFetch = true;
-      throw FAULT;
+      // An instruction byte that cannot be fetched: raise what the fetch gets (#PF, #GP,
+      // NPF); if the mapping has changed since decoding, fetch again.
+      fetchPhys(c, i.immLo, i.immHi, false);
+      return i.addr;
+    case Op.INVLPG:
+      if (c.cpl !== 0) return c.gp0();
+      ea(c, i);
+      c.invlpg(c.eaLo, c.eaHi);
+      return i.nextAddr;
     case Op.CLI: ioplCheck(c); c.rflags &= ~IF; return i.nextAddr;
     case Op.STI:
       ioplCheck(c);
@@ -95,13 +105,16 @@ export function execSystem(c: CpuCore, i: Insn): number {
       switch (i.reg) {
         case 0: if (hi !== 0) c.gp0(); writeCr0(c, lo >>> 0); break;
         case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
-        case 3: c.cr3Lo = lo; c.cr3Hi = hi; break;
-        case 4:
+        case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.cr3Loaded(); break;
+        case 4: {
           if (hi !== 0) c.gp0();
           if ((c.efer & EFER_LMA) && !(lo & CR4_PAE)) c.gp0(); // PAE stays on in IA-32e mode
+          const old = c.cr4;
           c.cr4 = lo >>> 0;
           c.refreshBreakpoints(); // CR4.DE changes I/O breakpoints and DR4/DR5
+          if ((old ^ lo) & CR4_PAGING_BITS) c.pagingChanged();
           break;
+        }
         case 8: if (hi !== 0 || lo > 15) c.gp0(); c.cr8 = lo; break;
         default: return c.ud();
       }
@@ -180,6 +193,8 @@ function writeCr0(c: CpuCore, v: number): void {
     if (in64BitMode(c)) c.gp0();
     c.efer = (c.efer & ~EFER_LMA) >>> 0;
   }
+  const old = c.cr0;
   c.cr0 = v >>> 0;
+  if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
   updateCodeMode(c);
 }

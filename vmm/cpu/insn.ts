@@ -44,6 +44,7 @@ export const enum Op {
   RETF, JMP_FAR, CALL_FAR, // size = operand size; RETF: imm2 = bytes to release
   SYSCALL, SYSRET, // SYSRET: size 8 (REX.W) returns to 64-bit mode, 4 to compatibility mode
   SLDT, STR, LLDT, LTR,
+  INVLPG,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */

@@ -58,6 +58,7 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
       if (hi !== 0 || (lo & ~(EFER_WRITABLE | EFER_LMA)) !== 0) return false;
       if ((c.cr0 & CR0_PG) && ((lo ^ c.efer) & EFER_LME)) return false;
       c.efer = ((lo & EFER_WRITABLE) | (c.efer & EFER_LMA)) >>> 0;
+      c.pagingChanged(); // NXE
       return true;
     case MSR_STAR: c.starLo = lo; c.starHi = hi; return true;
     case MSR_LSTAR: if (!canonical(v)) return false; c.lstarLo = lo; c.lstarHi = hi; return true;

@@ -41,28 +41,22 @@ export const desc = { w0: 0, w1: 0, w2: 0, w3: 0 };
 
 /**
  * A supervisor-implicit 32-bit read of a system structure (GDT, LDT, IDT, TSS) at a linear
- * address: no CPL checks and no data breakpoints. Outside RAM (and not the boot GDT): a
- * nested-page fault.
+ * address through the MMU (no U/S check); the boot GDT is answered before translation.
  */
 export function sysRd32(c: CpuCore, lo: number, hi: number): number {
   if (hi === BOOT_GDT_HI && lo >= BOOT_GDT_LO && lo < BOOT_GDT_LO + 24 && (lo & 3) === 0) return BOOT_GDT[(lo - BOOT_GDT_LO) >>> 2] >>> 0;
-  if (hi !== 0 || lo + 4 > c.memSize) c.badAccess(lo, hi, 4, false);
-  return c.dv.getUint32(lo, true);
+  return c.sysRd32(lo, hi);
 }
 
 /** A supervisor-implicit byte read (the TSS I/O permission bitmap). */
 export function sysRd8(c: CpuCore, lo: number, hi: number): number {
-  if (hi !== 0 || lo >= c.memSize) c.badAccess(lo, hi, 1, false);
-  return c.bytes[lo];
+  return c.sysRd8(lo, hi);
 }
 
 /** A supervisor-implicit 32-bit write (accessed and busy bits); the boot GDT ignores writes. */
 export function sysWr32(c: CpuCore, lo: number, hi: number, v: number): void {
   if (hi === BOOT_GDT_HI && lo >= BOOT_GDT_LO && lo < BOOT_GDT_LO + 24) return;
-  if (hi !== 0 || lo + 4 > c.memSize) c.badAccess(lo, hi, 4, true);
-  c.dv.setUint32(lo, v >>> 0, true);
-  const cp = c.codePages;
-  if (cp[lo >>> 12] !== 0) c.invalidateCode();
+  c.sysWr32(lo, hi, v >>> 0);
 }
 
 /** Linear address of the descriptor of `sel` (its table; bit 2 = LDT), or -1 beyond the limit. */
@@ -136,10 +130,7 @@ export function in64BitMode(c: CpuCore): boolean {
 export function updateCodeMode(c: CpuCore): void {
   const a = c.segAttr[CS];
   const m = (c.efer & EFER_LMA) !== 0 && (a & AR_L) !== 0 ? 0 : a & AR_DB ? 1 : 2;
-  if (m !== c.codeMode) {
-    c.codeMode = m;
-    c.invalidateCode();
-  }
+  c.codeMode = m; // the code cache is keyed by it
   c.attention = 1;
 }
 
