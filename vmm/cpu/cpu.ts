@@ -136,7 +136,7 @@ export class Cpu extends CpuCore implements GuestCpu {
   setReg(r: CpuStateReg, v: U64): void {
     const lo = v.lo >>> 0, hi = v.hi >>> 0;
     switch (r) {
-      case 'rip': this.rip = u64ToNumber(v); break;
+      case 'rip': this.rip = (v.hi | 0) * 4294967296 + (v.lo >>> 0); break; // signed: exact in the upper canonical half
       case 'rflags': this.putFlags(lo | 2); this.rflags = (lo | 2) >>> 0; break;
       case 'cr0': this.cr0 = lo; this.pagingChanged(); break;
       case 'cr2': this.cr2Lo = lo; this.cr2Hi = hi; break;

@@ -47,6 +47,9 @@ export interface GuestCpu {
   setGpr(i: GprIndex, v: U64): void;
   getReg(r: CpuStateReg): U64;
   setReg(r: CpuStateReg, v: U64): void;
+  /** RDMSR/WRMSR of the MSRs the CPU implements itself (undefined / false: #GP). */
+  readMsr?(index: number): U64 | undefined;
+  writeMsr?(index: number, v: U64): boolean;
 
   /**
    * VT-x "pending debug exceptions" (B0-3, BS, BD/enabled-bp bit 12 as in SDM Table 24-4):

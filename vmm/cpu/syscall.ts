@@ -35,7 +35,7 @@ export function syscall(c: CpuCore, i: Insn): number {
   setCpl(c, 0);
   updateCodeMode(c);
   c.branchTaken = true;
-  return c.lstarHi === 0 ? c.lstarLo : c.lstarHi * 4294967296 + c.lstarLo;
+  return c.lstarHi === 0 ? c.lstarLo : (c.lstarHi | 0) * 4294967296 + c.lstarLo;
 }
 
 export function sysret(c: CpuCore, i: Insn): number {
@@ -53,5 +53,5 @@ export function sysret(c: CpuCore, i: Insn): number {
   setCpl(c, 3);
   updateCodeMode(c);
   c.branchTaken = true;
-  return hi === 0 ? lo : hi * 4294967296 + lo;
+  return hi === 0 ? lo : (hi | 0) * 4294967296 + lo;
 }

@@ -289,7 +289,12 @@ export class Vcpu {
       case MSR_KERNEL_GS_BASE: v = c.getReg('kernel_gs_base'); break;
       case MSR_TSC: v = c.getReg('tsc'); break;
       case MSR_DEBUGCTL: v = this.getGuestDebugctl(); break;
-      default: this.injectGP(); return null;
+      default: {
+        // the CPU's other MSRs (STAR, LSTAR, CSTAR, FMASK...)
+        const r = c.readMsr?.(c.getGpr(RCX).lo >>> 0);
+        if (r === undefined) { this.injectGP(); return null; }
+        v = r;
+      }
     }
     c.setGpr(RAX, { lo: v.lo, hi: 0 });
     c.setGpr(RDX, { lo: v.hi, hi: 0 });
@@ -312,7 +317,7 @@ export class Vcpu {
       case MSR_DEBUGCTL:
         if (!this.setGuestDebugctl(v, 'guest')) { this.injectGP(); return null; }
         break;
-      default: this.injectGP(); return null;
+      default: if (c.writeMsr?.(c.getGpr(RCX).lo >>> 0, v) !== true) { this.injectGP(); return null; }
     }
     this.complete(g.length);
     return null;
