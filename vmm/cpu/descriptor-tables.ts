@@ -5,7 +5,7 @@
  */
 import { CpuCore } from './core';
 import { Insn, Op } from './insn';
-import { loadE, storeE, ea } from './exec';
+import { loadE, storeE, ea } from './operands';
 import { desc, readDescriptor, markDescriptor, selFault, arOf, baseOf, limitOf, inLongMode, in64BitMode, AR_S, AR_P, AR_UNUSABLE, CR4_UMIP } from './segments';
 
 function privileged(c: CpuCore): void {

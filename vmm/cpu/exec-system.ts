@@ -6,7 +6,7 @@
  */
 import { CpuCore, FaultKind, FAULT } from './core';
 import { Insn, Op } from './insn';
-import { loadE, storeE, ea, jumpTo, push16, pop16 } from './exec';
+import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
 import { movDr } from './mov-dr';
 import { loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, EFER_LME, EFER_LMA } from './segments';

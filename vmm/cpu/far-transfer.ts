@@ -7,7 +7,7 @@
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
-import { ea, jumpTo } from './exec';
+import { ea, jumpTo } from './operands';
 import {
   CS, SS, desc, readDescriptor, arOf, dplOf, selFault, checkReturnCs, checkReturnSs, loadCache, loadNull, loadCs,
   nullInaccessibleSegments, inLongMode, in64BitMode, limitOf, AR_S, AR_P, AR_L, AR_DB, TYPE_CODE, TYPE_CONFORMING,

@@ -47,9 +47,6 @@ export interface GuestCpu {
   setGpr(i: GprIndex, v: U64): void;
   getReg(r: CpuStateReg): U64;
   setReg(r: CpuStateReg, v: U64): void;
-  /** RDMSR/WRMSR of the MSRs the CPU implements itself (undefined / false: #GP). */
-  readMsr?(index: number): U64 | undefined;
-  writeMsr?(index: number, v: U64): boolean;
 
   /**
    * VT-x "pending debug exceptions" (B0-3, BS, BD/enabled-bp bit 12 as in SDM Table 24-4):
@@ -76,4 +73,11 @@ export interface GuestCpu {
    * breakpoints for `io` when CR4.DE=1 and a DR7 R/W=10 slot matches).
    */
   completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void;
+
+  /**
+   * RDMSR / WRMSR as the hypervisor emulates them (vmm/cpu/msr.ts, the one implementation):
+   * the value, or undefined / false for #GP(0) (nothing changed).
+   */
+  readMsr(index: number): U64 | undefined;
+  writeMsr(index: number, v: U64): boolean;
 }

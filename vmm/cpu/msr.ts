@@ -6,23 +6,19 @@
  */
 import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
 import { CpuCore } from './core';
-import { EFER_LMA, EFER_LME, CR0_PG } from './segments';
+import { CR0_PG } from './segments';
 
-export const MSR_TSC = 0x10;
-export const MSR_DEBUGCTL = 0x1d9;
-export const MSR_EFER = 0xc0000080;
-export const MSR_FS_BASE = 0xc0000100;
-export const MSR_GS_BASE = 0xc0000101;
-export const MSR_KERNEL_GS_BASE = 0xc0000102;
+import {
+  DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,
+  MSR_KERNEL_GS_BASE, MSR_TSC,
+} from '../x86/msr';
 export const MSR_STAR = 0xc0000081;
 export const MSR_LSTAR = 0xc0000082;
 export const MSR_CSTAR = 0xc0000083;
 export const MSR_FMASK = 0xc0000084;
 
-/** IA32_DEBUGCTL bits we accept: LBR, BTF, TR, BTS, BTINT, BTS_OFF_OS/USR, FREEZE_*, RTM. */
-const DEBUGCTL_WRITABLE = 0x0000dfc3;
-/** EFER: SCE, LME, LMA (read-only here), NXE. */
-const EFER_WRITABLE = 0x901;
+/** EFER bits a WRMSR changes; LMA is accepted in the value but read-only (set by the CPU). */
+const EFER_WRITABLE = EFER_SCE | EFER_LME | EFER_NXE;
 
 function canonical(v: U64): boolean {
   const top = v.hi >>> 15;
