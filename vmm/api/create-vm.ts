@@ -92,7 +92,7 @@ export class Vm implements VmApi {
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
     this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret);
-    this.bus = attachDevices(this.devices);
+    this.bus = attachDevices(this.devices, this.memory.mmio);
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
       bus: this.bus, timer: this.devices.timer, exits: {}, transitions: 0, trace: null,
