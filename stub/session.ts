@@ -35,6 +35,8 @@ export interface SessionHooks {
   onKill(): void;
   /** gdb sent D (detach): the server lets the guest run on once the connection is gone. */
   onDetach?(): void;
+  /** Diagnostics for the server's log. */
+  log?(line: string): void;
 }
 
 /**
@@ -60,6 +62,7 @@ export class GdbSession implements SessionContext {
   private queuedBytes = 0;
   private writeBlocked = false;
   private readingPaused = false;
+  private dropped = 0;
   private closed = false;
 
   constructor(
@@ -94,8 +97,16 @@ export class GdbSession implements SessionContext {
   }
 
   private hold(e: FrameEvent): void {
+    const size = e.kind === 'packet' ? e.body.length + 4 : 4;
+    if (this.queuedBytes + size > QUEUE_LIMIT_BYTES && !this.writeBlocked) {
+      // packets while the guest runs (gdb sends none but 0x03): drop what is over the
+      // bound and keep reading, so that 0x03 and a hang-up are still seen
+      if (this.dropped++ === 0) this.hooks.log?.(`dropping packets sent while the guest runs (over ${QUEUE_LIMIT_BYTES >> 10} KiB held)`);
+      return;
+    }
     this.queued.push(e);
-    this.queuedBytes += e.kind === 'packet' ? e.body.length + 4 : 4;
+    this.queuedBytes += size;
+    // a client that sends and does not read our replies: stop reading until it does
     if (this.queuedBytes > QUEUE_LIMIT_BYTES) this.setReading(false);
   }
 
@@ -251,6 +262,7 @@ export class GdbSession implements SessionContext {
     }
     if (this.queued.length === 0) {
       this.queuedBytes = 0;
+      this.dropped = 0;
       this.setReading(true);
     }
   }
