@@ -193,6 +193,8 @@ export function translate(c: CpuCore, lo: number, hi: number, acc: number): numb
 
 // walk results written here (no allocation)
 let wFlags = 0;
+/** A probe walk found every A bit set: filling the TLB changes nothing a real walk would not. */
+let wProbeFill = false;
 
 /** Walks the paging structures; fills TLB entry of (lo,hi). Returns the physical address or -1 (probe). */
 function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
@@ -203,6 +205,7 @@ function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
     // linear = physical (32-bit linear addresses outside long mode)
     phys = hi * 4294967296 + lo;
     wFlags = F_NOPAGING | F_WRITE | F_DIRTY | F_USER;
+    wProbeFill = true;
   } else {
     if (mode === PagingMode.LONG4 && !canonical(hi)) {
       if (probe) return -1;
@@ -216,7 +219,7 @@ function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
   let f = wFlags;
   if (physPage + 4096 <= c.memSize) f |= F_RAM;
   if (c.dataBpOn !== 0 && c.bp.pageHasData(lo & ~0xfff, hi)) f |= F_DATABP;
-  if (!probe) {
+  if (!probe || wProbeFill) {
     c.tlbPage[e] = lo & ~0xfff;
     c.tlbHi[e] = hi | 0;
     c.tlbFlags[e] = f;
@@ -354,6 +357,8 @@ function finishWalk(c: CpuCore, lo: number, hi: number, acc: number, phys: numbe
   if (global) f |= F_GLOBAL;
   if (large) f |= F_LARGE;
   if (!allowed(c, f, acc)) return pageFault(c, lo, hi, acc, PF_P);
+  wProbeFill = true;
+  if (acc & ACC_PROBE) for (let k = 0; k < n; k++) if (!(entLo[k] & A)) wProbeFill = false;
   if (!(acc & ACC_PROBE)) {
     for (let k = 0; k < n; k++) setEntryBits(c, entAddr[k], A, entLo[k]);
     if (acc & ACC_WRITE) { setEntryBits(c, entAddr[n - 1], A | D, entLo[n - 1] | A); dirty = true; }
