@@ -21,6 +21,9 @@
  */
 import type { CpuCore } from './core';
 import { FaultKind, FAULT } from './core';
+import { CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP } from '../x86/control-regs';
+import { EFER_LMA, EFER_NXE } from '../x86/msr';
+import { AC as RFLAGS_AC } from '../x86/rflags';
 
 export const TLB_SIZE = 256;
 export const TLB_MASK = TLB_SIZE - 1;
@@ -50,13 +53,6 @@ const F_NOPAGING = 256;
 
 // paging-structure entry bits
 const P = 1, RW = 2, US = 4, A = 0x20, D = 0x40, PS = 0x80, G = 0x100;
-
-// control bits
-const CR0_WP = 1 << 16;
-const CR0_PG = 0x80000000;
-const CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_PGE = 0x80, CR4_SMEP = 1 << 20, CR4_SMAP = 1 << 21;
-const EFER_NXE = 1 << 11, EFER_LMA = 1 << 10;
-const RFLAGS_AC = 1 << 18;
 
 // #PF error code bits
 const PF_P = 1, PF_W = 2, PF_U = 4, PF_RSVD = 8, PF_I = 16;

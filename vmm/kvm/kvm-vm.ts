@@ -21,8 +21,9 @@ import { PORT_TIMER } from '../devices/guest-timer';
 import { LoadedImage } from '../loader/elf-types';
 import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { U64, hex, u64 } from '../u64';
-import { DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, dr7LocalEnable } from '../x86/debug-regs';
-import { MSR_DEBUGCTL } from '../x86/msr';
+import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, dr7LocalEnable } from '../x86/debug-regs';
+import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
+import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
@@ -47,9 +48,6 @@ const MAX_SLICE_MS = 20;
 export const MIN_TIMER_MS = 1;
 const DRAIN_TIMEOUT_MS = 2000;
 
-const MSR_KERNEL_GS_BASE = 0xc0000102;
-const RFLAGS_RF = 0x10000;
-const DR6_BS = 0x4000;
 
 const SEGMENT_REGS: Partial<Record<RegName, SregSegment>> = { cs: 'cs', ss: 'ss', ds: 'ds', es: 'es', fs: 'fs', gs: 'gs' };
 const CONTROL_REGS: Partial<Record<RegName, SregControl>> = { cr0: 'cr0', cr2: 'cr2', cr3: 'cr3', cr4: 'cr4', cr8: 'cr8', efer: 'efer' };
