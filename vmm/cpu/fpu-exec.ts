@@ -12,9 +12,8 @@ import { CpuCore } from './core';
 import { Insn } from './insn';
 import { S } from './sse-decode';
 import { FpuState, MXCSR_MASK, XCR0_SUPPORTED } from './fpu-state';
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, CR4_OSFXSR, CR4_OSXSAVE } from '../x86/control-regs';
 
-const CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_NE = 0x20;
-const CR4_OSFXSR = 1 << 9, CR4_OSXSAVE = 1 << 18;
 /** FXSAVE writes bytes 0-415 (416-511 are reserved or available to software). */
 const FXSAVE_BYTES = 416;
 /** The XSAVE area for x87|SSE: the 512-byte legacy region and the 64-byte header. */

@@ -16,9 +16,8 @@ import {
 } from './sse-float';
 import { execFpuState } from './fpu-exec';
 import { CF, PF, ZF } from './flags';
+import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT } from '../x86/control-regs';
 
-const CR0_EM = 4, CR0_TS = 8;
-const CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
 
 export function execSse(c: CpuCore, i: Insn): number {
   const s = i.sub as S;
