@@ -86,6 +86,21 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(r.out).to.match(/Breakpoint 6, (0x[0-9a-f]+ in )?update_globals \(i=\d\)/);
     });
 
+    it('the gdb-scripts set no remote limit: watch and awatch mix as hardware watchpoints; a fifth is refused at continue', async () => {
+      const t = await serve('counter', { preemptEvery: 997 });
+      const root = path.join(__dirname, '..', '..', '..');
+      const r = await gdb(t, ['source gdb-scripts/watch-symbol.gdb', 'watch-symbol counter', 'awatch-symbol ticks', 'continue',
+        'watch wide_struct', 'watch read_sum', 'continue'], { cwd: root });
+      expect(r.out).to.contain('Hardware watchpoint 1: counter');
+      expect(r.out).to.contain('Hardware access (read/write) watchpoint 2: ticks');
+      expect(r.out).to.match(/Hardware (access \(read\/write\) )?watchpoint [12]: (counter|ticks)\s+(Old value|Value)/);
+      // wide_struct needs two slots: five in all, refused by the stub when gdb inserts them
+      expect(r.out).to.contain('Hardware watchpoint 3: wide_struct');
+      expect(r.out).to.contain('Hardware watchpoint 4: read_sum');
+      expect(r.out).to.match(/Could not insert hardware watchpoint [34]/);
+      expect(r.out).to.not.match(/^Watchpoint \d/m);
+    });
+
     it('stepi walks the real instruction sequence, through OUT and CPUID exits', async () => {
       const t = await serve('stepper');
       // x/6i listings (lines not right after a display header) and the displayed pc after each stepi
