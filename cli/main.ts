@@ -13,9 +13,10 @@ import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { versionLine } from './version';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
+import { hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
-const COMMANDS = ['run', 'serve', 'verify'];
+const COMMANDS = ['run', 'serve', 'verify', 'hostcheck'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
@@ -146,7 +147,8 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         setAction(() => verifyCommand(opts, deps));
       },
     )
-    .demandCommand(1, 'give a command: run, serve or verify')
+    .command(...hostcheckYargsCommand(out, setAction, (a) => optionalFile('json', a)))
+    .demandCommand(1, 'give a command: run, serve, verify or hostcheck')
     .epilogue(EXIT_EPILOGUE);
 }
 
@@ -187,6 +189,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
     refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
+    refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();
     if (action === undefined) return 0; // --help was shown

@@ -10,12 +10,12 @@
  *  - LEN: 00 1 byte, 01 2, 10 8 (SDM 17.2.6), 11 4; the LEN mask {0,1,7,3} clears the low
  *    address bits of DRn (17.2.5: "it uses LENn field bits to mask the lower address bits").
  *  - An access hits when ANY of its bytes overlaps the range.
+ *  - Addresses are LINEAR: data breakpoints match before translation (SDM 17.2.4).
  *  - As Bochs: if at least one ENABLED breakpoint matched, the B bits of ALL matching
  *    breakpoints of that kind are reported, enabled or not (17.2.3: "may or may not be set").
  */
 import { PhysicalCpu } from './physical-cpu';
-
-const LEN_MASK = [0, 1, 7, 3];
+import { DR7_RW_ACCESS, DR7_RW_EXEC, DR7_RW_WRITE, dr7SlotAddressMask, dr7SlotEnabled, dr7SlotRw } from '../x86/debug-regs';
 
 export class BreakpointSummary {
   generation = -1;
@@ -29,15 +29,14 @@ export class BreakpointSummary {
   readAny = 0; // R/W = 11
   writeAny = 0; // R/W = 01 or 11
   ioAny = 0;
-  /** Inclusive ranges; -1/-2 when DRn is above 4 GiB (cannot match guest RAM or ports). */
+  /**
+   * Inclusive LINEAR ranges, as signed numbers (bits 63:32 taken as int32), exact for every
+   * canonical address: a higher-half DRn matches too.
+   */
   readonly start = new Float64Array(4);
   readonly end = new Float64Array(4);
-  /** Per 4 KiB page of guest RAM: 1 if an enabled data breakpoint covers part of it. */
-  pages: Uint8Array;
 
-  constructor(memSize: number) {
-    this.pages = new Uint8Array((memSize >>> 12) + 2);
-  }
+  constructor(_memSize?: number) { /* ranges are linear: nothing sized by RAM */ }
 
   /** True if the summary is stale. */
   stale(phys: PhysicalCpu, cr4de: boolean): boolean {
@@ -46,40 +45,44 @@ export class BreakpointSummary {
 
   refresh(phys: PhysicalCpu, cr4de: boolean): void {
     this.generation = phys.generation;
+    this.load(phys.drLo, phys.drHi, cr4de);
+  }
+
+  /**
+   * Rebuilds the summary from a DR0-3/DR7 set (index = DR number): the physical registers,
+   * or the guest's effective registers when the hypervisor emulates an I/O instruction.
+   */
+  load(drLo: ArrayLike<number>, drHi: ArrayLike<number>, cr4de: boolean): void {
     this.cr4de = cr4de;
-    const dr7 = phys.drLo[7];
+    const dr7 = drLo[7];
     this.execEnabled = this.dataEnabled = this.ioEnabled = 0;
     this.execAny = this.readAny = this.writeAny = this.ioAny = 0;
-    if (this.pagesDirty) { this.pages.fill(0); this.pagesDirty = false; }
     for (let n = 0; n < 4; n++) {
-      const rw = (dr7 >>> (16 + n * 4)) & 3;
-      const len = (dr7 >>> (18 + n * 4)) & 3;
-      const enabled = ((dr7 >>> (n * 2)) & 3) !== 0;
-      const mask = LEN_MASK[len];
+      const rw = dr7SlotRw(dr7, n);
+      const enabled = dr7SlotEnabled(dr7, n);
+      const mask = dr7SlotAddressMask(dr7, n);
       const bit = 1 << n;
-      if (phys.drHi[n] !== 0) {
-        this.start[n] = -1;
-        this.end[n] = -2;
-      } else {
-        this.start[n] = (phys.drLo[n] & ~mask) >>> 0;
-        this.end[n] = this.start[n] + mask;
-      }
+      this.start[n] = (drHi[n] | 0) * 4294967296 + ((drLo[n] & ~mask) >>> 0);
+      this.end[n] = this.start[n] + mask;
       switch (rw) {
-        case 0: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
-        case 1: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
-        case 3: this.writeAny |= bit; this.readAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        case DR7_RW_EXEC: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
+        case DR7_RW_WRITE: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        case DR7_RW_ACCESS: this.writeAny |= bit; this.readAny |= bit; if (enabled) this.dataEnabled |= bit; break;
         default:
           if (cr4de) { this.ioAny |= bit; if (enabled) this.ioEnabled |= bit; }
       }
-      if ((this.dataEnabled & bit) && this.end[n] >= 0) {
-        for (let p = Math.floor(this.start[n] / 4096); p <= Math.floor(this.end[n] / 4096) && p < this.pages.length; p++) {
-          this.pages[p] = 1;
-          this.pagesDirty = true;
-        }
-      }
     }
   }
-  private pagesDirty = false;
+
+  /** An enabled data breakpoint covers part of the 4 KiB linear page at (pageLo, hi). */
+  pageHasData(pageLo: number, hi: number): boolean {
+    if (this.dataEnabled === 0) return false;
+    const s = (hi | 0) * 4294967296 + (pageLo >>> 0), e = s + 4095;
+    for (let n = 0; n < 4; n++) {
+      if ((this.dataEnabled >>> n) & 1 && s <= this.end[n] && e >= this.start[n]) return true;
+    }
+    return false;
+  }
 
   private match(any: number, enabled: number, lo: number, hi: number): number {
     let bits = 0, hitEnabled = false;
@@ -94,14 +97,15 @@ export class BreakpointSummary {
     return hitEnabled ? bits : 0;
   }
 
-  /** B bits for a data access of `len` bytes at `addr` (0 if no enabled breakpoint hit). */
+  /** B bits for a data access of `len` bytes at linear `addr` (signed form, see start/end). */
   matchData(addr: number, len: number, write: boolean): number {
     return this.match(write ? this.writeAny : this.readAny, this.dataEnabled, addr, addr + len - 1);
   }
 
   /** B bits for an instruction fetch at `rip` (R/W=00; only LEN=00 is defined). */
   matchExec(rip: number): number {
-    return this.match(this.execAny, this.execEnabled, rip, rip);
+    const a = rip >= 9223372036854775808 ? rip - 18446744073709551616 : rip;
+    return this.match(this.execAny, this.execEnabled, a, a);
   }
 
   /** B bits for an I/O access (R/W=10, CR4.DE=1). */

@@ -16,6 +16,8 @@ let pos = 0;
 let start = 0;
 let tooLong = false;
 let fetchFault = -1;
+/** bytes[pos + delta] is the byte at linear address pos. */
+let delta = 0;
 
 function fetch(): number {
   if (pos - start >= MAX_LEN) {
@@ -28,7 +30,7 @@ function fetch(): number {
     pos++;
     return 0;
   }
-  return bytes[pos++];
+  return bytes[delta + pos++];
 }
 
 function imm8s(): number {
@@ -106,9 +108,20 @@ function relTarget(i: Insn, rel: number): void {
   i.targetHi = 1;
 }
 
+/** Decodes the instruction at `addr` with linear = physical (bytes past memSize: FETCH_NPF). */
 export function decode(mem: Uint8Array, memSize: number, addr: number, i: Insn): void {
-  bytes = mem;
-  limit = memSize;
+  decodeAt(mem, 0, memSize, addr, i);
+}
+
+/**
+ * Decodes the instruction at linear `addr` whose bytes are buf[addr + off ...], available up
+ * to linear address `end` (exclusive); a byte at or past `end` makes it Op.FETCH_NPF with
+ * the linear address of that byte in immLo/immHi.
+ */
+export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number, i: Insn): void {
+  bytes = buf;
+  delta = off;
+  limit = end;
   pos = addr;
   start = addr;
   tooLong = false;
@@ -180,7 +193,8 @@ function finish(i: Insn, addr: number): void {
     i.len = Math.min(i.len, MAX_LEN);
   } else if (fetchFault >= 0) {
     i.op = Op.FETCH_NPF;
-    i.immLo = fetchFault;
+    i.immLo = fetchFault >>> 0;
+    i.immHi = fetchFault < 0 ? 0xffffffff : Math.floor(fetchFault / 4294967296) >>> 0;
   }
   if (ripRel) {
     const t = i.nextAddr + ((i.dispLo | 0));
@@ -400,7 +414,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
       }
       pos = save;
       const r = modrm(i);
-      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.NOP : Op.UD;
+      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.INVLPG : Op.UD;
       return;
     }
     case 0x06: i.op = Op.CLTS; return;
