@@ -9,18 +9,8 @@ import { execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
+import { readmeExample } from '../helpers/readme';
 import { REPO_ROOT } from './gdb-session';
-
-const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-
-/** The code block that follows `<!-- example: NAME -->`. */
-export function readmeExample(name: string, text = README): string[] {
-  const at = text.indexOf(`<!-- example: ${name} -->`);
-  if (at < 0) throw new Error(`README has no example '${name}'`);
-  const m = /```[a-z]*\n([\s\S]*?)```/.exec(text.slice(at));
-  if (!m) throw new Error(`README example '${name}' has no code block`);
-  return m[1].replace(/\n$/, '').split('\n');
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
