@@ -12,10 +12,10 @@ import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
-import { hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
+import { difftestYargsCommand, hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
-const COMMANDS = ['run', 'serve', 'verify', 'hostcheck'];
+const COMMANDS = ['run', 'serve', 'verify', 'hostcheck', 'difftest'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
@@ -147,6 +147,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
       },
     )
     .command(...hostcheckYargsCommand(out, setAction, (a) => optionalFile('json', a)))
+    .command(...difftestYargsCommand(out, setAction))
     .demandCommand(1, 'give a command: run, serve, verify or hostcheck')
     .epilogue(EXIT_EPILOGUE);
 }
