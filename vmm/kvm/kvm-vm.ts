@@ -39,6 +39,11 @@ import {
 
 /** Guest instructions per millisecond assumed for budgets and timer periods (1 ns each). */
 export const INSTRUCTIONS_PER_MS = 1_000_000;
+/**
+ * The shortest slice: a kick that lands before the vCPU thread has entered the guest runs
+ * nothing at all, so a tiny budget would never make progress.
+ */
+const MIN_SLICE_MS = 0.2;
 /** The longest a run() call keeps node's event loop waiting. */
 const MAX_SLICE_MS = 20;
 /** The shortest timer period on kvm: each tick costs a kick and an exit to userspace. */
@@ -378,7 +383,7 @@ export class KvmVm implements VmApi {
       const over = this.stepOverBreakpoint(v);
       if (over !== null) return this.note(over);
     }
-    const deadline = this.now() + Math.min(MAX_SLICE_MS, budget / INSTRUCTIONS_PER_MS);
+    const deadline = this.now() + Math.max(MIN_SLICE_MS, Math.min(MAX_SLICE_MS, budget / INSTRUCTIONS_PER_MS));
     let stop: VmStop | null = null;
     try {
       for (;;) {
