@@ -11,6 +11,7 @@ import { serveCommand } from './serve-command';
 import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
+import { versionLine } from './version';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
 import { difftestYargsCommand, hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
@@ -70,7 +71,7 @@ function optionalFile(flag: string, args: Args): string | undefined {
 
 export function buildParser(argv: readonly string[], deps: CliDeps, out: Output, setAction: (a: Action) => void): Argv {
   return makeParser(argv, 'vmm-gdbstub')
-    .usage('$0 <command> [options]\n\nA simulated x86-64 VT-x/SVM hypervisor with a gdb stub.')
+    .usage('$0 <command> [options]   ($0 --version: the version)\n\nA simulated x86-64 VT-x/SVM hypervisor with a gdb stub.')
     .command(
       'run <guest>',
       'run a guest to its end; its debug console goes to stdout, its exit status is ours',
@@ -181,6 +182,10 @@ async function verifyCommand(opts: VerifyOptions, deps: CliDeps): Promise<number
 export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps: CliDeps = realDeps): Promise<number> {
   try {
     const first = argv[0];
+    if (first === '--version' && argv.length === 1) {
+      out.stdout(versionLine('vmm-gdbstub'));
+      return 0;
+    }
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }

@@ -18,6 +18,9 @@ export const MIN_MEM_MIB = 1;
 /** The guest ABI reserves at least 64 KiB of stack per vCPU at the top of guest memory. */
 export const STACK_KIB_PER_VCPU = 64;
 
+/** Left-out parts of the fix that exist on one backend only (README, VM options). */
+const BACKEND_ONLY_MODES: Partial<Record<string, BackendName>> = { 'no-tf-guard': 'vmx', 'no-svm-dirty': 'svm' };
+
 /** The yargs option table shared by every command that starts a VM. */
 export const VM_OPTION_SPECS = {
   backend: {
@@ -50,6 +53,11 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
   const memMiB = parseIntegerFlag('mem', args['mem'], MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_VM_OPTIONS.memMiB);
   const preemptEvery = parseIntegerFlag('preempt-every', args['preempt-every'], 0, 0x7fffffff, DEFAULT_VM_OPTIONS.preemptEvery);
   const hostScenario = parseChoiceFlag('host-scenario', args['host-scenario'], HOST_SCENARIOS, DEFAULT_VM_OPTIONS.hostScenario);
+
+  const otherBackend = BACKEND_ONLY_MODES[drSwitch];
+  if (otherBackend !== undefined && otherBackend !== backend) {
+    throw new UsageError(`--dr-switch ${drSwitch} leaves out a part of the fix that only ${otherBackend} has; it means nothing with --backend ${backend}`);
+  }
 
   // The per-vCPU stacks live at the top of RAM; leave at least as much again for the image.
   const stacksKiB = vcpus * STACK_KIB_PER_VCPU;

@@ -7,6 +7,7 @@ import { DebugConsole, PORT_CONSOLE } from '../devices/debug-console';
 import { MmioDevice, PortDevice } from '../devices/device';
 import { ExitPort, PORT_EXIT } from '../devices/exit-port';
 import { GuestTimer, PORT_TIMER, VcpuClock } from '../devices/guest-timer';
+import { MmioMap } from '../mmio-map';
 import { VmOptions } from '../vmm-types';
 
 export interface PortAttachment { readonly base: number; readonly count: number; readonly device: PortDevice }
@@ -36,9 +37,9 @@ export function buildDevices(opts: VmOptions, clock: VcpuClock): MachineDevices 
   };
 }
 
-/** A bus with every device of `devices` registered. */
-export function attachDevices(devices: MachineDevices): DeviceBus {
-  const bus = new DeviceBus();
+/** A bus with every device of `devices` registered; MMIO regions go into `mmio` (the guest memory's map, which the MMU consults). */
+export function attachDevices(devices: MachineDevices, mmio?: MmioMap): DeviceBus {
+  const bus = new DeviceBus(mmio);
   for (const p of devices.ports) bus.registerPorts(p.base, p.count, p.device);
   for (const m of devices.mmio) bus.registerMmio(m.base, m.size, m.device);
   return bus;
