@@ -39,6 +39,12 @@ export class KvmVcpu {
   pendingVector: number | null = null;
   /** Guest clock when pendingVector became pending. */
   pendingSinceMs = 0;
+  /**
+   * Single-stepping, an I/O exit was handled: the next KVM_RUN only completes the instruction
+   * (immediate_exit), and its end is the step (this host's KVM loses the step trap after a
+   * userspace I/O completion and runs one more instruction).
+   */
+  completeForStep = false;
   /** The last return from KVM_RUN was a kick (ours), not an exit the guest made. */
   lastExitWasKick = false;
   /** A stop found while the other vCPUs were being stopped: reported by the next run. */

@@ -390,7 +390,7 @@ export class KvmVm implements VmApi {
         const t = this.now();
         for (const v of list) {
           this.tickTimer(v, t);
-          if (v.state !== 'running' && v.halt === 'no') this.start(v);
+          if (v.state !== 'running' && v.halt === 'no') this.start(v, v.completeForStep);
         }
         if (list.every((v) => v.halt === 'forever')) { stop = { kind: 'all-halted', vcpu: list[list.length - 1].index }; break; }
         if (t >= deadline) break;
@@ -486,8 +486,8 @@ export class KvmVm implements VmApi {
 
   /**
    * A pending tick goes in at an exit where the guest can take it (IF=1, no STI/MOV-SS
-   * shadow): one the guest made (HLT, I/O), or one of our kicks once the tick has waited a
-   * whole period (a guest spinning with IF=1). Not at any kick: host time is a rough guest
+   * shadow): one the guest made (HLT, I/O), or another (our kick, a debug exit) once the tick
+   * has waited a whole period (a guest spinning with IF=1). Not at any kick: host time is a rough guest
    * clock, and a kick right after the previous tick's IRET (IF=1 again before the guest's
    * CLI) would give a second tick where our CPU, counting instructions, gives none. And no
    * interrupt-window exits: one that opens between STI and HLT would deliver the tick
@@ -567,11 +567,18 @@ export class KvmVm implements VmApi {
     if (v.state === 'running') v.guestMs += Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs);
     v.kickMs = null;
     v.state = 'idle';
-    v.lastExitWasKick = result === -c.EINTR || (result >= 0 && v.exitReason() === c.KVM_EXIT_INTR);
+    // ticks go in at once only at the guest's own HLT and I/O exits (see tickDeliverable)
+    v.lastExitWasKick = result < 0 || (v.exitReason() !== c.KVM_EXIT_HLT && v.exitReason() !== c.KVM_EXIT_IO);
     if (result === -c.EINTR) {
       this.count('slice');
+      if (v.completeForStep) {
+        // the I/O instruction is complete and nothing else ran: that is the step
+        v.completeForStep = false;
+        return { kind: 'debug', vcpu: v.index, slotsHit: 0, step: true };
+      }
       return null;
     }
+    v.completeForStep = false;
     if (result < 0) return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_RUN failed (errno ${-result})` };
     const reason = v.exitReason();
     const run = v.run;
@@ -579,7 +586,9 @@ export class KvmVm implements VmApi {
       case c.KVM_EXIT_IO: {
         this.count('io');
         v.state = 'io-pending';
-        return this.onIo(v);
+        const stop = this.onIo(v);
+        if (stop === null && v.state === 'io-pending' && v.debug.singleStep) v.completeForStep = true;
+        return stop;
       }
       case c.KVM_EXIT_HLT:
         this.count('hlt');
@@ -600,9 +609,12 @@ export class KvmVm implements VmApi {
       case c.KVM_EXIT_FAIL_ENTRY:
         this.count('fail-entry');
         return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_EXIT_FAIL_ENTRY, hardware reason 0x${getNumber64(run, c.off_run_fail_entry_reason).toString(16)}` };
-      case c.KVM_EXIT_INTERNAL_ERROR:
+      case c.KVM_EXIT_INTERNAL_ERROR: {
+        const int3 = this.int3ThatFailed(v);
+        if (int3 !== null) return int3;
         this.count('internal-error');
         return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_EXIT_INTERNAL_ERROR, suberror ${run.getUint32(c.off_run_internal_suberror, true)}` };
+      }
       case c.KVM_EXIT_DEBUG:
         this.count('debug');
         return this.onDebug(v);
@@ -613,6 +625,21 @@ export class KvmVm implements VmApi {
         this.count(`exit-${reason}`);
         return { kind: 'entry-failed', vcpu: v.index, reason: `unexpected KVM exit reason ${reason}` };
     }
+  }
+
+  /**
+   * Some hosts cannot execute INT3 in a guest at all: KVM_RUN ends in an emulation failure
+   * (KVM_EXIT_INTERNAL_ERROR, suberror 1) with RIP at the INT3, debugger or not. When the
+   * debugger asked for int3 exits and the byte at RIP is an INT3, that is its breakpoint;
+   * counted as `int3-emulation-failure` so that nobody mistakes it for KVM_EXIT_DEBUG.
+   */
+  private int3ThatFailed(v: KvmVcpu): VmStop | null {
+    const c = this.b.constants;
+    if (!v.debug.swBreakpoints || v.run.getUint32(c.off_run_internal_suberror, true) !== 1) return null;
+    const rip = getU64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip'));
+    if (rip.hi !== 0 || rip.lo >= this.memorySize || this.ram[rip.lo] !== 0xcc) return null;
+    this.count('int3-emulation-failure');
+    return { kind: 'breakpoint', vcpu: v.index, rip };
   }
 
   private onIo(v: KvmVcpu): VmStop | null {
