@@ -45,7 +45,9 @@ export class KvmVcpu {
    * userspace I/O completion and runs one more instruction).
    */
   completeForStep = false;
-  /** The last return from KVM_RUN was a kick (ours), not an exit the guest made. */
+  /** RIP where the current single step started (-1: not stepping). */
+  stepFrom = -1;
+  /** The last return from KVM_RUN was not an HLT exit (a kick, I/O, a debug exit, ...). */
   lastExitWasKick = false;
   /** A stop found while the other vCPUs were being stopped: reported by the next run. */
   pendingStop: import('../api/vm-api').VmStop | null = null;

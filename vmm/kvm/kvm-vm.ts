@@ -49,6 +49,12 @@ const MAX_SLICE_MS = 20;
 /** The shortest timer period on kvm: each tick costs a kick and an exit to userspace. */
 export const MIN_TIMER_MS = 1;
 const DRAIN_TIMEOUT_MS = 2000;
+/**
+ * Periods a tick waits before it is delivered at an exit the guest did not make (kick,
+ * debug): host time overstates guest progress (a slow nested guest runs ~1 instruction/us),
+ * so a tick there comes much earlier, in instructions, than on our CPU.
+ */
+const LATE_TICK_PERIODS = 10;
 
 const MSR_DEBUGCTL = 0x1d9;
 const MSR_KERNEL_GS_BASE = 0xc0000102;
@@ -486,8 +492,8 @@ export class KvmVm implements VmApi {
 
   /**
    * A pending tick goes in at an exit where the guest can take it (IF=1, no STI/MOV-SS
-   * shadow): one the guest made (HLT, I/O), or another (our kick, a debug exit) once the tick
-   * has waited a whole period (a guest spinning with IF=1). Not at any kick: host time is a rough guest
+   * shadow): an HLT (the guest waits for it), or another (I/O, our kick, a debug exit) once the tick
+   * has waited LATE_TICK_PERIODS periods (a guest spinning with IF=1). Not at any kick: host time is a rough guest
    * clock, and a kick right after the previous tick's IRET (IF=1 again before the guest's
    * CLI) would give a second tick where our CPU, counting instructions, gives none. And no
    * interrupt-window exits: one that opens between STI and HLT would deliver the tick
@@ -496,7 +502,7 @@ export class KvmVm implements VmApi {
   private tickDeliverable(v: KvmVcpu): boolean {
     if (!v.readyForInterrupt() || !v.ifFlag()) return false;
     if (!v.lastExitWasKick) return true;
-    return v.timer !== null && v.guestMs - v.pendingSinceMs >= v.timer.periodMs;
+    return v.timer !== null && v.guestMs - v.pendingSinceMs >= LATE_TICK_PERIODS * v.timer.periodMs;
   }
 
   private kick(v: KvmVcpu): void {
@@ -520,6 +526,9 @@ export class KvmVm implements VmApi {
       this.check(this.b.ioctl(v.fd, this.b.constants.KVM_INTERRUPT, irq), 'KVM_INTERRUPT');
       v.pendingVector = null;
     }
+    // where a step starts (haltUnderStep: was the stepped instruction an HLT?)
+    v.stepFrom = v.debug.singleStep && !immediate
+      ? getNumber64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip')) : -1;
     v.runStartMs = this.now();
     this.b.start(v.handle, immediate ? 1 : 0);
     v.state = 'running';
@@ -564,11 +573,14 @@ export class KvmVm implements VmApi {
   /** Handles one return from KVM_RUN; a stop for the client, or null (then it may go on). */
   private onExit(v: KvmVcpu, result: number): VmStop | null {
     const c = this.b.constants;
-    if (v.state === 'running') v.guestMs += Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs);
+    const ranMs = v.state === 'running' ? Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs) : 0;
+    // A single step is one instruction of guest time, whatever the round trip cost.
+    const oneStep = result >= 0 && v.exitReason() === c.KVM_EXIT_DEBUG && (v.run.getUint32(c.off_run_debug_dr6, true) & DR6_BS) !== 0;
+    v.guestMs += oneStep ? 1 / INSTRUCTIONS_PER_MS : ranMs;
     v.kickMs = null;
     v.state = 'idle';
-    // ticks go in at once only at the guest's own HLT and I/O exits (see tickDeliverable)
-    v.lastExitWasKick = result < 0 || (v.exitReason() !== c.KVM_EXIT_HLT && v.exitReason() !== c.KVM_EXIT_IO);
+    // ticks go in at once only at the guest's own HLT exits (see tickDeliverable)
+    v.lastExitWasKick = result < 0 || v.exitReason() !== c.KVM_EXIT_HLT;
     if (result === -c.EINTR) {
       this.count('slice');
       if (v.completeForStep) {
@@ -590,11 +602,22 @@ export class KvmVm implements VmApi {
         if (stop === null && v.state === 'io-pending' && v.debug.singleStep) v.completeForStep = true;
         return stop;
       }
-      case c.KVM_EXIT_HLT:
+      case c.KVM_EXIT_HLT: {
+        if (v.debug.singleStep && v.stepFrom >= 0) {
+          // Stepped, this host's KVM ends the step over an HLT with a step exit and reports
+          // that HLT again at the end of a later step (an IRETQ's): that later exit is
+          // the step, not a second HLT.
+          const rip = getNumber64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip'));
+          if (v.stepFrom !== rip - 1) {
+            this.count('hlt-after-step');
+            return { kind: 'debug', vcpu: v.index, slotsHit: 0, step: true };
+          }
+        }
         this.count('hlt');
         if (v.pendingVector !== null && v.ifFlag()) v.halt = 'no';
         else v.halt = v.ifFlag() && v.timer ? 'timer' : 'forever';
         return null;
+      }
       case c.KVM_EXIT_IRQ_WINDOW_OPEN:
         this.count('irq-window');
         return null;
@@ -699,7 +722,21 @@ export class KvmVm implements VmApi {
     const step = (dr6 & DR6_BS) !== 0 && v.debug.singleStep;
     if (slotsHit === 0 && !step) return this.reflect(v, dr6, c.KVM_GUESTDBG_INJECT_DB);
     if (v.debug.slots.some((s, i) => s !== null && s.type === 'exec' && (slotsHit & (1 << i)) !== 0)) v.rfAt = pc;
+    if (step) this.haltUnderStep(v, pc);
     return { kind: 'debug', vcpu: v.index, slotsHit, step };
+  }
+
+  /**
+   * Single-stepped, KVM completes an HLT as a step without halting. Our CPU halts there
+   * until the timer's next tick, which is delivered before the next instruction: do the same
+   * (skip the guest clock to the tick, take it at this exit) so that stepping through
+   * STI; HLT takes one tick, as on vmx and svm.
+   */
+  private haltUnderStep(v: KvmVcpu, pc: number): void {
+    if (!v.timer || v.stepFrom !== pc - 1 || pc > this.memorySize || this.ram[pc - 1] !== 0xf4 || !v.ifFlag()) return;
+    if (v.guestMs < v.timer.dueMs) v.guestMs = v.timer.dueMs;
+    this.tickTimer(v, this.now());
+    v.lastExitWasKick = false;
   }
 
   /** A #DB / #BP that is the guest's own: give it to the guest (with its DR6 bits). */
