@@ -36,7 +36,7 @@ build_c() { # $1 = output name, $2 = -O level, rest = C/asm sources
   local objs=()
   for src in "$@"; do
     local obj="$OUT/$name-$(basename "$src").o"
-    $CC $CFLAGS $o -c "$src" -o "$obj"
+    $CC ${GUEST_CFLAGS:-$CFLAGS} $o -c "$src" -o "$obj"
     objs+=("$obj")
   done
   # shellcheck disable=SC2046
@@ -51,3 +51,6 @@ build_c workload-O1 -O1 workload/workload.c
 build_c workload-Os -Os workload/workload.c
 build_c cpuid-loop -O1 cpuid-loop/cpuid-loop.c
 build_c stepper -O0 stepper/stepper.S
+# fpmath: its own code with gcc's default x86-64 flags (SSE2 scalar and vector code), still
+# freestanding and static; the runtime keeps the ABI flags. fpstart.S enables SSE.
+GUEST_CFLAGS="${CFLAGS/-mgeneral-regs-only /}" build_c fpmath -O2 fpmath/fpmath.c fpmath/fpstart.S

@@ -1,10 +1,15 @@
+import { MmioMap } from './mmio-map';
+
 /**
- * Guest RAM: identity-mapped guest-physical memory starting at 0. Access outside it is the
- * caller's to turn into a nested-page-fault exit. Writes through `write` (debugger, loader)
- * notify listeners so the interpreter can drop decoded instructions of that range.
+ * Guest RAM: guest-physical memory starting at 0, plus the MMIO regions above it (`mmio`).
+ * An access that hits neither is the caller's to turn into a nested-page-fault exit.
+ * Writes through `write` (debugger, loader, hypervisor) notify listeners so the
+ * interpreter can drop decoded instructions of that range. Addresses here are PHYSICAL.
  */
 export class GuestMemory {
   readonly bytes: Uint8Array;
+  /** Device regions outside RAM, shared by every vCPU. */
+  readonly mmio = new MmioMap();
   readonly view: DataView;
   private writeListeners: Array<(addr: number, len: number) => void> = [];
 

@@ -166,12 +166,14 @@ describe('cpu: system state and self-modifying code', () => {
   });
 
   it('LIDT/SIDT, LGDT/SGDT, SWAPGS, MOV CR, RDTSC, FS/GS segment overrides', () => {
-    const k = buildKernel(`sidt buf(%rip)\n movq $0x1234, %rax\n movq %rax, %cr3\n movq %cr3, %rbx
+    // a CR3 load switches address spaces: reload the same tables with PWT set
+    const k = buildKernel(`sidt buf(%rip)\n movq %cr3, %rax\n orq $8, %rax\n movq %rax, %cr3\n movq %cr3, %rbx
       swapgs\n rdtsc\n movw %gs:16, %si`);
     k.cpu.setReg('kernel_gs_base', u64(k.labels.buf));
     k.cpu.mem.view.setUint16(k.labels.buf + 16, 0xbeef, true);
     k.run();
-    expect(k.cpu.getGpr(3).lo).to.equal(0x1234);
+    expect(k.cpu.getGpr(3)).to.deep.equal(k.cpu.getReg('cr3'));
+    expect(k.cpu.getGpr(3).lo & 0xfff).to.equal(8);
     expect(k.cpu.getReg('gs_base').lo).to.equal(k.labels.buf);
     expect(k.cpu.getGpr(6).lo & 0xffff).to.equal(0xbeef);
     expect(k.cpu.mem.view.getUint16(k.labels.buf, true)).to.equal(4095);

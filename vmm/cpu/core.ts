@@ -7,10 +7,18 @@
  * nothing allocates per instruction.
  */
 import { GuestMemory } from '../memory';
+import type { DeviceEffect } from '../devices/device';
 import { PhysicalCpu } from './physical-cpu';
+import { CodeTracker, codeTrackerOf } from './code-cache';
+import { BOOT_CR3, ensureBootPageTables } from './boot-page-tables';
+import {
+  TLB_MASK, ACC_READ, ACC_SYS, PagingMode, pagingModeOf, newTlb, tlbFlushAll, tlbFlushNonGlobal,
+  tlbInvalidatePage, retag, linearRead, linearWrite, linearProbeWrite,
+} from './mmu';
 import { BreakpointSummary } from './debug-match';
 import { CpuExit } from './cpu-exit';
 import { CpuIntercepts } from './guest-cpu';
+import { FpuState } from './fpu-state';
 import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
 
 /** What was thrown: see CpuCore.faultKind. */
@@ -29,19 +37,7 @@ export const enum FaultKind {
   SOFTINT = 3,
 }
 
-/**
- * Decoded-code bookkeeping shared by every CPU on one GuestMemory, so that a store by one
- * vCPU into code another has decoded (cross-modifying code) is seen by both: decoded
- * instructions and blocks carry the epoch they were decoded in and are dropped when it moves.
- */
-export class CodeTracker {
-  readonly pages: Uint8Array;
-  epoch = 0;
-  constructor(memSize: number) {
-    this.pages = new Uint8Array((memSize >>> 12) + 2);
-  }
-}
-const trackers = new WeakMap<GuestMemory, CodeTracker>();
+export { CodeTracker };
 
 /** Sign bit of the low half by operand size (size 8: bit 31 of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
@@ -71,7 +67,8 @@ export class CpuCore {
   // system state
   cr0 = 0x80050033; // PG PE MP ET NE WP AM: long mode paging on (identity mapped)
   cr2Lo = 0; cr2Hi = 0;
-  cr3Lo = 0; cr3Hi = 0;
+  /** Reset: the boot ROM identity map (boot-page-tables.ts); the loader puts real tables in RAM. */
+  cr3Lo = BOOT_CR3 % 4294967296; cr3Hi = Math.floor(BOOT_CR3 / 4294967296);
   cr4 = 0x20; // PAE (long mode); DE = 0
   cr8 = 0;
   efer = 0x500; // LME | LMA (SCE off)
@@ -83,6 +80,8 @@ export class CpuCore {
   gdtrBaseLo = 0; gdtrBaseHi = 0; gdtrLimit = 0xffff;
   tscOffset = 0;
   instret = 0;
+  /** x87/SSE registers, MXCSR and XCR0 (fpu-state.ts). */
+  readonly fpu = new FpuState();
 
   // memory
   readonly bytes: Uint8Array;
@@ -90,10 +89,33 @@ export class CpuCore {
   /** 32-bit view of RAM for aligned accesses (faster than DataView); little-endian host. */
   readonly u32: Uint32Array;
   readonly memSize: number;
-  /** Shared by all CPUs on this RAM: pages holding decoded instructions and the epoch. */
+  /** Shared by all CPUs on this RAM: the lines of each physical page holding decoded code. */
   readonly code: CodeTracker;
-  /** = code.pages: a write to a marked page drops every CPU's decoded instructions. */
+  /** = code.pages: a store to a marked physical page checks the lines it overlaps. */
   readonly codePages: Uint8Array;
+  /** Index of this vCPU (passed to MMIO devices). */
+  vcpuIndex = 0;
+  /** The last non-null effect an MMIO write asked for (the hypervisor takes and clears it). */
+  deviceEffect: DeviceEffect = null;
+
+  // MMU (mmu.ts): the paging structure in force and the TLB
+  pagingMode: PagingMode = PagingMode.LONG4;
+  /** Bumped whenever translations or fetch permissions may have changed (block chaining checks it). */
+  xlatEpoch = 0;
+  /** Fast tags per TLB entry for reads, writes and fetches (the page's linear bits 31:12, else TAG_NONE). */
+  readonly tlbR: Int32Array;
+  readonly tlbW: Int32Array;
+  readonly tlbX: Int32Array;
+  /** Linear bits 63:32 of each entry (as int32). */
+  readonly tlbHi: Int32Array;
+  /** Physical page address of RAM entries (for the fast paths). */
+  readonly tlbPhys: Int32Array;
+  /** The entry's linear page (TAG_NONE = invalid), flags and physical page. */
+  readonly tlbPage: Int32Array;
+  readonly tlbFlags: Int32Array;
+  readonly tlbPhysF: Float64Array;
+  private cplValue = 0;
+  private codeModeValue = 0;
 
   // debug
   readonly bp: BreakpointSummary;
@@ -135,14 +157,56 @@ export class CpuCore {
     this.dv = mem.view;
     this.u32 = new Uint32Array(mem.bytes.buffer, mem.bytes.byteOffset, mem.bytes.byteLength >>> 2);
     this.memSize = mem.size;
-    let tracker = trackers.get(mem);
-    if (tracker === undefined) {
-      tracker = new CodeTracker(mem.size);
-      trackers.set(mem, tracker);
-    }
-    this.code = tracker;
-    this.codePages = tracker.pages;
+    this.code = codeTrackerOf(mem);
+    this.codePages = this.code.pages;
     this.bp = new BreakpointSummary(mem.size);
+    ensureBootPageTables(mem);
+    const t = newTlb();
+    this.tlbR = t.tlbR; this.tlbW = t.tlbW; this.tlbX = t.tlbX; this.tlbHi = t.tlbHi;
+    this.tlbPhys = t.tlbPhys; this.tlbPage = t.tlbPage; this.tlbFlags = t.tlbFlags; this.tlbPhysF = t.tlbPhysF;
+    this.pagingMode = pagingModeOf(this.cr0, this.cr4, this.efer);
+  }
+
+  /** Current privilege level (0-3), maintained from CS by the segment code. */
+  get cpl(): number { return this.cplValue; }
+  set cpl(v: number) {
+    const n = v & 3;
+    if (n === this.cplValue) return;
+    const userChange = (n === 3) !== (this.cplValue === 3);
+    this.cplValue = n;
+    if (userChange) retag(this); // U/S rights of the cached translations change
+  }
+
+  /** Decoding mode, part of the code-cache key: 0 = 64-bit, 1 = 32-bit default operand size, 2 = 16-bit. */
+  get codeMode(): number { return this.codeModeValue; }
+  set codeMode(v: number) {
+    if (v === this.codeModeValue) return;
+    this.codeModeValue = v;
+    this.xlatEpoch++;
+    this.attention = 1;
+  }
+
+  /** CR0, CR4 or EFER changed (MOV CR, WRMSR, the debugger): re-select the paging structure, flush the TLB. */
+  pagingChanged(): void {
+    this.pagingMode = pagingModeOf(this.cr0, this.cr4, this.efer);
+    tlbFlushAll(this);
+  }
+
+  /** A CR3 load: flushes the non-global translations. */
+  cr3Loaded(): void {
+    tlbFlushNonGlobal(this);
+  }
+
+  /** INVLPG of linear (lo,hi). */
+  invlpg(lo: number, hi: number): void {
+    tlbInvalidatePage(this, lo, hi);
+  }
+
+  /** Records an MMIO device's request for the hypervisor (exit, wake). */
+  noteDeviceEffect(e: DeviceEffect): void {
+    if (e === null) return;
+    this.deviceEffect = e;
+    this.attention = 1;
   }
 
   // ---- faults ------------------------------------------------------------------------
@@ -182,6 +246,7 @@ export class CpuCore {
   refreshBreakpoints(): void {
     this.bp.refresh(this.phys, (this.cr4 & 8) !== 0);
     this.dataBpOn = this.bp.dataEnabled;
+    if (this.tlbPage !== undefined) tlbFlushAll(this); // the entries' data-breakpoint flags
     this.attention = 1;
   }
 
@@ -193,102 +258,123 @@ export class CpuCore {
     return this.exception(13, 0);
   }
 
-  /** An access at (lo,hi) of n bytes that is not entirely inside RAM. */
+  /** Raises the fault an access of n bytes at linear (lo,hi) gets (#GP, #PF or NPF). */
   badAccess(lo: number, hi: number, n: number, write: boolean): never {
-    const top = hi >>> 15;
-    if (top !== 0 && top !== 0x1ffff) return this.gp0(); // non-canonical
-    this.faultKind = FaultKind.NPF;
-    // the first byte that is outside RAM
-    this.npfAddr = hi === 0 && lo < this.memSize ? this.memSize : hi * 4294967296 + lo;
-    this.npfWrite = write;
-    this.npfFetch = false;
-    throw FAULT;
+    if (write) linearProbeWrite(this, lo, hi, n, ACC_READ);
+    else linearRead(this, lo, hi, n, ACC_READ);
+    // reachable only if the access is in fact fine (the caller's state was stale)
+    return this.gp0();
   }
 
-  // ---- memory ------------------------------------------------------------------------
+  // ---- memory: LINEAR-address accessors at the current CPL (mmu.ts) ------------------------
+  // Fast path: a TLB fast tag for the page (RAM, allowed, no data breakpoint on the page)
+  // and the access inside the page; everything else goes through the MMU's slow path.
 
-  private dataBp(lo: number, n: number, write: boolean): void {
-    const pages = this.bp.pages;
-    if ((pages[lo >>> 12] | pages[(lo + n - 1) >>> 12]) === 0) return;
-    const bits = this.bp.matchData(lo, n, write);
-    if (bits) { this.dataHits |= bits; this.attention = 1; }
-  }
-
-  private wrote(lo: number, n: number): void {
-    const cp = this.codePages;
-    if ((cp[lo >>> 12] | cp[(lo + n - 1) >>> 12]) !== 0) this.invalidateCode();
-  }
-
-  /** Drops every decoded instruction (self-modifying code or a debugger write). */
+  /** Drops every decoded instruction of every vCPU on this RAM. */
   invalidateCode(): void {
-    this.code.epoch++;
-    this.codePages.fill(0);
-    this.onInvalidate();
+    this.code.dropAll();
   }
-  protected onInvalidate(): void { /* the Cpu clears its map */ }
 
   rd8(lo: number, hi: number): number {
-    if (hi !== 0 || lo >= this.memSize) this.badAccess(lo, hi, 1, false);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 1, false);
-    return this.bytes[lo];
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbR[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0)) return this.bytes[this.tlbPhys[e] + (lo & 0xfff)];
+    return linearRead(this, lo, hi, 1, ACC_READ);
   }
   rd16(lo: number, hi: number): number {
-    if (hi !== 0 || lo + 2 > this.memSize) this.badAccess(lo, hi, 2, false);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 2, false);
-    return this.dv.getUint16(lo, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbR[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffe) {
+      return this.dv.getUint16(this.tlbPhys[e] + (lo & 0xfff), true);
+    }
+    return linearRead(this, lo, hi, 2, ACC_READ);
   }
   rd32(lo: number, hi: number): number {
-    if (hi !== 0 || lo + 4 > this.memSize) this.badAccess(lo, hi, 4, false);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 4, false);
-    return (lo & 3) === 0 ? this.u32[lo >>> 2] : this.dv.getUint32(lo, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbR[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffc) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      return (p & 3) === 0 ? this.u32[p >>> 2] : this.dv.getUint32(p, true);
+    }
+    return linearRead(this, lo, hi, 4, ACC_READ);
   }
   /** Returns bits 31:0; bits 63:32 in this.t. */
   rd64(lo: number, hi: number): number {
-    if (hi !== 0 || lo + 8 > this.memSize) this.badAccess(lo, hi, 8, false);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 8, false);
-    if ((lo & 3) === 0) {
-      const w = lo >>> 2;
-      this.t = this.u32[w + 1];
-      return this.u32[w];
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbR[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xff8) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      if ((p & 3) === 0) {
+        const w = p >>> 2;
+        this.t = this.u32[w + 1];
+        return this.u32[w];
+      }
+      this.t = this.dv.getUint32(p + 4, true);
+      return this.dv.getUint32(p, true);
     }
-    this.t = this.dv.getUint32(lo + 4, true);
-    return this.dv.getUint32(lo, true);
+    return linearRead(this, lo, hi, 8, ACC_READ);
   }
   wr8(lo: number, hi: number, v: number): void {
-    if (hi !== 0 || lo >= this.memSize) this.badAccess(lo, hi, 1, true);
-    this.bytes[lo] = v;
-    if (this.codePages[lo >>> 12] !== 0) this.invalidateCode();
-    if (this.dataBpOn !== 0) this.dataBp(lo, 1, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0)) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      this.bytes[p] = v;
+      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 1);
+      return;
+    }
+    linearWrite(this, lo, hi, 1, v, 0, ACC_READ);
   }
   wr16(lo: number, hi: number, v: number): void {
-    if (hi !== 0 || lo + 2 > this.memSize) this.badAccess(lo, hi, 2, true);
-    this.dv.setUint16(lo, v, true);
-    this.wrote(lo, 2);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 2, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffe) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      this.dv.setUint16(p, v, true);
+      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 2);
+      return;
+    }
+    linearWrite(this, lo, hi, 2, v, 0, ACC_READ);
   }
   wr32(lo: number, hi: number, v: number): void {
-    if (hi !== 0 || lo + 4 > this.memSize) this.badAccess(lo, hi, 4, true);
-    if ((lo & 3) === 0) this.u32[lo >>> 2] = v; else this.dv.setUint32(lo, v, true);
-    this.wrote(lo, 4);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 4, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffc) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      if ((p & 3) === 0) this.u32[p >>> 2] = v; else this.dv.setUint32(p, v, true);
+      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 4);
+      return;
+    }
+    linearWrite(this, lo, hi, 4, v, 0, ACC_READ);
   }
   wr64(lo: number, hi: number, vLo: number, vHi: number): void {
-    if (hi !== 0 || lo + 8 > this.memSize) this.badAccess(lo, hi, 8, true);
-    if ((lo & 3) === 0) {
-      const w = lo >>> 2;
-      this.u32[w] = vLo;
-      this.u32[w + 1] = vHi;
-    } else {
-      this.dv.setUint32(lo, vLo, true);
-      this.dv.setUint32(lo + 4, vHi, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xff8) {
+      const p = this.tlbPhys[e] + (lo & 0xfff);
+      if ((p & 3) === 0) {
+        const w = p >>> 2;
+        this.u32[w] = vLo;
+        this.u32[w + 1] = vHi;
+      } else {
+        this.dv.setUint32(p, vLo, true);
+        this.dv.setUint32(p + 4, vHi, true);
+      }
+      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 8);
+      return;
     }
-    this.wrote(lo, 8);
-    if (this.dataBpOn !== 0) this.dataBp(lo, 8, true);
+    linearWrite(this, lo, hi, 8, vLo, vHi, ACC_READ);
   }
   /** Checks that a write of n bytes at (lo,hi) would succeed, without writing (RMW, push). */
   probeWrite(lo: number, hi: number, n: number): void {
-    if (hi !== 0 || lo + n > this.memSize) this.badAccess(lo, hi, n, true);
+    const e = (lo >>> 12) & TLB_MASK;
+    if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 4096 - n) return;
+    linearProbeWrite(this, lo, hi, n, ACC_READ);
   }
+
+  // Implicit supervisor accesses (GDT, IDT, LDT, TSS): supervisor rules even at CPL 3.
+  sysRd8(lo: number, hi: number): number { return linearRead(this, lo, hi, 1, ACC_SYS); }
+  sysRd16(lo: number, hi: number): number { return linearRead(this, lo, hi, 2, ACC_SYS); }
+  sysRd32(lo: number, hi: number): number { return linearRead(this, lo, hi, 4, ACC_SYS); }
+  /** Returns bits 31:0; bits 63:32 in this.t. */
+  sysRd64(lo: number, hi: number): number { return linearRead(this, lo, hi, 8, ACC_SYS); }
+  sysWr8(lo: number, hi: number, v: number): void { linearWrite(this, lo, hi, 1, v, 0, ACC_SYS); }
+  sysWr16(lo: number, hi: number, v: number): void { linearWrite(this, lo, hi, 2, v, 0, ACC_SYS); }
+  sysWr32(lo: number, hi: number, v: number): void { linearWrite(this, lo, hi, 4, v, 0, ACC_SYS); }
+  sysWr64(lo: number, hi: number, vLo: number, vHi: number): void { linearWrite(this, lo, hi, 8, vLo, vHi, ACC_SYS); }
+  sysProbeWrite(lo: number, hi: number, n: number): void { linearProbeWrite(this, lo, hi, n, ACC_SYS); }
 
   readMem(size: number, lo: number, hi: number): number {
     switch (size) {

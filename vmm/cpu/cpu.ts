@@ -17,7 +17,9 @@ import { CpuExit } from './cpu-exit';
 import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent } from './guest-cpu';
 import { CpuCore, FAULT, FaultKind, EXIT_RIP } from './core';
 import { Insn, Op } from './insn';
-import { decode } from './decoder';
+import { decodeAt } from './decoder';
+import { Block, CodeCache, CodePage, pageKey } from './code-cache';
+import { fetchPhys, TLB_MASK } from './mmu';
 import { bindHandler } from './fast';
 import { SHADOW_MOVSS } from './exec-system';
 import { DR6_BS } from './mov-dr';
@@ -31,14 +33,8 @@ const DEBUGCTL_LBR = 1;
 const DEBUGCTL_BTF = 2;
 
 const MAX_BLOCK = 32;
-
-/** Straight-line run of decoded instructions, with its two most recent successors. */
-class Block {
-  readonly insns: Insn[] = [];
-  succ0: Block | null = null;
-  succ1: Block | null = null;
-  constructor(readonly addr: number, readonly epoch: number) {}
-}
+/** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */
+const MAX_CACHED_INSNS = 1 << 17;
 
 /** Instructions after which a block ends (unconditional transfers, events, exits). */
 function endsBlock(op: Op): boolean {
@@ -56,8 +52,10 @@ function endsBlock(op: Op): boolean {
 type EventType = 'hw' | 'sw' | 'swexc' | 'priv' | 'ext' | 'nmi';
 
 export class Cpu extends CpuCore implements GuestCpu {
-  private readonly cache = new Map<number, Insn>();
-  private readonly blocks = new Map<number, Block>();
+  /** Decoded blocks by (physical page, mode) and linear RIP (code-cache.ts). */
+  private readonly blocks: CodeCache;
+  /** Instruction bytes of a fetch that crosses a page boundary. */
+  private readonly fetchBuf = new Uint8Array(32);
   /** Debug traps pending for the next boundary: B0-B3 and BS (DR6 layout). */
   private pendingDbg = 0;
   private injected: InjectedEvent | null = null;
@@ -69,19 +67,10 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   constructor(mem: GuestMemory, phys: PhysicalCpu) {
     super(mem, phys);
-    mem.onExternalWrite((addr, len) => {
-      const cp = this.codePages;
-      for (let p = addr >>> 12; p <= (addr + len - 1) >>> 12 && p < cp.length; p++) {
-        if (cp[p]) { this.invalidateCode(); return; }
-      }
-    });
+    // a running block stops after an instruction whose store dropped decoded code
+    this.blocks = new CodeCache(MAX_CACHED_INSNS, () => { this.attention = 1; });
+    this.code.attach(this.blocks);
     this.refreshBreakpoints();
-  }
-
-  protected override onInvalidate(): void {
-    this.cache.clear();
-    this.blocks.clear();
-    this.attention = 1; // a running block stops after the writing instruction
   }
 
   // ---- GuestCpu: state -------------------------------------------------------------------
@@ -147,12 +136,12 @@ export class Cpu extends CpuCore implements GuestCpu {
     switch (r) {
       case 'rip': this.rip = u64ToNumber(v); break;
       case 'rflags': this.putFlags(lo | 2); this.rflags = (lo | 2) >>> 0; break;
-      case 'cr0': this.cr0 = lo; break;
+      case 'cr0': this.cr0 = lo; this.pagingChanged(); break;
       case 'cr2': this.cr2Lo = lo; this.cr2Hi = hi; break;
-      case 'cr3': this.cr3Lo = lo; this.cr3Hi = hi; break;
-      case 'cr4': this.cr4 = lo; this.refreshBreakpoints(); break;
+      case 'cr3': this.cr3Lo = lo; this.cr3Hi = hi; this.cr3Loaded(); break;
+      case 'cr4': this.cr4 = lo; this.refreshBreakpoints(); this.pagingChanged(); break;
       case 'cr8': this.cr8 = lo & 15; break;
-      case 'efer': this.efer = lo; break;
+      case 'efer': this.efer = lo; this.pagingChanged(); break;
       case 'es': this.sreg[0] = lo; break;
       case 'cs': this.sreg[1] = lo; break;
       case 'ss': this.sreg[2] = lo; break;
@@ -230,15 +219,18 @@ export class Cpu extends CpuCore implements GuestCpu {
       }
       const rip = this.rip;
       let blk: Block;
-      if (prev !== null) {
+      if (prev !== null && prev.linkEpoch === this.xlatEpoch) {
         const a: Block | null = prev.succ0, b: Block | null = prev.succ1;
-        if (a !== null && a.addr === rip && a.epoch === this.code.epoch) blk = a;
-        else if (b !== null && b.addr === rip && b.epoch === this.code.epoch) blk = b;
+        if (a !== null && a.addr === rip && a.valid) blk = a;
+        else if (b !== null && b.addr === rip && b.valid) blk = b;
         else {
           blk = this.blockAt(rip);
-          if (prev.succ0 === null || prev.succ0.epoch !== this.code.epoch) prev.succ0 = blk; else prev.succ1 = blk;
+          if (prev.succ0 === null || !prev.succ0.valid) prev.succ0 = blk; else prev.succ1 = blk;
         }
-      } else blk = this.blockAt(rip);
+      } else {
+        blk = this.blockAt(rip);
+        if (prev !== null) { prev.succ0 = blk; prev.succ1 = null; prev.linkEpoch = this.xlatEpoch; }
+      }
       const insns = blk.insns;
       let n = insns.length;
       const left = stop - this.instret;
@@ -284,21 +276,6 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
   }
 
-  private lookup(rip: number): Insn {
-    let i = this.cache.get(rip);
-    if (i === undefined || i.epoch !== this.code.epoch) {
-      i = new Insn();
-      decode(this.bytes, this.memSize, rip, i);
-      bindHandler(i);
-      i.epoch = this.code.epoch;
-      const cp = this.codePages;
-      const last = Math.min(rip + Math.max(i.len, 1) - 1, this.memSize - 1);
-      if (rip < this.memSize) for (let p = rip >>> 12; p <= last >>> 12; p++) cp[p] = 1;
-      this.cache.set(rip, i);
-    }
-    return i;
-  }
-
   /** A bug in the simulator must not take the process down: stop this vCPU with a diagnosis. */
   private internalError(x: unknown, i: Insn): CpuExit {
     const msg = x instanceof Error ? x.message : String(x);
@@ -307,20 +284,84 @@ export class Cpu extends CpuCore implements GuestCpu {
     return { kind: 'triple-fault', reason: this.shutdownReason };
   }
 
-  /** The decoded straight-line block at rip (up to an unconditional control transfer). */
+  /**
+   * The decoded straight-line block at linear rip (up to an unconditional control transfer
+   * or the end of the page), from the code cache or freshly decoded. An instruction whose
+   * bytes cannot be fetched decodes to FETCH_NPF, which raises the fetch's fault when it
+   * runs; such blocks are not cached.
+   */
   private blockAt(rip: number): Block {
-    let b = this.blocks.get(rip);
-    if (b !== undefined && b.epoch === this.code.epoch) return b;
-    b = new Block(rip, this.code.epoch);
+    const lo = rip >>> 0, hi = Math.floor(rip / 4294967296) >>> 0;
+    const p = fetchPhys(this, lo, hi, true);
+    if (p < 0) return this.decodeBlock(rip, lo, hi, -1, null);
+    const key = pageKey(Math.floor(p / 4096), this.codeMode);
+    const b = this.blocks.find(key, rip);
+    if (b !== undefined) {
+      if (b.crossPpn < 0) return b;
+      const p2 = fetchPhys(this, b.crossLo, b.crossHi, true);
+      if (p2 >= 0 && Math.floor(p2 / 4096) === b.crossPpn) return b;
+      this.blocks.removeBlock(b); // the second page is mapped elsewhere now
+    }
+    return this.decodeBlock(rip, lo, hi, p, this.blocks.page(key));
+  }
+
+  private decodeBlock(rip: number, lo: number, hi: number, phys: number, page: CodePage | null): Block {
+    const b = new Block(rip, page);
+    if (phys < 0) {
+      // the first byte cannot be fetched
+      const i = this.scratchInsn(b);
+      decodeAt(this.fetchBuf, 0, rip, rip, i);
+      bindHandler(i);
+      return b;
+    }
+    const pageEnd = rip + (4096 - (lo & 0xfff)); // linear address of the next page
     let a = rip;
-    for (let k = 0; k < MAX_BLOCK; k++) {
-      const i = this.lookup(a);
+    let crossPage: CodePage | null = null;
+    for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
+      const i = new Insn();
+      const p = phys + (a - rip);
+      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i);
+      else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
+      bindHandler(i);
       b.insns.push(i);
-      if (endsBlock(i.op)) break;
+      if (i.op === Op.FETCH_NPF) { b.valid = false; break; } // not cached
+      this.code.mark(p, Math.min(i.len, pageEnd - a));
+      if (endsBlock(i.op) || b.crossPpn >= 0) break;
       a = i.nextAddr;
     }
-    this.blocks.set(rip, b);
+    if (b.valid) this.blocks.add(b, crossPage);
     return b;
+  }
+
+  /** A one-instruction uncached block for an instruction whose first byte cannot be fetched. */
+  private scratchInsn(b: Block): Insn {
+    const i = new Insn();
+    b.insns.push(i);
+    b.valid = false;
+    return i;
+  }
+
+  /**
+   * Decodes an instruction that may run into the next page: its bytes are gathered in
+   * fetchBuf from both physical pages. Returns the second page's code page if the
+   * instruction does cross (the block then ends with it).
+   */
+  private decodeCrossing(b: Block, a: number, p: number, pageEnd: number, i: Insn): CodePage | null {
+    const n1 = pageEnd - a;
+    const buf = this.fetchBuf;
+    buf.set(this.bytes.subarray(p, p + n1), 0);
+    const lo2 = pageEnd >>> 0, hi2 = Math.floor(pageEnd / 4294967296) >>> 0;
+    const p2 = fetchPhys(this, lo2, hi2, true);
+    let end = pageEnd;
+    if (p2 >= 0) {
+      buf.set(this.bytes.subarray(p2, p2 + 16 - n1), n1);
+      end = pageEnd + 16 - n1;
+    }
+    decodeAt(buf, -a, end, a, i);
+    if (i.op === Op.FETCH_NPF || i.nextAddr <= pageEnd) return null;
+    b.crossLo = lo2; b.crossHi = hi2; b.crossPpn = Math.floor(p2 / 4096);
+    this.code.mark(p2, i.nextAddr - pageEnd);
+    return this.blocks.page(pageKey(b.crossPpn, this.codeMode));
   }
 
   /** The slow path at an instruction boundary. Returns an exit, or null to run the instruction. */
@@ -493,8 +534,11 @@ export class Cpu extends CpuCore implements GuestCpu {
       if (r === DELIVERED) {
         this.halted = false;
         this.shadow = 0;
+        // data breakpoints hit by the frame pushes: a trap before the handler's first instruction
+        if (this.dataHits !== 0) { this.pendingDbg |= this.dataHits; this.dataHits = 0; }
         return null;
       }
+      this.dataHits = 0;
       if (r === DELIVERY_NPF) return { kind: 'npf', address: this.npfAddr, write: this.npfWrite, fetch: false };
       if (vec === 8) {
         this.shutdownReason = `triple fault: ${vectorName(r)} while delivering #DF (first event ${vectorName(first)}` +

@@ -10,6 +10,7 @@
  *  - LEN: 00 1 byte, 01 2, 10 8 (SDM 17.2.6), 11 4; the LEN mask {0,1,7,3} clears the low
  *    address bits of DRn (17.2.5: "it uses LENn field bits to mask the lower address bits").
  *  - An access hits when ANY of its bytes overlaps the range.
+ *  - Addresses are LINEAR: data breakpoints match before translation (SDM 17.2.4).
  *  - As Bochs: if at least one ENABLED breakpoint matched, the B bits of ALL matching
  *    breakpoints of that kind are reported, enabled or not (17.2.3: "may or may not be set").
  */
@@ -29,15 +30,14 @@ export class BreakpointSummary {
   readAny = 0; // R/W = 11
   writeAny = 0; // R/W = 01 or 11
   ioAny = 0;
-  /** Inclusive ranges; -1/-2 when DRn is above 4 GiB (cannot match guest RAM or ports). */
+  /**
+   * Inclusive LINEAR ranges, as signed numbers (bits 63:32 taken as int32), exact for every
+   * canonical address: a higher-half DRn matches too.
+   */
   readonly start = new Float64Array(4);
   readonly end = new Float64Array(4);
-  /** Per 4 KiB page of guest RAM: 1 if an enabled data breakpoint covers part of it. */
-  pages: Uint8Array;
 
-  constructor(memSize: number) {
-    this.pages = new Uint8Array((memSize >>> 12) + 2);
-  }
+  constructor(_memSize?: number) { /* ranges are linear: nothing sized by RAM */ }
 
   /** True if the summary is stale. */
   stale(phys: PhysicalCpu, cr4de: boolean): boolean {
@@ -50,20 +50,14 @@ export class BreakpointSummary {
     const dr7 = phys.drLo[7];
     this.execEnabled = this.dataEnabled = this.ioEnabled = 0;
     this.execAny = this.readAny = this.writeAny = this.ioAny = 0;
-    if (this.pagesDirty) { this.pages.fill(0); this.pagesDirty = false; }
     for (let n = 0; n < 4; n++) {
       const rw = (dr7 >>> (16 + n * 4)) & 3;
       const len = (dr7 >>> (18 + n * 4)) & 3;
       const enabled = ((dr7 >>> (n * 2)) & 3) !== 0;
       const mask = LEN_MASK[len];
       const bit = 1 << n;
-      if (phys.drHi[n] !== 0) {
-        this.start[n] = -1;
-        this.end[n] = -2;
-      } else {
-        this.start[n] = (phys.drLo[n] & ~mask) >>> 0;
-        this.end[n] = this.start[n] + mask;
-      }
+      this.start[n] = (phys.drHi[n] | 0) * 4294967296 + ((phys.drLo[n] & ~mask) >>> 0);
+      this.end[n] = this.start[n] + mask;
       switch (rw) {
         case 0: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
         case 1: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
@@ -71,15 +65,18 @@ export class BreakpointSummary {
         default:
           if (cr4de) { this.ioAny |= bit; if (enabled) this.ioEnabled |= bit; }
       }
-      if ((this.dataEnabled & bit) && this.end[n] >= 0) {
-        for (let p = Math.floor(this.start[n] / 4096); p <= Math.floor(this.end[n] / 4096) && p < this.pages.length; p++) {
-          this.pages[p] = 1;
-          this.pagesDirty = true;
-        }
-      }
     }
   }
-  private pagesDirty = false;
+
+  /** An enabled data breakpoint covers part of the 4 KiB linear page at (pageLo, hi). */
+  pageHasData(pageLo: number, hi: number): boolean {
+    if (this.dataEnabled === 0) return false;
+    const s = (hi | 0) * 4294967296 + (pageLo >>> 0), e = s + 4095;
+    for (let n = 0; n < 4; n++) {
+      if ((this.dataEnabled >>> n) & 1 && s <= this.end[n] && e >= this.start[n]) return true;
+    }
+    return false;
+  }
 
   private match(any: number, enabled: number, lo: number, hi: number): number {
     let bits = 0, hitEnabled = false;
@@ -94,14 +91,15 @@ export class BreakpointSummary {
     return hitEnabled ? bits : 0;
   }
 
-  /** B bits for a data access of `len` bytes at `addr` (0 if no enabled breakpoint hit). */
+  /** B bits for a data access of `len` bytes at linear `addr` (signed form, see start/end). */
   matchData(addr: number, len: number, write: boolean): number {
     return this.match(write ? this.writeAny : this.readAny, this.dataEnabled, addr, addr + len - 1);
   }
 
   /** B bits for an instruction fetch at `rip` (R/W=00; only LEN=00 is defined). */
   matchExec(rip: number): number {
-    return this.match(this.execAny, this.execEnabled, rip, rip);
+    const a = rip >= 9223372036854775808 ? rip - 18446744073709551616 : rip;
+    return this.match(this.execAny, this.execEnabled, a, a);
   }
 
   /** B bits for an I/O access (R/W=10, CR4.DE=1). */

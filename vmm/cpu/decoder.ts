@@ -5,6 +5,7 @@
  * Op.GP_TOO_LONG, bytes outside guest RAM to Op.FETCH_NPF.
  */
 import { Insn, Op } from './insn';
+import { S, sseOpcode, ssePrefix, sseHasImm8, sseKnown, sseFormOk, sseGroupAE, x87Opcode } from './sse-decode';
 
 const MAX_LEN = 15;
 
@@ -15,6 +16,8 @@ let pos = 0;
 let start = 0;
 let tooLong = false;
 let fetchFault = -1;
+/** bytes[pos + delta] is the byte at linear address pos. */
+let delta = 0;
 
 function fetch(): number {
   if (pos - start >= MAX_LEN) {
@@ -27,7 +30,7 @@ function fetch(): number {
     pos++;
     return 0;
   }
-  return bytes[pos++];
+  return bytes[delta + pos++];
 }
 
 function imm8s(): number {
@@ -105,9 +108,20 @@ function relTarget(i: Insn, rel: number): void {
   i.targetHi = 1;
 }
 
+/** Decodes the instruction at `addr` with linear = physical (bytes past memSize: FETCH_NPF). */
 export function decode(mem: Uint8Array, memSize: number, addr: number, i: Insn): void {
-  bytes = mem;
-  limit = memSize;
+  decodeAt(mem, 0, memSize, addr, i);
+}
+
+/**
+ * Decodes the instruction at linear `addr` whose bytes are buf[addr + off ...], available up
+ * to linear address `end` (exclusive); a byte at or past `end` makes it Op.FETCH_NPF with
+ * the linear address of that byte in immLo/immHi.
+ */
+export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number, i: Insn): void {
+  bytes = buf;
+  delta = off;
+  limit = end;
   pos = addr;
   start = addr;
   tooLong = false;
@@ -165,7 +179,7 @@ export function decode(mem: Uint8Array, memSize: number, addr: number, i: Insn):
   i.size = osz;
 
   if (!tooLong && fetchFault < 0) {
-    if (b === 0x0f) decodeTwoByte(i, osz, stk);
+    if (b === 0x0f) decodeTwoByte(i, osz, stk, op16);
     else decodeOneByte(i, b, osz, stk, op16);
   }
   finish(i, addr);
@@ -179,7 +193,8 @@ function finish(i: Insn, addr: number): void {
     i.len = Math.min(i.len, MAX_LEN);
   } else if (fetchFault >= 0) {
     i.op = Op.FETCH_NPF;
-    i.immLo = fetchFault;
+    i.immLo = fetchFault >>> 0;
+    i.immHi = fetchFault < 0 ? 0xffffffff : Math.floor(fetchFault / 4294967296) >>> 0;
   }
   if (ripRel) {
     const t = i.nextAddr + ((i.dispLo | 0));
@@ -276,6 +291,14 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
     case 0x99: i.op = Op.CWD; return;
     case 0x9c: i.op = Op.PUSHF; i.size = stk; return;
     case 0x9d: i.op = Op.POPF; i.size = stk; return;
+    case 0x9b: i.op = Op.SSE; i.sub = S.FWAIT; return;
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf: {
+      const save = pos, m = fetch(); // x87: only the control/state forms (sse-decode.ts)
+      if (m < 0xc0) { pos = save; modrm(i); }
+      i.sub = x87Opcode(b, m);
+      i.op = i.sub !== S.NONE ? Op.SSE : Op.UD;
+      return;
+    }
     case 0x9e: i.op = Op.SAHF; return;
     case 0x9f: i.op = Op.LAHF; return;
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: {
@@ -371,7 +394,7 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
   }
 }
 
-function decodeTwoByte(i: Insn, osz: number, stk: number): void {
+function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
   const b = fetch();
   if (b >= 0x40 && b <= 0x4f) { i.op = Op.CMOV; i.cc = b & 15; modrm(i); return; }
   if (b >= 0x80 && b <= 0x8f) { i.op = Op.JCC; i.cc = b & 15; relTarget(i, imm32s()); return; }
@@ -385,12 +408,13 @@ function decodeTwoByte(i: Insn, osz: number, stk: number): void {
       if (m >> 6 === 3) {
         if (m === 0xf8) i.op = Op.SWAPGS;
         else if (m === 0xf9) i.op = Op.RDTSCP;
+        else if (m === 0xd0 || m === 0xd1) { i.op = Op.SSE; i.sub = m === 0xd0 ? S.XGETBV : S.XSETBV; }
         else i.op = Op.UD;
         return;
       }
       pos = save;
       const r = modrm(i);
-      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.NOP : Op.UD;
+      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.INVLPG : Op.UD;
       return;
     }
     case 0x06: i.op = Op.CLTS; return;
@@ -430,7 +454,8 @@ function decodeTwoByte(i: Insn, osz: number, stk: number): void {
       if (m >> 6 === 3) { i.op = m >= 0xe8 ? Op.NOP : Op.UD; return; } // LFENCE/MFENCE/SFENCE
       pos = save;
       const r = modrm(i);
-      i.op = r === 7 ? Op.NOP : Op.UD; // CLFLUSH
+      i.sub = sseGroupAE(r);
+      i.op = r === 7 ? Op.NOP : i.sub !== S.NONE ? Op.SSE : Op.UD; // CLFLUSH, FXSAVE..XRSTOR
       return;
     }
     case 0xaf: i.op = Op.IMUL_GE; modrm(i); return;
@@ -457,9 +482,17 @@ function decodeTwoByte(i: Insn, osz: number, stk: number): void {
       return;
     }
     default:
-      i.op = Op.UD;
+      if (sseKnown(b)) decodeSse(i, b, op16); else i.op = Op.UD;
   }
   void osz;
+}
+
+/** 0F xx of the SSE/SSE2 map (sse-decode.ts): ModRM, then an imm8 for some. */
+function decodeSse(i: Insn, b: number, op16: boolean): void {
+  const s = sseOpcode(b, ssePrefix(i.rep, op16), modrm(i));
+  if (sseHasImm8(b)) i.immLo = fetch();
+  i.sub = s;
+  i.op = sseFormOk(s, i.isMem) ? Op.SSE : Op.UD;
 }
 
 /** MOVZX/MOVSX r, r/m8: the destination is a full register, only the source is a byte reg. */

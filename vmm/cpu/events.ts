@@ -6,9 +6,11 @@
  * delivering #DF is a triple fault.
  *
  * Not modelled: IST stack switching (there is no TSS), privilege-level changes (CPL is 0).
- * The frame pushes are not checked against data breakpoints.
+ * Every access goes through the MMU: the gate read is an implicit supervisor access, the
+ * frame pushes are stack writes that match data breakpoints (the cpu makes their hits
+ * pending after the delivery).
  */
-import { CpuCore } from './core';
+import { CpuCore, FAULT, FaultKind } from './core';
 import { TF, RF, NT, VM, IF } from './flags';
 
 export const DELIVERED = -1;
@@ -38,6 +40,25 @@ export const nested = { error: 0, why: '' };
  * (error code and reason in `nested`).
  */
 export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean): number {
+  try {
+    return deliver(c, vector, error, retRip, ext, forceRF);
+  } catch (x) {
+    if (x !== FAULT) throw x;
+    // a fault met on the way: the IDT read or the frame pushes (#PF, NPF)
+    if (c.faultKind === FaultKind.NPF) return DELIVERY_NPF;
+    nested.error = c.faultError >= 0 ? c.faultError : 0;
+    nested.why = c.faultVector === 14
+      ? `#PF at 0x${u64Hex(c.cr2Lo, c.cr2Hi)} (error code 0x${nested.error.toString(16)}) during delivery of vector ${vector}`
+      : `${vectorName(c.faultVector)} during delivery of vector ${vector}`;
+    return c.faultVector;
+  }
+}
+
+function u64Hex(lo: number, hi: number): string {
+  return hi === 0 ? lo.toString(16) : hi.toString(16) + (lo >>> 0).toString(16).padStart(8, '0');
+}
+
+function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean): number {
   const off = vector * 16;
   const selErr = vector * 8 + 2 + ext; // IDT bit + EXT
   if (off + 15 > c.idtrLimit) {
@@ -47,12 +68,8 @@ export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: nu
   const gLo = c.idtrBaseLo + off;
   const gAddr = gLo >>> 0;
   const gHi = (c.idtrBaseHi + (gLo > 0xffffffff ? 1 : 0)) >>> 0;
-  if (gHi !== 0 || gAddr + 16 > c.memSize) {
-    c.npfAddr = gHi * 4294967296 + gAddr; c.npfWrite = false; c.npfFetch = false;
-    return DELIVERY_NPF;
-  }
-  const dv = c.dv;
-  const w0 = dv.getUint32(gAddr, true), w1 = dv.getUint32(gAddr + 4, true), w2 = dv.getUint32(gAddr + 8, true);
+  // the gate: an implicit supervisor read through the MMU
+  const w0 = c.sysRd32(gAddr, gHi), w1 = c.sysRd32((gAddr + 4) >>> 0, gHi), w2 = c.sysRd32((gAddr + 8) >>> 0, gHi);
   const type = (w1 >>> 8) & 0xf;
   if (type !== 0xe && type !== 0xf) {
     nested.error = selErr; nested.why = `IDT entry ${vector} is not a 64-bit interrupt/trap gate (type ${type})`;
@@ -78,25 +95,26 @@ export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: nu
   const s = spLo - frame;
   if (s < 0) spHi = (spHi - 1) >>> 0;
   spLo = s >>> 0;
-  if (spHi !== 0 || spLo + frame > c.memSize) {
-    const t = spHi >>> 15;
-    if (t !== 0 && t !== 0x1ffff) {
-      nested.error = 0; nested.why = 'stack pointer not canonical during event delivery';
-      return 12;
-    }
-    c.npfAddr = spHi * 4294967296 + spLo; c.npfWrite = true; c.npfFetch = false;
-    return DELIVERY_NPF;
+  const t = spHi >>> 15;
+  if (t !== 0 && t !== 0x1ffff) {
+    nested.error = 0; nested.why = 'stack pointer not canonical during event delivery';
+    return 12;
   }
+  // The frame pushes are ordinary stack writes through the MMU (so they also match data
+  // breakpoints); every byte is checked before the first is written.
+  c.probeWrite(spLo, spHi, frame);
   const flags = (c.getFlags() | (forceRF ? RF : 0)) >>> 0;
-  let p = spLo;
-  if (error >= 0) { dv.setUint32(p, error >>> 0, true); dv.setUint32(p + 4, 0, true); p += 8; }
-  dv.setUint32(p, retRip >>> 0, true); dv.setUint32(p + 4, Math.floor(retRip / 4294967296) >>> 0, true);
-  dv.setUint32(p + 8, c.sreg[1], true); dv.setUint32(p + 12, 0, true);
-  dv.setUint32(p + 16, flags, true); dv.setUint32(p + 20, 0, true);
-  dv.setUint32(p + 24, oldSpLo, true); dv.setUint32(p + 28, oldSpHi, true);
-  dv.setUint32(p + 32, c.sreg[2], true); dv.setUint32(p + 36, 0, true);
-  const cp = c.codePages;
-  if ((cp[spLo >>> 12] | cp[(spLo + frame - 1) >>> 12]) !== 0) c.invalidateCode();
+  let pLo = spLo;
+  const put = (vLo: number, vHi: number): void => {
+    c.wr64(pLo, spHi, vLo, vHi);
+    pLo += 8;
+  };
+  if (error >= 0) put(error >>> 0, 0);
+  put(retRip >>> 0, Math.floor(retRip / 4294967296) >>> 0);
+  put(c.sreg[1], 0);
+  put(flags, 0);
+  put(oldSpLo, oldSpHi);
+  put(c.sreg[2], 0);
   c.rl[4] = spLo; c.rh[4] = spHi;
   c.sreg[1] = sel;
   let f = c.rflags & ~(TF | RF | NT | VM);

@@ -8,6 +8,12 @@ import { Insn, Op } from './insn';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './exec';
 import { IF, RF, VM, POPF_MASK, IRET_MASK } from './flags';
 import { movDr } from './mov-dr';
+import { fetchPhys } from './mmu';
+
+/** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
+const CR0_PAGING_BITS = 0x80010001;
+/** CR4 bits that change translation: PSE, PAE, PGE, PCIDE, SMEP, SMAP. */
+const CR4_PAGING_BITS = 0x10 | 0x20 | 0x80 | 0x20000 | 0x100000 | 0x200000;
 
 export const SHADOW_STI = 1;
 export const SHADOW_MOVSS = 2;
@@ -15,11 +21,15 @@ export const SHADOW_MOVSS = 2;
 export function execSystem(c: CpuCore, i: Insn): number {
   switch (i.op) {
     case Op.FETCH_NPF:
-      c.faultKind = FaultKind.NPF;
-      c.npfAddr = i.immLo;
-      c.npfWrite = false;
-      c.npfFetch = true;
-      throw FAULT;
+      // An instruction byte that cannot be fetched: raise what the fetch gets (#PF, #GP,
+      // NPF); if the mapping has changed since decoding, fetch again.
+      fetchPhys(c, i.immLo, i.immHi, false);
+      return i.addr;
+    case Op.INVLPG:
+      if (c.cpl !== 0) return c.gp0();
+      ea(c, i);
+      c.invlpg(c.eaLo, c.eaHi);
+      return i.nextAddr;
     case Op.CLI: c.rflags &= ~IF; return i.nextAddr;
     case Op.STI:
       // STI shadow only if IF was 0 (SDM STI); it does not suppress single-step.
@@ -76,14 +86,23 @@ export function execSystem(c: CpuCore, i: Insn): number {
     case Op.MOV_CR_R: {
       const lo = c.rl[i.rm], hi = c.rh[i.rm];
       switch (i.reg) {
-        case 0: if (hi !== 0) c.gp0(); c.cr0 = lo >>> 0; break;
-        case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
-        case 3: c.cr3Lo = lo; c.cr3Hi = hi; break;
-        case 4:
+        case 0: {
           if (hi !== 0) c.gp0();
+          const old = c.cr0;
+          c.cr0 = lo >>> 0;
+          if ((old ^ lo) & CR0_PAGING_BITS) c.pagingChanged();
+          break;
+        }
+        case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
+        case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.cr3Loaded(); break;
+        case 4: {
+          if (hi !== 0) c.gp0();
+          const old = c.cr4;
           c.cr4 = lo >>> 0;
           c.refreshBreakpoints(); // CR4.DE changes I/O breakpoints and DR4/DR5
+          if ((old ^ lo) & CR4_PAGING_BITS) c.pagingChanged();
           break;
+        }
         case 8: if (hi !== 0 || lo > 15) c.gp0(); c.cr8 = lo; break;
         default: return c.ud();
       }

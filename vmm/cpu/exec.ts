@@ -9,6 +9,7 @@ import { alu, incDec, imulTrunc, mulWide, divide, mergeArith, szp } from './alu'
 import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
+import { execSse } from './sse-exec';
 import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
 
 export function loadE(c: CpuCore, i: Insn, size: number): number {
@@ -366,6 +367,8 @@ export function exec(c: CpuCore, i: Insn): number {
       return c.ud();
     case Op.GP_TOO_LONG:
       return c.gp0();
+    case Op.SSE:
+      return execSse(c, i);
     default:
       return execSystem(c, i);
   }

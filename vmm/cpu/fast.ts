@@ -8,9 +8,11 @@
 import { CpuCore } from './core';
 import { Insn, Op, Handler } from './insn';
 import { exec } from './exec';
+import { execSse } from './sse-exec';
 import { LF, PARITY } from './flags';
 import { alu, incDec, imulTrunc } from './alu';
 import { shiftOp } from './shift';
+import { TLB_MASK } from './mmu';
 
 /** Effective address into c.eaLo/eaHi; fast for [base+disp] and [disp] (RIP-relative). */
 function ea(c: CpuCore, i: Insn): void {
@@ -89,18 +91,23 @@ const movLoad64: Handler = (c, i) => { ea(c, i); const v = c.rd64(c.eaLo, c.eaHi
 const movLoad32: Handler = (c, i) => { ea(c, i); const v = c.rd32(c.eaLo, c.eaHi); c.rl[i.reg] = v; c.rh[i.reg] = 0; return i.nextAddr; };
 
 /**
- * [base+disp] loads and stores with the common case inline: aligned, inside RAM, no data
- * breakpoint armed. Anything else takes the general path (same semantics).
+ * [base+disp] loads and stores with the common case inline: a TLB fast tag for the page
+ * (RAM, access allowed, no data breakpoint on the linear page), inside the page, aligned.
+ * Anything else takes the general path (same semantics).
  */
 const movLoad64BD: Handler = (c, i) => {
   const b = i.base;
   const s = c.rl[b] + i.dispLo;
   const a = s >>> 0;
-  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8)) {
-    const w = a >>> 2;
-    c.rl[i.reg] = c.u32[w];
-    c.rh[i.reg] = c.u32[w + 1];
-    return i.nextAddr;
+  const e = (a >>> 12) & TLB_MASK;
+  if (c.tlbR[e] === (a & ~0xfff) && c.tlbHi[e] === ((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) | 0) && (a & 0xfff) <= 0xff8) {
+    const p = c.tlbPhys[e] + (a & 0xfff);
+    if ((p & 3) === 0) {
+      const w = p >>> 2;
+      c.rl[i.reg] = c.u32[w];
+      c.rh[i.reg] = c.u32[w + 1];
+      return i.nextAddr;
+    }
   }
   return movLoad64(c, i);
 };
@@ -108,10 +115,14 @@ const movLoad32BD: Handler = (c, i) => {
   const b = i.base;
   const s = c.rl[b] + i.dispLo;
   const a = s >>> 0;
-  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4)) {
-    c.rl[i.reg] = c.u32[a >>> 2];
-    c.rh[i.reg] = 0;
-    return i.nextAddr;
+  const e = (a >>> 12) & TLB_MASK;
+  if (c.tlbR[e] === (a & ~0xfff) && c.tlbHi[e] === ((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) | 0) && (a & 0xfff) <= 0xffc) {
+    const p = c.tlbPhys[e] + (a & 0xfff);
+    if ((p & 3) === 0) {
+      c.rl[i.reg] = c.u32[p >>> 2];
+      c.rh[i.reg] = 0;
+      return i.nextAddr;
+    }
   }
   return movLoad32(c, i);
 };
@@ -119,12 +130,15 @@ const movStore64BD: Handler = (c, i) => {
   const b = i.base;
   const s = c.rl[b] + i.dispLo;
   const a = s >>> 0;
-  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 8 <= c.memSize && noDataBp(c, a, 8) &&
-    c.codePages[a >>> 12] === 0) {
-    const w = a >>> 2;
-    c.u32[w] = c.rl[i.reg];
-    c.u32[w + 1] = c.rh[i.reg];
-    return i.nextAddr;
+  const e = (a >>> 12) & TLB_MASK;
+  if (c.tlbW[e] === (a & ~0xfff) && c.tlbHi[e] === ((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) | 0) && (a & 0xfff) <= 0xff8) {
+    const p = c.tlbPhys[e] + (a & 0xfff);
+    if ((p & 3) === 0 && c.codePages[p >>> 12] === 0) {
+      const w = p >>> 2;
+      c.u32[w] = c.rl[i.reg];
+      c.u32[w + 1] = c.rh[i.reg];
+      return i.nextAddr;
+    }
   }
   return movStore64(c, i);
 };
@@ -132,10 +146,13 @@ const movStore32BD: Handler = (c, i) => {
   const b = i.base;
   const s = c.rl[b] + i.dispLo;
   const a = s >>> 0;
-  if (((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) >>> 0) === 0 && (a & 3) === 0 && a + 4 <= c.memSize && noDataBp(c, a, 4) &&
-    c.codePages[a >>> 12] === 0) {
-    c.u32[a >>> 2] = c.rl[i.reg];
-    return i.nextAddr;
+  const e = (a >>> 12) & TLB_MASK;
+  if (c.tlbW[e] === (a & ~0xfff) && c.tlbHi[e] === ((c.rh[b] + i.dispHi + (s > 0xffffffff ? 1 : 0)) | 0) && (a & 0xfff) <= 0xffc) {
+    const p = c.tlbPhys[e] + (a & 0xfff);
+    if ((p & 3) === 0 && c.codePages[p >>> 12] === 0) {
+      c.u32[p >>> 2] = c.rl[i.reg];
+      return i.nextAddr;
+    }
   }
   return movStore32(c, i);
 };
@@ -155,21 +172,8 @@ const lea64: Handler = (c, i) => {
   return i.nextAddr;
 };
 const movzxLoad8: Handler = (c, i) => {
-  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
-    const b = i.base;
-    const t = c.rl[b] + i.dispLo;
-    const a = t >>> 0;
-    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1)) {
-      c.rl[i.reg] = c.bytes[a];
-      c.rh[i.reg] = 0;
-      return i.nextAddr;
-    }
-  }
   ea(c, i);
-  const a = c.eaLo;
-  if (c.eaHi !== 0 || a >= c.memSize || c.dataBpOn !== 0) {
-    c.rl[i.reg] = c.rd8(a, c.eaHi);
-  } else c.rl[i.reg] = c.bytes[a];
+  c.rl[i.reg] = c.rd8(c.eaLo, c.eaHi);
   c.rh[i.reg] = 0;
   return i.nextAddr;
 };
@@ -420,16 +424,6 @@ const shiftRI: Handler = (c, i) => {
 };
 const nop: Handler = (_c, i) => i.nextAddr;
 const movStore8: Handler = (c, i) => {
-  if (i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8) {
-    const b = i.base;
-    const t = c.rl[b] + i.dispLo;
-    const a = t >>> 0;
-    if (((c.rh[b] + i.dispHi + (t > 0xffffffff ? 1 : 0)) >>> 0) === 0 && a < c.memSize && noDataBp(c, a, 1) && c.codePages[a >>> 12] === 0) {
-      const r = i.reg;
-      c.bytes[a] = r < 16 ? c.rl[r] : c.rl[r - 16] >>> 8;
-      return i.nextAddr;
-    }
-  }
   ea(c, i);
   const r = i.reg;
   c.wr8(c.eaLo, c.eaHi, r < 16 ? c.rl[r] & 0xff : (c.rl[r - 16] >>> 8) & 0xff);
@@ -510,13 +504,6 @@ const imulRR: Handler = (c, i) => {
   return i.nextAddr;
 };
 
-/** No enabled data breakpoint covers the pages of [a, a+n). */
-function noDataBp(c: CpuCore, a: number, n: number): boolean {
-  if (c.dataBpOn === 0) return true;
-  const p = c.bp.pages;
-  return (p[a >>> 12] | p[(a + n - 1) >>> 12]) === 0;
-}
-
 /** A [base+disp] memory operand with no index, segment override or 67h prefix. */
 function baseDisp(i: Insn): boolean {
   return i.isMem && i.base >= 0 && i.index < 0 && i.seg === 0 && i.asize === 8;
@@ -529,6 +516,7 @@ export function bindHandler(i: Insn): void {
 
 function choose(i: Insn): Handler {
   if (i.lock) return exec;
+  if (i.op === Op.SSE) return execSse;
   const s = i.size;
   const q = s === 8, d = s === 4;
   if (i.op === Op.MOV_EG && s === 1 && i.isMem) return movStore8;

@@ -39,6 +39,8 @@ export const enum Op {
   LGDT, LIDT, SGDT, SIDT, SWAPGS,
   LOOP, // sub: 0 loopne, 1 loope, 2 loop, 3 jrcxz
   CLTS,
+  SSE, // x87/SSE/SSE2 and FPU-state instructions: sub = S (sse-decode.ts), run by sse-exec.ts
+  INVLPG,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */

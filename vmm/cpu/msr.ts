@@ -47,6 +47,7 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
     case MSR_EFER:
       if (hi !== 0 || (lo & ~(EFER_WRITABLE | 0x400)) !== 0) return false;
       c.efer = ((lo & EFER_WRITABLE) | 0x400) >>> 0; // LMA stays set: we only run long mode
+      c.pagingChanged(); // NXE
       return true;
     case MSR_FS_BASE: if (!canonical(v)) return false; c.fsBaseLo = lo; c.fsBaseHi = hi; return true;
     case MSR_GS_BASE: if (!canonical(v)) return false; c.gsBaseLo = lo; c.gsBaseHi = hi; return true;

@@ -15,9 +15,18 @@ function str4(s: string): number {
 const INTEL = [str4('Genu'), str4('ineI'), str4('ntel')];
 const AMD = [str4('Auth'), str4('enti'), str4('cAMD')];
 
-/** CPUID features, leaf 1 EDX: FPU, DE, PSE, TSC, MSR, PAE, CX8, PGE, CMOV, FXSR, SSE, SSE2. */
-const LEAF1_EDX = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) |
+/**
+ * CPUID features, leaf 1 EDX: DE, PSE, TSC, MSR, PAE, CX8, PGE, CMOV, FXSR, SSE, SSE2. Not
+ * FPU: the CPU has the x87 state and control instructions (vmm/cpu/fpu-exec.ts) but no x87
+ * arithmetic. ECX: XSAVE (x87|SSE components) and OSXSAVE (a copy of CR4.OSXSAVE).
+ */
+const LEAF1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) |
   (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
+const LEAF1_ECX_XSAVE = 1 << 26;
+const LEAF1_ECX_OSXSAVE = 1 << 27;
+/** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
+const XCR0_SUPPORTED = 3;
+const XSAVE_AREA_BYTES = 576;
 /** Leaf 8000_0001H EDX: SYSCALL, NX, LM. */
 const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
 
@@ -26,9 +35,8 @@ const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
  * CPU model implements (DE included: debugging extensions, CR4.DE and I/O breakpoints).
  * Writes [eax, ebx, ecx, edx] into `out`.
  */
-export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number, vcpu: number, vcpus: number, out: Uint32Array): void {
+export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number, vcpu: number, vcpus: number, out: Uint32Array, cr4 = 0): void {
   out.fill(0);
-  void subleaf;
   const vendor = backend === 'vmx' ? INTEL : AMD;
   switch (leaf >>> 0) {
     case 0:
@@ -40,7 +48,15 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
     case 1:
       out[0] = 0x000306a9; // family 6, model 3A, stepping 9
       out[1] = ((vcpu & 0xff) << 24) | ((vcpus & 0xff) << 16) | (8 << 8);
+      out[2] = LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
       out[3] = LEAF1_EDX;
+      return;
+    case 0xd:
+      if (subleaf === 0) { // (subleaf 1: no XSAVEOPT/XSAVEC/XGETBV1/XSAVES)
+        out[0] = XCR0_SUPPORTED;
+        out[1] = XSAVE_AREA_BYTES; // both components sit in the legacy region whatever XCR0 enables
+        out[2] = XSAVE_AREA_BYTES;
+      }
       return;
     case 0x80000000: out[0] = 0x80000008; return;
     case 0x80000001: out[3] = EXT1_EDX; return;

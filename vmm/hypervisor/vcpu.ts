@@ -263,7 +263,7 @@ export class Vcpu {
   private handleCpuid(g: GenericExit): VmStop | null {
     const c = this.cpu;
     const out = this.cpuidOut;
-    emulateCpuid(this.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.index, this.vm.opts.vcpus, out);
+    emulateCpuid(this.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.index, this.vm.opts.vcpus, out, c.getReg('cr4').lo);
     // GuestCpu.setGpr copies the value: one scratch record serves the four writes.
     const v = this.scratch;
     v.hi = 0;

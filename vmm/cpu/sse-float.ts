@@ -1,0 +1,269 @@
+/**
+ * IEEE-754 helpers for the SSE instructions, on lanes of an FpuState (element indices into
+ * its f64/f32 views). JS numbers are binary64 with round-to-nearest-even, which gives the
+ * exact SSE result of every binary64 operation and, through Math.fround, of every binary32
+ * add/sub/mul/div/sqrt (binary64 holds more than 2p+2 bits, so the double rounding is
+ * harmless). NaNs are handled on the bits, as the SDM specifies (table 4-7: the first
+ * source if it is a NaN, else the second, quietened; the "real indefinite" for invalid
+ * operations), since JS does not keep NaN payloads.
+ *
+ * MXCSR: the rounding control is honoured by the conversions (to integer and from 64-bit
+ * integers); arithmetic rounds to nearest whatever RC says. Exception flags: IE (invalid,
+ * incl. SNaN operands), ZE (divide by zero) and DE (denormal operand) are raised; PE, OE,
+ * UE are not tracked. DAZ and FZ are not implemented.
+ */
+import { FpuState } from './fpu-state';
+
+/** MXCSR exception flag bits. */
+export const IE = 1, DE = 2, ZE = 4, OE = 8, UE = 16, PE = 32;
+
+/**
+ * Results beside the return value: the exception flags raised by the current instruction
+ * (the caller clears and commits them) and the integer of toInt as halves.
+ */
+export const fpr = { exc: 0, lo: 0, hi: 0 };
+
+export const enum FOp { ADD, SUB, MUL, DIV, MIN, MAX }
+
+function isNaN64(f: FpuState, k: number): boolean {
+  const hi = f.u32[k * 2 + 1];
+  return (hi & 0x7ff00000) === 0x7ff00000 && ((hi & 0xfffff) | f.u32[k * 2]) !== 0;
+}
+function isSNaN64(f: FpuState, k: number): boolean {
+  return isNaN64(f, k) && (f.u32[k * 2 + 1] & 0x80000) === 0;
+}
+function isDenormal64(f: FpuState, k: number): boolean {
+  const hi = f.u32[k * 2 + 1];
+  return (hi & 0x7ff00000) === 0 && ((hi & 0xfffff) | f.u32[k * 2]) !== 0;
+}
+function isNaN32(f: FpuState, k: number): boolean {
+  const v = f.u32[k];
+  return (v & 0x7f800000) === 0x7f800000 && (v & 0x7fffff) !== 0;
+}
+function isSNaN32(f: FpuState, k: number): boolean {
+  return isNaN32(f, k) && (f.u32[k] & 0x400000) === 0;
+}
+function isDenormal32(f: FpuState, k: number): boolean {
+  const v = f.u32[k];
+  return (v & 0x7f800000) === 0 && (v & 0x7fffff) !== 0;
+}
+
+/** Writes the NaN result of an operation on lanes a (first source) and b (-1: unary). */
+function nan64(f: FpuState, out: number, a: number, b: number): void {
+  let src = -1;
+  if (isNaN64(f, a)) src = a; else if (b >= 0 && isNaN64(f, b)) src = b;
+  if (src < 0) { // invalid operation on non-NaN operands: the real indefinite
+    f.u32[out * 2] = 0;
+    f.u32[out * 2 + 1] = 0xfff80000;
+    fpr.exc |= IE;
+    return;
+  }
+  if (isSNaN64(f, a) || (b >= 0 && isSNaN64(f, b))) fpr.exc |= IE;
+  const lo = f.u32[src * 2], hi = f.u32[src * 2 + 1];
+  f.u32[out * 2] = lo;
+  f.u32[out * 2 + 1] = (hi | 0x80000) >>> 0;
+}
+function nan32(f: FpuState, out: number, a: number, b: number): void {
+  let src = -1;
+  if (isNaN32(f, a)) src = a; else if (b >= 0 && isNaN32(f, b)) src = b;
+  if (src < 0) { f.u32[out] = 0xffc00000; fpr.exc |= IE; return; }
+  if (isSNaN32(f, a) || (b >= 0 && isSNaN32(f, b))) fpr.exc |= IE;
+  f.u32[out] = (f.u32[src] | 0x400000) >>> 0;
+}
+
+/** out = a op b on binary64 lanes (out may equal a or b). */
+export function arith64(f: FpuState, op: FOp, out: number, a: number, b: number): void {
+  const x = f.f64[a], y = f.f64[b];
+  if (isDenormal64(f, a) || isDenormal64(f, b)) fpr.exc |= DE;
+  if (op === FOp.MIN || op === FOp.MAX) {
+    // MIN/MAX return the second source when either is a NaN or both are zeros.
+    if (x !== x || y !== y) fpr.exc |= IE;
+    const keepA = op === FOp.MIN ? x < y : x > y;
+    const s = keepA ? a : b;
+    f.u32[out * 2] = f.u32[s * 2];
+    f.u32[out * 2 + 1] = f.u32[s * 2 + 1];
+    return;
+  }
+  let r: number;
+  switch (op) {
+    case FOp.ADD: r = x + y; break;
+    case FOp.SUB: r = x - y; break;
+    case FOp.MUL: r = x * y; break;
+    default:
+      r = x / y;
+      if (y === 0 && x === x && x !== 0 && x !== Infinity && x !== -Infinity) fpr.exc |= ZE;
+  }
+  if (r !== r) nan64(f, out, a, b); else f.f64[out] = r;
+}
+
+/** out = a op b on binary32 lanes. */
+export function arith32(f: FpuState, op: FOp, out: number, a: number, b: number): void {
+  const x = f.f32[a], y = f.f32[b];
+  if (isDenormal32(f, a) || isDenormal32(f, b)) fpr.exc |= DE;
+  if (op === FOp.MIN || op === FOp.MAX) {
+    if (x !== x || y !== y) fpr.exc |= IE;
+    const keepA = op === FOp.MIN ? x < y : x > y;
+    f.u32[out] = f.u32[keepA ? a : b];
+    return;
+  }
+  let r: number;
+  switch (op) {
+    case FOp.ADD: r = x + y; break;
+    case FOp.SUB: r = x - y; break;
+    case FOp.MUL: r = x * y; break;
+    default:
+      r = x / y;
+      if (y === 0 && x === x && x !== 0 && x !== Infinity && x !== -Infinity) fpr.exc |= ZE;
+  }
+  if (r !== r) nan32(f, out, a, b); else f.f32[out] = r; // the store rounds to binary32
+}
+
+export function sqrt64(f: FpuState, out: number, a: number): void {
+  const x = f.f64[a];
+  if (isDenormal64(f, a)) fpr.exc |= DE;
+  const r = Math.sqrt(x); // sqrt(-0) = -0 as IEEE says
+  if (r !== r) nan64(f, out, a, -1); else f.f64[out] = r;
+}
+export function sqrt32(f: FpuState, out: number, a: number): void {
+  const x = f.f32[a];
+  if (isDenormal32(f, a)) fpr.exc |= DE;
+  const r = Math.sqrt(x);
+  if (r !== r) nan32(f, out, a, -1); else f.f32[out] = r;
+}
+
+/** RCPPS/RSQRTPS: the architecture allows relative error <= 1.5*2^-12; the exact value is. */
+export function approx32(f: FpuState, out: number, a: number, rsqrt: boolean): void {
+  const x = f.f32[a];
+  const r = rsqrt ? 1 / Math.sqrt(x) : 1 / x;
+  if (isNaN32(f, a)) f.u32[out] = (f.u32[a] | 0x400000) >>> 0;
+  else if (r !== r) f.u32[out] = 0xffc00000;
+  else f.f32[out] = r;
+}
+
+/**
+ * CMPPS/CMPSS/CMPPD/CMPSD predicate p (0-7) on two numbers: true/false. Raises IE for a
+ * NaN operand with the signalling predicates (LT, LE, NLT, NLE), else for an SNaN only.
+ */
+export function cmpPredicate(p: number, x: number, y: number, snan: boolean): boolean {
+  const unord = x !== x || y !== y;
+  if (unord && (snan || (p & 3) === 1 || (p & 3) === 2)) fpr.exc |= IE;
+  switch (p & 7) {
+    case 0: return x === y;
+    case 1: return x < y;
+    case 2: return x <= y;
+    case 3: return unord;
+    case 4: return !(x === y);
+    case 5: return !(x < y);
+    case 6: return !(x <= y);
+    default: return !unord;
+  }
+}
+
+export function anySNaN64(f: FpuState, a: number, b: number): boolean {
+  return isSNaN64(f, a) || isSNaN64(f, b);
+}
+export function anySNaN32(f: FpuState, a: number, b: number): boolean {
+  return isSNaN32(f, a) || isSNaN32(f, b);
+}
+
+/** binary64 lane a -> binary32 lane out (MXCSR rounding: to nearest; NaN payload kept). */
+export function f64to32(f: FpuState, out: number, a: number): void {
+  if (isNaN64(f, a)) {
+    if (isSNaN64(f, a)) fpr.exc |= IE;
+    const hi = f.u32[a * 2 + 1], lo = f.u32[a * 2];
+    f.u32[out] = ((hi & 0x80000000) | 0x7fc00000 | ((hi & 0xfffff) << 3) | (lo >>> 29)) >>> 0;
+    return;
+  }
+  if (isDenormal64(f, a)) fpr.exc |= DE;
+  f.f32[out] = f.f64[a];
+}
+
+/** binary32 lane a -> binary64 lane out (exact; NaN payload kept and quietened). */
+export function f32to64(f: FpuState, out: number, a: number): void {
+  const v = f.u32[a];
+  if (isNaN32(f, a)) {
+    if ((v & 0x400000) === 0) fpr.exc |= IE;
+    const m = (v & 0x7fffff) | 0x400000;
+    f.u32[out * 2] = (m << 29) >>> 0;
+    f.u32[out * 2 + 1] = ((v & 0x80000000) | 0x7ff00000 | (m >>> 3)) >>> 0;
+    return;
+  }
+  if (isDenormal32(f, a)) fpr.exc |= DE;
+  f.f64[out] = f.f32[a];
+}
+
+/** Rounds x to an integer by MXCSR.RC (0 nearest-even, 1 down, 2 up, 3 toward zero). */
+export function roundRC(x: number, rc: number): number {
+  switch (rc) {
+    case 1: return Math.floor(x);
+    case 2: return Math.ceil(x);
+    case 3: return Math.trunc(x);
+    default: {
+      const fl = Math.floor(x), d = x - fl;
+      if (d > 0.5) return fl + 1;
+      if (d < 0.5) return fl;
+      return fl % 2 === 0 ? fl : fl + 1;
+    }
+  }
+}
+
+/**
+ * Float value x to a signed integer of `bits` (32 or 64) bits, truncating or by RC; NaN
+ * and out-of-range give the integer indefinite (sign bit only) and IE.
+ */
+export function toInt(x: number, bits: number, truncate: boolean, rc: number): void {
+  const r = x !== x ? NaN : truncate ? Math.trunc(x) : roundRC(x, rc);
+  const lim = bits === 64 ? 9223372036854775808 : 2147483648;
+  if (!(r >= -lim && r < lim)) {
+    fpr.exc |= IE;
+    fpr.lo = bits === 64 ? 0 : 0x80000000;
+    fpr.hi = bits === 64 ? 0x80000000 : 0;
+    return;
+  }
+  if (r !== x) fpr.exc |= PE;
+  const hi = Math.floor(r / 4294967296);
+  fpr.lo = (r - hi * 4294967296) >>> 0;
+  fpr.hi = bits === 64 ? hi >>> 0 : 0;
+  if (bits === 32) fpr.lo = r >>> 0;
+}
+
+/**
+ * A signed 64-bit integer (halves) to the nearest binary32/binary64 value under RC
+ * (p = 24 or 53 significand bits), correctly rounded in one step.
+ */
+export function int64ToFloat(lo: number, hi: number, p: number, rc: number): number {
+  const neg = (hi & 0x80000000) !== 0;
+  if (neg) { // magnitude = two's complement
+    lo = (~lo + 1) >>> 0;
+    hi = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+  }
+  // magnitude as hi*2^32 + lo; find its bit length
+  const len = hi !== 0 ? 64 - Math.clz32(hi) : 32 - Math.clz32(lo);
+  let mag: number;
+  if (len <= p) {
+    mag = hi * 4294967296 + lo;
+  } else {
+    const drop = len - p; // bits below the significand (1..40)
+    // top p bits (as an integer < 2^53) and the dropped remainder compared with half
+    let top: number, rem: number, half: number;
+    const scale = Math.pow(2, drop);
+    if (drop < 32) {
+      top = hi * Math.pow(2, 32 - drop) + Math.floor(lo / scale);
+      rem = lo % scale;
+    } else {
+      top = Math.floor(hi / Math.pow(2, drop - 32));
+      rem = (hi % Math.pow(2, drop - 32)) * 4294967296 + lo;
+    }
+    half = scale / 2;
+    let up: boolean;
+    switch (rc) {
+      case 1: up = neg && rem !== 0; break; // toward -inf: magnitude up for negatives
+      case 2: up = !neg && rem !== 0; break;
+      case 3: up = false; break;
+      default: up = rem > half || (rem === half && top % 2 === 1);
+    }
+    if (rem !== 0) fpr.exc |= PE;
+    mag = (top + (up ? 1 : 0)) * scale;
+  }
+  return neg ? -mag : mag;
+}
