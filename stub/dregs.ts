@@ -4,7 +4,9 @@
  * slot; a region that is not one aligned 1/2/4/8-byte piece is split by a small table; an
  * insert or remove works on a copy and is committed only when every piece fits.
  * Pure: no VM, no I/O. Addresses are bigint because gdb may send full 64-bit addresses.
+ * The DR7 encoding is the one codec of vmm/x86/debug-regs.ts (x86 facts, not the VM).
  */
+import { DR7_LE, DR7_RESERVED1, dr7EncodeSlot, dr7LocalEnable } from '../vmm/x86/debug-regs';
 
 export type SlotType = 'exec' | 'write' | 'access';
 export type SlotLen = 1 | 2 | 4 | 8;
@@ -118,14 +120,10 @@ export function removeRegion(state: DregState, type: SlotType, address: bigint, 
 
 /** DR7 as gdb would program it for these slots (local enables, LE, bit 10 set). For display. */
 export function dr7ForSlots(state: DregState): bigint {
-  const rw: Record<SlotType, bigint> = { exec: 0n, write: 1n, access: 3n };
-  const lenCode: Record<SlotLen, bigint> = { 1: 0n, 2: 1n, 4: 3n, 8: 2n };
-  let dr7 = 0x400n;
+  let dr7 = DR7_RESERVED1;
   state.forEach((s, i) => {
     if (!s) return;
-    dr7 |= 1n << BigInt(2 * i);
-    dr7 |= (rw[s.type] | (lenCode[s.len] << 2n)) << BigInt(16 + 4 * i);
-    dr7 |= 0x100n;
+    dr7 |= dr7LocalEnable(i) | dr7EncodeSlot(i, s.type, s.len) | DR7_LE;
   });
-  return dr7;
+  return BigInt(dr7 >>> 0);
 }

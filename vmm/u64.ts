@@ -33,6 +33,11 @@ export function u64Hex(v: U64): string {
   return '0x' + u64ToBigInt(v).toString(16);
 }
 
+/** A value given as 32-bit halves, in hex ('0x...'). */
+export function hex(lo: number, hi = 0): string {
+  return '0x' + ((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)).toString(16);
+}
+
 export function u64Equal(a: U64, b: U64): boolean {
   return (a.lo >>> 0) === (b.lo >>> 0) && (a.hi >>> 0) === (b.hi >>> 0);
 }

@@ -61,6 +61,21 @@ export class FakeCpu implements GuestCpu {
     this.setReg('rip', { lo: rip.lo + 1, hi: rip.hi });
   }
 
+  /** The MSRs as registers (no checks): enough for the hypervisor's RDMSR/WRMSR exits. */
+  private static readonly MSR_REGS: ReadonlyMap<number, CpuStateReg> = new Map<number, CpuStateReg>([
+    [0x10, 'tsc'], [0xc0000080, 'efer'], [0xc0000100, 'fs_base'], [0xc0000101, 'gs_base'], [0xc0000102, 'kernel_gs_base'],
+  ]);
+  readMsr(index: number): U64 | undefined {
+    const r = FakeCpu.MSR_REGS.get(index >>> 0);
+    return r === undefined ? undefined : this.getReg(r);
+  }
+  writeMsr(index: number, v: U64): boolean {
+    const r = FakeCpu.MSR_REGS.get(index >>> 0);
+    if (r === undefined) return false;
+    this.setReg(r, v);
+    return true;
+  }
+
   completeEmulatedInstruction(length: number): void {
     this.instret++;
     const rip = this.getReg('rip');

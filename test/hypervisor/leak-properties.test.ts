@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { HostScenario } from '../../vmm/api/vm-options';
-import { normalizeDr7 } from '../../vmm/hypervisor/debug-bits';
+import { normalizeDr7 } from '../../vmm/x86/debug-regs';
 import { FakeOp } from './fake-cpu';
 import { fakeVm, ioExit, u } from './helpers';
 

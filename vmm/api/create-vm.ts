@@ -5,13 +5,15 @@ import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
-import { U64 } from '../u64';
+import { U64, hex } from '../u64';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
-import { hex } from '../hypervisor/debug-bits';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
 import { SvmBackend } from '../hypervisor/svm/svm-backend';
-import { Vcpu, VmShared } from '../hypervisor/vcpu';
+import { Vcpu } from '../hypervisor/vcpu';
+import { VmShared } from '../hypervisor/vm-shared';
+import { MachineDevices, attachDevices, buildDevices } from './machine-devices';
+import { DeviceBus } from '../devices/bus';
 import { VmxBackend } from '../hypervisor/vmx/vmx-backend';
 import { RegName, isRegName } from './registers';
 import { TraceEvent, TraceSink } from './trace';
@@ -60,6 +62,9 @@ export class Vm implements VmApi {
   readonly phys = new PhysicalCpu(0);
   readonly host: HostContext;
   private readonly shared: VmShared;
+  /** The VM's devices (guest ABI ports, and whatever buildDevices adds) and the bus they sit on. */
+  readonly devices: MachineDevices;
+  readonly bus: DeviceBus;
   private readonly vcpus: Vcpu[] = [];
   private readonly leakDetector = new LeakDetector();
   private traceSink: TraceSink | null = null;
@@ -84,10 +89,13 @@ export class Vm implements VmApi {
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
+    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret);
+    this.bus = attachDevices(this.devices);
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
-      exits: {}, transitions: 0, console: '', otherPortAccesses: 0, trace: null,
+      bus: this.bus, timer: this.devices.timer, exits: {}, transitions: 0, trace: null,
       now(): number { return self.instructions(); },
+      wake(): void { for (const v of self.vcpus) v.reconsiderHalt(); },
     };
     for (let i = 0; i < opts.vcpus; i++) {
       const cpu = factory(this.memory, this.phys, i);
@@ -248,14 +256,12 @@ export class Vm implements VmApi {
   }
 
   takeConsoleOutput(): string {
-    const s = this.shared.console;
-    this.shared.console = '';
-    return s;
+    return this.devices.console.take();
   }
 
   /** Accesses to ports nothing is attached to (reads all ones, writes dropped). */
   otherPortAccesses(): number {
-    return this.shared.otherPortAccesses;
+    return this.bus.unclaimedPortAccesses;
   }
 }
 

@@ -1,62 +1,8 @@
 import { U64 } from '../u64';
 import { RegName } from './registers';
-import type { HostScenario } from './vm-options';
+import type { BackendName, Capability, DebugLeak, DebuggerSlot, HostScenario, VmStats, VmStop } from '../vmm-types';
 
-export type BackendName = 'vmx' | 'svm';
-
-/** One debugger-owned hardware breakpoint slot (the effective-state layer). */
-export interface DebuggerSlot {
-  address: U64;
-  /** 'exec' = R/W 00 (len must be 1), 'write' = 01, 'io' = 10, 'access' = 11. */
-  type: 'exec' | 'write' | 'io' | 'access';
-  len: 1 | 2 | 4 | 8;
-}
-
-/** Capabilities a client may turn on per vCPU (as bhyve's vm_cap_type). */
-export type Capability =
-  | 'intercept-db'   // #DB exits to the client instead of the guest IDT
-  | 'intercept-bp'   // #BP (int3) exits to the client
-  | 'mtf'            // VT-x monitor trap flag stepping (vmx only)
-  | 'rflags-tf';     // step with the guest's RFLAGS.TF, hidden from the guest
-
-/**
- * Why a run stopped, as the client sees it (as bhyve's VM_EXITCODE_*). Exits the hypervisor
- * handles itself (I/O, CPUID, HLT with a timer, preemption, ...) never reach the client.
- */
-export type VmStop =
-  | { kind: 'slice'; vcpu: number }                 // budget used up; nothing happened
-  | {
-      kind: 'debug'; vcpu: number;
-      /** Debugger slots (0-3, the client's numbering) that hit. */
-      slotsHit: number;
-      /** The client's single step completed. */
-      step: boolean;
-    }
-  | { kind: 'breakpoint'; vcpu: number; rip: U64 } // int3 with intercept-bp; RIP at the int3
-  | { kind: 'mtf'; vcpu: number }
-  | { kind: 'exit'; vcpu: number; status: number }  // guest wrote port 0xF4
-  | { kind: 'triple-fault'; vcpu: number; reason: string }
-  | { kind: 'npf'; vcpu: number; address: number; write: boolean }
-  | { kind: 'all-halted'; vcpu: number }            // every vCPU halted with nothing to wake it
-  | { kind: 'entry-failed'; vcpu: number; reason: string };
-
-export interface DebugLeak {
-  transition: number;
-  vcpu: number;
-  register: string;     // 'dr0'..'dr7', 'debugctl', 'tf'
-  expected: string;     // hex
-  actual: string;       // hex
-  side: 'guest' | 'host'; // which side's value leaked into the other context
-  when: 'entry' | 'exit';
-}
-
-export interface VmStats {
-  instructions: number;
-  exits: Record<string, number>;
-  transitions: number;
-  leaks: number;
-  hostWatchHits: number;
-}
+export type { BackendName, Capability, DebugLeak, DebuggerSlot, VmStats, VmStop } from '../vmm-types';
 
 /**
  * The vmm's public interface: the only thing the gdb stub and vmmctl use (as bhyve's gdb

@@ -22,15 +22,14 @@ import { Block, CodeCache, CodePage, pageKey } from './code-cache';
 import { fetchPhys, TLB_MASK } from './mmu';
 import { bindHandler } from './fast';
 import { SHADOW_MOVSS } from './exec-system';
-import { DR6_BS } from './mov-dr';
+import { DR6_BS } from '../x86/debug-regs';
 import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
+import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
-const DEBUGCTL_LBR = 1;
-const DEBUGCTL_BTF = 2;
 
 const MAX_BLOCK = 32;
 /** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */

@@ -15,8 +15,7 @@
  *    breakpoints of that kind are reported, enabled or not (17.2.3: "may or may not be set").
  */
 import { PhysicalCpu } from './physical-cpu';
-
-const LEN_MASK = [0, 1, 7, 3];
+import { DR7_RW_ACCESS, DR7_RW_EXEC, DR7_RW_WRITE, dr7SlotAddressMask, dr7SlotEnabled, dr7SlotRw } from '../x86/debug-regs';
 
 export class BreakpointSummary {
   generation = -1;
@@ -46,22 +45,39 @@ export class BreakpointSummary {
 
   refresh(phys: PhysicalCpu, cr4de: boolean): void {
     this.generation = phys.generation;
+    this.load(phys.drLo, phys.drHi, cr4de);
+  }
+
+  /**
+   * Rebuilds the summary from a DR0-3/DR7 set (index = DR number): the physical registers,
+   * or the guest's effective registers when the hypervisor emulates an I/O instruction.
+   */
+  load(drLo: ArrayLike<number>, drHi: ArrayLike<number>, cr4de: boolean): void {
     this.cr4de = cr4de;
-    const dr7 = phys.drLo[7];
+    const dr7 = drLo[7];
     this.execEnabled = this.dataEnabled = this.ioEnabled = 0;
     this.execAny = this.readAny = this.writeAny = this.ioAny = 0;
     for (let n = 0; n < 4; n++) {
-      const rw = (dr7 >>> (16 + n * 4)) & 3;
-      const len = (dr7 >>> (18 + n * 4)) & 3;
-      const enabled = ((dr7 >>> (n * 2)) & 3) !== 0;
-      const mask = LEN_MASK[len];
+      const rw = dr7SlotRw(dr7, n);
+      const enabled = dr7SlotEnabled(dr7, n);
+      const mask = dr7SlotAddressMask(dr7, n);
       const bit = 1 << n;
+<<<<<<< HEAD
       this.start[n] = (phys.drHi[n] | 0) * 4294967296 + ((phys.drLo[n] & ~mask) >>> 0);
       this.end[n] = this.start[n] + mask;
+=======
+      if (drHi[n] !== 0) {
+        this.start[n] = -1;
+        this.end[n] = -2;
+      } else {
+        this.start[n] = (drLo[n] & ~mask) >>> 0;
+        this.end[n] = this.start[n] + mask;
+      }
+>>>>>>> refactor
       switch (rw) {
-        case 0: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
-        case 1: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
-        case 3: this.writeAny |= bit; this.readAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        case DR7_RW_EXEC: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
+        case DR7_RW_WRITE: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;
+        case DR7_RW_ACCESS: this.writeAny |= bit; this.readAny |= bit; if (enabled) this.dataEnabled |= bit; break;
         default:
           if (cr4de) { this.ioAny |= bit; if (enabled) this.ioEnabled |= bit; }
       }

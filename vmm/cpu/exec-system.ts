@@ -5,7 +5,7 @@
  */
 import { CpuCore, FaultKind, FAULT } from './core';
 import { Insn, Op } from './insn';
-import { loadE, storeE, ea, jumpTo, push16, pop16 } from './exec';
+import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { IF, RF, VM, POPF_MASK, IRET_MASK } from './flags';
 import { movDr } from './mov-dr';
 import { fetchPhys } from './mmu';

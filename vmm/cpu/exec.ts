@@ -9,33 +9,12 @@ import { alu, incDec, imulTrunc, mulWide, divide, mergeArith, szp } from './alu'
 import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
+<<<<<<< HEAD
 import { execSse } from './sse-exec';
+=======
+import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
+>>>>>>> refactor
 import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
-
-export function loadE(c: CpuCore, i: Insn, size: number): number {
-  if (!i.isMem) return c.getR(size, i.rm);
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
-  return c.readMem(size, c.eaLo, c.eaHi);
-}
-
-/** Writes operand E: the register, or memory at the EA computed by loadE/ea. */
-export function storeE(c: CpuCore, i: Insn, size: number, lo: number, hi: number): void {
-  if (!i.isMem) c.setR(size, i.rm, lo, hi);
-  else c.writeMem(size, c.eaLo, c.eaHi, lo, hi);
-}
-
-export function ea(c: CpuCore, i: Insn): void {
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
-}
-
-/** A control transfer to a 64-bit target: #GP(0) if non-canonical. */
-export function jumpTo(c: CpuCore, lo: number, hi: number): number {
-  c.branchTaken = true;
-  if (hi === 0) return lo;
-  const top = hi >>> 15;
-  if (top !== 0 && top !== 0x1ffff) c.gp0();
-  return hi * 4294967296 + lo; // canonical but outside RAM: the fetch will exit (npf)
-}
 
 function pushNext(c: CpuCore, next: number): void {
   c.push64(next >>> 0, Math.floor(next / 4294967296) >>> 0);
@@ -378,20 +357,6 @@ function sw(v: number): number {
   return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
 }
 
-function push16(c: CpuCore, v: number): void {
-  let spLo = c.rl[4] - 2, spHi = c.rh[4];
-  if (spLo < 0) { spLo += 4294967296; spHi = (spHi - 1) >>> 0; }
-  c.wr16(spLo, spHi, v);
-  c.rl[4] = spLo; c.rh[4] = spHi;
-}
-
-function pop16(c: CpuCore): number {
-  const v = c.rd16(c.rl[4], c.rh[4]);
-  c.addRsp(2);
-  return v;
-}
-
-export { push16, pop16 };
 
 /** BT/BTS/BTR/BTC: CF = the selected bit; memory bit strings use the signed register offset. */
 function bitTest(c: CpuCore, i: Insn): number {

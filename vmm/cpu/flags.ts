@@ -23,23 +23,10 @@
  *  - BT/BTS/BTR/BTC: OF, SF, AF, PF, ZF unchanged.
  *  - 16-bit BSWAP: the word is cleared.
  */
-export const CF = 1 << 0;
-export const PF = 1 << 2;
-export const AF = 1 << 4;
-export const ZF = 1 << 6;
-export const SF = 1 << 7;
-export const TF = 1 << 8;
-export const IF = 1 << 9;
-export const DF = 1 << 10;
-export const OF = 1 << 11;
-export const IOPL = 3 << 12;
-export const NT = 1 << 14;
-export const RF = 1 << 16;
-export const VM = 1 << 17;
-export const AC = 1 << 18;
-export const VIF = 1 << 19;
-export const VIP = 1 << 20;
-export const ID = 1 << 21;
+import { CF, PF, AF, ZF, SF, TF, IF, DF, OF, IOPL, NT, RF, AC, VIF, VIP, ID } from '../x86/rflags';
+
+/** The RFLAGS bits live with the other x86 facts (vmm/x86/rflags.ts). */
+export { CF, PF, AF, ZF, SF, TF, IF, DF, OF, IOPL, NT, RF, VM, AC, VIF, VIP, ID } from '../x86/rflags';
 
 export const ARITH_MASK = CF | PF | AF | ZF | SF | OF;
 /** Bits POPF may change at CPL 0 in 64-bit mode (RF is cleared, VM/VIP/VIF kept). */

@@ -73,4 +73,11 @@ export interface GuestCpu {
    * breakpoints for `io` when CR4.DE=1 and a DR7 R/W=10 slot matches).
    */
   completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void;
+
+  /**
+   * RDMSR / WRMSR as the hypervisor emulates them (vmm/cpu/msr.ts, the one implementation):
+   * the value, or undefined / false for #GP(0) (nothing changed).
+   */
+  readMsr(index: number): U64 | undefined;
+  writeMsr(index: number, v: U64): boolean;
 }

@@ -12,18 +12,15 @@
  */
 import { CpuCore } from './core';
 import { Insn, Op } from './insn';
-
-export const DR6_BD = 1 << 13;
-export const DR6_BS = 1 << 14;
-export const DR6_FIXED = 0xffff0ff0;
-export const DR7_GD = 1 << 13;
+import { CR4_DE } from '../x86/control-regs';
+import { DR6_BD, DR7_GD, normalizeDr6Write, normalizeDr7 } from '../x86/debug-regs';
 
 export function movDr(c: CpuCore, i: Insn): void {
   const toDr = i.op === Op.MOV_DR_R;
   if (c.intercepts.movDr) c.exitInsn({ kind: 'mov-dr', length: i.len, dr: i.reg & 7, gpr: i.rm, toDr });
   if (i.reg > 7) c.ud();
   let dr = i.reg;
-  const de = (c.cr4 & 8) !== 0;
+  const de = (c.cr4 & CR4_DE) !== 0;
   if ((dr === 4 || dr === 5) && de) c.ud();
   const phys = c.phys;
   if (phys.drLo[7] & DR7_GD) {
@@ -35,8 +32,8 @@ export function movDr(c: CpuCore, i: Insn): void {
   if (toDr) {
     const lo = c.rl[i.rm], hi = c.rh[i.rm];
     if (dr >= 6 && hi !== 0) c.gp0();
-    if (dr === 6) phys.setDr(6, { lo: (DR6_FIXED | (lo & 0xe00f)) >>> 0, hi: 0 });
-    else if (dr === 7) phys.setDr(7, { lo: ((lo & 0xffff2fff) | 0x400) >>> 0, hi: 0 });
+    if (dr === 6) phys.setDr(6, { lo: normalizeDr6Write(lo), hi: 0 });
+    else if (dr === 7) phys.setDr(7, { lo: normalizeDr7(lo), hi: 0 });
     else phys.setDr(dr, { lo, hi });
     c.refreshBreakpoints();
   } else {

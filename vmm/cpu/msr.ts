@@ -6,17 +6,13 @@
 import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
 import { CpuCore } from './core';
 
-export const MSR_TSC = 0x10;
-export const MSR_DEBUGCTL = 0x1d9;
-export const MSR_EFER = 0xc0000080;
-export const MSR_FS_BASE = 0xc0000100;
-export const MSR_GS_BASE = 0xc0000101;
-export const MSR_KERNEL_GS_BASE = 0xc0000102;
+import {
+  DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,
+  MSR_KERNEL_GS_BASE, MSR_TSC,
+} from '../x86/msr';
 
-/** IA32_DEBUGCTL bits we accept: LBR, BTF, TR, BTS, BTINT, BTS_OFF_OS/USR, FREEZE_*, RTM. */
-const DEBUGCTL_WRITABLE = 0x0000dfc3;
-/** EFER: SCE, LME, LMA (read-only here), NXE. */
-const EFER_WRITABLE = 0x901;
+/** EFER bits a WRMSR changes; LMA is accepted in the value but read-only (set by the CPU). */
+const EFER_WRITABLE = EFER_SCE | EFER_LME | EFER_NXE;
 
 function canonical(v: U64): boolean {
   const top = v.hi >>> 15;
@@ -45,8 +41,8 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
       c.refreshBreakpoints();
       return true;
     case MSR_EFER:
-      if (hi !== 0 || (lo & ~(EFER_WRITABLE | 0x400)) !== 0) return false;
-      c.efer = ((lo & EFER_WRITABLE) | 0x400) >>> 0; // LMA stays set: we only run long mode
+      if (hi !== 0 || (lo & ~(EFER_WRITABLE | EFER_LMA)) !== 0) return false;
+      c.efer = ((lo & EFER_WRITABLE) | EFER_LMA) >>> 0; // LMA stays set: we only run long mode
       c.pagingChanged(); // NXE
       return true;
     case MSR_FS_BASE: if (!canonical(v)) return false; c.fsBaseLo = lo; c.fsBaseHi = hi; return true;

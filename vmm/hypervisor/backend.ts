@@ -1,4 +1,4 @@
-import { BackendName } from '../api/vm-api';
+import { BackendName } from '../vmm-types';
 import { CpuExit } from '../cpu/cpu-exit';
 import { GuestCpu, InjectedEvent } from '../cpu/guest-cpu';
 import { U64 } from '../u64';

@@ -1,5 +1,5 @@
-import { DebuggerSlot } from '../api/vm-api';
-import { DR7_GD, dr7SlotEnabled } from './debug-bits';
+import { DebuggerSlot } from '../vmm-types';
+import { DR7_GD, dr7EncodeSlot, dr7GlobalEnable, dr7SlotControl, dr7SlotEnabled } from '../x86/debug-regs';
 
 /** Owner of one physical slot in the effective state. */
 export type SlotOwner = { owner: 'guest' | 'debugger'; slot: number } | null;
@@ -13,9 +13,6 @@ export interface MergedDebugState {
   drHi: number[];
   dr7: number;
 }
-
-const RW_BITS: Record<DebuggerSlot['type'], number> = { exec: 0, write: 1, io: 2, access: 3 };
-const LEN_BITS: Record<DebuggerSlot['len'], number> = { 1: 0, 2: 1, 8: 2, 4: 3 };
 
 /**
  * The effective state: the guest view merged slot by slot with the debugger's slots, as
@@ -83,14 +80,12 @@ export function mergeDebugState(
       drLo.push(viewLo[i] >>> 0);
       drHi.push(viewHi[i] >>> 0);
       dr7 |= ((viewDr7 >>> (2 * i)) & 3) << (2 * p);
-      dr7 |= ((viewDr7 >>> (16 + 4 * i)) & 0xf) << (16 + 4 * p);
+      dr7 |= dr7SlotControl(viewDr7, i) << (16 + 4 * p);
     } else {
       const s = slots[o.slot] as DebuggerSlot;
       drLo.push(s.address.lo >>> 0);
       drHi.push(s.address.hi >>> 0);
-      const len = s.type === 'exec' ? 0 : LEN_BITS[s.len];
-      dr7 |= 2 << (2 * p); // G bit
-      dr7 |= ((len << 2) | RW_BITS[s.type]) << (16 + 4 * p);
+      dr7 |= dr7GlobalEnable(p) | dr7EncodeSlot(p, s.type, s.len);
     }
   }
   return { owners, suspended, drLo, drHi, dr7: dr7 >>> 0 };

@@ -1,6 +1,6 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
-import { BackendName } from '../api/vm-api';
-import { DrSwitchMode } from '../api/vm-options';
+import { BackendName } from '../vmm-types';
+import { DrSwitchMode } from '../vmm-types';
 
 /**
  * The debug-register switch of the FreeBSD fix (D13229) as data: vmx_dr_enter_guest /

@@ -1,12 +1,6 @@
-import { BackendName } from '../api/vm-api';
+import { BackendName } from '../vmm-types';
 
-/** Guest ABI ports (CONTRACT "Guest ABI"). */
-export const PORT_CONSOLE = 0xe9;
-export const PORT_EXIT = 0xf4;
-export const PORT_TIMER = 0xf8;
-
-/** MSRs the hypervisor emulates: the architectural numbers live with the CPU. */
-export { MSR_TSC, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE } from '../cpu/msr';
+/* The guest ABI's ports are devices (vmm/devices: debug-console, exit-port, guest-timer). */
 
 function str4(s: string): number {
   return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) >>> 0;

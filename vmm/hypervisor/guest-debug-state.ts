@@ -1,6 +1,6 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { U64 } from '../u64';
-import { DR6_RESERVED1, DR7_RESERVED1 } from './debug-bits';
+import { DR6_RESERVED1, DR7_RESERVED1 } from '../x86/debug-regs';
 
 /**
  * A full set of debug state for one context: DR0-3, DR6, DR7 (index = DR number) and

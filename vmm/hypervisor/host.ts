@@ -1,6 +1,6 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
-import { HostScenario } from '../api/vm-options';
-import { DR6_BS, dr7SlotEnabled, dr7SlotLen, dr7SlotRw } from './debug-bits';
+import { HostScenario } from '../vmm-types';
+import { DR6_BS, dr7SlotEnabled, dr7SlotLen, dr7SlotRw } from '../x86/debug-regs';
 import { DrStep, StepObserver } from './dr-switch';
 import { GenericExitKind } from './exit';
 import { DebugState } from './guest-debug-state';

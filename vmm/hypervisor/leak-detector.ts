@@ -1,6 +1,7 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
-import { DebugLeak } from '../api/vm-api';
-import { DR_NAMES, hex, normalizeDr7 } from './debug-bits';
+import { DebugLeak } from '../vmm-types';
+import { DR_NAMES, normalizeDr7 } from '../x86/debug-regs';
+import { hex } from '../u64';
 import { DebugState } from './guest-debug-state';
 
 const MAX_KEPT = 10000;

@@ -1,10 +1,11 @@
 import { CpuExit } from '../../cpu/cpu-exit';
 import { GuestCpu, InjectedEvent } from '../../cpu/guest-cpu';
 import { PhysicalCpu } from '../../cpu/physical-cpu';
-import { DrSwitchMode } from '../../api/vm-options';
-import { U64 } from '../../u64';
+import { DrSwitchMode } from '../../vmm-types';
+import { U64, hex } from '../../u64';
 import { VmBackend, GuestDrIndex } from '../backend';
-import { DEBUGCTL_VALID, DR6_BD, DR6_BS, DR6_B_MASK, DR6_RESERVED1, DR7_GD, hex } from '../debug-bits';
+import { DR6_BD, DR6_BS, DR6_B_MASK, DR6_RESERVED1, DR7_GD } from '../../x86/debug-regs';
+import { DEBUGCTL_WRITABLE } from '../../x86/msr';
 import { DrStep, DrSwitchRegs, enterSteps, leaveSteps } from '../dr-switch';
 import { GenericExit } from '../exit';
 import {
@@ -269,7 +270,7 @@ export class SvmBackend implements VmBackend {
   getGuestDebugctl(): U64 { return { lo: this.vmcb.save.dbgctlLo, hi: this.vmcb.save.dbgctlHi }; }
 
   setGuestDebugctl(v: U64): boolean {
-    if (v.hi !== 0 || (v.lo & ~DEBUGCTL_VALID) !== 0) return false;
+    if (v.hi !== 0 || (v.lo & ~DEBUGCTL_WRITABLE) !== 0) return false;
     this.vmcb.save.dbgctlLo = v.lo >>> 0;
     this.vmcb.save.dbgctlHi = 0;
     this.dirty |= VMCB_CLEAN_LBR;

@@ -1,10 +1,12 @@
 import { CpuExit } from '../../cpu/cpu-exit';
 import { GuestCpu, InjectedEvent } from '../../cpu/guest-cpu';
 import { PhysicalCpu } from '../../cpu/physical-cpu';
-import { DrSwitchMode } from '../../api/vm-options';
-import { U64 } from '../../u64';
+import { DrSwitchMode } from '../../vmm-types';
+import { U64, hex } from '../../u64';
 import { VmBackend, GuestDrIndex } from '../backend';
-import { DEBUGCTL_BTF, DEBUGCTL_VALID, DR6_BD, DR6_BS, DR6_B_MASK, DR7_RESERVED1, RFLAGS_TF, hex, normalizeDr7 } from '../debug-bits';
+import { DR6_BD, DR6_BS, DR6_B_MASK, DR7_RESERVED1, normalizeDr7 } from '../../x86/debug-regs';
+import { DEBUGCTL_BTF, DEBUGCTL_WRITABLE } from '../../x86/msr';
+import { TF as RFLAGS_TF } from '../../x86/rflags';
 import { DrStep, DrSwitchRegs, enterSteps, leaveSteps } from '../dr-switch';
 import { GenericExit } from '../exit';
 import {
@@ -119,13 +121,13 @@ export class VmxBackend implements VmBackend {
   private checkGuestState(loadDebug: boolean): string | null {
     const v = this.vmcs;
     // The common case, checked first: nothing that any rule below could reject.
-    if ((!loadDebug || (v.hi[S_GUEST_DR7] === 0 && v.hi[S_GUEST_DEBUGCTL] === 0 && (v.lo[S_GUEST_DEBUGCTL] & ~DEBUGCTL_VALID) === 0)) &&
+    if ((!loadDebug || (v.hi[S_GUEST_DR7] === 0 && v.hi[S_GUEST_DEBUGCTL] === 0 && (v.lo[S_GUEST_DEBUGCTL] & ~DEBUGCTL_WRITABLE) === 0)) &&
         v.lo[S_PENDING_DBG] === 0 && v.hi[S_PENDING_DBG] === 0 && (v.lo[S_INTERRUPTIBILITY] & 3) === 0 && v.lo[S_ACTIVITY] !== ACTIVITY_HLT) {
       return null;
     }
     if (loadDebug) {
       if (v.readHi(VMCS.GUEST_DR7) !== 0) return 'VM entry failed: guest DR7[63:32] not zero';
-      if (v.readHi(VMCS.GUEST_IA32_DEBUGCTL) !== 0 || (v.read32(VMCS.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_VALID) !== 0) {
+      if (v.readHi(VMCS.GUEST_IA32_DEBUGCTL) !== 0 || (v.read32(VMCS.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_WRITABLE) !== 0) {
         return 'VM entry failed: guest IA32_DEBUGCTL reserved bits set';
       }
     }
@@ -295,7 +297,7 @@ export class VmxBackend implements VmBackend {
   getGuestDebugctl(): U64 { return this.vmcs.read(VMCS.GUEST_IA32_DEBUGCTL); }
 
   setGuestDebugctl(val: U64): boolean {
-    if (val.hi !== 0 || (val.lo & ~DEBUGCTL_VALID) !== 0) return false;
+    if (val.hi !== 0 || (val.lo & ~DEBUGCTL_WRITABLE) !== 0) return false;
     this.vmcs.write(VMCS.GUEST_IA32_DEBUGCTL, val);
     return true;
   }

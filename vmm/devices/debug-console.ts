@@ -1,0 +1,26 @@
+/** Port 0xE9: the debug console of the guest ABI (a byte written is a character). Write-only. */
+import { AccessSize, DeviceEffect, PortDevice } from './device';
+import { allOnes } from './bus';
+
+export const PORT_CONSOLE = 0xe9;
+
+export class DebugConsole implements PortDevice {
+  readonly name = 'debug-console';
+  private text = '';
+
+  portRead(_port: number, size: AccessSize): number {
+    return allOnes(size);
+  }
+
+  portWrite(_port: number, _size: AccessSize, value: number): DeviceEffect {
+    this.text += String.fromCharCode(value & 0xff);
+    return null;
+  }
+
+  /** The output so far, drained. */
+  take(): string {
+    const s = this.text;
+    this.text = '';
+    return s;
+  }
+}

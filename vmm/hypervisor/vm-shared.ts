@@ -1,0 +1,26 @@
+/** What all vCPUs of a VM share: the one physical CPU, the host, the leak detector, the device bus. */
+import { PhysicalCpu } from '../cpu/physical-cpu';
+import { DeviceBus } from '../devices/bus';
+import { GuestTimer } from '../devices/guest-timer';
+import { GuestMemory } from '../memory';
+import { TraceEvent, VmOptions } from '../vmm-types';
+import { HostContext, HostScenarioRunner } from './host';
+import { LeakDetector } from './leak-detector';
+
+export interface VmShared {
+  readonly opts: VmOptions;
+  readonly memory: GuestMemory;
+  readonly phys: PhysicalCpu;
+  readonly host: HostContext;
+  readonly scenario: HostScenarioRunner;
+  readonly leaks: LeakDetector;
+  readonly bus: DeviceBus;
+  readonly timer: GuestTimer;
+  readonly exits: Record<string, number>;
+  transitions: number;
+  /** Null when nobody listens (the hot path then builds no events). */
+  trace: ((ev: TraceEvent) => void) | null;
+  now(): number;
+  /** A device says an interrupt may now be pending: halted vCPUs look again. */
+  wake(): void;
+}
