@@ -62,18 +62,8 @@ export class BreakpointSummary {
       const enabled = dr7SlotEnabled(dr7, n);
       const mask = dr7SlotAddressMask(dr7, n);
       const bit = 1 << n;
-<<<<<<< HEAD
-      this.start[n] = (phys.drHi[n] | 0) * 4294967296 + ((phys.drLo[n] & ~mask) >>> 0);
+      this.start[n] = (drHi[n] | 0) * 4294967296 + ((drLo[n] & ~mask) >>> 0);
       this.end[n] = this.start[n] + mask;
-=======
-      if (drHi[n] !== 0) {
-        this.start[n] = -1;
-        this.end[n] = -2;
-      } else {
-        this.start[n] = (drLo[n] & ~mask) >>> 0;
-        this.end[n] = this.start[n] + mask;
-      }
->>>>>>> refactor
       switch (rw) {
         case DR7_RW_EXEC: this.execAny |= bit; if (enabled) this.execEnabled |= bit; break;
         case DR7_RW_WRITE: this.writeAny |= bit; if (enabled) this.dataEnabled |= bit; break;

@@ -9,11 +9,8 @@ import { alu, incDec, imulTrunc, mulWide, divide, mergeArith, szp } from './alu'
 import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
-<<<<<<< HEAD
 import { execSse } from './sse-exec';
-=======
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
->>>>>>> refactor
 import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
 
 function pushNext(c: CpuCore, next: number): void {
