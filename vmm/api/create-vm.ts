@@ -5,7 +5,8 @@ import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
-import { U64, hex } from '../u64';
+import { U64, hex, u64ToNumber } from '../u64';
+import { MSR_TSC } from '../x86/msr';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
@@ -89,11 +90,13 @@ export class Vm implements VmApi {
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
-    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret);
+    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret, (i) => u64ToNumber(this.vcpus[i].cpu.readMsr(MSR_TSC) ?? { lo: 0, hi: 0 }));
     this.bus = attachDevices(this.devices);
+    // The MMU reaches MMIO devices through the memory's map (the local APIC page).
+    for (const m of this.devices.mmio) this.memory.mmio.register(m.base, m.size, m.device);
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
-      bus: this.bus, timer: this.devices.timer, exits: {}, transitions: 0, trace: null,
+      bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,
       now(): number { return self.instructions(); },
       wake(): void { for (const v of self.vcpus) v.reconsiderHalt(); },
     };

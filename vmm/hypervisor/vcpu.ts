@@ -7,7 +7,8 @@
 import { CpuExit } from '../cpu/cpu-exit';
 import { GuestCpu } from '../cpu/guest-cpu';
 import { VcpuTimer } from '../devices/guest-timer';
-import { U64 } from '../u64';
+import { U64, u64ToNumber } from '../u64';
+import { MSR_TSC } from '../x86/msr';
 import { Capability, DebuggerSlot, VmStop } from '../vmm-types';
 import { IF as RFLAGS_IF } from '../x86/rflags';
 import { GuestDrIndex, VmBackend } from './backend';
@@ -80,8 +81,11 @@ export class Vcpu implements VcpuContext {
       if (this.state === 'halted') return null;
       const now = cpu.instret;
       if (now - start >= budget) return null;
-      if (timer.period > 0 && now >= timer.next) this.timerTick(this.stepper.armed || this.capStepTF || this.capMtf);
+      const holdInterrupts = this.stepper.armed || this.capStepTF || this.capMtf;
+      if (timer.period > 0 && now >= timer.next) this.timerTick(holdInterrupts);
+      const apicTimer = this.pollApic(holdInterrupts);
       let b = budget - (now - start);
+      if (apicTimer < b) b = Math.max(1, apicTimer);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
@@ -103,6 +107,36 @@ export class Vcpu implements VcpuContext {
     const t = this.timer;
     if (!stepping && !this.cpu.interruptPending) this.cpu.requestInterrupt(t.vector);
     while (t.next <= this.cpu.instret) t.next += t.period;
+  }
+
+  /** This vCPU's TSC (instructions retired plus the guest's IA32_TSC offset): the platform's time. */
+  tsc(): number {
+    const t = this.cpu.readMsr(MSR_TSC);
+    return t === undefined ? this.cpu.instret : u64ToNumber(t);
+  }
+
+  /**
+   * The local APIC at an instruction boundary: fire its timer, hand an NMI and the highest
+   * deliverable vector to the CPU (acknowledged then: IRR -> ISR), unless the client steps
+   * (interrupts are held then, as the ABI timer's are). Returns the instructions until its
+   * timer fires next (Infinity: never), so the slice ends in time.
+   */
+  private pollApic(holdInterrupts: boolean): number {
+    const apics = this.vm.platform.apics;
+    const tsc = this.tsc();
+    apics.update(this.index, tsc);
+    if (!holdInterrupts) {
+      if (apics.apics[this.index].takeNmi()) this.backend.injectEvent({ vector: 2, type: 'nmi' });
+      if (!this.cpu.interruptPending) {
+        const v = apics.pendingVector(this.index);
+        if (v >= 0) {
+          this.cpu.requestInterrupt(v);
+          apics.acknowledge(this.index, v);
+        }
+      }
+    }
+    const next = apics.nextEvent(this.index);
+    return next === undefined ? Infinity : next - tsc;
   }
 
   /** One VM entry, guest run, VM exit and its handling: an iteration of vmx_run. */
@@ -216,6 +250,7 @@ export class Vcpu implements VcpuContext {
     if (this.state !== 'halted') return;
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && (this.timer.period > 0 || this.cpu.interruptPending)) this.state = 'running';
+    else if (this.vm.platform.apics.wakesFromHlt(this.index, ifSet)) this.state = 'running';
   }
 
   describeDebugState(): string {
