@@ -5,6 +5,7 @@ import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
+import { BootPlan, Flat32Cpu, canStartFlat32 } from '../loader/boot-plan';
 import { U64, hex, u64ToNumber } from '../u64';
 import { MSR_TSC } from '../x86/msr';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
@@ -114,6 +115,24 @@ export class Vm implements VmApi {
       cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
       this.vcpus.push(new Vcpu(i, cpu, backend, this.shared));
     }
+  }
+
+  /** Copies a boot plan into RAM and starts the vCPUs as the protocol says (before the first run). */
+  applyBootPlan(plan: BootPlan): void {
+    for (const v of this.vcpus) {
+      if (!canStartFlat32(v.cpu)) {
+        throw new VmApiError(`a ${plan.protocol === 'pvh' ? 'PVH' : 'Multiboot'} kernel starts in 32-bit protected mode, which this build's CPU does not have`);
+      }
+    }
+    for (const b of plan.blobs) {
+      const bytes = new Uint8Array(b.memSize);
+      bytes.set(b.data);
+      if (!this.memory.write(b.address, bytes)) throw new VmApiError(`boot data at 0x${b.address.toString(16)} does not fit in guest RAM`);
+    }
+    this.vcpus.forEach((v, i) => {
+      if (i === 0) (v.cpu as GuestCpu & Flat32Cpu).startFlat32(plan.bsp);
+      else v.waitForSipi();
+    });
   }
 
   /** Guest instructions retired by all vCPUs: the trace clock. */
@@ -271,4 +290,14 @@ export class Vm implements VmApi {
 /** Create a VM for a loaded image (see vmm/loader/elf.ts parseElf). `factory` defaults to the real guest CPU. */
 export function createVm(image: LoadedImage, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
   return new Vm(image, opts, factory);
+}
+
+/**
+ * A VM booting a Multiboot or PVH kernel (vmm/loader/load-kernel.ts): the plan's blobs in
+ * RAM, the BSP at the 32-bit entry, the APs waiting for INIT-SIPI-SIPI.
+ */
+export function createVmFromPlan(plan: BootPlan, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
+  const vm = new Vm({ entry: 0, segments: [], symbols: plan.symbols }, opts, factory);
+  vm.applyBootPlan(plan);
+  return vm;
 }

@@ -56,3 +56,19 @@ export interface BootOptions {
   cmdline: string;
   modules: BootModule[];
 }
+
+/**
+ * What a CPU must offer to start a Multiboot/PVH kernel, or an AP after its SIPI trampoline:
+ * enter 32-bit protected mode with paging off at `entry.eip`, CS loaded from the GDT at
+ * entry.gdtBase (selector entry.cs), DS/ES/FS/GS/SS from selector entry.ds (0: null, as
+ * after a trampoline that reloads them itself), EAX/EBX/ESI as given, RFLAGS = 2, CR0 = PE|ET,
+ * CR4 = 0, EFER = 0. The core implements it once it has 32-bit protected mode
+ * (vmm/cpu, the modes work); until then such kernels are refused with a clear error.
+ */
+export interface Flat32Cpu {
+  startFlat32(entry: Flat32Entry): void;
+}
+
+export function canStartFlat32<T extends object>(cpu: T): cpu is T & Flat32Cpu {
+  return typeof (cpu as Partial<Flat32Cpu>).startFlat32 === 'function';
+}
