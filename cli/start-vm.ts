@@ -1,6 +1,10 @@
 import * as fs from 'node:fs';
 import { ElfError } from '../vmm/loader/elf-types';
-import { VmApi } from '../vmm/api/vm-api';
+import { VmApi, VmApiError } from '../vmm/api/vm-api';
+import { createVmFromPlan } from '../vmm/api/create-vm';
+import { detectBootProtocol } from '../vmm/loader/boot-format';
+import { BootProtocol } from '../vmm/loader/boot-plan';
+import { loadKernel } from '../vmm/loader/load-kernel';
 import { VmOptions } from '../vmm/api/vm-options';
 import {
   ControlSocketError, ControlSocketServer, controlSocketPath, probeSocket, startControlSocket,
@@ -22,10 +26,31 @@ export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps)
     const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
     throw new CliError(`cannot read guest ${elfPath}: ${why}`, EXIT.BAD_ELF);
   }
+  // A Multiboot or PVH kernel (a PVH note or a Multiboot header) takes the PC boot path.
+  const protocol = detectBootProtocol(bytes);
+  if (protocol !== 'elf64') return createVmFromKernel(elfPath, bytes, protocol, opts);
   try {
     return createVm(parseElf(bytes, opts.memMiB * MIB, opts.vcpus), opts);
   } catch (e) {
     if (e instanceof ElfError) throw new CliError(`bad guest ELF ${elfPath}: ${e.message}`, EXIT.BAD_ELF);
+    throw e;
+  }
+}
+
+/** A Multiboot / PVH kernel: its boot plan, then the VM (--boot/--cmdline/--module: not yet flags). */
+function createVmFromKernel(kernelPath: string, bytes: Uint8Array, protocol: BootProtocol, opts: VmOptions): VmApi {
+  let kernel;
+  try {
+    kernel = loadKernel(bytes, { memorySize: opts.memMiB * MIB, vcpus: opts.vcpus, protocol, kernelName: kernelPath });
+  } catch (e) {
+    if (e instanceof ElfError) throw new CliError(`bad ${protocol} kernel ${kernelPath}: ${e.message}`, EXIT.BAD_ELF);
+    throw e;
+  }
+  if (kernel.protocol === 'elf64') throw new CliError(`internal: ${kernelPath} is not a ${protocol} kernel`, EXIT.INTERNAL);
+  try {
+    return createVmFromPlan(kernel.plan, opts);
+  } catch (e) {
+    if (e instanceof VmApiError) throw new CliError(`cannot boot ${kernelPath}: ${e.message}`, EXIT.INTERNAL);
     throw e;
   }
 }
