@@ -11,10 +11,12 @@ import { serveCommand } from './serve-command';
 import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
+import { versionLine } from './version';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
+import { hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
-const COMMANDS = ['run', 'serve', 'verify'];
+const COMMANDS = ['run', 'serve', 'verify', 'hostcheck'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
@@ -69,7 +71,7 @@ function optionalFile(flag: string, args: Args): string | undefined {
 
 export function buildParser(argv: readonly string[], deps: CliDeps, out: Output, setAction: (a: Action) => void): Argv {
   return makeParser(argv, 'vmm-gdbstub')
-    .usage('$0 <command> [options]\n\nA simulated x86-64 VT-x/SVM hypervisor with a gdb stub.')
+    .usage('$0 <command> [options]   ($0 --version: the version)\n\nA simulated x86-64 VT-x/SVM hypervisor with a gdb stub.')
     .command(
       'run <guest>',
       'run a guest to its end; its debug console goes to stdout, its exit status is ours',
@@ -145,7 +147,8 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         setAction(() => verifyCommand(opts, deps));
       },
     )
-    .demandCommand(1, 'give a command: run, serve or verify')
+    .command(...hostcheckYargsCommand(out, setAction, (a) => optionalFile('json', a)))
+    .demandCommand(1, 'give a command: run, serve, verify or hostcheck')
     .epilogue(EXIT_EPILOGUE);
 }
 
@@ -178,10 +181,15 @@ async function verifyCommand(opts: VerifyOptions, deps: CliDeps): Promise<number
 export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps: CliDeps = realDeps): Promise<number> {
   try {
     const first = argv[0];
+    if (first === '--version' && argv.length === 1) {
+      out.stdout(versionLine('vmm-gdbstub'));
+      return 0;
+    }
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
     refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
+    refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();
     if (action === undefined) return 0; // --help was shown

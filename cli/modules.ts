@@ -11,6 +11,7 @@ import { VmOptions } from '../vmm/api/vm-options';
 import { parseElf } from '../vmm/loader/elf';
 import { createVm } from '../vmm/api/create-vm';
 import { CliError, EXIT } from './exit-codes';
+import { createVmAnyBackend } from './kvm-cli';
 import { StartGdbServer } from './serve-options';
 import { RunVerify } from './verify-options';
 
@@ -57,7 +58,7 @@ function exported<T>(mod: Record<string, unknown>, name: string, relative: strin
 export const realDeps: CliDeps = {
   traceVmToFile: () => exported<TraceVmToFile>(load('verify/trace-writer', '--trace-vm'), 'traceVmToFile', 'verify/trace-writer'),
   parseElf: () => parseElf,
-  createVm: () => createVm,
+  createVm: () => createVmAnyBackend(createVm),
   startGdbServer: () => exported<StartGdbServer>(load('stub/server', 'the gdb stub'), 'startGdbServer', 'stub/server'),
   runVerify: () => {
     const mod = load('verify/run-verify', 'verify');

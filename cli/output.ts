@@ -4,7 +4,11 @@ export interface Output {
   stderr(text: string): void;
   /** Resolves once stdout can take more (a slow pipe holds the guest back, not our memory). */
   drained?(): Promise<void>;
+  /** The process ends by this signal once the output is out (an interrupted run). */
+  endBySignal?(signal: NodeJS.Signals): void;
 }
+
+let endSignal: NodeJS.Signals | undefined;
 
 export function processOutput(): Output {
   // `vmm-gdbstub run guest.elf | head`: a closed pipe ends us quietly, not with a stack trace.
@@ -20,6 +24,7 @@ export function processOutput(): Output {
     drained: () => (process.stdout.writableNeedDrain
       ? new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()))
       : Promise.resolve()),
+    endBySignal: (signal) => { endSignal = signal; },
   };
 }
 
@@ -27,7 +32,11 @@ export function processOutput(): Output {
 export function reportAndExit(code: number): void {
   let pending = 2;
   const done = (): void => {
-    if (--pending === 0) process.exit(code);
+    if (--pending > 0) return;
+    if (endSignal === undefined) process.exit(code);
+    // as the shell expects of an interrupted program: no handler left, the signal again
+    process.removeAllListeners(endSignal);
+    process.kill(process.pid, endSignal);
   };
   process.stdout.write('', done);
   process.stderr.write('', done);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { DebugLeak, VmApi, VmStats, VmStop } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
@@ -24,11 +25,27 @@ const MIN_SLICE = 10_000;
 const MAX_SLICE = 20_000_000;
 const TARGET_SLICE_MS = 10;
 
+/** How a run ended: a stop of the VM, or a signal that interrupted the run. */
+export type RunStop = VmStop | { kind: 'interrupted'; signal: NodeJS.Signals };
+
 /** How a run ended: the exit status and the one-line diagnosis for a status >= 128. */
 export interface RunOutcome {
   status: number;
-  stop: VmStop;
+  stop: RunStop;
   diagnosis?: string;
+}
+
+const INTERRUPTING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Notes SIGINT/SIGTERM/SIGHUP for the run loop, which ends the run at the next slice. */
+function watchSignals(): { signal(): NodeJS.Signals | undefined; dispose(): void } {
+  let caught: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => { caught ??= sig; };
+  for (const s of INTERRUPTING_SIGNALS) process.on(s, onSignal);
+  return {
+    signal: () => caught,
+    dispose: () => { for (const s of INTERRUPTING_SIGNALS) process.removeListener(s, onSignal); },
+  };
 }
 
 export function outcomeOf(stop: VmStop, vm: VmApi): RunOutcome | undefined {
@@ -72,9 +89,11 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
   const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);
   const started = process.hrtime.bigint();
   let outcome: RunOutcome;
+  const signals = watchSignals();
   try {
-    outcome = await runToEnd(vm, out);
+    outcome = await runToEnd(vm, out, signals.signal);
   } finally {
+    signals.dispose();
     stopTrace?.();
     const rest = vm.takeConsoleOutput();
     if (rest) out.stdout(rest);
@@ -91,14 +110,22 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
       throw new CliError(`cannot write --json ${req.json}: ${(e as Error).message}`, EXIT.INTERNAL);
     }
   }
+  if (outcome.stop.kind === 'interrupted') out.endBySignal?.(outcome.stop.signal);
   return outcome.status;
 }
 
 /** Runs slices until the VM stops for good, yielding to the event loop between slices. */
-async function runToEnd(vm: VmApi, out: Output): Promise<RunOutcome> {
+async function runToEnd(vm: VmApi, out: Output, interrupted: () => NodeJS.Signals | undefined): Promise<RunOutcome> {
   const vcpus = Array.from({ length: vm.vcpuCount }, (_, i) => i);
   let budget = FIRST_SLICE;
   for (;;) {
+    const signal = interrupted();
+    if (signal !== undefined) {
+      return {
+        status: 128 + (os.constants.signals[signal] ?? 0), stop: { kind: 'interrupted', signal },
+        diagnosis: `run interrupted by ${signal} after ${vm.stats().instructions} instructions`,
+      };
+    }
     const t0 = performance.now();
     const stop = vm.run(vcpus, budget);
     const ms = performance.now() - t0;
@@ -118,7 +145,7 @@ export interface RunReport {
   guest: string;
   options: VmOptions;
   exitStatus: number;
-  stop: VmStop;
+  stop: RunStop;
   diagnosis?: string;
   instructions: number;
   wallTimeSeconds: number;

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { VmOptions } from '../vmm/api/vm-options';
 import { CliError, EXIT, UsageError } from './exit-codes';
 import { describeTransport, isLoopbackHost, parseGdbSpec } from './gdb-spec';
@@ -61,6 +63,10 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EADDRINUSE') throw new CliError(`${describeTransport(transport)} is already in use`, EXIT.IN_USE);
+      const dir = transport.kind === 'unix' ? path.dirname(path.resolve(transport.path)) : undefined;
+      if (dir !== undefined && !fs.existsSync(dir)) {
+        throw new CliError(`cannot listen on ${describeTransport(transport)}: directory ${dir} does not exist`, EXIT.IN_USE);
+      }
       if (err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         throw new CliError(`cannot listen on ${describeTransport(transport)}: ${err.message}`, EXIT.IN_USE);
       }

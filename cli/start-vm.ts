@@ -18,14 +18,7 @@ const MIB = 1024 * 1024;
 export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps): VmApi {
   const parseElf = deps.parseElf();
   const createVm = deps.createVm();
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(elfPath);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
-    throw new CliError(`cannot read guest ${elfPath}: ${why}`, EXIT.BAD_ELF);
-  }
+  const bytes = readGuestFile(elfPath, opts.memMiB * MIB);
   // A Multiboot or PVH kernel (a PVH note or a Multiboot header) takes the PC boot path.
   const protocol = detectBootProtocol(bytes);
   if (protocol !== 'elf64') return createVmFromKernel(elfPath, bytes, protocol, opts);
@@ -52,6 +45,34 @@ function createVmFromKernel(kernelPath: string, bytes: Uint8Array, protocol: Boo
   } catch (e) {
     if (e instanceof VmApiError) throw new CliError(`cannot boot ${kernelPath}: ${e.message}`, EXIT.INTERNAL);
     throw e;
+  }
+}
+
+/**
+ * Reads the guest file: only a regular file (a device such as /dev/zero never ends, a FIFO
+ * blocks), and no larger than guest RAM, since no loadable image can be.
+ */
+export function readGuestFile(elfPath: string, ramBytes: number): Uint8Array {
+  const refuse = (why: string): CliError => new CliError(`cannot read guest ${elfPath}: ${why}`, EXIT.BAD_ELF);
+  let fd: number | undefined;
+  try {
+    const st = fs.statSync(elfPath);
+    if (st.isDirectory()) throw refuse('is a directory');
+    if (!st.isFile()) throw refuse('not a regular file (a device, FIFO or socket cannot hold a guest ELF)');
+    if (st.size > ramBytes) throw refuse(`${st.size} bytes, larger than guest RAM (${ramBytes / MIB} MiB)`);
+    fd = fs.openSync(elfPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    // read at most RAM + 1 bytes: a file that grows after the check is still refused
+    const buf = Buffer.alloc(Math.min(st.size, ramBytes) + 1);
+    let n = 0;
+    for (let k; n < buf.length && (k = fs.readSync(fd, buf, n, buf.length - n, null)) > 0;) n += k;
+    if (n > ramBytes) throw refuse(`larger than guest RAM (${ramBytes / MIB} MiB)`);
+    return buf.subarray(0, n);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw refuse(err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

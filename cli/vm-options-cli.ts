@@ -4,8 +4,11 @@ import {
 import { BackendName } from '../vmm/api/vm-api';
 import { UsageError } from './exit-codes';
 import { parseChoiceFlag, parseIntegerFlag } from './parse-values';
+import { checkKvmOptions } from './kvm-cli';
 
 export const BACKENDS: readonly BackendName[] = ['vmx', 'svm'];
+/** run / serve also take kvm (the host's /dev/kvm, vmm/kvm); verify's default stays BACKENDS. */
+export const VM_BACKENDS: readonly BackendName[] = [...BACKENDS, 'kvm'];
 
 /** bhyve's historical VM_MAXCPU; each vCPU also needs its own stack at the top of RAM. */
 export const MAX_VCPUS = 16;
@@ -15,10 +18,13 @@ export const MIN_MEM_MIB = 1;
 /** The guest ABI reserves at least 64 KiB of stack per vCPU at the top of guest memory. */
 export const STACK_KIB_PER_VCPU = 64;
 
+/** Left-out parts of the fix that exist on one backend only (README, VM options). */
+const BACKEND_ONLY_MODES: Partial<Record<string, BackendName>> = { 'no-tf-guard': 'vmx', 'no-svm-dirty': 'svm' };
+
 /** The yargs option table shared by every command that starts a VM. */
 export const VM_OPTION_SPECS = {
   backend: {
-    type: 'string', describe: 'simulated hardware virtualization: vmx (VT-x) or svm (AMD-V)',
+    type: 'string', describe: 'simulated hardware virtualization: vmx (VT-x) or svm (AMD-V); or kvm: this host\'s /dev/kvm',
     default: DEFAULT_VM_OPTIONS.backend,
   },
   'dr-switch': {
@@ -41,12 +47,17 @@ export const VM_OPTION_SPECS = {
 
 /** Validates the VM flags of a parsed command line into VmOptions (UsageError when bad). */
 export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
-  const backend = parseChoiceFlag('backend', args['backend'], BACKENDS, DEFAULT_VM_OPTIONS.backend);
+  const backend = parseChoiceFlag('backend', args['backend'], VM_BACKENDS, DEFAULT_VM_OPTIONS.backend);
   const drSwitch = parseChoiceFlag('dr-switch', args['dr-switch'], DR_SWITCH_MODES, DEFAULT_VM_OPTIONS.drSwitch);
   const vcpus = parseIntegerFlag('vcpus', args['vcpus'], 1, MAX_VCPUS, DEFAULT_VM_OPTIONS.vcpus);
   const memMiB = parseIntegerFlag('mem', args['mem'], MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_VM_OPTIONS.memMiB);
   const preemptEvery = parseIntegerFlag('preempt-every', args['preempt-every'], 0, 0x7fffffff, DEFAULT_VM_OPTIONS.preemptEvery);
   const hostScenario = parseChoiceFlag('host-scenario', args['host-scenario'], HOST_SCENARIOS, DEFAULT_VM_OPTIONS.hostScenario);
+
+  const otherBackend = BACKEND_ONLY_MODES[drSwitch];
+  if (otherBackend !== undefined && otherBackend !== backend) {
+    throw new UsageError(`--dr-switch ${drSwitch} leaves out a part of the fix that only ${otherBackend} has; it means nothing with --backend ${backend}`);
+  }
 
   // The per-vCPU stacks live at the top of RAM; leave at least as much again for the image.
   const stacksKiB = vcpus * STACK_KIB_PER_VCPU;
@@ -55,5 +66,7 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
       `--mem ${memMiB} is too small for ${vcpus} vCPUs (their stacks need ${stacksKiB} KiB; give at least ${Math.ceil((2 * stacksKiB) / 1024)} MiB)`,
     );
   }
-  return { backend, drSwitch, vcpus, memMiB, preemptEvery, hostScenario };
+  const opts: VmOptions = { backend, drSwitch, vcpus, memMiB, preemptEvery, hostScenario };
+  checkKvmOptions(opts);
+  return opts;
 }

@@ -6,6 +6,7 @@ import { CliError, EXIT, UsageError } from './exit-codes';
 import { ControlClient, ControlReply } from './control-client';
 import { parseIntegerFlag, singleString } from './parse-values';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
+import { versionLine } from './version';
 import { Output, processOutput, reportAndExit } from './output';
 import { reportError } from './report-error';
 
@@ -148,6 +149,10 @@ function check(reply: ControlReply): unknown {
 export async function vmmctlMain(argv: readonly string[], out: Output): Promise<number> {
   let client: ControlClient | undefined;
   try {
+    if (argv.length === 1 && argv[0] === '--version') {
+      out.stdout(versionLine('vmmctl'));
+      return 0;
+    }
     const req = await parseVmmctlArgs(argv);
     if (req === undefined) return 0;
     if (req.list) {

@@ -30,15 +30,16 @@ export function makeParser(argv: readonly string[], scriptName: string): Argv {
       // yargs' own validation errors (YError) are usage errors; anything else is a bug.
       if (err && err.name === 'YError') throw new UsageError(oneLine(err.message));
       if (err) throw err;
+      // yargs checks the positional arguments before the flags: in `run --bogus x.elf` the
+      // unknown flag took x.elf as its value. Let yargs go on to report that flag; a guest
+      // that is really missing is refused by the command itself.
+      if (/^(Not enough non-option arguments|Missing required argument: guest$)/.test(msg ?? '')) return;
       throw new UsageError(oneLine(msg ?? 'bad command line'));
     });
 }
 
 function oneLine(s: string): string {
-  const line = s.replace(/\s*\n\s*/g, '; ').trim();
-  // yargs' wording for a missing <guest> (the only positional argument of our commands)
-  if (/^Not enough non-option arguments/.test(line)) return 'missing the guest ELF file';
-  return line;
+  return s.replace(/\s*\n\s*/g, '; ').trim();
 }
 
 /**

@@ -19,6 +19,8 @@ export interface RemoteReg {
   source: RegSource;
   offset: number; // byte offset in the g packet
   size: number;   // bytes
+  /** Why gdb may read but not write it (P/G refuse it with this reason). */
+  readOnly?: string;
 }
 
 const GPRS: RegName[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',

@@ -42,6 +42,8 @@ export class RunControl {
   /** A stop the VM cannot be resumed from (triple fault, ...), reported again on resume. */
   private fatal: StopReport | undefined;
   private exitStatus: number | undefined;
+  /** Bumped by every resume and halt: a tick scheduled for an older run does nothing. */
+  private generation = 0;
 
   constructor(
     private readonly target: VmTarget,
@@ -70,6 +72,7 @@ export class RunControl {
     this.interruptRequested = false;
     this.cancelled = false;
     this.lastVcpu = plan.step[0] ?? plan.run[0];
+    this.generation++;
     try {
       for (const v of plan.step) this.target.setStepping(v, true);
     } catch (e) {
@@ -86,6 +89,18 @@ export class RunControl {
   /** The connection went away: stop running without reporting. */
   cancel(): void {
     if (this.running) this.cancelled = true;
+  }
+
+  /** Stops now (the VM is between slices whenever this runs), reporting nothing. */
+  halt(): void {
+    if (!this.running) return;
+    this.generation++;
+    this.finish(undefined);
+  }
+
+  private scheduleTick(): void {
+    const gen = this.generation;
+    setImmediate(() => { if (gen === this.generation) this.tick(); });
   }
 
   private tick = (): void => {
@@ -111,7 +126,7 @@ export class RunControl {
       if (report) return this.finish(report);
       if (performance.now() - t0 >= TICK_MS) break;
     }
-    setImmediate(this.tick);
+    this.scheduleTick();
   };
 
   private adaptBudget(ms: number): void {

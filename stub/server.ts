@@ -7,9 +7,11 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import * as net from 'net';
 import { Readable, Writable } from 'stream';
+import { probeSocket } from '../vmm/api/control-socket';
 import { VmApi } from '../vmm/api/vm-api';
 import { RunControl } from './run-control';
-import { GdbSession } from './session';
+import { FreeRun } from './free-run';
+import { GdbSession, SessionIo } from './session';
 import { VmTarget } from './target';
 
 export type GdbTransport =
@@ -60,6 +62,8 @@ export interface GdbServer extends EventEmitter {
 }
 
 const DEFAULT_PACKET_SIZE = 0x4000;
+/** How long a new connection may wait for the previous gdb's hang-up to be read. */
+const RECONNECT_GRACE_MS = 1000;
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::ffff:127.0.0.1';
@@ -101,6 +105,13 @@ class Server extends EventEmitter implements GdbServer {
   private isClosed = false;
   private exitReported = false;
   private session: GdbSession | undefined;
+  /** The socket of the current TCP / Unix session. */
+  private socket: net.Socket | undefined;
+  /** A connection that arrived while a session was active (see waitForTurn). */
+  private waiting: { socket: net.Socket; timer: NodeJS.Timeout } | undefined;
+  /** The session whose gdb sent D: when its connection ends, the guest runs on. */
+  private detachedByGdb: GdbSession | undefined;
+  private readonly freeRun: FreeRun;
   private listener: net.Server | undefined;
   private readonly target: VmTarget;
   private readonly run: RunControl;
@@ -115,6 +126,10 @@ class Server extends EventEmitter implements GdbServer {
     this.target = new VmTarget(vm, opts.stepMethod);
     const drains = opts.onConsoleOutput !== undefined || opts.consoleToGdb === true;
     this.run = new RunControl(this.target, drains ? (text) => this.console(text) : undefined);
+    this.freeRun = new FreeRun(this.run, vm.vcpuCount, {
+      onExit: (status) => this.reportExit({ kind: 'exit', status }),
+      log: (line) => this.log(line),
+    });
     const trace = opts.trace ?? (opts.tracePackets === undefined ? undefined
       : opts.tracePackets === '-' ? 'stderr' : { file: opts.tracePackets });
     this.trace = makeTracer(trace);
@@ -135,6 +150,8 @@ class Server extends EventEmitter implements GdbServer {
   private reportExit(e: GuestExit): void {
     if (this.exitReported) return;
     this.exitReported = true;
+    if (e.kind === 'killed') this.log('gdb killed the VM (kill); the server ends');
+    else if (!this.session) this.log(`the guest ended (exit status ${e.status}) with no debugger attached; the server ends`);
     this.resolveExit(e);
     this.emit('guest-exit', e);
     // the W reply (or the kill) is the last thing gdb gets: shut down once it is out
@@ -142,12 +159,16 @@ class Server extends EventEmitter implements GdbServer {
   }
 
   /** Starts a session on a connection, or refuses it when one is active. */
-  attach(io: { write(b: Buffer): void; end(): void }, onData: (h: (b: Buffer) => void) => void): GdbSession | undefined {
+  attach(io: SessionIo, onData: (h: (b: Buffer) => void) => void): GdbSession | undefined {
     if (this.session) return undefined;
+    // a new debugger stops a guest that runs on after a detach, as attaching does
+    this.freeRun.stop();
     const session = new GdbSession(this.vm, this.target, this.run, this.packetSize, io, {
       trace: this.trace,
       onGuestExit: (status) => this.reportExit({ kind: 'exit', status }),
       onKill: () => this.reportExit({ kind: 'killed' }),
+      onDetach: () => { this.detachedByGdb = session; },
+      log: (line) => this.log(line),
     });
     this.session = session;
     onData((b) => session.onData(b));
@@ -161,8 +182,14 @@ class Server extends EventEmitter implements GdbServer {
       this.session = undefined;
       this.emit('disconnect');
       // nobody can reconnect to stdio
-      if (this.opts.transport.kind === 'stdio') void this.shutdown(undefined);
+      if (this.opts.transport.kind === 'stdio') {
+        if (!this.isClosed && !this.exitReported) this.log('the debugger went away (stdio); the server ends');
+        void this.shutdown(undefined);
+      }
+      else if (this.detachedByGdb === session && !this.isClosed) this.freeRun.start();
     }
+    if (this.detachedByGdb === session) this.detachedByGdb = undefined;
+    this.admitWaiting();
   }
 
   async listen(): Promise<void> {
@@ -185,6 +212,10 @@ class Server extends EventEmitter implements GdbServer {
       this.port = a.port;
       this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
     } else {
+      // a socket file a live server listens on is not ours to take over
+      if (await probeSocket(t.path)) {
+        throw Object.assign(new Error(`${t.path}: another server is listening on this socket`), { code: 'EADDRINUSE' });
+      }
       removeStaleSocket(t.path);
       const oldMask = process.umask(0o177);
       try {
@@ -204,25 +235,77 @@ class Server extends EventEmitter implements GdbServer {
 
   private onSocket(socket: net.Socket): void {
     socket.setNoDelay(true);
-    socket.on('error', () => { /* reported through 'close' */ });
-    const session = this.attach(
-      { write: (b) => { if (!socket.destroyed) socket.write(b); }, end: () => socket.end() },
-      (h) => socket.on('data', h),
-    );
-    if (!session) {
-      this.log('refusing a second debugger connection (one gdb at a time)');
-      socket.destroy();
+    socket.on('error', () => { /* the session ends below */ });
+    if (this.session) {
+      this.waitForTurn(socket);
       return;
     }
-    socket.on('close', () => this.detachSession(session));
+    const session = this.attach({
+      write: (b) => socket.destroyed || socket.write(b),
+      end: () => socket.end(),
+      setReading: (on) => { if (on) socket.resume(); else socket.pause(); },
+    }, (h) => socket.on('data', h));
+    if (!session) {
+      this.refuse(socket);
+      return;
+    }
+    this.socket = socket;
+    socket.on('drain', () => session.onWritable());
+    // free the session as soon as the peer is gone, not only once the socket has closed
+    const gone = (): void => {
+      if (this.socket === socket) this.socket = undefined;
+      this.detachSession(session);
+    };
+    socket.on('end', gone);
+    socket.on('error', gone);
+    socket.on('close', gone);
+  }
+
+  /**
+   * A connection while a session is active: the previous gdb may have hung up a moment ago
+   * with its end not yet read (a quick reconnect). It gets the place if that session ends
+   * within RECONNECT_GRACE_MS, else it is refused. One waits at a time.
+   */
+  private waitForTurn(socket: net.Socket): void {
+    if (this.waiting) {
+      this.refuse(socket);
+      return;
+    }
+    const timer = setTimeout(() => {
+      if (this.waiting?.socket !== socket) return;
+      this.waiting = undefined;
+      this.refuse(socket);
+    }, RECONNECT_GRACE_MS);
+    this.waiting = { socket, timer };
+    socket.once('close', () => {
+      if (this.waiting?.socket !== socket) return;
+      clearTimeout(timer);
+      this.waiting = undefined;
+    });
+  }
+
+  private refuse(socket: net.Socket): void {
+    this.log('refusing a second debugger connection (one gdb at a time)');
+    socket.destroy();
+  }
+
+  /** The session ended: a connection that waited for its turn gets it. */
+  private admitWaiting(): void {
+    const w = this.waiting;
+    if (!w || this.session || this.isClosed) return;
+    this.waiting = undefined;
+    clearTimeout(w.timer);
+    if (!w.socket.destroyed) this.onSocket(w.socket);
   }
 
   private serveStdio(input: Readable, output: Writable): void {
-    const session = this.attach(
-      { write: (b) => { output.write(b); }, end: () => { /* stdout stays open for the process */ } },
-      (h) => input.on('data', h),
-    );
+    const session = this.attach({
+      write: (b) => output.write(b),
+      end: () => { /* stdout stays open for the process */ },
+      setReading: (on) => { if (on) input.resume(); else input.pause(); },
+    }, (h) => input.on('data', h));
     if (!session) return;
+    output.on('drain', () => session.onWritable());
     const done = (): void => this.detachSession(session);
     input.on('end', done);
     input.on('close', done);
@@ -236,6 +319,12 @@ class Server extends EventEmitter implements GdbServer {
   private async shutdown(status: number | undefined): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.freeRun.stop();
+    if (this.waiting) {
+      clearTimeout(this.waiting.timer);
+      this.waiting.socket.destroy();
+      this.waiting = undefined;
+    }
     if (this.session) this.detachSession(this.session);
     const l = this.listener;
     this.listener = undefined;

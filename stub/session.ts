@@ -21,16 +21,29 @@ import { ResumePlan, RunControl, StopReport } from './run-control';
 import { VmTarget } from './target';
 
 export interface SessionIo {
-  write(data: Buffer): void;
+  /** false when the connection's write buffer is full: wait for onWritable() before more. */
+  write(data: Buffer): boolean;
   /** Ends the connection (after pending writes). */
   end(): void;
+  /** Stop / start reading from the connection (backpressure); absent = cannot. */
+  setReading?(on: boolean): void;
 }
 
 export interface SessionHooks {
   trace?: (line: string) => void;
   onGuestExit(status: number): void;
   onKill(): void;
+  /** gdb sent D (detach): the server lets the guest run on once the connection is gone. */
+  onDetach?(): void;
+  /** Diagnostics for the server's log. */
+  log?(line: string): void;
 }
+
+/**
+ * Bytes of packets held back (while the VM runs or while gdb is not reading our replies)
+ * before the session stops reading the connection: memory stays bounded for any client.
+ */
+export const QUEUE_LIMIT_BYTES = 256 * 1024;
 
 const EXPEDITED = [REGNO_RBP, REGNO_RSP, REGNO_RIP];
 
@@ -41,8 +54,15 @@ export class GdbSession implements SessionContext {
   private noAck = false;
   private lastReply: Buffer | undefined;
   private readonly decoder: PacketDecoder;
-  /** Packets that arrived while the VM ran (gdb should not send any; kept in order). */
+  /**
+   * Packets held back while the VM runs (gdb should send none) or while the connection's
+   * write buffer is full (a client that sends and never reads); handled in order later.
+   */
   private readonly queued: FrameEvent[] = [];
+  private queuedBytes = 0;
+  private writeBlocked = false;
+  private readingPaused = false;
+  private dropped = 0;
   private closed = false;
 
   constructor(
@@ -69,22 +89,48 @@ export class GdbSession implements SessionContext {
       this.run.interrupt();
       return;
     }
-    if (this.run.running && e.kind !== 'ack' && e.kind !== 'nack') {
-      this.queued.push(e);
+    if (e.kind !== 'ack' && e.kind !== 'nack' && (this.run.running || this.writeBlocked || this.queued.length > 0)) {
+      this.hold(e);
       return;
     }
+    this.handleFrame(e);
+  }
+
+  private hold(e: FrameEvent): void {
+    const size = e.kind === 'packet' ? e.body.length + 4 : 4;
+    if (this.queuedBytes + size > QUEUE_LIMIT_BYTES && !this.writeBlocked) {
+      // packets while the guest runs (gdb sends none but 0x03): drop what is over the
+      // bound and keep reading, so that 0x03 and a hang-up are still seen
+      if (this.dropped++ === 0) this.hooks.log?.(`dropping packets sent while the guest runs (over ${QUEUE_LIMIT_BYTES >> 10} KiB held)`);
+      return;
+    }
+    this.queued.push(e);
+    this.queuedBytes += size;
+    // a client that sends and does not read our replies: stop reading until it does
+    if (this.queuedBytes > QUEUE_LIMIT_BYTES) this.setReading(false);
+  }
+
+  private setReading(on: boolean): void {
+    if (this.readingPaused === !on || !this.io.setReading) return;
+    this.readingPaused = !on;
+    this.io.setReading(on);
+  }
+
+  private handleFrame(e: FrameEvent): void {
     switch (e.kind) {
+      case 'interrupt':
+        return;
       case 'ack':
         return;
       case 'nack':
         if (!this.noAck && this.lastReply) {
           this.trace('<- - (resend)');
-          this.io.write(this.lastReply);
+          this.write(this.lastReply);
         }
         return;
       case 'oversized':
         this.trace('<- (oversized packet dropped)');
-        if (!this.noAck) this.io.write(Buffer.from('+'));
+        if (!this.noAck) this.write(Buffer.from('+'));
         this.send(ERR_BAD_PACKET);
         return;
       case 'packet': {
@@ -93,10 +139,10 @@ export class GdbSession implements SessionContext {
         if (!this.noAck) {
           if (!e.checksumOk) {
             this.trace('-> - (bad checksum)');
-            this.io.write(Buffer.from('-'));
+            this.write(Buffer.from('-'));
             return;
           }
-          this.io.write(Buffer.from('+'));
+          this.write(Buffer.from('+'));
         }
         this.dispatch(text, e.body);
       }
@@ -150,7 +196,17 @@ export class GdbSession implements SessionContext {
       : encodeReply(reply);
     this.lastReply = buf;
     if (this.hooks.trace) this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
-    this.io.write(buf);
+    this.write(buf);
+  }
+
+  private write(buf: Buffer): void {
+    if (!this.io.write(buf)) this.writeBlocked = true;
+  }
+
+  /** The connection took what we wrote: handle the packets held back meanwhile. */
+  onWritable(): void {
+    this.writeBlocked = false;
+    this.drainQueue();
   }
 
   /** Guest console output while the VM runs, shown by gdb. */
@@ -199,8 +255,15 @@ export class GdbSession implements SessionContext {
   }
 
   private drainQueue(): void {
-    while (this.queued.length > 0 && !this.run.running && !this.closed) {
-      this.onFrame(this.queued.shift()!);
+    while (this.queued.length > 0 && !this.run.running && !this.writeBlocked && !this.closed) {
+      const e = this.queued.shift()!;
+      this.queuedBytes -= e.kind === 'packet' ? e.body.length + 4 : 4;
+      this.handleFrame(e);
+    }
+    if (this.queued.length === 0) {
+      this.queuedBytes = 0;
+      this.dropped = 0;
+      this.setReading(true);
     }
   }
 
@@ -232,6 +295,7 @@ export class GdbSession implements SessionContext {
 
   detach(): void {
     this.target.detach();
+    this.hooks.onDetach?.();
   }
 
   kill(): void {

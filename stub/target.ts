@@ -5,7 +5,7 @@
  * session: detach() puts the VM back as it was without the debugger.
  */
 import { u64, U64 } from '../vmm/u64';
-import { DebuggerSlot, VmApi } from '../vmm/api/vm-api';
+import { DebuggerSlot, VmApi, VmApiError } from '../vmm/api/vm-api';
 import {
   DregSlot, DregState, emptyDregState, insertRegion, removeRegion, SlotType,
 } from './dregs';
@@ -99,38 +99,64 @@ export class VmTarget {
     return out;
   }
 
-  /** P: false when the register number or size is wrong (then nothing changed). */
-  writeRegister(vcpu: number, regno: number, value: Uint8Array): boolean {
+  /**
+   * P: undefined when written; else why not (a wrong number or size, or a value the VM
+   * refuses), and then nothing changed.
+   */
+  writeRegister(vcpu: number, regno: number, value: Uint8Array): string | undefined {
     const r = REMOTE_REGS[regno];
-    if (!r || !this.validVcpu(vcpu) || value.length !== r.size) return false;
-    this.writeReg(vcpu, r, value, true);
-    return true;
+    if (!r || !this.validVcpu(vcpu)) return `no register ${regno.toString(16)}`;
+    if (value.length !== r.size) return `${r.name} is ${r.size} bytes, not ${value.length}`;
+    return this.writeRegs(vcpu, [[r, value]], true);
   }
 
-  /** G: a block of any register-boundary length (gdb may send all of it). */
-  writeAllRegisters(vcpu: number, block: Uint8Array): boolean {
-    if (!this.validVcpu(vcpu)) return false;
+  /**
+   * G: a block of any register-boundary length (gdb may send all of it). All or nothing:
+   * when the VM refuses one value, the registers written before it get their old values back.
+   */
+  writeAllRegisters(vcpu: number, block: Uint8Array): string | undefined {
+    if (!this.validVcpu(vcpu)) return `no vCPU ${vcpu}`;
     const regs = REMOTE_REGS.filter((r) => r.offset + r.size <= block.length);
     const end = regs.length === 0 ? 0 : regs[regs.length - 1].offset + regs[regs.length - 1].size;
-    if (end !== block.length) return false;
+    if (end !== block.length) return `a G block of ${block.length} bytes ends inside a register`;
     // Only registers whose value changes are written: a G that round-trips g has no effect.
-    for (const r of regs) this.writeReg(vcpu, r, block.subarray(r.offset, r.offset + r.size), false);
-    return true;
+    return this.writeRegs(vcpu, regs.map((r) => [r, block.subarray(r.offset, r.offset + r.size)]), false);
   }
 
-  private writeReg(vcpu: number, r: RemoteReg, value: Uint8Array, always: boolean): void {
+  private writeRegs(vcpu: number, writes: Array<[RemoteReg, Uint8Array]>, always: boolean): string | undefined {
+    const done: Array<[RemoteReg, Uint8Array]> = [];
+    for (const [r, value] of writes) {
+      const old = this.readReg(vcpu, r);
+      if (!always && sameBytes(old, value)) continue;
+      const refused = this.writeReg(vcpu, r, value);
+      if (refused !== undefined) {
+        for (const [dr, dv] of done.reverse()) this.writeReg(vcpu, dr, dv);
+        return refused;
+      }
+      done.push([r, old]);
+    }
+    return undefined;
+  }
+
+  private writeReg(vcpu: number, r: RemoteReg, value: Uint8Array): string | undefined {
     if (r.source.kind === 'shadow') {
       this.shadows[vcpu][r.source.index] = value.slice();
-      return;
+      return undefined;
     }
-    if (!always && sameBytes(this.readReg(vcpu, r), value)) return;
+    if (r.readOnly) return `${r.name} is read-only through the debugger (${r.readOnly})`;
     let v = leToU64(value);
     if (r.size === 4) {
       // eflags and selectors are 32 bits wide in gdb's view; keep the VM's upper half
       const cur = this.vm.getRegister(vcpu, r.source.name);
       v = u64(v.lo, cur.hi);
     }
-    this.vm.setRegister(vcpu, r.source.name, v);
+    try {
+      this.vm.setRegister(vcpu, r.source.name, v);
+    } catch (e) {
+      if (!(e instanceof VmApiError)) throw e;
+      return e.message.startsWith(r.source.name) ? e.message : `${r.name}: ${e.message}`;
+    }
+    return undefined;
   }
 
   getPc(vcpu: number): bigint {

@@ -6,7 +6,8 @@
  */
 import { U64 } from './u64';
 
-export type BackendName = 'vmx' | 'svm';
+/** vmx / svm: our simulated hardware; kvm: the host's real /dev/kvm (vmm/kvm). */
+export type BackendName = 'vmx' | 'svm' | 'kvm';
 
 /** One debugger-owned hardware breakpoint slot (the effective-state layer). */
 export interface DebuggerSlot {

@@ -1,5 +1,6 @@
 /** Connection-level packets: qSupported, vMustReplyEmpty, QStartNoAckMode, ?, qAttached, qTStatus, D, k. */
 import { parseSupported } from '../commands/query';
+import { SLOT_COUNT } from '../dregs';
 import { EMPTY, HandlerResult, SessionContext } from './context';
 
 export function handleBase(ctx: SessionContext, p: string): HandlerResult | undefined {
@@ -13,6 +14,8 @@ export function handleBase(ctx: SessionContext, p: string): HandlerResult | unde
     case '?': return ctx.currentStopReply();
     case 'qAttached': return '1';
     case 'qTStatus': return EMPTY;
+    // lldb asks how many watchpoints it may set: the four debug-register slots
+    case 'qWatchpointSupportInfo': case 'qWatchpointSupportInfo:': return `num:${SLOT_COUNT};`;
     case 'D': ctx.detach(); return 'OK';
     case 'k': ctx.kill(); return 'async';
   }

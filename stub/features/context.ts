@@ -39,3 +39,12 @@ export function vcpuOf(ctx: SessionContext, t: ThreadId): number | undefined {
   const v = t - 1;
   return ctx.target.validVcpu(v) ? v : undefined;
 }
+
+/**
+ * `E.text`: an error reply gdb shows with its reason ("remote failure reply 'E.…'"). The
+ * text keeps to printable ASCII without the framing characters.
+ */
+export function errorText(why: string | undefined): string | undefined {
+  if (why === undefined) return undefined;
+  return 'E.' + why.replace(/[^ -~]|[#$}*]/g, '?');
+}

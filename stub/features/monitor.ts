@@ -24,9 +24,32 @@ function describeSlots(ctx: SessionContext): string[] {
   return lines;
 }
 
-function run(ctx: SessionContext, text: string): string[] | undefined {
+const HOST_SCENARIO_MEANING: Record<string, string> = {
+  'idle': 'the host never touches its own debug registers',
+  'host-watch': 'a host thread with its own hardware watchpoints is switched in on preemption and I/O exits',
+  'kdb-step': 'a host kernel debugger single-steps the VM-entry path (host TF set)',
+  'kdb-determined': 'a determined host debugger: a breakpoint after the guest DR6 load, then single-stepping',
+};
+
+/** Largest argument count of each command (only `dr` takes one). */
+const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0 };
+
+/** The output lines, or an error (gdb shows it as the command's error). */
+type MonitorResult = { lines: string[] } | { error: string };
+
+function run(ctx: SessionContext, text: string): MonitorResult {
   const words = text.trim().split(/\s+/).filter((w) => w.length > 0);
   const cmd = words[0] ?? 'help';
+  const max = MAX_ARGS[cmd];
+  if (max === undefined) return { error: `unknown monitor command "${cmd}"; "monitor help" lists them` };
+  if (words.length - 1 > max) {
+    return { error: `monitor ${cmd} takes ${max === 0 ? 'no arguments' : `at most ${max} argument`}, not "${words.slice(1).join(' ')}"` };
+  }
+  const lines = runCommand(ctx, cmd, words);
+  return 'error' in lines ? lines : { lines };
+}
+
+function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[] | { error: string } {
   switch (cmd) {
     case 'help':
       return HELP;
@@ -34,7 +57,9 @@ function run(ctx: SessionContext, text: string): string[] | undefined {
       let vcpus = [...Array(ctx.vm.vcpuCount).keys()];
       if (words[1] !== undefined) {
         const v = Number(words[1]);
-        if (!ctx.target.validVcpu(v)) return [`dr: no vCPU ${words[1]} (this VM has ${ctx.vm.vcpuCount})`];
+        if (!/^\d+$/.test(words[1]) || !ctx.target.validVcpu(v)) {
+          return { error: `monitor dr: no vCPU ${words[1]} (this VM has ${ctx.vm.vcpuCount}: 0-${ctx.vm.vcpuCount - 1})` };
+        }
         vcpus = [v];
       }
       const out: string[] = [];
@@ -57,11 +82,14 @@ function run(ctx: SessionContext, text: string): string[] | undefined {
       return [`${leaks.length} debug-state leak(s):`, ...leaks.map((l) =>
         `  transition ${l.transition} vCPU ${l.vcpu} at ${l.when}: ${l.register} expected ${l.expected} actual ${l.actual} (${l.side} value leaked)`)];
     }
-    case 'host':
-      return [`host scenario: ${ctx.vm.hostScenario ?? 'not reported by this VM'}`, `backend: ${ctx.vm.backend}`,
-        `host watchpoint hits so far: ${ctx.vm.stats().hostWatchHits}`];
+    case 'host': {
+      const scenario = ctx.vm.hostScenario;
+      const meaning = scenario === undefined ? 'not reported by this VM' : `${scenario}: ${HOST_SCENARIO_MEANING[scenario] ?? 'see --help'}`;
+      const hits = scenario === 'host-watch' ? [`host watchpoint hits so far: ${ctx.vm.stats().hostWatchHits}`] : [];
+      return [`host scenario ${meaning}`, `backend: ${ctx.vm.backend}`, ...hits];
+    }
     default:
-      return undefined;
+      return HELP;
   }
 }
 
@@ -69,18 +97,20 @@ export function handleMonitor(ctx: SessionContext, p: string): HandlerResult | u
   if (!p.startsWith('qRcmd,')) return undefined;
   const text = parseMonitor(p);
   if (text === undefined) return ERR_BAD_PACKET;
-  let lines: string[] | undefined;
+  let result: MonitorResult;
   try {
-    lines = run(ctx, text);
+    result = run(ctx, text);
   } catch (e) {
-    lines = [`monitor ${text}: ${e instanceof Error ? e.message : String(e)}`];
+    result = { error: `monitor ${text.trim()}: ${e instanceof Error ? e.message : String(e)}` };
   }
-  if (!lines) lines = [`unknown monitor command "${text.trim()}"; try "monitor help"`];
-  const output = lines.join('\n') + '\n';
+  // gdb 13 shows no E.text for qRcmd: the reason goes out as output, then an error reply
+  // makes the command fail ("Protocol error with Rcmd"), so a script stops there
+  const failed = 'error' in result;
+  const output = ('error' in result ? [result.error] : result.lines).join('\n') + '\n';
   // O packets of at most a quarter of the packet size each
   const chunk = Math.max(16, Math.floor(ctx.packetSize / 4));
   const replies: string[] = [];
   for (let i = 0; i < output.length; i += chunk) replies.push('O' + textToHex(output.slice(i, i + chunk)));
-  replies.push('OK');
+  replies.push(failed ? ERR_BAD_PACKET : 'OK');
   return replies;
 }

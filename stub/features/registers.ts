@@ -1,7 +1,7 @@
 /** g, G, p, P over the register layout of target.xml. */
 import { parseReadRegister, parseWriteAllRegisters, parseWriteRegister } from '../commands/registers';
 import { bytesToHex } from '../protocol/hex';
-import { ERR_BAD_PACKET, ERR_FAILED, HandlerResult, SessionContext } from './context';
+import { ERR_BAD_PACKET, ERR_FAILED, errorText, HandlerResult, SessionContext } from './context';
 
 export function handleRegisters(ctx: SessionContext, p: string): HandlerResult | undefined {
   switch (p[0]) {
@@ -11,7 +11,7 @@ export function handleRegisters(ctx: SessionContext, p: string): HandlerResult |
     case 'G': {
       const block = parseWriteAllRegisters(p);
       if (!block) return ERR_BAD_PACKET;
-      return ctx.target.writeAllRegisters(ctx.gVcpu, block) ? 'OK' : ERR_FAILED;
+      return errorText(ctx.target.writeAllRegisters(ctx.gVcpu, block)) ?? 'OK';
     }
     case 'p': {
       const cmd = parseReadRegister(p);
@@ -22,7 +22,7 @@ export function handleRegisters(ctx: SessionContext, p: string): HandlerResult |
     case 'P': {
       const cmd = parseWriteRegister(p);
       if (!cmd) return ERR_BAD_PACKET;
-      return ctx.target.writeRegister(ctx.gVcpu, cmd.regno, cmd.value) ? 'OK' : ERR_FAILED;
+      return errorText(ctx.target.writeRegister(ctx.gVcpu, cmd.regno, cmd.value)) ?? 'OK';
     }
   }
   return undefined;

@@ -35,7 +35,20 @@ export function handleThreads(ctx: SessionContext, p: string): HandlerResult | u
     if (t === undefined || typeof t !== 'number') return ERR_BAD_PACKET;
     const v = vcpuOf(ctx, t);
     if (v === undefined) return ERR_BAD_PACKET;
-    return textToHex(`vCPU ${v}, ${ctx.vm.backend}, ${ctx.vm.vcpuState(v)}`);
+    return textToHex(`vCPU ${v}, ${ctx.vm.backend}, ${threadState(ctx.vm.vcpuState(v))}`);
   }
   return undefined;
+}
+
+/**
+ * How `info threads` describes a vCPU. gdb asks only while the VM is stopped (all-stop), so
+ * the VM's 'running' means "stopped by the debugger, ready to run".
+ */
+function threadState(state: string): string {
+  switch (state) {
+    case 'running': return 'stopped';
+    case 'halted': return 'halted (HLT, waiting for an interrupt)';
+    case 'stopped': return 'ended (the VM cannot run on)';
+    default: return state;
+  }
 }

@@ -73,9 +73,9 @@ describe('cli: argument validation', () => {
 
   it('accepts every documented VM option value', () => {
     const o = vmOptionsFromArgs({
-      backend: 'svm', 'dr-switch': 'no-tf-guard', vcpus: '4', mem: '128', 'preempt-every': '1000', 'host-scenario': 'kdb-determined',
+      backend: 'svm', 'dr-switch': 'no-svm-dirty', vcpus: '4', mem: '128', 'preempt-every': '1000', 'host-scenario': 'kdb-determined',
     });
-    expect(o).to.deep.equal({ backend: 'svm', drSwitch: 'no-tf-guard', vcpus: 4, memMiB: 128, preemptEvery: 1000, hostScenario: 'kdb-determined' });
+    expect(o).to.deep.equal({ backend: 'svm', drSwitch: 'no-svm-dirty', vcpus: 4, memMiB: 128, preemptEvery: 1000, hostScenario: 'kdb-determined' });
   });
 
   const badVmmctl: Array<[string, string[], RegExp]> = [

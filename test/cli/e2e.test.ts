@@ -268,6 +268,26 @@ describe('cli end to end (real VM)', function () {
     expect((await second.done).status).to.equal(42);
   });
 
+  it('run interrupted with SIGINT writes --stats and --json, then ends by SIGINT', async () => {
+    const elf = buildSpinGuest(dir);
+    const json = path.join(dir, 'spin.json');
+    const child = spawn(process.execPath, [VMM_GDBSTUB_BIN, 'run', elf, '--stats', '--json', json, '--name', 'spin6'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const ended = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_st, sig) => resolve(sig)));
+    await waitFor(() => fs.existsSync(controlSocketPath('spin6', env)), 10000, 'the control socket');
+    child.kill('SIGINT');
+    expect(await ended).to.equal('SIGINT');
+    expect(stderr).to.match(/run interrupted by SIGINT after \d+ instructions/);
+    expect(stderr).to.match(/instructions retired: +[1-9]/);
+    const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(report.stop).to.deep.equal({ kind: 'interrupted', signal: 'SIGINT' });
+    expect(report.exitStatus).to.equal(130);
+    expect(fs.existsSync(controlSocketPath('spin6', env))).to.equal(false);
+  });
+
   it('SIGTERM removes the control socket', async () => {
     const elf = buildSpinGuest(dir);
     const run = startRun([elf, '--name', 'spin5'], env);
@@ -340,7 +360,7 @@ describe('cli end to end: serve with stock gdb (real VM and stub)', function () 
       await waitFor(() => /waiting for gdb/.test(serveErr), 10000, 'serve to listen');
       const set = await vmmctl(['--vm', 'tcp1', '--set-dr0=0x102020', '--set-dr7=0x400'], env);
       expect(set.status, set.stderr).to.equal(0);
-      const r = await gdbBatch(counter, [`target remote 127.0.0.1:${port}`, 'p/x $dr0', 'set $dr1 = 0x5000', 'detach'], env);
+      const r = await gdbBatch(counter, [`target remote 127.0.0.1:${port}`, 'p/x $dr0', 'set $dr1 = 0x5000', 'disconnect'], env);
       expect(r.out).to.match(/\$1 = 0x102020\n/);
       const get = await vmmctl(['--vm', 'tcp1', '--get-dr1', '--get-rip'], env);
       expect(get.stdout).to.equal('dr1[0]\t0x0000000000005000\nrip[0]\t0x0000000000100000\n');
@@ -349,5 +369,56 @@ describe('cli end to end: serve with stock gdb (real VM and stub)', function () 
       await ended;
     }
     expect(fs.existsSync(controlSocketPath('tcp1', env))).to.equal(false);
+  });
+
+  it('unix: a live server\'s socket is not taken over (135); detach lets the guest run to its end; kill says why serve ends', async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, 'vm.sock');
+    const start = () => {
+      const child = spawn(process.execPath, [VMM_GDBSTUB_BIN, 'serve', counter, '--gdb', `unix:${sock}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      let out = '';
+      child.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+      child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+      const done = new Promise<number | null>((resolve) => child.on('close', (st) => resolve(st)));
+      return { child, done, err: () => err, out: () => out };
+    };
+    const first = start();
+    try {
+      await waitFor(() => /waiting for gdb/.test(first.err()), 10000, 'serve to listen');
+      const second = start();
+      expect(await second.done).to.equal(EXIT.IN_USE);
+      expect(second.err()).to.contain(`unix:${sock} is already in use`);
+      expect(fs.existsSync(sock)).to.equal(true);
+      // the first server still serves: gdb stops in the guest, then detaches: the guest runs to its end
+      const r = await gdbBatch(counter, [`target remote ${sock}`, 'break update_globals', 'continue', 'detach'], env);
+      expect(r.out).to.match(/Breakpoint 1, update_globals/);
+      expect(await first.done).to.equal(0);
+      expect(first.out()).to.match(/counter: done/);
+      expect(first.err()).to.contain('the guest ended (exit status 0) with no debugger attached; the server ends');
+      // kill: serve says why it ends
+      const third = start();
+      await waitFor(() => /waiting for gdb/.test(third.err()), 10000, 'serve to listen');
+      await gdbBatch(counter, [`target remote ${sock}`, 'kill'], env);
+      expect(await third.done).to.equal(0);
+      expect(third.err()).to.contain('gdb killed the VM (kill); the server ends');
+    } finally {
+      first.child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('unix: a socket in a missing directory says so (135)', async () => {
+    const r = await runNode(VMM_GDBSTUB_BIN, ['serve', counter, '--gdb', 'unix:/nonexistent/dir/s.sock'], { env });
+    expect(r.status).to.equal(EXIT.IN_USE);
+    expect(r.stderr).to.equal('vmm-gdbstub: cannot listen on unix:/nonexistent/dir/s.sock: directory /nonexistent/dir does not exist\n');
+  });
+
+  it('--version of both tools', async () => {
+    for (const bin of [VMM_GDBSTUB_BIN, VMMCTL_BIN]) {
+      const r = await runNode(bin, ['--version'], { env });
+      expect(r.status).to.equal(0);
+      expect(r.stdout).to.match(/^(vmm-gdbstub|vmmctl) \d+\.\d+\.\d+\n$/);
+    }
   });
 });

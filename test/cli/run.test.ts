@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { vmmGdbstubMain } from '../../cli/main';
 import { EXIT } from '../../cli/exit-codes';
 import { VmStop } from '../../vmm/api/vm-api';
@@ -174,5 +175,72 @@ describe('cli: vmm-gdbstub run (fake VM)', () => {
     const status = await vmmGdbstubMain(['run', elf], out, fakeDeps(() => { throw new Error('simulator bug'); }));
     expect(status).to.equal(EXIT.INTERNAL);
     expect(out.err).to.match(/^vmm-gdbstub: internal error: Error: simulator bug/);
+  });
+
+  it('a device or a FIFO is refused at once (129), not read forever', async function () {
+    this.timeout(10000);
+    const out = capture();
+    expect(await vmmGdbstubMain(['run', '/dev/zero'], out, fakeDeps(exitAfter(5, 0)))).to.equal(EXIT.BAD_ELF);
+    expect(out.err).to.equal('vmm-gdbstub: cannot read guest /dev/zero: not a regular file (a device, FIFO or socket cannot hold a guest ELF) (see --help)\n'.replace(' (see --help)', ''));
+    const fifo = path.join(dir, 'guest.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const out2 = capture();
+    expect(await vmmGdbstubMain(['run', fifo], out2, fakeDeps(exitAfter(5, 0)))).to.equal(EXIT.BAD_ELF);
+    expect(out2.err).to.contain('not a regular file');
+  });
+
+  it('a guest file larger than guest RAM is refused (129) without reading it whole', async () => {
+    const big = path.join(dir, 'big.elf');
+    fs.writeFileSync(big, Buffer.alloc(2 * 1024 * 1024 + 1));
+    const out = capture();
+    expect(await vmmGdbstubMain(['run', '--mem', '2', big], out, fakeDeps(exitAfter(5, 0)))).to.equal(EXIT.BAD_ELF);
+    expect(out.err).to.contain('2097153 bytes, larger than guest RAM (2 MiB)');
+  });
+
+  it('--dr-switch parts of one backend are refused on the other', async () => {
+    for (const [mode, backend, only] of [['no-tf-guard', 'svm', 'vmx'], ['no-svm-dirty', 'vmx', 'svm']]) {
+      const out = capture();
+      const deps = fakeDeps(exitAfter(5, 0));
+      expect(await vmmGdbstubMain(['run', elf, '--dr-switch', mode, '--backend', backend], out, deps)).to.equal(EXIT.USAGE);
+      expect(out.err).to.contain(`--dr-switch ${mode} leaves out a part of the fix that only ${only} has`);
+      expect(deps.created).to.have.length(0);
+    }
+    expect(await vmmGdbstubMain(['run', elf, '--dr-switch', 'no-tf-guard'], capture(), fakeDeps(exitAfter(5, 0)))).to.equal(0);
+  });
+
+  it('an unknown flag is named as such even when it swallowed the guest', async () => {
+    const out = capture();
+    expect(await vmmGdbstubMain(['run', '--bogus', elf], out, fakeDeps(exitAfter(5, 0)))).to.equal(EXIT.USAGE);
+    expect(out.err).to.equal('vmm-gdbstub: Unknown argument: bogus (see --help)\n');
+    const out2 = capture();
+    expect(await vmmGdbstubMain(['run'], out2, fakeDeps(exitAfter(5, 0)))).to.equal(EXIT.USAGE);
+    expect(out2.err).to.equal('vmm-gdbstub: missing the guest ELF file (see --help)\n');
+  });
+
+  it('--version prints the version', async () => {
+    const out = capture();
+    expect(await vmmGdbstubMain(['--version'], out, fakeDeps(exitAfter(5, 0)))).to.equal(0);
+    expect(out.out).to.match(/^vmm-gdbstub \d+\.\d+\.\d+\n$/);
+  });
+
+  it('SIGINT or SIGTERM ends the run at the next slice and still writes --stats and --json', async () => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const deps = fakeDeps(exitAfter(1e15, 0));
+      const out = capture();
+      const json = path.join(dir, `int-${signal}.json`);
+      let ended: NodeJS.Signals | undefined;
+      out.endBySignal = (s) => { ended = s; };
+      const run = vmmGdbstubMain(['run', elf, '--stats', '--json', json], out, deps);
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(process.pid, signal);
+      const status = await run;
+      expect(status).to.equal(signal === 'SIGINT' ? 130 : 143);
+      expect(ended).to.equal(signal);
+      expect(out.err).to.match(new RegExp(`run interrupted by ${signal} after \\d+ instructions`));
+      expect(out.err).to.contain('instructions retired:');
+      const report = JSON.parse(fs.readFileSync(json, 'utf8'));
+      expect(report.stop).to.deep.equal({ kind: 'interrupted', signal });
+      expect(report.instructions).to.be.greaterThan(0);
+    }
   });
 });

@@ -24,6 +24,12 @@ export interface DiffResult {
 }
 
 const KIND_NAMES = ['step', 'out', 'in', 'int3', 'fault', 'exit', 'max', 'dump'];
+/** MXCSR bits compared: all but the OE, UE and PE flags, which the simulator does not track. */
+const MXCSR_COMPARED = 0xffff & ~0x38;
+
+function xmmHex(x: Uint32Array, r: number): string {
+  return hex64(x[4 * r + 2], x[4 * r + 3]) + hex64(x[4 * r], x[4 * r + 1]).slice(2);
+}
 
 function describe(r: TraceRecord): string {
   const parts: string[] = [];
@@ -46,6 +52,15 @@ export function diffRecords(nat: TraceRecord, sim: TraceRecord, flagMask: number
   const nf = nat.regs[34] & flagMask;
   const sf = sim.regs[34] & flagMask;
   if (nf !== sf) out.push(`rflags&${flagMask.toString(16)} native=${nf.toString(16)} sim=${sf.toString(16)}`);
+  for (let r = 0; r < 16; r++) {
+    const k = 4 * r;
+    if (nat.xmm[k] !== sim.xmm[k] || nat.xmm[k + 1] !== sim.xmm[k + 1] || nat.xmm[k + 2] !== sim.xmm[k + 2] || nat.xmm[k + 3] !== sim.xmm[k + 3]) {
+      out.push(`xmm${r} native=${xmmHex(nat.xmm, r)} sim=${xmmHex(sim.xmm, r)}`);
+    }
+  }
+  if ((nat.mxcsr & MXCSR_COMPARED) !== (sim.mxcsr & MXCSR_COMPARED)) {
+    out.push(`mxcsr&${MXCSR_COMPARED.toString(16)} native=${nat.mxcsr.toString(16)} sim=${sim.mxcsr.toString(16)}`);
+  }
   return out.join(', ');
 }
 

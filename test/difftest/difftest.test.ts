@@ -8,9 +8,11 @@ import { DiffResult, diffRun } from './compare';
 import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
+import { fpmathSpec, sseEdgeSpecs, sseFaultSpecs } from './sse-corpus';
 import { CpuClass, loadCpuClass } from './sim';
 
 const WORKLOAD_STEPS = 25000;
+const FPMATH_STEPS = 30000;
 
 describe('differential test against the real CPU (ptrace single-step)', function () {
   this.timeout(120000);
@@ -41,6 +43,16 @@ describe('differential test against the real CPU (ptrace single-step)', function
     });
   }
 
+  it(`fpmath (default gcc flags: SSE2, doubles): the first ${FPMATH_STEPS} instructions, XMM and MXCSR compared too`, async function () {
+    await check(this, fpmathSpec(FPMATH_STEPS), ['max']);
+  });
+
+  for (const spec of sseEdgeSpecs(1)) {
+    it(`SSE/SSE2 edge cases: ${spec.name}`, async function () {
+      await check(this, spec, ['int3']);
+    });
+  }
+
   for (const spec of edgeCaseSpecs(1)) {
     it(`edge cases: ${spec.name}`, async function () {
       const r = await check(this, spec, ['int3']);
@@ -54,7 +66,7 @@ describe('differential test against the real CPU (ptrace single-step)', function
     });
   }
 
-  for (const spec of faultSpecs()) {
+  for (const spec of [...faultSpecs(), ...sseFaultSpecs()]) {
     it(`faulting instruction: ${spec.name}`, async function () {
       await check(this, spec, ['fault']);
     });

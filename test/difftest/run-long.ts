@@ -1,12 +1,13 @@
 /**
  * npm run difftest: the long differential run. Whole workload guests (-O0, -O1, -O2, -Os, to
- * their exit), the edge cases at 4x the bounded run's size and 40 random instruction
+ * their exit), the whole fpmath guest, the SSE edge cases, the edge cases at 4x the bounded run's size and 40 random instruction
  * sequences (DIFFTEST_SEED=n repeats a run's). Exit status 1 on a mismatch.
  */
 import { diffRun } from './compare';
 import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { loadCpuClass } from './sim';
+import { fpmathSpec, sseEdgeSpecs, sseFaultSpecs } from './sse-corpus';
 
 async function main(): Promise<number> {
   const Cpu = loadCpuClass();
@@ -16,7 +17,7 @@ async function main(): Promise<number> {
   }
   const seed = process.env.DIFFTEST_SEED ? BigInt(process.env.DIFFTEST_SEED) : BigInt(Date.now());
   console.log(`random sequences: seed ${seed} (DIFFTEST_SEED=${seed} repeats them)`);
-  const specs = [...['O2', 'O0', 'O1', 'Os'].map((o) => workloadSpec(`workload-${o}`)), ...edgeCaseSpecs(4), ...faultSpecs(), ...randomSpecs(40, 5000, seed)];
+  const specs = [...['O2', 'O0', 'O1', 'Os'].map((o) => workloadSpec(`workload-${o}`)), fpmathSpec(), ...edgeCaseSpecs(4), ...sseEdgeSpecs(4), ...faultSpecs(), ...sseFaultSpecs(), ...randomSpecs(40, 5000, seed)];
   let failed = 0;
   for (const spec of specs) {
     const t0 = Date.now();

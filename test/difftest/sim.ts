@@ -7,6 +7,7 @@ import * as path from 'path';
 import { CpuExit } from '../../vmm/cpu/cpu-exit';
 import { GprIndex, GuestCpu } from '../../vmm/cpu/guest-cpu';
 import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
+import { FpuState } from '../../vmm/cpu/fpu-state';
 import { GuestMemory } from '../../vmm/memory';
 import { RunSpec } from './run-spec';
 import { Kind, TraceRecord } from './trace-format';
@@ -26,7 +27,7 @@ export function loadCpuClass(): CpuClass | undefined {
 }
 
 /** Linux signal the native process gets for an exception vector (for comparing faults). */
-const SIGNAL_OF_VECTOR: Record<number, number> = { 0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 12: 11, 13: 11, 14: 11, 16: 8, 17: 7 };
+const SIGNAL_OF_VECTOR: Record<number, number> = { 0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 12: 11, 13: 11, 14: 11, 16: 8, 17: 7, 19: 8 };
 const MAX_REP_ITERATIONS = 1 << 24;
 
 export class SimRunner {
@@ -50,6 +51,14 @@ export class SimRunner {
     this.cpu.setReg('rip', split(spec.regs.rip ?? 0));
     // The guest ABI starts with IF=0; the native process always has IF=1 (not compared).
     this.cpu.setReg('rflags', split(BigInt(spec.regs.rflags ?? 0) | 2n));
+    // SSE on, as in a Linux process (CR4.OSFXSR | OSXMMEXCPT); XMM zero, MXCSR 0x1F80.
+    const cr4 = this.cpu.getReg('cr4');
+    this.cpu.setReg('cr4', { lo: (cr4.lo | 0x600) >>> 0, hi: cr4.hi });
+  }
+
+  /** The simulator's x87/SSE registers (the Cpu is a CpuCore). */
+  fpu(): FpuState | undefined {
+    return (this.cpu as unknown as { fpu?: FpuState }).fpu;
   }
 
   /** Bytes at RIP (zeros past the end of RAM). */
@@ -117,7 +126,9 @@ export class SimRunner {
     regs[33] = rip.hi;
     regs[34] = fl.lo;
     regs[35] = fl.hi;
-    return { kind, auxLo, auxHi, regs };
+    const f = this.fpu();
+    const xmm = f ? f.u32.slice(0, 64) : new Uint32Array(64);
+    return { kind, auxLo, auxHi, regs, xmm, mxcsr: f ? f.mxcsr : 0x1f80 };
   }
 }
 

@@ -10,13 +10,14 @@ export const enum Kind {
   Dump = 7,
 }
 
-export const RECORD_WORDS = 20;
+export const RECORD_WORDS = 53;
 export const RECORD_BYTES = RECORD_WORDS * 8;
 export const REG_NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags'] as const;
 
 /**
  * One record: kind, aux, then 18 registers (16 GPRs in encoding order, RIP, RFLAGS) as
- * lo/hi 32-bit halves: regs[2*i] = lo, regs[2*i+1] = hi.
+ * lo/hi 32-bit halves: regs[2*i] = lo, regs[2*i+1] = hi; then XMM0-15 (4 dwords each) and
+ * MXCSR.
  */
 export interface TraceRecord {
   kind: Kind;
@@ -24,6 +25,9 @@ export interface TraceRecord {
   auxLo: number;
   auxHi: number;
   regs: Uint32Array;
+  /** XMM0-15 as 64 dwords (register r lane k at 4*r+k). */
+  xmm: Uint32Array;
+  mxcsr: number;
   /** For DUMP records: the bytes. */
   data?: Uint8Array;
 }
@@ -65,6 +69,9 @@ export class TraceParser {
     const b = this.buf;
     const regs = new Uint32Array(36);
     for (let i = 0; i < 36; i++) regs[i] = b.readUInt32LE(off + 16 + 4 * i);
-    return { kind: b.readUInt32LE(off) as Kind, auxLo: b.readUInt32LE(off + 8), auxHi: b.readUInt32LE(off + 12), regs };
+    const xmm = new Uint32Array(64);
+    for (let i = 0; i < 64; i++) xmm[i] = b.readUInt32LE(off + 160 + 4 * i);
+    const mxcsr = b.readUInt32LE(off + 416);
+    return { kind: b.readUInt32LE(off) as Kind, auxLo: b.readUInt32LE(off + 8), auxHi: b.readUInt32LE(off + 12), regs, xmm, mxcsr };
   }
 }

@@ -9,8 +9,9 @@
  * --max   stop after N records
  * --dump  at the end, append the bytes of [ADDR, ADDR+SIZE) (after a DUMP record)
  *
- * Output (stdout, little-endian): records of 20 u64: kind, aux, rax rcx rdx rbx rsp rbp
- * rsi rdi r8..r15 (encoding order), rip, rflags. Kinds:
+ * Output (stdout, little-endian): records of 53 u64: kind, aux, rax rcx rdx rbx rsp rbp
+ * rsi rdi r8..r15 (encoding order), rip, rflags, xmm0..xmm15 (two u64 each, low first),
+ * mxcsr. The child starts with XMM0-15 zero and MXCSR 0x1F80. Kinds:
  *   0 STEP    one instruction retired (a REP string instruction counts once, all iterations)
  *   1 OUT     an OUT was emulated (aux = port | size << 16 | value << 32), regs after it
  *   2 IN      an IN was emulated (returns all ones; aux = port | size << 16)
@@ -57,8 +58,12 @@ static void die(const char *msg) {
 }
 
 static void emit(int kind, uint64_t aux, const struct user_regs_struct *r) {
-  uint64_t rec[20] = {(uint64_t)kind, aux, r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+  uint64_t rec[53] = {(uint64_t)kind, aux, r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
                       r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip, r->eflags};
+  struct user_fpregs_struct fp;
+  if (ptrace(PTRACE_GETFPREGS, child, 0, &fp) < 0) die("GETFPREGS");
+  memcpy(&rec[20], fp.xmm_space, 256);
+  rec[52] = fp.mxcsr;
   if (fwrite(rec, sizeof rec, 1, stdout) != 1) die("write");
 }
 
@@ -173,6 +178,11 @@ int main(int argc, char **argv) {
   r.eflags = have[17] ? (vals[17] | 0x202) : 0x202; /* IF is always 1 in user mode */
   r.fs_base = 0; /* nothing of the tracer's libc is reachable from the code anyway */
   if (ptrace(PTRACE_SETREGS, child, 0, &r) < 0) die("SETREGS");
+  struct user_fpregs_struct fp;
+  if (ptrace(PTRACE_GETFPREGS, child, 0, &fp) < 0) die("GETFPREGS");
+  memset(fp.xmm_space, 0, sizeof fp.xmm_space);
+  fp.mxcsr = 0x1f80;
+  if (ptrace(PTRACE_SETFPREGS, child, 0, &fp) < 0) die("SETFPREGS");
 
   uint64_t records = 0;
   int done = 0;

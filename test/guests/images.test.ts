@@ -13,7 +13,7 @@ function load(name: string) {
 
 describe('built-in guest images (guests/*.elf)', () => {
   it('exist for every built-in guest and load under the guest ABI', () => {
-    for (const name of ['counter', 'selfwatch', 'workload-O0', 'workload-O1', 'workload-O2', 'workload-Os', 'cpuid-loop', 'stepper']) {
+    for (const name of ['counter', 'selfwatch', 'workload-O0', 'workload-O1', 'workload-O2', 'workload-Os', 'cpuid-loop', 'stepper', 'fpmath']) {
       const img = load(`${name}.elf`);
       expect(img.entry, name).to.equal(0x100000);
       expect(img.symbols.get('main'), name).to.be.a('number');

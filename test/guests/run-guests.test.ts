@@ -26,6 +26,19 @@ function nativeWorkloadOutput(level: string): string {
   }
 }
 
+/** guests/fpmath/fpmath.c built natively with gcc's default flags (-O2, SSE2), its output. */
+function nativeFpmathOutput(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fpmath-native-'));
+  try {
+    const flags = ['-O2', '-ffreestanding', '-fno-pic', '-no-pie', '-mno-red-zone', '-fno-stack-protector', `-I${path.join(GUESTS, 'runtime')}`];
+    execFileSync('gcc', [...flags, '-Dfp_main=workload_main', '-c', path.join(GUESTS, 'fpmath', 'fpmath.c'), '-o', path.join(dir, 'f.o')]);
+    execFileSync('gcc', [...flags, path.join(dir, 'f.o'), path.join(ROOT, 'test', 'difftest', 'native-console.c'), '-o', path.join(dir, 'f')]);
+    return execFileSync(path.join(dir, 'f'), { encoding: 'utf8' });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('built-in guests on the simulated CPU', function () {
   this.timeout(120000);
   let Cpu: CpuClass | undefined;
@@ -45,6 +58,16 @@ describe('built-in guests on the simulated CPU', function () {
       expect(r.status).to.equal(0);
     });
   }
+
+  it('fpmath (default gcc flags: SSE2 doubles, floats, vectorised loops) prints exactly what the native build prints', () => {
+    const expected = nativeFpmathOutput();
+    expect(expected).to.match(/^sqrt2 1\.414214 0x3ff6a09e667f3bcc$/m);
+    expect(expected).to.match(/^total 0x[0-9a-f]+$/m);
+    const r = run('fpmath');
+    expect(r.error, r.error).to.equal(undefined);
+    expect(r.console).to.equal(expected);
+    expect(r.status).to.equal(0);
+  });
 
   it('counter counts to 20 with OUT, CPUID and timer-woken HLT exits, then exits 0', () => {
     const r = run('counter');

@@ -2,6 +2,7 @@ import { CpuExit } from '../../vmm/cpu/cpu-exit';
 import { CpuIntercepts, CpuStateReg, GprIndex, GuestCpu, InjectedEvent } from '../../vmm/cpu/guest-cpu';
 import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
 import { U64 } from '../../vmm/u64';
+import { DR7_RW_ACCESS, DR7_RW_WRITE, dr7SlotEnabled, dr7SlotLen, dr7SlotRw } from '../../vmm/x86/debug-regs';
 
 /** One scripted guest "instruction" of the fake CPU. */
 export type FakeOp =
@@ -88,14 +89,14 @@ export class FakeCpu implements GuestCpu {
     let hit = 0;
     let enabled = false;
     for (let n = 0; n < 4; n++) {
-      const rw = (p.drLo[7] >>> (16 + 4 * n)) & 3;
-      if (rw !== 1 && rw !== 3) continue;
-      const size = [1, 2, 8, 4][(p.drLo[7] >>> (18 + 4 * n)) & 3];
+      const rw = dr7SlotRw(p.drLo[7], n);
+      if (rw !== DR7_RW_WRITE && rw !== DR7_RW_ACCESS) continue;
+      const size = dr7SlotLen(p.drLo[7], n);
       if (p.drHi[n] !== 0) continue;
       const start = (p.drLo[n] & ~(size - 1)) >>> 0;
       if (address < start + size && start < address + len) {
         hit |= 1 << n;
-        if (((p.drLo[7] >>> (2 * n)) & 3) !== 0) enabled = true;
+        if (dr7SlotEnabled(p.drLo[7], n)) enabled = true;
       }
     }
     return { hit, enabled };

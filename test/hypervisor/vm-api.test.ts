@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { VmApiError } from '../../vmm/api/vm-api';
+import { PortDevice } from '../../vmm/devices/device';
 import { FakeOp } from './fake-cpu';
 import { cpuidExits, fakeVm, guestWatch, u } from './helpers';
 
@@ -23,6 +24,54 @@ describe('Vm: guest ABI handled by the hypervisor', () => {
     vm.run([0], 10);
     expect(cpus[0].gpr[0].lo).to.equal(0x123456ff);
     expect(vm.otherPortAccesses()).to.equal(2);
+  });
+
+  it('a device registered on the VM\'s bus gets the I/O exits of its ports with the vCPU; its effects are applied', () => {
+    const seen: string[] = [];
+    const dev: PortDevice = {
+      name: 'probe',
+      portRead: (port, size, vcpu) => { seen.push(`in ${port.toString(16)}/${size} vcpu${vcpu}`); return 0xab; },
+      portWrite: (port, _size, value, vcpu) => {
+        seen.push(`out ${port.toString(16)}=${value.toString(16)} vcpu${vcpu}`);
+        return value === 0x55 ? { kind: 'exit', status: 9 } : null;
+      },
+    };
+    const { vm, cpus } = fakeVm({}, [setRax(0x12345600),
+      { op: 'exit', exit: { kind: 'io', length: 1, port: 0x3f8, size: 1, isIn: true, string: false, rep: false } },
+      setRax(0x1), out(0x3f9), setRax(0x55), out(0x3f8)]);
+    vm.bus.registerPorts(0x3f8, 8, dev);
+    cpus[0].idleCpuid = false;
+    expect(vm.run([0], 10)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 9 });
+    expect(seen).to.deep.equal(['in 3f8/1 vcpu0', 'out 3f9=1 vcpu0', 'out 3f8=55 vcpu0']);
+    expect(vm.otherPortAccesses()).to.equal(0);
+    // MMIO regions registered on the VM's bus land in its memory's map, the one the MMU consults.
+    const lapic = { name: 'mmio-probe', mmioRead: () => 0, mmioWrite: () => null };
+    vm.bus.registerMmio(0xfee00000, 0x1000, lapic);
+    expect(vm.memory.mmio.lookup(0xfee00ff0)?.device).to.equal(lapic);
+  });
+
+  it('a device\'s wake effect lets a halted vCPU with IF=1 and an interrupt pending run again', () => {
+    const { vm, cpus } = fakeVm({ vcpus: 2 }, [{ op: 'fn', fn: (c) => c.setReg('rflags', u(0x202)) }, { op: 'exit', exit: { kind: 'hlt', length: 1 } }]);
+    let wake = true;
+    vm.bus.registerPorts(0x510, 1, {
+      name: 'doorbell',
+      portRead: () => 0,
+      portWrite: () => { cpus[0].interruptPending = true; return wake ? { kind: 'wake' } : null; },
+    });
+    for (const c of cpus) c.idleCpuid = false;
+    expect(vm.run([0], 10)).to.deep.equal({ kind: 'all-halted', vcpu: 0 });
+    cpus[1].script.push(out(0x510));
+    vm.run([1], 10);
+    expect(vm.vcpuState(0)).to.equal('running');
+    // Without the effect the halted vCPU is not looked at again.
+    const again = fakeVm({ vcpus: 2 }, [{ op: 'fn', fn: (c) => c.setReg('rflags', u(0x202)) }, { op: 'exit', exit: { kind: 'hlt', length: 1 } }]);
+    wake = false;
+    again.vm.bus.registerPorts(0x510, 1, { name: 'doorbell', portRead: () => 0, portWrite: () => { again.cpus[0].interruptPending = true; return null; } });
+    for (const c of again.cpus) c.idleCpuid = false;
+    again.vm.run([0], 10);
+    again.cpus[1].script.push(out(0x510));
+    again.vm.run([1], 10);
+    expect(again.vm.vcpuState(0)).to.equal('halted');
   });
 
   it('CPUID: vendor by backend, DE in leaf 1 EDX', () => {
@@ -185,6 +234,24 @@ describe('Vm: debug-register views and the debugger', () => {
     vm.run([0], 10);
     expect([...types].sort()).to.deep.equal(['dr-write', 'exit', 'leak', 'phase']);
   });
+});
+
+describe('Vm: IA32_DEBUGCTL has one write mask (SDM 17.4.1: bits 0, 1, 6-12, 14, 15)', () => {
+  for (const backend of ['vmx', 'svm'] as const) {
+    it(`${backend}: reserved bit 13 (and 2-5) refused for the client and for the guest's WRMSR (#GP); bit 14 accepted`, () => {
+      const { vm, cpus } = fakeVm({ backend }, [
+        { op: 'fn', fn: (c) => { c.setGpr(1, u(0x1d9)); c.setGpr(0, u(0x2000)); c.setGpr(2, u(0)); } },
+        { op: 'exit', exit: { kind: 'wrmsr', length: 2 } },
+      ]);
+      expect(() => vm.setRegister(0, 'debugctl', u(0x2000))).to.throw(VmApiError, /reserved/);
+      expect(() => vm.setRegister(0, 'debugctl', u(0x4))).to.throw(VmApiError, /reserved/);
+      vm.setRegister(0, 'debugctl', u(0x4003));
+      expect(vm.getRegister(0, 'debugctl')).to.deep.equal(u(0x4003));
+      vm.run([0], 5);
+      expect(cpus[0].injected[0]).to.deep.include({ vector: 13, errorCode: 0 });
+      expect(vm.getRegister(0, 'debugctl')).to.deep.equal(u(0x4003));
+    });
+  }
 });
 
 describe('Vm: more than four breakpoints', () => {

@@ -108,15 +108,15 @@ describe('stub with stock gdb (FakeVm)', function () {
     expect(vm.instructions).to.be.greaterThan(10000);
   });
 
-  it('detach, then a new gdb attaches to the same state; monitor commands work', async () => {
+  it('disconnect, then a new gdb attaches to the same state; monitor commands work', async () => {
     await start();
-    await runGdb(target, ['watch *(long*)0x100100', 'continue', 'continue', 'detach']);
+    await runGdb(target, ['watch *(long*)0x100100', 'continue', 'continue', 'disconnect']);
     expect(vm.vcpus[0].slots.every((s) => s === null)).to.equal(true);
     const r = await runGdb(target, ['p *(long*)0x100100', 'monitor help', 'monitor dr', 'monitor vmexits', 'monitor host', 'monitor leaks']);
     expect(r.out).to.contain('$1 = 2');
     expect(r.out).to.contain('monitor commands of vmm-gdbstub');
     expect(r.out).to.contain('debugger slots (stub):');
-    expect(r.out).to.contain('host scenario: idle');
+    expect(r.out).to.contain('host scenario idle: the host never touches its own debug registers');
     expect(r.out).to.contain('no debug-state leaks detected');
   });
 
@@ -140,8 +140,8 @@ describe('stub with stock gdb (FakeVm)', function () {
     await start(2);
     const r = await runGdb(target, ['info threads', `set $pc = 0x${EXIT_CODE.toString(16)}`, 'thread 2',
       `set $pc = 0x${(EXIT_CODE + 0).toString(16)}`, 'continue']);
-    expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, vmx, running\)/);
-    expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, vmx, running\)/);
+    expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, vmx, stopped\)/);
+    expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, vmx, stopped\)/);
     expect(r.out).to.contain('exited with code 07');
     expect(await server.guestExit).to.deep.equal({ kind: 'exit', status: 7 });
   });
@@ -204,5 +204,60 @@ describe('stub with stock gdb (FakeVm)', function () {
       err = e as Error;
     }
     expect(err?.message).to.match(/non-loopback/);
+  });
+
+  it('detach lets the guest run on without the debugger; the next gdb stops it again', async () => {
+    await start();
+    const r = await runGdb(target, [`watch *(long*)0x${COUNTER.toString(16)}`, 'break *0x10000e', 'continue', 'detach']);
+    expect(r.out).to.contain('Hardware watchpoint 1');
+    expect(r.out).to.contain('[Inferior 1 (Remote target) detached]');
+    const n = vm.instructions;
+    await new Promise((res) => setTimeout(res, 200));
+    expect(vm.instructions, 'the guest runs on after detach').to.be.greaterThan(n + 100);
+    // the debugger's traces are gone, the guest's own code is intact
+    expect(vm.vcpus[0].slots.every((x) => x === null)).to.equal(true);
+    expect(vm.mem[0x10000e]).to.equal(0x90);
+    expect(vm.getCapability(0, 'intercept-bp')).to.equal(false);
+    expect(vm.getCapability(0, 'intercept-db')).to.equal(false);
+    // a new gdb stops it where it is, and it stays stopped while gdb looks
+    const r2 = await runGdb(target, ['p/x $pc', 'p/x *(long*)0x100100', 'shell sleep 0.3', 'p/x *(long*)0x100100', 'disconnect']);
+    expect(r2.out).to.match(/\$1 = 0x1000[0-3][0-9a-f]/);
+    const counts = [...r2.out.matchAll(/\$[23] = (0x[0-9a-f]+)/g)].map((x) => x[1]);
+    expect(counts).to.have.length(2);
+    expect(counts[0], 'stopped while gdb is attached').to.equal(counts[1]);
+    const m = vm.instructions;
+    await new Promise((res) => setTimeout(res, 100));
+    expect(vm.instructions, 'a dropped connection leaves it stopped').to.equal(m);
+  });
+
+  it('gdb quitting while stopped (end of a batch session) lets the guest run on', async () => {
+    await start();
+    await runGdb(target, ['stepi']);
+    const n = vm.instructions;
+    await new Promise((res) => setTimeout(res, 200));
+    expect(vm.instructions).to.be.greaterThan(n + 100);
+  });
+
+  it('error replies carry the reason gdb shows (E.text), and a refused G changes nothing', async () => {
+    await start();
+    const r = await runGdb(target, ['set $rax = 5', 'set $dr7 = 0x100000000401', 'p/x $dr7',
+      'set remote set-register-packet off', 'set $dr7 = 0x100000000401', 'p/x $dr7', 'p $rax', 'disconnect']);
+    expect(r.out).to.contain('Could not write register "dr7"; remote failure reply \'E.dr7: reserved bits 63:32 must be zero\'');
+    expect(r.out).to.contain('Could not write registers; remote failure reply \'E.dr7: reserved bits 63:32 must be zero\'');
+    expect(r.out).to.contain('$1 = 0x400');
+    expect(r.out).to.contain('$2 = 0x400');
+    expect(r.out).to.contain('$3 = 5');
+    expect(vm.getRegister(0, 'dr7').lo).to.equal(0x400);
+  });
+
+  it('monitor: extra words and unknown commands fail with the reason; help and dr N work', async () => {
+    await start(2);
+    const r = await runGdb(target, ['monitor vmexits now', 'monitor bogus', 'monitor dr 7', 'monitor dr 1', 'monitor host', 'disconnect']);
+    expect(r.out).to.contain('monitor vmexits takes no arguments, not "now"');
+    expect(r.out).to.contain('unknown monitor command "bogus"; "monitor help" lists them');
+    expect(r.out).to.contain('monitor dr: no vCPU 7 (this VM has 2: 0-1)');
+    expect(r.out.match(/Protocol error with Rcmd/g) ?? []).to.have.length(3);
+    expect(r.out).to.contain('vCPU 1:');
+    expect(r.out).to.contain('host scenario idle: the host never touches its own debug registers');
   });
 });

@@ -20,7 +20,7 @@ import { VmxBackend } from '../hypervisor/vmx/vmx-backend';
 import { RegName, isRegName } from './registers';
 import { TraceEvent, TraceSink } from './trace';
 import { BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop } from './vm-api';
-import { DR_SWITCH_MODES, HOST_SCENARIOS, VmOptions } from './vm-options';
+import { DR_SWITCH_MODES, HOST_SCENARIOS, HostScenario, VmOptions } from './vm-options';
 
 /** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
 export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
@@ -60,6 +60,7 @@ export class Vm implements VmApi {
   readonly backend: BackendName;
   readonly vcpuCount: number;
   readonly memorySize: number;
+  readonly hostScenario: HostScenario;
   readonly memory: GuestMemory;
   readonly phys = new PhysicalCpu(0);
   readonly host: HostContext;
@@ -76,6 +77,7 @@ export class Vm implements VmApi {
     validateOptions(opts);
     this.backend = opts.backend;
     this.vcpuCount = opts.vcpus;
+    this.hostScenario = opts.hostScenario;
     this.memorySize = opts.memMiB * 1024 * 1024;
     if (this.memorySize < STACK_SIZE * opts.vcpus + 0x1000) throw new VmApiError(`--mem ${opts.memMiB} MiB is too small for ${opts.vcpus} vCPU stacks`);
     this.memory = new GuestMemory(this.memorySize);
@@ -92,9 +94,7 @@ export class Vm implements VmApi {
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
     this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret, (i) => u64ToNumber(this.vcpus[i].cpu.readMsr(MSR_TSC) ?? { lo: 0, hi: 0 }));
-    this.bus = attachDevices(this.devices);
-    // The MMU reaches MMIO devices through the memory's map (the local APIC page).
-    for (const m of this.devices.mmio) this.memory.mmio.register(m.base, m.size, m.device);
+    this.bus = attachDevices(this.devices, this.memory.mmio); // MMIO (the local APIC page) also into the MMU's map
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
       bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,

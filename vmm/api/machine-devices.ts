@@ -8,6 +8,7 @@ import { MmioDevice, PortDevice } from '../devices/device';
 import { ExitPort, PORT_EXIT } from '../devices/exit-port';
 import { GuestTimer, PORT_TIMER, VcpuClock } from '../devices/guest-timer';
 import { PcPlatform } from '../devices/pc-platform';
+import { MmioMap } from '../mmio-map';
 import { VmOptions } from '../vmm-types';
 
 export interface PortAttachment { readonly base: number; readonly count: number; readonly device: PortDevice }
@@ -48,9 +49,9 @@ export function buildDevices(opts: VmOptions, clock: VcpuClock, tsc: VcpuClock =
   };
 }
 
-/** A bus with every device of `devices` registered. */
-export function attachDevices(devices: MachineDevices): DeviceBus {
-  const bus = new DeviceBus();
+/** A bus with every device of `devices` registered; MMIO regions go into `mmio` (the guest memory's map, which the MMU consults). */
+export function attachDevices(devices: MachineDevices, mmio?: MmioMap): DeviceBus {
+  const bus = new DeviceBus(mmio);
   for (const p of devices.ports) bus.registerPorts(p.base, p.count, p.device);
   for (const m of devices.mmio) bus.registerMmio(m.base, m.size, m.device);
   return bus;

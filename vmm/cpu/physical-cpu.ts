@@ -1,4 +1,5 @@
 import { U64 } from '../u64';
+import { DR6_RESERVED1 } from '../x86/debug-regs';
 
 /**
  * The one set of debug state a physical CPU has: DR0-3, DR6, DR7, IA32_DEBUGCTL and the
@@ -27,7 +28,7 @@ export class PhysicalCpu {
   reset(): void {
     this.drLo.fill(0);
     this.drHi.fill(0);
-    this.drLo[6] = 0xffff0ff0;
+    this.drLo[6] = DR6_RESERVED1;
     this.drLo[7] = 0x400;
     this.debugctlLo = 0;
     this.debugctlHi = 0;

@@ -11,7 +11,7 @@ import { S } from './sse-decode';
 import { FpuState, XMM_SRC, XMM_TMP } from './fpu-state';
 import { packedBinary, packedShift, byteShift } from './sse-int';
 import {
-  FOp, fpr, arith64, arith32, sqrt64, sqrt32, approx32, cmpPredicate, anySNaN64, anySNaN32,
+  FOp, fpr, denormal64, denormal32, arith64, arith32, sqrt64, sqrt32, approx32, cmpPredicate, anySNaN64, anySNaN32,
   f64to32, f32to64, toInt, int64ToFloat, IE,
 } from './sse-float';
 import { execFpuState } from './fpu-exec';
@@ -282,11 +282,13 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       if (shape === 0 || shape === 2) {
         for (let k = 0; k < (shape === 0 ? 4 : 1); k++) {
           const t = cmpPredicate(p, f.f32[d * 4 + k], f.f32[r * 4 + k], anySNaN32(f, d * 4 + k, r * 4 + k));
+          denormal32(f, d * 4 + k, r * 4 + k);
           f.u32[T * 4 + k] = t ? 0xffffffff : 0;
         }
       } else {
         for (let k = 0; k < (shape === 1 ? 2 : 1); k++) {
           const t = cmpPredicate(p, f.f64[d * 2 + k], f.f64[r * 2 + k], anySNaN64(f, d * 2 + k, r * 2 + k));
+          denormal64(f, d * 2 + k, r * 2 + k);
           f.u32[T * 4 + 2 * k] = f.u32[T * 4 + 2 * k + 1] = t ? 0xffffffff : 0;
         }
       }
@@ -299,6 +301,7 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       const r = src(c, i, f, dbl ? 8 : 4);
       const x = dbl ? f.f64[d * 2] : f.f32[d * 4], y = dbl ? f.f64[r * 2] : f.f32[r * 4];
       const snan = dbl ? anySNaN64(f, d * 2, r * 2) : anySNaN32(f, d * 4, r * 4);
+      if (dbl) denormal64(f, d * 2, r * 2); else denormal32(f, d * 4, r * 4);
       let bits: number;
       if (x !== x || y !== y) {
         bits = ZF | PF | CF;

@@ -9,7 +9,8 @@
  *
  * MXCSR: the rounding control is honoured by the conversions (to integer and from 64-bit
  * integers); arithmetic rounds to nearest whatever RC says. Exception flags: IE (invalid,
- * incl. SNaN operands), ZE (divide by zero) and DE (denormal operand) are raised; PE, OE,
+ * incl. SNaN operands), ZE (divide by zero) and DE (denormal operand, when no operand is a
+ * NaN) are raised; PE, OE,
  * UE are not tracked. DAZ and FZ are not implemented.
  */
 import { FpuState } from './fpu-state';
@@ -48,6 +49,14 @@ function isDenormal32(f: FpuState, k: number): boolean {
   return (v & 0x7f800000) === 0 && (v & 0x7fffff) !== 0;
 }
 
+/** DE for a denormal operand, unless an operand is a NaN (then IE decides; as hardware does). */
+export function denormal64(f: FpuState, a: number, b: number): void {
+  if ((isDenormal64(f, a) || isDenormal64(f, b)) && !isNaN64(f, a) && !isNaN64(f, b)) fpr.exc |= DE;
+}
+export function denormal32(f: FpuState, a: number, b: number): void {
+  if ((isDenormal32(f, a) || isDenormal32(f, b)) && !isNaN32(f, a) && !isNaN32(f, b)) fpr.exc |= DE;
+}
+
 /** Writes the NaN result of an operation on lanes a (first source) and b (-1: unary). */
 function nan64(f: FpuState, out: number, a: number, b: number): void {
   let src = -1;
@@ -74,7 +83,7 @@ function nan32(f: FpuState, out: number, a: number, b: number): void {
 /** out = a op b on binary64 lanes (out may equal a or b). */
 export function arith64(f: FpuState, op: FOp, out: number, a: number, b: number): void {
   const x = f.f64[a], y = f.f64[b];
-  if (isDenormal64(f, a) || isDenormal64(f, b)) fpr.exc |= DE;
+  denormal64(f, a, b);
   if (op === FOp.MIN || op === FOp.MAX) {
     // MIN/MAX return the second source when either is a NaN or both are zeros.
     if (x !== x || y !== y) fpr.exc |= IE;
@@ -99,7 +108,7 @@ export function arith64(f: FpuState, op: FOp, out: number, a: number, b: number)
 /** out = a op b on binary32 lanes. */
 export function arith32(f: FpuState, op: FOp, out: number, a: number, b: number): void {
   const x = f.f32[a], y = f.f32[b];
-  if (isDenormal32(f, a) || isDenormal32(f, b)) fpr.exc |= DE;
+  denormal32(f, a, b);
   if (op === FOp.MIN || op === FOp.MAX) {
     if (x !== x || y !== y) fpr.exc |= IE;
     const keepA = op === FOp.MIN ? x < y : x > y;

@@ -1,27 +1,24 @@
 /**
  * The device bus of one VM: which device answers an I/O port or a guest-physical MMIO
- * address. Devices register once, when the VM is built (vmm/api/machine-devices.ts);
- * lookups are on the hot path of I/O exits, so a port is one array index and MMIO regions
- * are a short sorted list.
+ * address. Devices register once, when the VM is built (vmm/api/machine-devices.ts).
+ * Ports: one array index per lookup (the I/O-exit handler's hot path). MMIO: the regions go
+ * into the guest memory's MmioMap (vmm/mmio-map.ts), the one registry the MMU consults for
+ * an access outside RAM.
  */
+import { MmioMap, MmioRegion } from '../mmio-map';
 import { AccessSize, DeviceEffect, MmioDevice, PortDevice } from './device';
 
 const PORT_COUNT = 0x10000;
 /** What a read of a port or an address nothing answers returns, by size. */
 const ALL_ONES = [0, 0xff, 0xffff, 0, 0xffffffff];
 
-/** A registered MMIO region [base, base + size). */
-export interface MmioRegion {
-  readonly base: number;
-  readonly size: number;
-  readonly device: MmioDevice;
-}
-
 export class DeviceBus {
   private readonly ports: Array<PortDevice | null> = new Array<PortDevice | null>(PORT_COUNT).fill(null);
-  private readonly regions: MmioRegion[] = [];
   /** Accesses to ports no device claims (reads return all ones, writes are dropped). */
   unclaimedPortAccesses = 0;
+
+  /** `mmio`: the guest memory's map (GuestMemory.mmio), so that the MMU sees what is registered here. */
+  constructor(private readonly mmio: MmioMap = new MmioMap()) {}
 
   /** Claims ports [base, base + count) for `dev`; throws if any of them is taken or out of range. */
   registerPorts(base: number, count: number, dev: PortDevice): void {
@@ -35,18 +32,9 @@ export class DeviceBus {
     for (let p = base; p < base + count; p++) this.ports[p] = dev;
   }
 
-  /** Claims guest-physical [base, base + size) for `dev`; throws on overlap with another region. */
+  /** Claims guest-physical [base, base + size) for `dev`; throws on a bad range or an overlap (nothing registered). */
   registerMmio(base: number, size: number, dev: MmioDevice): void {
-    if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size < 1) {
-      throw new Error(`${dev.name}: bad MMIO region ${base}+${size}`);
-    }
-    for (const r of this.regions) {
-      if (base < r.base + r.size && r.base < base + size) {
-        throw new Error(`${dev.name}: MMIO region 0x${base.toString(16)}+0x${size.toString(16)} overlaps ${r.device.name}`);
-      }
-    }
-    this.regions.push({ base, size, device: dev });
-    this.regions.sort((a, b) => a.base - b.base);
+    this.mmio.register(base, size, dev);
   }
 
   /** The device on `port`, or null. */
@@ -56,16 +44,7 @@ export class DeviceBus {
 
   /** The MMIO region that holds guest-physical `address`, or null. */
   mmioRegion(address: number): MmioRegion | null {
-    for (const r of this.regions) {
-      if (address < r.base) return null;
-      if (address < r.base + r.size) return r;
-    }
-    return null;
-  }
-
-  /** Every registered MMIO region, by base address (for the MMU's map). */
-  mmioRegions(): readonly MmioRegion[] {
-    return this.regions;
+    return this.mmio.lookup(address) ?? null;
   }
 
   /** IN: the device's value, or all ones when no device claims the port. */

@@ -74,7 +74,7 @@ export function mergeDebugState(
     if (o === null) {
       drLo.push(viewLo[p] >>> 0);
       drHi.push(viewHi[p] >>> 0);
-      dr7 |= viewDr7 & (0xf << (16 + 4 * p)); // keep its (disabled) RW/LEN
+      dr7 |= dr7SlotControl(viewDr7, p) << (16 + 4 * p); // keep its (disabled) RW/LEN
     } else if (o.owner === 'guest') {
       const i = o.slot;
       drLo.push(viewLo[i] >>> 0);

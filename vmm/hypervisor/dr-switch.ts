@@ -1,6 +1,6 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
-import { BackendName } from '../vmm-types';
-import { DrSwitchMode } from '../vmm-types';
+import { BackendName, DrSwitchMode } from '../vmm-types';
+import { DR6_RESERVED1 } from '../x86/debug-regs';
 
 /**
  * The debug-register switch of the FreeBSD fix (D13229) as data: vmx_dr_enter_guest /
@@ -23,7 +23,7 @@ export class DrSwitchRegs {
   hostTF = false;
 
   constructor() {
-    this.guestLo[6] = 0xffff0ff0; // vmx_vcpu_init: guest_dr6 = DBREG_DR6_RESERVED1
+    this.guestLo[6] = DR6_RESERVED1; // vmx_vcpu_init: guest_dr6 = DBREG_DR6_RESERVED1
   }
 }
 

@@ -1,6 +1,6 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { HostScenario } from '../vmm-types';
-import { DR6_BS, dr7SlotEnabled, dr7SlotLen, dr7SlotRw } from '../x86/debug-regs';
+import { DR6_BS, DR6_RESERVED1, dr7SlotEnabled, dr7SlotLen, dr7SlotRw } from '../x86/debug-regs';
 import { DrStep, StepObserver } from './dr-switch';
 import { GenericExitKind } from './exit';
 import { DebugState } from './guest-debug-state';
@@ -32,7 +32,7 @@ export class HostContext {
 
   constructor(readonly phys: PhysicalCpu) {
     for (let n = 0; n < 4; n++) this.write(n, STALE_HOST_DR[n], HOST_HI);
-    this.write(6, 0xffff0ff0, 0);
+    this.write(6, DR6_RESERVED1, 0);
     this.write(7, 0x400, 0);
   }
 

@@ -2,6 +2,7 @@
  * A VMCB (APM Vol. 2 15.5 / App. B): the control area fields and state-save area fields
  * that the debug architecture needs, named as in the APM. 64-bit values as 32-bit halves.
  */
+import { DR6_RESERVED1 } from '../../x86/debug-regs';
 
 /** VMCB clean bits (15.15.3). */
 export const VMCB_CLEAN_I = 1 << 0;
@@ -71,7 +72,7 @@ export class VmcbSave {
   /** +160H DR7, +168H DR6. */
   dr7Lo = 0x400;
   dr7Hi = 0;
-  dr6Lo = 0xffff0ff0;
+  dr6Lo = DR6_RESERVED1;
   dr6Hi = 0;
   /** +270H DBGCTL. */
   dbgctlLo = 0;
