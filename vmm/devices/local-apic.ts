@@ -225,6 +225,13 @@ export class LocalApic {
     bitSet(this.isr, vector);
   }
 
+  /** Nothing to fire or deliver (the run loop's fast path: no time needed). */
+  get quiet(): boolean {
+    if (this.nmiPending || this.initPending || this.sipiVector >= 0 || this.timerArmed || this.tscDeadline !== 0) return false;
+    const irr = this.irr;
+    return (irr[0] | irr[1] | irr[2] | irr[3] | irr[4] | irr[5] | irr[6] | irr[7]) === 0;
+  }
+
   get hasNmi(): boolean { return this.nmiPending; }
   get hasInit(): boolean { return this.initPending; }
   get hasSipi(): boolean { return this.sipiVector >= 0; }

@@ -167,6 +167,7 @@ export class Vcpu implements VcpuContext {
       if (canStartFlat32(this.cpu)) { this.awaitingSipi = true; return Infinity; }
       apic.waitingForSipi = false;
     }
+    if (apic.quiet && !(this.index === 0 && apic.lint0ExtInt())) return Infinity;
     const tsc = this.tsc();
     apics.update(this.index, tsc);
     if (!holdInterrupts) {
