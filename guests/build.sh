@@ -54,3 +54,9 @@ build_c stepper -O0 stepper/stepper.S
 # fpmath: its own code with gcc's default x86-64 flags (SSE2 scalar and vector code), still
 # freestanding and static; the runtime keeps the ABI flags. fpstart.S enables SSE.
 GUEST_CFLAGS="${CFLAGS/-mgeneral-regs-only /}" build_c fpmath -O2 fpmath/fpmath.c fpmath/fpstart.S
+# hhkernel: a higher-half kernel with its own page tables, linker script and start-up code
+# (no runtime); -mcmodel=kernel for code linked at 0xffffffff80000000.
+$CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -Wall -Wextra -O1 -mcmodel=kernel -c hhkernel/hhkernel.c -o "$OUT/hhkernel.o"
+$CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -c hhkernel/boot.S -o "$OUT/hhboot.o"
+$CC $CFLAGS_ABI -mcmodel=kernel -T hhkernel/hhkernel.ld -Wl,--build-id=none -o hhkernel.elf "$OUT/hhboot.o" "$OUT/hhkernel.o"
+echo "built guests/hhkernel.elf"

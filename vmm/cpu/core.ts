@@ -73,11 +73,25 @@ export class CpuCore {
   cr8 = 0;
   efer = 0x500; // LME | LMA (SCE off)
   readonly sreg = new Uint16Array([0x10, 0x08, 0x10, 0x10, 0, 0]); // es cs ss ds fs gs
+  /** Segment descriptor caches (es cs ss ds fs gs): base, limit, VMX access rights (segments.ts).
+   *  FS and GS keep their bases in fsBase/gsBase (the effective-address hot path reads those). */
+  readonly segBase = new Uint32Array(6);
+  readonly segLimit = new Uint32Array([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff]);
+  readonly segAttr = new Uint32Array([0xc093, 0xa09b, 0xc093, 0xc093, 0x10000, 0x10000]);
+  /** Task register and LDTR: selector and descriptor cache (base 64-bit as halves). */
+  trSel = 0; trBaseLo = 0; trBaseHi = 0; trLimit = 0; trAttr = 0x10000;
+  ldtrSel = 0; ldtrBaseLo = 0; ldtrBaseHi = 0; ldtrLimit = 0; ldtrAttr = 0x10000;
+  /** SYSCALL/SYSRET MSRs: STAR, LSTAR, CSTAR (halves) and FMASK (low 32 bits). */
+  starLo = 0; starHi = 0;
+  lstarLo = 0; lstarHi = 0;
+  cstarLo = 0; cstarHi = 0;
+  fmask = 0;
   fsBaseLo = 0; fsBaseHi = 0;
   gsBaseLo = 0; gsBaseHi = 0;
   kgsBaseLo = 0; kgsBaseHi = 0;
   idtrBaseLo = 0; idtrBaseHi = 0; idtrLimit = 0xffff;
-  gdtrBaseLo = 0; gdtrBaseHi = 0; gdtrLimit = 0xffff;
+  /** At reset: the built-in read-only boot GDT (segments.ts BOOT_GDT). */
+  gdtrBaseLo = 0xffffd000; gdtrBaseHi = 0x7f; gdtrLimit = 23;
   tscOffset = 0;
   instret = 0;
   /** x87/SSE registers, MXCSR and XCR0 (fpu-state.ts). */

@@ -26,6 +26,7 @@ import { DR6_BS } from '../x86/debug-regs';
 import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
+import { EFER_LMA } from './segments';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -42,6 +43,7 @@ function endsBlock(op: Op): boolean {
     case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
     case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
     case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
+    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.SYSCALL: case Op.SYSRET:
       return true;
     default:
       return false;
@@ -133,14 +135,14 @@ export class Cpu extends CpuCore implements GuestCpu {
   setReg(r: CpuStateReg, v: U64): void {
     const lo = v.lo >>> 0, hi = v.hi >>> 0;
     switch (r) {
-      case 'rip': this.rip = u64ToNumber(v); break;
+      case 'rip': this.rip = (v.hi | 0) * 4294967296 + (v.lo >>> 0); break; // signed: exact in the upper canonical half
       case 'rflags': this.putFlags(lo | 2); this.rflags = (lo | 2) >>> 0; break;
       case 'cr0': this.cr0 = lo; this.pagingChanged(); break;
       case 'cr2': this.cr2Lo = lo; this.cr2Hi = hi; break;
       case 'cr3': this.cr3Lo = lo; this.cr3Hi = hi; this.cr3Loaded(); break;
       case 'cr4': this.cr4 = lo; this.refreshBreakpoints(); this.pagingChanged(); break;
       case 'cr8': this.cr8 = lo & 15; break;
-      case 'efer': this.efer = lo; this.pagingChanged(); break;
+      case 'efer': this.efer = ((lo & ~EFER_LMA) | (this.efer & EFER_LMA)) >>> 0; this.pagingChanged(); break; // LMA follows CR0.PG
       case 'es': this.sreg[0] = lo; break;
       case 'cs': this.sreg[1] = lo; break;
       case 'ss': this.sreg[2] = lo; break;
@@ -529,7 +531,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     const firstRip = this.rip;
     let vec = vector, err = error;
     for (let guard = 0; guard < 4; guard++) {
-      const r = tryDeliver(this, vec, err, retRip, ext, forceRF);
+      const r = tryDeliver(this, vec, err, retRip, ext, forceRF, type === 'sw' || type === 'swexc');
       if (r === DELIVERED) {
         this.halted = false;
         this.shadow = 0;
@@ -546,6 +548,8 @@ export class Cpu extends CpuCore implements GuestCpu {
       }
       const df = (isContributory(vec) || vec === 14) && type === 'hw' && (isContributory(r) || (vec === 14 && r === 14));
       if (df) { vec = 8; err = 0; } else { vec = r; err = nested.error; }
+      // a fault while delivering INT n / INT3 / ICEBP is a fault of that instruction
+      if (type === 'sw' || type === 'swexc' || type === 'priv') retRip = firstRip;
       type = 'hw';
       ext = 1;
       forceRF = true;

@@ -333,6 +333,8 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
     case 0xc6: i.op = Op.MOV_EI; i.size = 1; if (modrm(i) !== 0) i.op = Op.UD; byteRegs(i, true); setImmSigned(i, imm8s()); return;
     case 0xc7: i.op = Op.MOV_EI; if (modrm(i) !== 0) i.op = Op.UD; immZ(i, osz); return;
     case 0xc9: i.op = Op.LEAVE; i.size = stk; return;
+    case 0xca: i.op = Op.RETF; i.imm2 = imm16u(); return;
+    case 0xcb: i.op = Op.RETF; return;
     case 0xcc: i.op = Op.INT3; return;
     case 0xcd: i.op = Op.INTN; i.immLo = fetch(); return;
     case 0xcf: i.op = Op.IRET; i.size = osz === 8 ? 8 : 4; if (op16) i.op = Op.UD; return;
@@ -384,7 +386,9 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
         case 0: i.op = Op.INC_E; return;
         case 1: i.op = Op.DEC_E; return;
         case 2: i.op = Op.CALL_E; i.size = 8; return;
+        case 3: i.op = i.isMem ? Op.CALL_FAR : Op.UD; return;
         case 4: i.op = Op.JMP_E; i.size = 8; return;
+        case 5: i.op = i.isMem ? Op.JMP_FAR : Op.UD; return;
         case 6: i.op = Op.PUSH_E; i.size = stk; return;
         default: i.op = Op.UD; return;
       }
@@ -417,6 +421,15 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
       i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.INVLPG : Op.UD;
       return;
     }
+    case 0x00: {
+      const r = modrm(i);
+      i.size = 2;
+      i.op = r === 0 ? Op.SLDT : r === 1 ? Op.STR : r === 2 ? Op.LLDT : r === 3 ? Op.LTR : Op.UD;
+      if (!i.isMem && (r === 0 || r === 1)) i.size = osz; // SLDT/STR r32/r64 zero-extend
+      return;
+    }
+    case 0x05: i.op = Op.SYSCALL; return;
+    case 0x07: i.op = Op.SYSRET; i.size = osz === 8 ? 8 : 4; return;
     case 0x06: i.op = Op.CLTS; return;
     case 0x08: case 0x09: i.op = Op.NOP; return; // INVD/WBINVD: no caches to flush
     case 0x0b: i.op = Op.UD2; return;
@@ -484,7 +497,6 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     default:
       if (sseKnown(b)) decodeSse(i, b, op16); else i.op = Op.UD;
   }
-  void osz;
 }
 
 /** 0F xx of the SSE/SSE2 map (sse-decode.ts): ModRM, then an imm8 for some. */

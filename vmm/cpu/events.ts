@@ -5,13 +5,16 @@
  * delivering an event are combined by the double-fault rules of SDM Table 6-5; a fault while
  * delivering #DF is a triple fault.
  *
- * Not modelled: IST stack switching (there is no TSS), privilege-level changes (CPL is 0).
- * Every access goes through the MMU: the gate read is an implicit supervisor access, the
- * frame pushes are stack writes that match data breakpoints (the cpu makes their hits
- * pending after the delivery).
+ * The gate's code segment is checked (SDM 6.12.1.1); a handler at a more privileged level
+ * runs on the stack TSS.RSPn names and a gate with IST != 0 on TSS.IST[n], at any level
+ * (SDM 6.14.4, 6.14.5); SS becomes a null selector with RPL = the new CPL. INT n, INT3 and
+ * INTO check the gate's DPL against CPL (#GP(vector*8+2)).
+ *
+ * Not modelled: delivery outside IA-32e mode (legacy 8-byte gates), task gates.
  */
 import { CpuCore, FAULT, FaultKind } from './core';
 import { TF, RF, NT, VM, IF } from './flags';
+import { CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadNull, loadCs, AR_S, AR_P, AR_L, AR_DB, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING } from './segments';
 
 export const DELIVERED = -1;
 export const DELIVERY_NPF = -2;
@@ -34,23 +37,32 @@ export function vectorName(v: number): string {
 /** Filled by tryDeliver when it returns a nested fault vector. */
 export const nested = { error: 0, why: '' };
 
+class DeliveryFault {
+  constructor(readonly vector: number, readonly error: number, readonly why: string) {}
+}
+
 /**
  * Delivers `vector` through the IDT, returning to `retRip` with `error` pushed when >= 0.
- * Returns DELIVERED, DELIVERY_NPF (c.npf* fields set), or the vector of a nested fault
- * (error code and reason in `nested`).
+ * `soft`: INT n / INT3 / INTO (the gate DPL is checked). Returns DELIVERED, DELIVERY_NPF
+ * (c.npf* fields set), or the vector of a nested fault (error code and reason in `nested`).
  */
-export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean): number {
+export function tryDeliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean, soft = false): number {
   try {
-    return deliver(c, vector, error, retRip, ext, forceRF);
+    return deliver(c, vector, error, retRip, ext, forceRF, soft);
   } catch (x) {
+    if (x instanceof DeliveryFault) {
+      nested.error = x.error; nested.why = x.why;
+      return x.vector;
+    }
     if (x !== FAULT) throw x;
-    // a fault met on the way: the IDT read or the frame pushes (#PF, NPF)
     if (c.faultKind === FaultKind.NPF) return DELIVERY_NPF;
-    nested.error = c.faultError >= 0 ? c.faultError : 0;
-    nested.why = c.faultVector === 14
+    // a fault reading a descriptor or the TSS (selector faults carry EXT), or pushing the frame
+    const v = c.faultVector;
+    nested.error = c.faultError < 0 ? 0 : v >= 10 && v <= 13 ? c.faultError | ext : c.faultError;
+    nested.why = v === 14
       ? `#PF at 0x${u64Hex(c.cr2Lo, c.cr2Hi)} (error code 0x${nested.error.toString(16)}) during delivery of vector ${vector}`
-      : `${vectorName(c.faultVector)} during delivery of vector ${vector}`;
-    return c.faultVector;
+      : `${vectorName(v)} during delivery of vector ${vector}`;
+    return v;
   }
 }
 
@@ -58,69 +70,85 @@ function u64Hex(lo: number, hi: number): string {
   return hi === 0 ? lo.toString(16) : hi.toString(16) + (lo >>> 0).toString(16).padStart(8, '0');
 }
 
-function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean): number {
+function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean, soft: boolean): number {
   const off = vector * 16;
   const selErr = vector * 8 + 2 + ext; // IDT bit + EXT
-  if (off + 15 > c.idtrLimit) {
-    nested.error = selErr; nested.why = `IDT limit ${c.idtrLimit} does not cover vector ${vector}`;
-    return 13;
-  }
+  if (off + 15 > c.idtrLimit) throw new DeliveryFault(13, selErr, `IDT limit ${c.idtrLimit} does not cover vector ${vector}`);
   const gLo = c.idtrBaseLo + off;
   const gAddr = gLo >>> 0;
   const gHi = (c.idtrBaseHi + (gLo > 0xffffffff ? 1 : 0)) >>> 0;
-  // the gate: an implicit supervisor read through the MMU
-  const w0 = c.sysRd32(gAddr, gHi), w1 = c.sysRd32((gAddr + 4) >>> 0, gHi), w2 = c.sysRd32((gAddr + 8) >>> 0, gHi);
+  const w0 = sysRd32(c, gAddr, gHi), w1 = sysRd32(c, gAddr + 4, gHi), w2 = sysRd32(c, gAddr + 8, gHi);
   const type = (w1 >>> 8) & 0xf;
-  if (type !== 0xe && type !== 0xf) {
-    nested.error = selErr; nested.why = `IDT entry ${vector} is not a 64-bit interrupt/trap gate (type ${type})`;
-    return 13;
-  }
-  if (!((w1 >>> 15) & 1)) {
-    nested.error = selErr; nested.why = `IDT entry ${vector} not present`;
-    return 11;
-  }
+  if (type !== 0xe && type !== 0xf) throw new DeliveryFault(13, selErr, `IDT entry ${vector} is not a 64-bit interrupt/trap gate (type ${type})`);
+  if (soft && ((w1 >>> 13) & 3) < c.cpl) throw new DeliveryFault(13, vector * 8 + 2, `IDT entry ${vector} DPL ${(w1 >>> 13) & 3} < CPL ${c.cpl} for a software interrupt`);
+  if (!((w1 >>> 15) & 1)) throw new DeliveryFault(11, selErr, `IDT entry ${vector} not present`);
   const sel = w0 >>> 16;
+  const ist = w1 & 7;
   const tLo = ((w0 & 0xffff) | (w1 & 0xffff0000)) >>> 0;
   const tHi = w2;
-  const top = tHi >>> 15;
-  if (top !== 0 && top !== 0x1ffff) {
-    nested.error = 0; nested.why = `IDT entry ${vector} handler address is not canonical`;
-    return 13;
+  // the handler's code segment (SDM 6.12.1.1)
+  if ((sel & 0xfffc) === 0) throw new DeliveryFault(13, ext, `IDT entry ${vector} has a null code selector`);
+  if (!readDescriptor(c, sel)) throw new DeliveryFault(13, (sel & 0xfffc) | ext, `IDT entry ${vector}: selector 0x${sel.toString(16)} beyond the descriptor table`);
+  const ar = arOf(desc.w1);
+  if (!(ar & AR_S) || !(ar & TYPE_CODE) || !(ar & AR_L) || (ar & AR_DB)) {
+    throw new DeliveryFault(13, (sel & 0xfffc) | ext, `IDT entry ${vector}: selector 0x${sel.toString(16)} is not a 64-bit code segment`);
   }
-  // new stack: RSP aligned down to 16, then the frame
+  const dpl = dplOf(ar);
+  if (dpl > c.cpl) throw new DeliveryFault(13, (sel & 0xfffc) | ext, `IDT entry ${vector}: code segment DPL ${dpl} > CPL ${c.cpl}`);
+  if (!(ar & AR_P)) throw new DeliveryFault(11, (sel & 0xfffc) | ext, `IDT entry ${vector}: code segment not present`);
+  const csW0 = desc.w0, csW1 = desc.w1;
+  const newCpl = ar & TYPE_CONFORMING ? c.cpl : dpl;
+  const top = tHi >>> 15;
+  if (top !== 0 && top !== 0x1ffff) throw new DeliveryFault(13, 0, `IDT entry ${vector} handler address is not canonical`);
+  // the stack: TSS.IST[ist] or, on a privilege change, TSS.RSP[newCpl] (SDM 6.14.4, 6.14.5)
   const oldSpLo = c.rl[4], oldSpHi = c.rh[4];
+  let baseLo = oldSpLo, baseHi = oldSpHi;
+  if (ist !== 0 || newCpl < c.cpl) {
+    const tssOff = ist !== 0 ? 0x24 + (ist - 1) * 8 : 4 + newCpl * 8;
+    if ((c.trAttr & AR_UNUSABLE) || tssOff + 7 > c.trLimit) {
+      throw new DeliveryFault(10, (c.trSel & 0xfffc) | ext, `no TSS ${ist !== 0 ? `IST${ist}` : `RSP${newCpl}`} for vector ${vector}`);
+    }
+    const a = c.trBaseLo + tssOff;
+    const aHi = (c.trBaseHi + (a > 0xffffffff ? 1 : 0)) >>> 0;
+    baseLo = sysRd32(c, a >>> 0, aHi);
+    baseHi = sysRd32(c, (a + 4) >>> 0, aHi);
+  }
+  // new stack: aligned down to 16, then the frame
   const frame = error >= 0 ? 48 : 40;
-  let spLo = (oldSpLo & ~15) >>> 0;
-  let spHi = oldSpHi;
+  let spLo = (baseLo & ~15) >>> 0;
+  let spHi = baseHi;
   const s = spLo - frame;
   if (s < 0) spHi = (spHi - 1) >>> 0;
   spLo = s >>> 0;
   const t = spHi >>> 15;
-  if (t !== 0 && t !== 0x1ffff) {
-    nested.error = 0; nested.why = 'stack pointer not canonical during event delivery';
-    return 12;
-  }
-  // The frame pushes are ordinary stack writes through the MMU (so they also match data
-  // breakpoints); every byte is checked before the first is written.
-  c.probeWrite(spLo, spHi, frame);
+  if (t !== 0 && t !== 0x1ffff) throw new DeliveryFault(12, newCpl !== c.cpl ? ext : 0, 'stack pointer not canonical during event delivery');
+  // The frame pushes are ordinary stack writes at the new CPL through the MMU (so they also
+  // match data breakpoints); every byte is checked before the first is written.
   const flags = (c.getFlags() | (forceRF ? RF : 0)) >>> 0;
-  let pLo = spLo;
-  const put = (vLo: number, vHi: number): void => {
-    c.wr64(pLo, spHi, vLo, vHi);
-    pLo += 8;
-  };
-  if (error >= 0) put(error >>> 0, 0);
-  put(retRip >>> 0, Math.floor(retRip / 4294967296) >>> 0);
-  put(c.sreg[1], 0);
-  put(flags, 0);
-  put(oldSpLo, oldSpHi);
-  put(c.sreg[2], 0);
+  const oldCpl = c.cpl;
+  c.cpl = newCpl;
+  try {
+    c.probeWrite(spLo, spHi, frame);
+    let pLo = spLo;
+    if (error >= 0) { c.wr64(pLo, spHi, error >>> 0, 0); pLo += 8; }
+    c.wr64(pLo, spHi, retRip >>> 0, Math.floor(retRip / 4294967296) >>> 0);
+    c.wr64(pLo + 8, spHi, c.sreg[CS], 0);
+    c.wr64(pLo + 16, spHi, flags, 0);
+    c.wr64(pLo + 24, spHi, oldSpLo, oldSpHi);
+    c.wr64(pLo + 32, spHi, c.sreg[SS], 0);
+  } catch (x) {
+    c.cpl = oldCpl;
+    throw x;
+  }
+  c.cpl = oldCpl;
   c.rl[4] = spLo; c.rh[4] = spHi;
-  c.sreg[1] = sel;
+  if (newCpl !== c.cpl) loadNull(c, SS, newCpl);
+  desc.w0 = csW0; desc.w1 = csW1;
+  loadCs(c, sel, newCpl);
   let f = c.rflags & ~(TF | RF | NT | VM);
   if (type === 0xe) f &= ~IF;
   c.rflags = f;
-  c.rip = tHi === 0 ? tLo : tHi * 4294967296 + tLo;
+  c.rip = tHi === 0 ? tLo : (tHi | 0) * 4294967296 + tLo; // signed: exact in the upper half
   c.attention = 1;
   return DELIVERED;
 }

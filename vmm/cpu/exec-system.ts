@@ -1,13 +1,19 @@
 /**
  * System instructions: flags control (CLI/STI/PUSHF/POPF/IRETQ), software interrupts,
  * instruction intercepts (HLT, CPUID, RDMSR/WRMSR, IN/OUT/INS/OUTS), MOV CR, MOV DR with
- * its exception rules, segment loads (the MOV-SS shadow), descriptor tables, SWAPGS.
+ * its exception rules, segment loads (the MOV-SS shadow), descriptor tables, SWAPGS, and
+ * the privilege rules of all of them (SDM 5.9: CPL 0 only; CLI/STI/IN/OUT against IOPL).
  */
 import { CpuCore, FaultKind, FAULT } from './core';
 import { Insn, Op } from './insn';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
-import { IF, RF, VM, POPF_MASK, IRET_MASK } from './flags';
+import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
 import { movDr } from './mov-dr';
+import { loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, EFER_LME, EFER_LMA } from './segments';
+import { farJmpCall, farRet, iret } from './far-transfer';
+import { syscall, sysret } from './syscall';
+import { descriptorTables } from './descriptor-tables';
+import { checkIoPermission } from './io-permission';
 import { fetchPhys } from './mmu';
 
 /** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
@@ -30,8 +36,9 @@ export function execSystem(c: CpuCore, i: Insn): number {
       ea(c, i);
       c.invlpg(c.eaLo, c.eaHi);
       return i.nextAddr;
-    case Op.CLI: c.rflags &= ~IF; return i.nextAddr;
+    case Op.CLI: ioplCheck(c); c.rflags &= ~IF; return i.nextAddr;
     case Op.STI:
+      ioplCheck(c);
       // STI shadow only if IF was 0 (SDM STI); it does not suppress single-step.
       if (!(c.rflags & IF)) c.shadowNext |= SHADOW_STI;
       c.rflags |= IF;
@@ -46,21 +53,29 @@ export function execSystem(c: CpuCore, i: Insn): number {
       let v: number;
       if (i.size === 8) v = c.pop64(); else v = pop16(c) | (c.getFlags() & 0xffff0000);
       const old = c.getFlags();
-      c.putFlags(((old & ~POPF_MASK) | (v & POPF_MASK)) & ~RF); // POPF clears RF
+      // IOPL changes only at CPL 0, IF only when CPL <= IOPL (no #GP: POPF ignores them)
+      let mask = POPF_MASK;
+      if (c.cpl > 0) mask &= ~IOPL;
+      if (c.cpl > ((old & IOPL) >>> 12)) mask &= ~IF;
+      c.putFlags(((old & ~mask) | (v & mask)) & ~RF); // POPF clears RF
       return i.nextAddr;
     }
     case Op.IRET: return iret(c, i);
-    case Op.HLT: return c.exitReturn({ kind: 'hlt', length: i.len });
+    // privilege and I/O-permission faults come before the VM exit (SDM 25.1.1)
+    case Op.HLT: privileged(c); return c.exitReturn({ kind: 'hlt', length: i.len });
     case Op.CPUID: return c.exitReturn({ kind: 'cpuid', length: i.len });
-    case Op.RDMSR: return c.exitReturn({ kind: 'rdmsr', length: i.len });
-    case Op.WRMSR: return c.exitReturn({ kind: 'wrmsr', length: i.len });
+    case Op.RDMSR: privileged(c); return c.exitReturn({ kind: 'rdmsr', length: i.len });
+    case Op.WRMSR: privileged(c); return c.exitReturn({ kind: 'wrmsr', length: i.len });
     case Op.IN: case Op.OUT: {
       const port = i.cnt === 0 ? i.immLo : c.rl[2] & 0xffff;
+      checkIoPermission(c, port, i.size);
       return c.exitReturn({ kind: 'io', length: i.len, port, size: i.size as 1 | 2 | 4, isIn: i.op === Op.IN, string: false, rep: false });
     }
     case Op.INS: case Op.OUTS:
+      checkIoPermission(c, c.rl[2] & 0xffff, i.size);
       return c.exitReturn({ kind: 'io', length: i.len, port: c.rl[2] & 0xffff, size: i.size as 1 | 2 | 4, isIn: i.op === Op.INS, string: true, rep: i.rep !== 0 });
     case Op.RDTSC: case Op.RDTSCP: {
+      if (c.cr4 & 4) privileged(c); // CR4.TSD
       const tsc = c.instret + c.tscOffset;
       c.rl[0] = tsc >>> 0; c.rh[0] = 0;
       c.rl[2] = Math.floor(tsc / 4294967296) >>> 0; c.rh[2] = 0;
@@ -71,6 +86,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
     case Op.INTN: return c.softInt(i.immLo, 'sw');
     case Op.INT1: return c.softInt(1, 'priv');
     case Op.MOV_R_CR: {
+      privileged(c);
       let lo: number, hi = 0;
       switch (i.reg) {
         case 0: lo = c.cr0; break;
@@ -84,19 +100,15 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.MOV_CR_R: {
+      privileged(c);
       const lo = c.rl[i.rm], hi = c.rh[i.rm];
       switch (i.reg) {
-        case 0: {
-          if (hi !== 0) c.gp0();
-          const old = c.cr0;
-          c.cr0 = lo >>> 0;
-          if ((old ^ lo) & CR0_PAGING_BITS) c.pagingChanged();
-          break;
-        }
+        case 0: if (hi !== 0) c.gp0(); writeCr0(c, lo >>> 0); break;
         case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
         case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.cr3Loaded(); break;
         case 4: {
           if (hi !== 0) c.gp0();
+          if ((c.efer & EFER_LMA) && !(lo & CR4_PAE)) c.gp0(); // PAE stays on in IA-32e mode
           const old = c.cr4;
           c.cr4 = lo >>> 0;
           c.refreshBreakpoints(); // CR4.DE changes I/O breakpoints and DR4/DR5
@@ -109,11 +121,12 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.MOV_R_DR: case Op.MOV_DR_R:
+      privileged(c);
       movDr(c, i);
       return i.nextAddr;
     case Op.MOV_SREG_E: {
       const v = loadE(c, i, 2);
-      c.sreg[i.reg] = v;
+      loadDataSegment(c, i.reg, v);
       if (i.reg === 2 && !(c.shadow & SHADOW_MOVSS)) c.shadowNext |= SHADOW_MOVSS;
       if (i.reg === 2) c.attention = 1;
       return i.nextAddr;
@@ -127,61 +140,61 @@ export function execSystem(c: CpuCore, i: Insn): number {
       if (i.size === 8) c.push64(c.sreg[i.sub], 0); else push16(c, c.sreg[i.sub]);
       return i.nextAddr;
     case Op.POP_SEG: {
-      const v = i.size === 8 ? c.pop64() & 0xffff : pop16(c);
-      c.sreg[i.sub] = v;
+      // the segment is loaded before RSP moves, so a faulting load leaves RSP as it was
+      const v = c.readMem(i.size, c.rl[4], c.rh[4]) & 0xffff;
+      loadDataSegment(c, i.sub, v);
+      c.addRsp(i.size);
       return i.nextAddr;
     }
-    case Op.LGDT: case Op.LIDT: {
-      ea(c, i);
-      const limit = c.rd16(c.eaLo, c.eaHi);
-      const a = c.eaLo + 2;
-      const bLo = c.rd64(a >>> 0, (c.eaHi + (a > 0xffffffff ? 1 : 0)) >>> 0), bHi = c.t;
-      if (i.op === Op.LGDT) { c.gdtrLimit = limit; c.gdtrBaseLo = bLo; c.gdtrBaseHi = bHi; }
-      else { c.idtrLimit = limit; c.idtrBaseLo = bLo; c.idtrBaseHi = bHi; }
-      return i.nextAddr;
-    }
-    case Op.SGDT: case Op.SIDT: {
-      ea(c, i);
-      const g = i.op === Op.SGDT;
-      c.probeWrite(c.eaLo, c.eaHi, 10);
-      c.wr16(c.eaLo, c.eaHi, g ? c.gdtrLimit : c.idtrLimit);
-      c.wr64(c.eaLo + 2, c.eaHi, g ? c.gdtrBaseLo : c.idtrBaseLo, g ? c.gdtrBaseHi : c.idtrBaseHi);
-      return i.nextAddr;
-    }
+    case Op.LGDT: case Op.LIDT: case Op.SGDT: case Op.SIDT:
+    case Op.SLDT: case Op.STR: case Op.LLDT: case Op.LTR:
+      return descriptorTables(c, i);
+    case Op.RETF: return farRet(c, i);
+    case Op.JMP_FAR: return farJmpCall(c, i, false);
+    case Op.CALL_FAR: return farJmpCall(c, i, true);
+    case Op.SYSCALL: return syscall(c, i);
+    case Op.SYSRET: return sysret(c, i);
     case Op.SWAPGS: {
+      if (!in64BitMode(c)) c.ud();
+      privileged(c);
       const lo = c.gsBaseLo, hi = c.gsBaseHi;
       c.gsBaseLo = c.kgsBaseLo; c.gsBaseHi = c.kgsBaseHi;
       c.kgsBaseLo = lo; c.kgsBaseHi = hi;
       return i.nextAddr;
     }
-    case Op.CLTS: c.cr0 = (c.cr0 & ~8) >>> 0; return i.nextAddr;
+    case Op.CLTS: privileged(c); c.cr0 = (c.cr0 & ~8) >>> 0; return i.nextAddr;
     default:
       return c.ud();
   }
 }
 
-/** IRETQ (and IRETD): pops RIP, CS, RFLAGS, RSP, SS; RF is loaded from the image. */
-function iret(c: CpuCore, i: Insn): number {
-  const spLo = c.rl[4], spHi = c.rh[4];
-  let ripLo: number, ripHi: number, cs: number, fl: number, rspLo: number, rspHi: number, ss: number;
-  if (i.size === 8) {
-    ripLo = c.rd64(spLo, spHi); ripHi = c.t;
-    cs = c.rd64(spLo + 8, spHi) & 0xffff;
-    fl = c.rd64(spLo + 16, spHi);
-    rspLo = c.rd64(spLo + 24, spHi); rspHi = c.t;
-    ss = c.rd64(spLo + 32, spHi) & 0xffff;
-  } else {
-    ripLo = c.rd32(spLo, spHi); ripHi = 0;
-    cs = c.rd32(spLo + 4, spHi) & 0xffff;
-    fl = c.rd32(spLo + 8, spHi);
-    rspLo = c.rd32(spLo + 12, spHi); rspHi = 0;
-    ss = c.rd32(spLo + 16, spHi) & 0xffff;
+function privileged(c: CpuCore): void {
+  if (c.cpl !== 0) c.gp0();
+}
+
+/** CLI/STI: #GP(0) when CPL > IOPL (no VME/PVI). */
+function ioplCheck(c: CpuCore): void {
+  if (c.cpl > ((c.rflags & IOPL) >>> 12)) c.gp0();
+}
+
+/**
+ * MOV to CR0 with the paging and long-mode rules (SDM 9.8.5, MOV CR): PG without PE is
+ * #GP(0); setting PG with EFER.LME = 1 needs CR4.PAE and activates IA-32e mode (EFER.LMA);
+ * clearing PG leaves it, but not from 64-bit code.
+ */
+function writeCr0(c: CpuCore, v: number): void {
+  if ((v & CR0_PG) && !(v & CR0_PE)) c.gp0();
+  if ((v & 0x20000000) && !(v & 0x40000000)) c.gp0(); // NW without CD
+  const wasPg = (c.cr0 & CR0_PG) !== 0, pg = (v & CR0_PG) !== 0;
+  if (!wasPg && pg && (c.efer & EFER_LME)) {
+    if (!(c.cr4 & CR4_PAE)) c.gp0();
+    c.efer = (c.efer | EFER_LMA) >>> 0;
+  } else if (wasPg && !pg && (c.efer & EFER_LMA)) {
+    if (in64BitMode(c)) c.gp0();
+    c.efer = (c.efer & ~EFER_LMA) >>> 0;
   }
-  const target = jumpTo(c, ripLo, ripHi);
-  const old = c.getFlags();
-  c.putFlags((old & ~IRET_MASK) | (fl & IRET_MASK));
-  c.sreg[1] = cs;
-  c.sreg[2] = ss;
-  c.rl[4] = rspLo; c.rh[4] = rspHi;
-  return target;
+  const old = c.cr0;
+  c.cr0 = v >>> 0;
+  if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
+  updateCodeMode(c);
 }

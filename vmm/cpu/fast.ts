@@ -77,7 +77,7 @@ function cond(c: CpuCore, cc: number): boolean {
 
 function jumpTarget(c: CpuCore, i: Insn): number {
   c.branchTaken = true;
-  return i.targetHi === 0 ? i.targetLo : i.targetHi * 4294967296 + i.targetLo;
+  return i.targetHi === 0 ? i.targetLo : (i.targetHi | 0) * 4294967296 + i.targetLo;
 }
 
 // ---- MOV ----------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ const pushR: Handler = (c, i) => { c.push64(c.rl[i.rm], c.rh[i.rm]); return i.ne
 const popR: Handler = (c, i) => { const lo = c.pop64(); c.rl[i.rm] = lo; c.rh[i.rm] = c.t; return i.nextAddr; };
 const callRel: Handler = (c, i) => {
   const n = i.nextAddr;
-  c.push64(n >>> 0, n > 0xffffffff ? Math.floor(n / 4294967296) >>> 0 : 0);
+  c.push64(n >>> 0, n > 0xffffffff || n < 0 ? Math.floor(n / 4294967296) >>> 0 : 0); // RIP < 0: the upper canonical half
   return jumpTarget(c, i);
 };
 const ret: Handler = (c, i) => {

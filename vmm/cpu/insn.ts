@@ -40,6 +40,10 @@ export const enum Op {
   LOOP, // sub: 0 loopne, 1 loope, 2 loop, 3 jrcxz
   CLTS,
   SSE, // x87/SSE/SSE2 and FPU-state instructions: sub = S (sse-decode.ts), run by sse-exec.ts
+  // modes and privilege (segments.ts, far-transfer.ts, syscall.ts, descriptor-tables.ts)
+  RETF, JMP_FAR, CALL_FAR, // size = operand size; RETF: imm2 = bytes to release
+  SYSCALL, SYSRET, // SYSRET: size 8 (REX.W) returns to 64-bit mode, 4 to compatibility mode
+  SLDT, STR, LLDT, LTR,
   INVLPG,
 }
 

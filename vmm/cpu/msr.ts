@@ -1,15 +1,21 @@
 /**
  * The MSRs this CPU implements, for the hypervisor's RDMSR/WRMSR emulation (they are
- * instruction-intercept exits): EFER, FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC and
- * IA32_DEBUGCTL (on the physical CPU). Unknown MSRs and bad values give #GP(0).
+ * instruction-intercept exits): EFER, FS_BASE, GS_BASE, KERNEL_GS_BASE, STAR, LSTAR, CSTAR,
+ * FMASK, TSC and IA32_DEBUGCTL (on the physical CPU). Unknown MSRs and bad values give #GP(0).
+ * EFER.LMA is read-only (CR0.PG sets it); EFER.LME cannot change while CR0.PG = 1.
  */
 import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
 import { CpuCore } from './core';
+import { CR0_PG } from './segments';
 
 import {
   DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,
   MSR_KERNEL_GS_BASE, MSR_TSC,
 } from '../x86/msr';
+export const MSR_STAR = 0xc0000081;
+export const MSR_LSTAR = 0xc0000082;
+export const MSR_CSTAR = 0xc0000083;
+export const MSR_FMASK = 0xc0000084;
 
 /** EFER bits a WRMSR changes; LMA is accepted in the value but read-only (set by the CPU). */
 const EFER_WRITABLE = EFER_SCE | EFER_LME | EFER_NXE;
@@ -27,6 +33,10 @@ export function readMsr(c: CpuCore, index: number): U64 | undefined {
     case MSR_FS_BASE: return u64(c.fsBaseLo, c.fsBaseHi);
     case MSR_GS_BASE: return u64(c.gsBaseLo, c.gsBaseHi);
     case MSR_KERNEL_GS_BASE: return u64(c.kgsBaseLo, c.kgsBaseHi);
+    case MSR_STAR: return u64(c.starLo, c.starHi);
+    case MSR_LSTAR: return u64(c.lstarLo, c.lstarHi);
+    case MSR_CSTAR: return u64(c.cstarLo, c.cstarHi);
+    case MSR_FMASK: return u64(c.fmask);
     default: return undefined;
   }
 }
@@ -42,9 +52,14 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
       return true;
     case MSR_EFER:
       if (hi !== 0 || (lo & ~(EFER_WRITABLE | EFER_LMA)) !== 0) return false;
-      c.efer = ((lo & EFER_WRITABLE) | EFER_LMA) >>> 0; // LMA stays set: we only run long mode
+      if ((c.cr0 & CR0_PG) && ((lo ^ c.efer) & EFER_LME)) return false;
+      c.efer = ((lo & EFER_WRITABLE) | (c.efer & EFER_LMA)) >>> 0;
       c.pagingChanged(); // NXE
       return true;
+    case MSR_STAR: c.starLo = lo; c.starHi = hi; return true;
+    case MSR_LSTAR: if (!canonical(v)) return false; c.lstarLo = lo; c.lstarHi = hi; return true;
+    case MSR_CSTAR: if (!canonical(v)) return false; c.cstarLo = lo; c.cstarHi = hi; return true;
+    case MSR_FMASK: c.fmask = lo; return true;
     case MSR_FS_BASE: if (!canonical(v)) return false; c.fsBaseLo = lo; c.fsBaseHi = hi; return true;
     case MSR_GS_BASE: if (!canonical(v)) return false; c.gsBaseLo = lo; c.gsBaseHi = hi; return true;
     case MSR_KERNEL_GS_BASE: if (!canonical(v)) return false; c.kgsBaseLo = lo; c.kgsBaseHi = hi; return true;

@@ -28,7 +28,7 @@ export function jumpTo(c: CpuCore, lo: number, hi: number): number {
   if (hi === 0) return lo;
   const top = hi >>> 15;
   if (top !== 0 && top !== 0x1ffff) c.gp0();
-  return hi * 4294967296 + lo; // canonical but outside RAM: the fetch will exit (npf)
+  return (hi | 0) * 4294967296 + lo; // RIP is signed: the upper canonical half stays exact
 }
 
 /** PUSH of a 16-bit value (operand-size prefix). */
