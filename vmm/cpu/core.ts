@@ -24,7 +24,8 @@ import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
 /** What was thrown: see CpuCore.faultKind. */
 export const FAULT = { fault: true };
 /** Returned by a handler instead of a RIP: the instruction caused an intercept exit. */
-export const EXIT_RIP = -1;
+/** Not an integer, so never a RIP (RIP is signed: -1 is the canonical address 2^64-1). */
+export const EXIT_RIP = -0.5;
 
 export const enum FaultKind {
   /** A CPU exception: faultVector / faultError (-1 = none). */

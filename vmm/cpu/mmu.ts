@@ -503,8 +503,13 @@ function checkPhys(c: CpuCore, p: number, n: number, write: boolean): void {
 export function fetchPhys(c: CpuCore, lo: number, hi: number, probe: boolean): number {
   const e = (lo >>> 12) & TLB_MASK;
   if (c.tlbX[e] === (lo & ~0xfff) && c.tlbHi[e] === (hi | 0)) return c.tlbPhys[e] + (lo & 0xfff);
-  const p = translate(c, lo, hi, probe ? ACC_FETCH | ACC_PROBE : ACC_FETCH);
-  if (p < 0) return -1;
+  let p: number;
+  if (probe) {
+    // a probe first (no CR2, no A bits on a fault); if it succeeds, the real walk, which
+    // cannot fault now, fills the TLB and sets the accessed bits
+    if (translate(c, lo, hi, ACC_FETCH | ACC_PROBE) < 0) return -1;
+  }
+  p = translate(c, lo, hi, ACC_FETCH);
   if (p >= c.memSize) {
     if (probe) return -1;
     return npf(c, p, false, true);

@@ -102,6 +102,29 @@ export class ExitHandlers {
     if (v.capMtf || v.stepper.viaMtf) this.mtfAfterEmulation = true;
   }
 
+  /**
+   * An access to guest linear memory for an emulated instruction. Returns undefined when
+   * done; a guest exception (#PF, #GP) is injected (the instruction does not complete: null);
+   * a nested-page fault stops the VM.
+   */
+  private guestAccess(addr: U64, data: Uint8Array, write: boolean): VmStop | null | undefined {
+    const v = this.v;
+    const c = v.cpu;
+    if (c.emulatedAccess === undefined) {
+      const mem = v.vm.memory;
+      const a = addr.hi === 0 ? addr.lo : -1;
+      let ok: boolean;
+      if (write) ok = mem.write(a, data);
+      else { const b = mem.read(a, data.length); if (b) data.set(b); ok = b !== undefined; }
+      return ok ? undefined : v.stopWith({ kind: 'npf', vcpu: v.index, address: addr.hi * 4294967296 + addr.lo, write });
+    }
+    const f = c.emulatedAccess(addr, data, write);
+    if (f === null) return undefined;
+    if (f.kind === 'npf') return v.stopWith({ kind: 'npf', vcpu: v.index, address: f.address, write: f.write });
+    v.backend.injectEvent({ vector: f.vector, type: 'hw', errorCode: f.errorCode });
+    return null;
+  }
+
   private injectGP(): void {
     this.v.backend.injectEvent({ vector: 13, type: 'hw', errorCode: 0 });
   }
@@ -198,7 +221,6 @@ export class ExitHandlers {
   private io(g: GenericExit): VmStop | null {
     const v = this.v;
     const c = v.cpu;
-    const mem = v.vm.memory;
     const bus = v.vm.bus;
     const size = g.size as AccessSize;
     if (g.string) {
@@ -207,16 +229,23 @@ export class ExitHandlers {
       const ptrReg = g.isIn ? RDI : RSI;
       const bytes = this.ioBytes[size];
       let ptr = c.getGpr(ptrReg).lo;
+      const ptrHi = c.getGpr(ptrReg).hi;
       for (let k = 0; k < count; k++) {
+        // the memory operand is a guest LINEAR address: through the vCPU's MMU. A fault
+        // leaves RSI/RDI and RCX at the completed iterations.
         if (g.isIn) {
           let value = bus.portRead(g.port, size, v.index);
           for (let i = 0; i < size; i++, value >>>= 8) bytes[i] = value & 0xff;
-          if (!mem.write(ptr, bytes)) return v.stopWith({ kind: 'npf', vcpu: v.index, address: ptr, write: true });
-        } else {
-          const data = mem.read(ptr, size);
-          if (data === undefined) return v.stopWith({ kind: 'npf', vcpu: v.index, address: ptr, write: false });
+        }
+        const fault = this.guestAccess({ lo: ptr, hi: ptrHi }, bytes, g.isIn);
+        if (fault !== undefined) {
+          c.setGpr(ptrReg, { lo: ptr, hi: ptrHi });
+          if (g.rep) c.setGpr(RCX, { lo: (count - k) >>> 0, hi: c.getGpr(RCX).hi });
+          return fault;
+        }
+        if (!g.isIn) {
           let value = 0;
-          for (let i = size - 1; i >= 0; i--) value = value * 256 + data[i];
+          for (let i = size - 1; i >= 0; i--) value = value * 256 + bytes[i];
           const stop = this.effect(bus.portWrite(g.port, size, value >>> 0, v.index));
           if (stop !== null) return stop;
         }

@@ -287,6 +287,15 @@ export class KvmVm implements VmApi {
     return true;
   }
 
+  /** The KVM guest runs on the identity map of long-mode.ts: virtual = physical (no KVM_TRANSLATE yet). */
+  readVirtual(_vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    return address.hi === 0 ? this.readMemory(address.lo, length) : undefined;
+  }
+
+  writeVirtual(_vcpu: number, address: U64, data: Uint8Array): boolean {
+    return address.hi === 0 && this.writeMemory(address.lo, data);
+  }
+
   // ---- debugger -----------------------------------------------------------------------
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
