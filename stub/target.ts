@@ -142,7 +142,7 @@ export class VmTarget {
       this.shadows[vcpu][r.source.index] = value.slice();
       return undefined;
     }
-    if (r.readOnly) return `${r.name} is read-only through the debugger (${r.readOnly})`;
+    if (r.readOnly) return `${r.name}: ${r.readOnly}`;
     let v = leToU64(value);
     if (r.size === 4) {
       // eflags and selectors are 32 bits wide in gdb's view; keep the VM's upper half

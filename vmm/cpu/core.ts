@@ -259,9 +259,11 @@ export class CpuCore {
 
   /** Rebuilds the breakpoint summary after DR7/DR0-3/DEBUGCTL/CR4.DE changed. */
   refreshBreakpoints(): void {
+    const layout = this.bp.dataLayout;
     this.bp.refresh(this.phys, (this.cr4 & 8) !== 0);
     this.dataBpOn = this.bp.dataEnabled;
-    if (this.tlbPage !== undefined) tlbFlushAll(this); // the entries' data-breakpoint flags
+    // The entries' data-breakpoint flags: stale only if the enabled data ranges changed.
+    if (this.tlbPage !== undefined && this.bp.dataLayout !== layout) tlbFlushAll(this);
     this.attention = 1;
   }
 

@@ -60,7 +60,16 @@ export class ExitHandlers {
   private readonly ioBreakpoints = new BreakpointSummary(0);
   private readonly ioBytes = [new Uint8Array(0), new Uint8Array(1), new Uint8Array(2), new Uint8Array(0), new Uint8Array(4)];
 
-  constructor(private readonly v: VcpuContext) {}
+  // The vCPU's parts, held directly (the CPUID / I/O exits are the hot path).
+  private readonly cpu: GuestCpu;
+  private readonly backend: VmBackend;
+  private readonly stepper: TfStepper;
+
+  constructor(private readonly v: VcpuContext) {
+    this.cpu = v.cpu;
+    this.backend = v.backend;
+    this.stepper = v.stepper;
+  }
 
   handle(g: GenericExit): VmStop | null {
     const v = this.v;
@@ -92,12 +101,11 @@ export class ExitHandlers {
 
   /** The intercepted instruction was emulated: retire it in the CPU and tell the backend. */
   private complete(length: number): void {
-    const v = this.v;
-    v.cpu.completeEmulatedInstruction(length);
-    v.backend.afterEmulation();
+    this.cpu.completeEmulatedInstruction(length);
+    this.backend.afterEmulation();
     // An emulated instruction gets no MTF exit from the hardware: a VMM injects a pending
     // MTF (type 7); here the client's MTF stop is reported right away.
-    if (v.capMtf || v.stepper.viaMtf) this.mtfAfterEmulation = true;
+    if (this.v.capMtf || this.stepper.viaMtf) this.mtfAfterEmulation = true;
   }
 
   /**
@@ -145,9 +153,9 @@ export class ExitHandlers {
   }
 
   private cpuid(g: GenericExit): VmStop | null {
-    const c = this.v.cpu;
+    const c = this.cpu;
     const out = this.cpuidOut;
-    emulateCpuid(this.v.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out, c.getReg('cr4').lo);
+    emulateCpuid(this.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out, c.getReg('cr4').lo);
     // GuestCpu.setGpr copies the value: one scratch record serves the four writes.
     const s = this.scratch;
     s.hi = 0;
