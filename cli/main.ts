@@ -129,6 +129,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('json', { type: 'string', requiresArg: true, describe: 'write the result table as JSON to FILE' })
         .option('trace', { type: 'string', requiresArg: true, describe: 'write a Chrome trace-event timeline (Perfetto, chrome://tracing) to FILE' })
         .option('jobs', { type: 'string', requiresArg: true, describe: 'at most N cells run in parallel (default: the verifier chooses)' })
+        .option('wide', { type: 'boolean', describe: 'one table row per cell (expected, observed) instead of the compact grid' })
         .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure, 1 otherwise; 128 usage error; 134 verify not in this build; 137 gdb not installed.'),
       (args: Args) => {
         const extra = (args['_'] as unknown[]).slice(1);
@@ -144,6 +145,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         if (json !== undefined) { checkWritable(json, '--json'); opts.json = json; }
         if (trace !== undefined) { checkWritable(trace, '--trace'); opts.trace = trace; }
         if (args['jobs'] !== undefined) opts.jobs = parseIntegerFlag('jobs', args['jobs'], 1, 64, 1);
+        if (switchFlag('wide', args['wide'])) opts.wide = true;
         setAction(() => verifyCommand(opts, deps));
       },
     )
@@ -189,7 +191,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
-    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
+    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help', 'wide'].includes(f));
     refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();

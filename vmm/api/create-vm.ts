@@ -1,7 +1,8 @@
 import { Cpu } from '../cpu/cpu';
 import { GuestCpu, GprIndex, CpuStateReg } from '../cpu/guest-cpu';
 import { loadImage } from '../loader/load';
-import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
+import { STACK_SIZE, stackTop } from '../loader/stacks';
+import { buildIdentityPageTables, pageTablesBase } from '../loader/page-tables';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
@@ -79,14 +80,16 @@ export class Vm implements VmApi {
     this.memorySize = opts.memMiB * 1024 * 1024;
     if (this.memorySize < STACK_SIZE * opts.vcpus + 0x1000) throw new VmApiError(`--mem ${opts.memMiB} MiB is too small for ${opts.vcpus} vCPU stacks`);
     this.memory = new GuestMemory(this.memorySize);
-    const stackBase = stackAreaBase(this.memorySize, opts.vcpus);
+    const reservedBase = pageTablesBase(this.memorySize, opts.vcpus);
     for (const seg of image.segments) {
       const end = seg.address + Math.max(seg.memSize, seg.data.length);
-      if (seg.address < 0 || end > stackBase) {
-        throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks at 0x${stackBase.toString(16)}`);
+      if (seg.address < 0 || end > reservedBase) {
+        throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks and page tables at 0x${reservedBase.toString(16)}`);
       }
     }
     loadImage(this.memory, image);
+    // the guest ABI's identity map: real tables in reserved RAM (vmm/loader/page-tables.ts)
+    const cr3 = buildIdentityPageTables(this.memory, reservedBase);
 
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
@@ -108,6 +111,7 @@ export class Vm implements VmApi {
       const top = stackTop(this.memorySize, i, opts.vcpus);
       cpu.setReg('rip', { lo: image.entry >>> 0, hi: Math.floor(image.entry / 0x100000000) });
       cpu.setReg('rflags', { lo: 2, hi: 0 });
+      cpu.setReg('cr3', { lo: cr3 >>> 0, hi: Math.floor(cr3 / 4294967296) });
       cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
       cpu.setGpr(GPR_ENCODING.rdi, { lo: i, hi: 0 });
       cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
@@ -188,6 +192,20 @@ export class Vm implements VmApi {
 
   writeMemory(address: number, data: Uint8Array): boolean {
     return this.memory.write(address, data);
+  }
+
+  readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    const c = this.vcpu(vcpu).cpu;
+    if (!Number.isInteger(length) || length < 0) return undefined;
+    if (c.accessLinear === undefined) return address.hi === 0 ? this.memory.read(address.lo, length) : undefined;
+    const out = new Uint8Array(length);
+    return c.accessLinear(address, out, false) ? out : undefined;
+  }
+
+  writeVirtual(vcpu: number, address: U64, data: Uint8Array): boolean {
+    const c = this.vcpu(vcpu).cpu;
+    if (c.accessLinear === undefined) return address.hi === 0 && this.memory.write(address.lo, data);
+    return c.accessLinear(address, data, true);
   }
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {

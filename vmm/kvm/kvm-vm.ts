@@ -21,6 +21,9 @@ import { PORT_TIMER } from '../devices/guest-timer';
 import { LoadedImage } from '../loader/elf-types';
 import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { U64, hex, u64 } from '../u64';
+import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, dr7LocalEnable } from '../x86/debug-regs';
+import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
+import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
@@ -56,17 +59,12 @@ const DRAIN_TIMEOUT_MS = 2000;
  */
 const LATE_TICK_PERIODS = 10;
 
-const MSR_DEBUGCTL = 0x1d9;
-const MSR_KERNEL_GS_BASE = 0xc0000102;
-const RFLAGS_RF = 0x10000;
-const DR6_BS = 0x4000;
 
 const SEGMENT_REGS: Partial<Record<RegName, SregSegment>> = { cs: 'cs', ss: 'ss', ds: 'ds', es: 'es', fs: 'fs', gs: 'gs' };
 const CONTROL_REGS: Partial<Record<RegName, SregControl>> = { cr0: 'cr0', cr2: 'cr2', cr3: 'cr3', cr4: 'cr4', cr8: 'cr8', efer: 'efer' };
 const DR_SLOT: Partial<Record<RegName, number>> = { dr0: 0, dr1: 8, dr2: 16, dr3: 24, dr6: DEBUGREGS_DR6, dr7: DEBUGREGS_DR7 };
 const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
-const SLOT_RW: Record<DebuggerSlot['type'], number> = { exec: 0, write: 1, io: 2, access: 3 };
-const SLOT_LEN: Record<number, number> = { 1: 0, 2: 1, 8: 2, 4: 3 };
+const SLOT_TYPES: ReadonlySet<string> = new Set<DebuggerSlot['type']>(['exec', 'write', 'io', 'access']);
 
 export class KvmVm implements VmApi {
   readonly backend: BackendName = 'kvm';
@@ -172,7 +170,7 @@ export class KvmVm implements VmApi {
     this.check(this.b.ioctl(fd, c.KVM_SET_REGS, regs), 'KVM_SET_REGS');
     const dr = new Uint8Array(KVM_DEBUGREGS_SIZE);
     const dv = new DataView(dr.buffer);
-    setNumber64(dv, DEBUGREGS_DR6, 0xffff0ff0);
+    setNumber64(dv, DEBUGREGS_DR6, DR6_RESERVED1);
     setNumber64(dv, DEBUGREGS_DR7, 0x400);
     this.check(this.b.ioctl(fd, c.KVM_SET_DEBUGREGS, dr), 'KVM_SET_DEBUGREGS');
     return v;
@@ -298,6 +296,15 @@ export class KvmVm implements VmApi {
     return true;
   }
 
+  /** The KVM guest runs on the identity map of long-mode.ts: virtual = physical (no KVM_TRANSLATE yet). */
+  readVirtual(_vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    return address.hi === 0 ? this.readMemory(address.lo, length) : undefined;
+  }
+
+  writeVirtual(_vcpu: number, address: U64, data: Uint8Array): boolean {
+    return address.hi === 0 && this.writeMemory(address.lo, data);
+  }
+
   // ---- debugger -----------------------------------------------------------------------
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
@@ -330,7 +337,7 @@ export class KvmVm implements VmApi {
     if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
     for (const s of slots) {
       if (s === null || s === undefined) continue;
-      if (!(s.type in SLOT_RW)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
+      if (!SLOT_TYPES.has(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
       if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
       if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
       if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
@@ -351,13 +358,12 @@ export class KvmVm implements VmApi {
     if (control !== 0 || extra !== 0) control |= c.KVM_GUESTDBG_ENABLE;
     const buf = new DataView(new ArrayBuffer(KVM_GUEST_DEBUG_SIZE));
     buf.setUint32(0, (control | extra) >>> 0, true);
-    let dr7 = 0x400;
+    let dr7 = DR7_RESERVED1;
     if (hw) {
       d.slots.forEach((s, i) => {
         if (s === null) return;
         setU64(buf, GUEST_DEBUG_DEBUGREG + 8 * i, s.address);
-        dr7 |= (2 << (2 * i)) | (1 << (2 * i));
-        dr7 |= (SLOT_RW[s.type] | (SLOT_LEN[s.type === 'exec' ? 1 : s.len] << 2)) << (16 + 4 * i);
+        dr7 |= dr7GlobalEnable(i) | dr7LocalEnable(i) | dr7EncodeSlot(i, s.type, s.len);
       });
     }
     setNumber64(buf, GUEST_DEBUG_DEBUGREG + 8 * 7, dr7 >>> 0);
