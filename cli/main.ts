@@ -9,6 +9,7 @@ import { parseChoiceList, parseIntegerFlag, singleString } from './parse-values'
 import { checkWritable, runCommand } from './run-command';
 import { serveCommand } from './serve-command';
 import { BACKENDS, VM_BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
+import { BOOT_OPTION_SPECS, bootFlagsFromArgs } from './boot-flags';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { versionLine } from './version';
@@ -32,6 +33,9 @@ function withVmOptions(y: Argv): Argv {
   let out = y;
   for (const [flag, spec] of Object.entries(VM_OPTION_SPECS)) {
     out = out.option(flag, { ...spec, requiresArg: true, group: 'VM options:' });
+  }
+  for (const [flag, spec] of Object.entries(BOOT_OPTION_SPECS)) {
+    out = out.option(flag, { ...spec, requiresArg: true, group: 'Boot (Multiboot/PVH kernels):' });
   }
   return out;
 }
@@ -85,6 +89,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           stats: switchFlag('stats', args['stats']),
           json: optionalFile('json', args),
           name: nameFlag(args),
@@ -110,6 +115,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           gdb: singleString('gdb', args['gdb']) ?? DEFAULT_GDB_SPEC,
           name: nameFlag(args),
           allowRemote: switchFlag('allow-remote', args['allow-remote']),
