@@ -43,7 +43,7 @@ function endsBlock(op: Op): boolean {
     case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
     case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
     case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
-    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.SYSCALL: case Op.SYSRET:
+    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.JMP_FAR_PTR: case Op.CALL_FAR_PTR: case Op.SYSCALL: case Op.SYSRET:
       return true;
     default:
       return false;
@@ -311,7 +311,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (phys < 0) {
       // the first byte cannot be fetched
       const i = this.scratchInsn(b);
-      decodeAt(this.fetchBuf, 0, rip, rip, i);
+      decodeAt(this.fetchBuf, 0, rip, rip, i, this.codeMode);
       bindHandler(i);
       return b;
     }
@@ -321,7 +321,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
       const i = new Insn();
       const p = phys + (a - rip);
-      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i);
+      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i, this.codeMode);
       else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
       bindHandler(i);
       b.insns.push(i);
@@ -358,7 +358,7 @@ export class Cpu extends CpuCore implements GuestCpu {
       buf.set(this.bytes.subarray(p2, p2 + 16 - n1), n1);
       end = pageEnd + 16 - n1;
     }
-    decodeAt(buf, -a, end, a, i);
+    decodeAt(buf, -a, end, a, i, this.codeMode);
     if (i.op === Op.FETCH_NPF || i.nextAddr <= pageEnd) return null;
     b.crossLo = lo2; b.crossHi = hi2; b.crossPpn = Math.floor(p2 / 4096);
     this.code.mark(p2, i.nextAddr - pageEnd);
