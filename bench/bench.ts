@@ -7,12 +7,14 @@
  *   stub_* / gdbserver_*  RSP round trips, stepi and watchpoint-hit rates, side by side with
  *           gdbserver serving a native process (issue 4 section 9).
  * Figures are measured, never asserted: the tests do not time anything.
- * `npm run bench -- cpu vm exits stub` picks sections.
+ *   mmu.*   data beside code on one page vs separate pages, and the zero sled (issue 8).
+ * `npm run bench -- cpu mmu vm exits stub` picks sections.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { benchCpu } from './cpu-bench';
+import { benchMmu } from './mmu-bench';
 import { benchExits } from './exit-bench';
 import { benchStub } from './stub-bench';
 import { createVm } from '../vmm/api/create-vm';
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
   };
   console.log(`bench on ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
   if (want('cpu')) section('cpu (issue 2: >= 50 M/s, armed >= 90 %)', benchCpu());
+  if (want('mmu')) section('mmu (issue 8: data on the code page within 10 %, zero sled < 5 s, bounded RSS)', benchMmu());
   if (want('vm')) section('vm', benchVm());
   if (want('exits')) section('exits (issue 3: >= 500,000/s full, full costs <= 20 %)', benchExits());
   if (want('stub')) section('stub vs gdbserver (issue 4: ours >= gdbserver)', await benchStub());

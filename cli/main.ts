@@ -8,15 +8,16 @@ import { Output, processOutput, reportAndExit } from './output';
 import { parseChoiceList, parseIntegerFlag, singleString } from './parse-values';
 import { checkWritable, runCommand } from './run-command';
 import { serveCommand } from './serve-command';
-import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
+import { BACKENDS, VM_BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
+import { BOOT_OPTION_SPECS, bootFlagsFromArgs } from './boot-flags';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { versionLine } from './version';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
-import { hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
+import { difftestYargsCommand, hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
-const COMMANDS = ['run', 'serve', 'verify', 'hostcheck'];
+const COMMANDS = ['run', 'serve', 'verify', 'hostcheck', 'difftest'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
@@ -32,6 +33,9 @@ function withVmOptions(y: Argv): Argv {
   let out = y;
   for (const [flag, spec] of Object.entries(VM_OPTION_SPECS)) {
     out = out.option(flag, { ...spec, requiresArg: true, group: 'VM options:' });
+  }
+  for (const [flag, spec] of Object.entries(BOOT_OPTION_SPECS)) {
+    out = out.option(flag, { ...spec, requiresArg: true, group: 'Boot (Multiboot/PVH kernels):' });
   }
   return out;
 }
@@ -85,6 +89,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           stats: switchFlag('stats', args['stats']),
           json: optionalFile('json', args),
           name: nameFlag(args),
@@ -110,6 +115,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           gdb: singleString('gdb', args['gdb']) ?? DEFAULT_GDB_SPEC,
           name: nameFlag(args),
           allowRemote: switchFlag('allow-remote', args['allow-remote']),
@@ -123,19 +129,20 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
       'verify',
       'run the verification matrix (backends x dr-switch modes x scenarios) with stock gdb',
       (y) => y
-        .option('backend', { type: 'string', requiresArg: true, describe: `backends to run, comma-separated (${BACKENDS.join(',')}; default all)` })
+        .option('backend', { type: 'string', requiresArg: true, describe: `backends to run, comma-separated (${VM_BACKENDS.join(',')}; default ${BACKENDS.join(',')}: kvm, the host's /dev/kvm, only when named)` })
         .option('dr-switch', { type: 'string', requiresArg: true, describe: `dr-switch modes, comma-separated (${DR_SWITCH_MODES.join(',')}; default all)` })
         .option('scenario', { type: 'string', requiresArg: true, describe: 'scenarios to run, comma-separated (default all)' })
         .option('json', { type: 'string', requiresArg: true, describe: 'write the result table as JSON to FILE' })
         .option('trace', { type: 'string', requiresArg: true, describe: 'write a Chrome trace-event timeline (Perfetto, chrome://tracing) to FILE' })
         .option('jobs', { type: 'string', requiresArg: true, describe: 'at most N cells run in parallel (default: the verifier chooses)' })
+        .option('wide', { type: 'boolean', describe: 'one table row per cell (expected, observed) instead of the compact grid' })
         .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure, 1 otherwise; 128 usage error; 134 verify not in this build; 137 gdb not installed.'),
       (args: Args) => {
         const extra = (args['_'] as unknown[]).slice(1);
         if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);
         const scenarios = scenarioList(args['scenario']);
         const opts: VerifyOptions = {
-          backends: parseChoiceList('backend', args['backend'], BACKENDS) ?? [...BACKENDS],
+          backends: parseChoiceList('backend', args['backend'], VM_BACKENDS) ?? [...BACKENDS],
           drSwitch: parseChoiceList('dr-switch', args['dr-switch'], DR_SWITCH_MODES) ?? [...DR_SWITCH_MODES],
           ...(scenarios !== undefined ? { scenarios } : {}),
         };
@@ -144,10 +151,12 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         if (json !== undefined) { checkWritable(json, '--json'); opts.json = json; }
         if (trace !== undefined) { checkWritable(trace, '--trace'); opts.trace = trace; }
         if (args['jobs'] !== undefined) opts.jobs = parseIntegerFlag('jobs', args['jobs'], 1, 64, 1);
+        if (switchFlag('wide', args['wide'])) opts.wide = true;
         setAction(() => verifyCommand(opts, deps));
       },
     )
     .command(...hostcheckYargsCommand(out, setAction, (a) => optionalFile('json', a)))
+    .command(...difftestYargsCommand(out, setAction))
     .demandCommand(1, 'give a command: run, serve, verify or hostcheck')
     .epilogue(EXIT_EPILOGUE);
 }
@@ -188,7 +197,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
-    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help'].includes(f));
+    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help', 'wide'].includes(f));
     refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();

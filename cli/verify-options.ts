@@ -27,6 +27,8 @@ export interface VerifyOptions {
   trace?: string;
   /** --jobs N (1-64): at most N cells in parallel; undefined = the verifier chooses. */
   jobs?: number;
+  /** --wide: one table row per cell (expected, observed) instead of the compact grid. */
+  wide?: boolean;
 }
 
 export type RunVerify = (opts: VerifyOptions) => Promise<number>;

@@ -4,5 +4,4 @@
 #   gdb -x gdb-scripts/attach.gdb guests/counter.elf
 # Other transports: `target remote /path/to.sock` or
 #   `target remote | node bin/vmm-gdbstub.js serve guests/counter.elf --gdb stdio`.
-source gdb-scripts/limits.gdb
 target remote :1234

@@ -5,7 +5,6 @@
 # By hand (repository root): node bin/vmm-gdbstub.js serve guests/counter.elf --preempt-every 997 &
 #   gdb -batch -x gdb-scripts/scenario-access-hbreak.gdb guests/counter.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 997"
 
 awatch read_only_value

@@ -8,7 +8,6 @@
 #   node bin/vmm-gdbstub.js serve guests/counter.elf --preempt-every 500 --host-scenario kdb-step &
 #   gdb -batch -x gdb-scripts/scenario-dr6-race.gdb guests/counter.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500 --host-scenario kdb-step"
 
 break update_globals

@@ -7,7 +7,6 @@
 #   node bin/vmm-gdbstub.js serve guests/counter.elf --preempt-every 500 --host-scenario host-watch &
 #   gdb -batch -x gdb-scripts/scenario-host-isolation.gdb guests/counter.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500 --host-scenario host-watch"
 
 # Let the guest run through exits with a gdb watchpoint in the guest's DR0-3 and DR7.

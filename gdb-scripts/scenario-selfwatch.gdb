@@ -6,7 +6,6 @@
 #   node bin/vmm-gdbstub.js serve guests/selfwatch.elf --preempt-every 1000 --host-scenario host-watch &
 #   gdb -batch -x gdb-scripts/scenario-selfwatch.gdb guests/selfwatch.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 1000 --host-scenario host-watch"
 
 watch ticks

@@ -5,7 +5,6 @@
 #   node bin/vmm-gdbstub.js serve guests/stepper.elf &
 #   gdb -batch -x gdb-scripts/scenario-stepping.gdb guests/stepper.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach
 
 break step_start

@@ -8,7 +8,6 @@
 #   node bin/vmm-gdbstub.js serve guests/counter.elf --backend svm --preempt-every 500 --name vmmcheck &
 #   gdb -batch -x gdb-scripts/scenario-svm-clean-bits.gdb guests/counter.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 500"
 
 break update_globals

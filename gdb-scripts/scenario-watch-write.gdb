@@ -8,7 +8,6 @@
 # or launching serve itself (extra serve options in VMMCHECK_SERVE_ARGS):
 #   VMMCHECK_TARGET=launch VMMCHECK_SERVE_ARGS="--backend svm" gdb -batch -x ... guests/counter.elf
 source gdb-scripts/vmmcheck.py
-source gdb-scripts/limits.gdb
 vmmcheck attach --serve-args "--preempt-every 997"
 
 watch counter

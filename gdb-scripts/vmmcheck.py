@@ -228,6 +228,20 @@ def find_breakpoint(spec):
     raise gdb.GdbError("vmmcheck: no breakpoint or watchpoint %r (see `info breakpoints`)" % spec)
 
 
+def software_watch_failure(command, name, bp):
+    """A check must never pass on a software watchpoint (gdb single-steps and compares: the
+    debug registers, which the checks are about, play no part). Records the failure, or None."""
+    if bp is None or bp.type != gdb.BP_WATCHPOINT:
+        return None
+    saved, STATE.kind_override = STATE.kind_override, None  # not the scenario's failure kind
+    try:
+        return record(command, name, False, {"watchpoint": "hardware"}, {"watchpoint": "software"},
+                  "expected a hardware watchpoint; %s is a software watchpoint (gdb would single-step "
+                  "and compare, the debug registers play no part)" % bp_text(bp), "software-watchpoint")
+    finally:
+        STATE.kind_override = saved
+
+
 def bp_text(bp):
     what = bp.expression if bp.expression is not None else bp.location
     return "%s %d (%s)" % ("watchpoint" if bp.type in WATCH_TYPES else "breakpoint", bp.number, what)
@@ -366,6 +380,9 @@ def continue_and_check(args, command="continue"):
     """The body of `vmmcheck continue`: resume, then compare the stop with the expectation."""
     watch = find_breakpoint(args.watch) if args.watch else None
     breakpoint = find_breakpoint(args.breakpoint) if args.breakpoint else None
+    software = software_watch_failure(args.command, args.name, watch)
+    if software is not None:
+        return software
     old_before = watch_values_before(watch)
     stop, error, timed_out = resume(command, args.timeout)
 
@@ -608,6 +625,8 @@ class HitsCommand(_Subcommand):
 
     def run(self, args):
         bp = find_breakpoint(args.watch)
+        if software_watch_failure("hits", args.name, bp) is not None:
+            return
         is_watch = bp.type in WATCH_TYPES
 
         def tracked():

@@ -2,7 +2,6 @@
 # watchpoint on a guest global, then the debug registers gdb's request became.
 #   (gdb) source gdb-scripts/watch-symbol.gdb
 #   (gdb) watch-symbol counter
-source gdb-scripts/limits.gdb
 
 define watch-symbol
   if $argc != 1

@@ -15,7 +15,7 @@ export interface RemoteReg {
   /** gdb type / group attributes for target.xml. */
   type: string;
   group?: string;
-  feature: 'core' | 'sse' | 'segments' | 'debug';
+  feature: 'core' | 'sse' | 'segments' | 'debug' | 'system';
   source: RegSource;
   offset: number; // byte offset in the g packet
   size: number;   // bytes
@@ -26,6 +26,13 @@ export interface RemoteReg {
 const GPRS: RegName[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
   'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 const SEGS: RegName[] = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'];
+/**
+ * Why cr0-cr8 and EFER are read-only through gdb: a write there changes the mode, paging or
+ * interrupt priority under the guest's feet, and the consistency checks a MOV to CR / WRMSR
+ * makes (#GP on reserved bits, PG without PE, LME with paging on...) are the CPU's to make.
+ */
+const CONTROL_READ_ONLY = 'control registers and EFER are read-only through the debugger; the guest sets them with MOV CR / WRMSR';
+
 const X87_CONTROL = ['fctrl', 'fstat', 'ftag', 'fiseg', 'fioff', 'foseg', 'fooff', 'fop'];
 
 function build(): RemoteReg[] {
@@ -47,6 +54,12 @@ function build(): RemoteReg[] {
   regs.push({ name: 'gs_base', bits: 64, type: 'int', feature: 'segments', source: { kind: 'vm', name: 'gs_base' } });
   for (const n of ['dr0', 'dr1', 'dr2', 'dr3', 'dr6', 'dr7', 'debugctl'] as RegName[]) {
     regs.push({ name: n, bits: 64, type: 'uint64', feature: 'debug', source: { kind: 'vm', name: n } });
+  }
+  // System registers under QEMU's gdbstub names, after the debug feature so that the remote
+  // numbers of everything before them stay as they were (dr0 = 0x3b ... debugctl = 0x41).
+  regs.push({ name: 'k_gs_base', bits: 64, type: 'int', feature: 'system', source: { kind: 'vm', name: 'kernel_gs_base' } });
+  for (const n of ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer'] as RegName[]) {
+    regs.push({ name: n, bits: 64, type: 'uint64', feature: 'system', source: { kind: 'vm', name: n }, readOnly: CONTROL_READ_ONLY });
   }
   let offset = 0;
   return regs.map((r) => {

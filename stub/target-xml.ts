@@ -6,6 +6,7 @@ const FEATURE_NAMES: Record<RemoteReg['feature'], string> = {
   sse: 'org.gnu.gdb.i386.sse',
   segments: 'org.gnu.gdb.i386.segments',
   debug: 'org.vmm-gdbstub.debug',
+  system: 'org.vmm-gdbstub.system',
 };
 
 const CORE_TYPES = `
@@ -73,7 +74,7 @@ function regXml(r: RemoteReg): string {
 function buildTargetXml(): string {
   const out: string[] = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">',
     '<target version="1.0">', '  <architecture>i386:x86-64</architecture>'];
-  for (const f of ['core', 'sse', 'segments', 'debug'] as const) {
+  for (const f of ['core', 'sse', 'segments', 'debug', 'system'] as const) {
     out.push(`  <feature name="${FEATURE_NAMES[f]}">`);
     if (f === 'core') out.push(CORE_TYPES);
     if (f === 'sse') out.push(SSE_TYPES);

@@ -39,16 +39,15 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** A bigint address as a number when it can be a guest-physical address, else undefined. */
-function smallAddress(address: bigint, length: number, memorySize: number): number | undefined {
-  if (address < 0n || address + BigInt(length) > BigInt(memorySize)) return undefined;
-  return Number(address);
+/** A 64-bit bigint address as halves. */
+function toU64(a: bigint): U64 {
+  return u64(Number(a & 0xffffffffn), Number((a >> 32n) & 0xffffffffn));
 }
 
 export class VmTarget {
   private readonly shadows: Uint8Array[][];
-  /** gdb's software breakpoints: address -> the original byte under the int3. */
-  private readonly swBreakpoints = new Map<number, number>();
+  /** gdb's software breakpoints: virtual address -> the original byte under the int3 and the vCPU whose mapping it used. */
+  private readonly swBreakpoints = new Map<bigint, { byte: number; vcpu: number }>();
   /** gdb's hardware requests (for idempotent Z/z): key "type:addr:len". */
   private readonly hwRequests = new Set<string>();
   private dregs: DregState = emptyDregState();
@@ -143,7 +142,7 @@ export class VmTarget {
       this.shadows[vcpu][r.source.index] = value.slice();
       return undefined;
     }
-    if (r.readOnly) return `${r.name} is read-only through the debugger (${r.readOnly})`;
+    if (r.readOnly) return `${r.name}: ${r.readOnly}`;
     let v = leToU64(value);
     if (r.size === 4) {
       // eflags and selectors are 32 bits wide in gdb's view; keep the VM's upper half
@@ -169,69 +168,66 @@ export class VmTarget {
   }
 
   // ---- memory ------------------------------------------------------------------------
+  // gdb sees VIRTUAL memory: addresses are translated through the paging structures of the
+  // vCPU gdb has selected (Hg), as QEMU's gdbstub does. An unmapped byte is an error reply.
 
-  /** m: reads what the guest would see without gdb's int3s; a read that runs past RAM is cut short. */
-  readMemory(address: bigint, length: number): Uint8Array | undefined {
+  /** m: reads what the guest would see without gdb's int3s. */
+  readMemory(vcpu: number, address: bigint, length: number): Uint8Array | undefined {
     if (length === 0) return new Uint8Array(0);
-    const size = this.vm.memorySize;
-    if (address < 0n || address >= BigInt(size)) return undefined;
-    const start = Number(address);
-    const len = Math.min(length, size - start);
-    const data = this.vm.readMemory(start, len);
+    if (address < 0n || address + BigInt(length) > 1n << 64n) return undefined;
+    const data = this.vm.readVirtual(vcpu, toU64(address), length);
     if (!data) return undefined;
     if (this.swBreakpoints.size === 0) return data;
-    // a copy: the VM's bytes may be a view of guest memory
     const out = Uint8Array.from(data);
     for (const [bp, orig] of this.swBreakpoints) {
-      if (bp >= start && bp < start + len) out[bp - start] = orig;
+      if (bp >= address && bp < address + BigInt(length)) out[Number(bp - address)] = orig.byte;
     }
     return out;
   }
 
   /** M/X: writes under a gdb breakpoint update the saved byte and keep the int3 in place. */
-  writeMemory(address: bigint, data: Uint8Array): boolean {
-    const start = smallAddress(address, data.length, this.vm.memorySize);
-    if (start === undefined) return false;
+  writeMemory(vcpu: number, address: bigint, data: Uint8Array): boolean {
+    if (address < 0n || address + BigInt(data.length) > 1n << 64n) return false;
     if (data.length === 0) return true;
     const out = Uint8Array.from(data);
-    const saved: Array<[number, number]> = [];
+    const saved: Array<[bigint, number]> = [];
     for (const bp of this.swBreakpoints.keys()) {
-      if (bp >= start && bp < start + out.length) {
-        saved.push([bp, out[bp - start]]);
-        out[bp - start] = INT3;
+      if (bp >= address && bp < address + BigInt(out.length)) {
+        const k = Number(bp - address);
+        saved.push([bp, out[k]]);
+        out[k] = INT3;
       }
     }
-    if (!this.vm.writeMemory(start, out)) return false;
-    for (const [bp, byte] of saved) this.swBreakpoints.set(bp, byte);
+    if (!this.vm.writeVirtual(vcpu, toU64(address), out)) return false;
+    for (const [bp, byte] of saved) this.swBreakpoints.get(bp)!.byte = byte;
     return true;
   }
 
   // ---- software breakpoints (Z0) -----------------------------------------------------
 
-  insertSwBreakpoint(address: bigint): boolean {
-    const a = smallAddress(address, 1, this.vm.memorySize);
-    if (a === undefined) return false;
-    if (this.swBreakpoints.has(a)) return true; // idempotent
-    const orig = this.vm.readMemory(a, 1);
-    if (!orig || !this.vm.writeMemory(a, Uint8Array.of(INT3))) return false;
-    this.swBreakpoints.set(a, orig[0]);
+  insertSwBreakpoint(vcpu: number, address: bigint): boolean {
+    if (address < 0n || address >= 1n << 64n) return false;
+    if (this.swBreakpoints.has(address)) return true; // idempotent
+    const a = toU64(address);
+    const orig = this.vm.readVirtual(vcpu, a, 1);
+    if (!orig || !this.vm.writeVirtual(vcpu, a, Uint8Array.of(INT3))) return false;
+    this.swBreakpoints.set(address, { byte: orig[0], vcpu });
     if (this.swBreakpoints.size === 1) this.setAllCaps('intercept-bp', true);
     return true;
   }
 
-  removeSwBreakpoint(address: bigint): boolean {
-    const a = smallAddress(address, 1, this.vm.memorySize);
-    if (a === undefined) return false;
-    const orig = this.swBreakpoints.get(a);
-    if (orig === undefined) return true; // idempotent
-    if (!this.vm.writeMemory(a, Uint8Array.of(orig))) return false;
-    this.swBreakpoints.delete(a);
+  removeSwBreakpoint(_vcpu: number, address: bigint): boolean {
+    const bp = this.swBreakpoints.get(address);
+    if (bp === undefined) return address >= 0n && address < 1n << 64n; // idempotent
+    // restored through the vCPU that inserted it (its mapping of the address)
+    if (!this.vm.writeVirtual(bp.vcpu, toU64(address), Uint8Array.of(bp.byte))) return false;
+    this.swBreakpoints.delete(address);
     if (this.swBreakpoints.size === 0) this.setAllCaps('intercept-bp', false);
     return true;
   }
 
   isSwBreakpoint(address: bigint): boolean {
-    return address >= 0n && address < BigInt(Number.MAX_SAFE_INTEGER) && this.swBreakpoints.has(Number(address));
+    return this.swBreakpoints.has(address);
   }
 
   // ---- hardware breakpoints and watchpoints (Z1, Z2, Z4) -----------------------------
@@ -310,7 +306,7 @@ export class VmTarget {
 
   /** Removes everything the debugger put into the VM; the guest's own state stays. */
   detach(): void {
-    for (const a of [...this.swBreakpoints.keys()]) this.removeSwBreakpoint(BigInt(a));
+    for (const a of [...this.swBreakpoints.keys()]) this.removeSwBreakpoint(0, a);
     this.swBreakpoints.clear();
     this.hwRequests.clear();
     if (this.slotsInUse()) this.commitSlots(emptyDregState());

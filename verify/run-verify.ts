@@ -12,6 +12,7 @@ import { findGdb, MissingToolError } from './find-gdb';
 import { CellRunner, gdbCellRunner, killRunningCells } from './gdb-cell-runner';
 import { buildMatrix, Cell, MatrixSelectionError } from './matrix';
 import { runPool } from './pool';
+import { formatCompactTable, shortVerdict } from './compact-table';
 import { formatTable, summarize, tableJson, TableRow, toRow } from './table';
 import { mergeTraceFiles } from './trace-writer';
 import { VerifyOptions } from './verify-options';
@@ -38,6 +39,8 @@ export interface VerifyDeps {
   stderr?: (text: string) => void;
   findGdb?: () => string;
   repoRoot?: string;
+  /** Progress as one line redrawn in place (default: stderr is a terminal). */
+  stderrIsTty?: boolean;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -51,10 +54,20 @@ export function serveSupportsTraceVm(repoRoot: string): boolean {
   });
 }
 
-function progressLine(done: number, total: number, row: TableRow): string {
+/**
+ * Progress on stderr: on a terminal one line redrawn in place (a bar, the count and the last
+ * cell with its short verdict); elsewhere (a log, a pipe) one line per cell.
+ */
+function progressLine(done: number, total: number, row: TableRow, tty: boolean): string {
   const width = String(total).length;
-  return `verify [${String(done).padStart(width)}/${total}] ${row.backend} ${row.mode} ${row.scenario}: ` +
-    `expected ${row.expected}, observed ${row.observed} -> ${row.verdict} (${row.seconds}s)\n`;
+  const count = `${String(done).padStart(width)}/${total}`;
+  if (!tty) {
+    return `verify [${count}] ${row.backend} ${row.mode} ${row.scenario}: ` +
+      `expected ${row.expected}, observed ${row.observed} -> ${row.verdict} (${row.seconds}s)\n`;
+  }
+  const bar = '#'.repeat(Math.round((20 * done) / total)).padEnd(20, '.');
+  const text = `verify [${bar}] ${count} ${row.backend} ${row.mode} ${row.scenario}: ${shortVerdict(row)}`;
+  return `\r${text.slice(0, 79).padEnd(79)}${done === total ? '\n' : ''}`;
 }
 
 export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Promise<number> {
@@ -135,7 +148,7 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
       }
       observations.set(cell.index, observation);
       done++;
-      err(progressLine(done, runnable.length, toRow(cell, observation)));
+      err(progressLine(done, runnable.length, toRow(cell, observation), deps.stderrIsTty ?? (deps.stderr === undefined && process.stderr.isTTY === true)));
     });
   } finally {
     process.removeListener('SIGINT', onSignal);
@@ -145,7 +158,7 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
 
   const rows = cells.map((cell) => toRow(cell, observations.get(cell.index)));
   const seconds = (Date.now() - started) / 1000;
-  out(formatTable(rows));
+  out(opts.wide ? formatTable(rows) : formatCompactTable(rows));
   const summary = summarize(rows);
   out(`\n${summary.ok} as expected, ${summary.failed} not, ${summary.notApplicable} n/a; ${seconds.toFixed(1)}s\n`);
   if (opts.json) fs.writeFileSync(opts.json, tableJson(rows, seconds));

@@ -38,15 +38,15 @@ export function formatTable(rows: readonly TableRow[]): string {
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
   const out = [line(COLUMNS.map(String)), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];
+  return [...out, ...failedCells(rows)].join('\n') + '\n';
+}
+
+/** The lines under a table that list the cells that did not show what they must. */
+export function failedCells(rows: readonly TableRow[]): string[] {
   const failed = rows.filter((r) => r.verdict === 'FAIL');
-  if (failed.length > 0) {
-    out.push('', 'Cells that did not show what they must:');
-    for (const r of failed) {
-      out.push(`  ${r.backend} ${r.mode} ${r.scenario}: expected ${r.expected}${r.why ? ` (${r.why})` : ''}; ` +
-        `observed ${r.observed}: ${r.detail}`);
-    }
-  }
-  return out.join('\n') + '\n';
+  if (failed.length === 0) return [];
+  return ['', 'Cells that did not show what they must:', ...failed.map((r) =>
+    `  ${r.backend} ${r.mode} ${r.scenario}: expected ${r.expected}${r.why ? ` (${r.why})` : ''}; observed ${r.observed}: ${r.detail}`)];
 }
 
 export interface TableSummary {

@@ -38,11 +38,21 @@ export interface ChromeTraceEvent {
  */
 export class ChromeTraceConverter {
   private readonly phase = new Map<number, 'guest' | 'host'>();
+  private readonly named = new Set<number>();
   private last = 0;
 
   constructor(private readonly pid = 1) {}
 
   convert(event: VmTraceEvent): ChromeTraceEvent[] {
+    const tid = event.vcpu;
+    if (this.named.has(tid)) return this.convertEvent(event);
+    // each vCPU's track is named once, before its first event (Perfetto shows "vCPU N")
+    this.named.add(tid);
+    const name: ChromeTraceEvent = { name: 'thread_name', ph: 'M', ts: 0, pid: this.pid, tid, args: { name: `vCPU ${tid}` } };
+    return [name, ...this.convertEvent(event)];
+  }
+
+  private convertEvent(event: VmTraceEvent): ChromeTraceEvent[] {
     const tid = event.vcpu;
     const ts = event.ts;
     this.last = Math.max(this.last, ts);
@@ -60,9 +70,11 @@ export class ChromeTraceConverter {
       case 'exit':
         return [{ ...base, name: `VM exit: ${event.reason}`, cat: 'exit', ph: 'i', s: 't',
           args: { reason: event.reason, backendReason: event.backendReason } }];
-      case 'db':
-        return [{ ...base, name: `#DB DR6=0x${event.dr6.toString(16)}`, cat: 'db', ph: 'i', s: 't',
-          args: { dr6: `0x${event.dr6.toString(16)}`, owner: event.owner } }];
+      case 'db': {
+        // all 64 bits, as vmmctl prints registers (the reserved ones set are part of the story)
+        const dr6 = `0x${(event.dr6 >>> 0).toString(16).padStart(16, '0')}`;
+        return [{ ...base, name: `#DB DR6=${dr6}`, cat: 'db', ph: 'i', s: 't', args: { dr6, owner: event.owner } }];
+      }
       case 'dr-write':
         return [{ ...base, name: `${event.register} = ${event.value}`, cat: 'dr-write', ph: 'i', s: 't',
           args: { register: event.register, value: event.value, by: event.by } }];

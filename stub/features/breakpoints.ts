@@ -15,7 +15,7 @@ export function handleBreakpoints(ctx: SessionContext, p: string): HandlerResult
   if (cmd.type === 3) return EMPTY;
   if (cmd.type === 0) {
     if (cmd.kind !== 1) return ERR_BAD_PACKET;
-    const ok = cmd.insert ? ctx.target.insertSwBreakpoint(cmd.address) : ctx.target.removeSwBreakpoint(cmd.address);
+    const ok = cmd.insert ? ctx.target.insertSwBreakpoint(ctx.gVcpu, cmd.address) : ctx.target.removeSwBreakpoint(ctx.gVcpu, cmd.address);
     return ok ? 'OK' : ERR_BAD_PACKET;
   }
   const type = SLOT_TYPE[cmd.type]!;

@@ -1,4 +1,4 @@
-/** m, M, X: guest-physical (= linear) memory, with gdb's int3s hidden. */
+/** m, M, X: guest-VIRTUAL memory of the Hg vCPU (through its page tables), with gdb's int3s hidden. */
 import { parseReadMemory, parseWriteMemoryBinary, parseWriteMemoryHex } from '../commands/memory';
 import { bytesToHex } from '../protocol/hex';
 import { ERR_BAD_PACKET, ERR_MEMORY, HandlerResult, SessionContext } from './context';
@@ -10,18 +10,18 @@ export function handleMemory(ctx: SessionContext, p: string, raw: Buffer): Handl
       if (!cmd) return ERR_BAD_PACKET;
       // a reply never exceeds what the packet size allows; gdb asks again for the rest
       const length = Math.min(cmd.length, Math.floor((ctx.packetSize - 4) / 2));
-      const data = ctx.target.readMemory(cmd.address, length);
+      const data = ctx.target.readMemory(ctx.gVcpu, cmd.address, length);
       return data ? bytesToHex(data) : ERR_MEMORY;
     }
     case 'M': {
       const cmd = parseWriteMemoryHex(p);
       if (!cmd) return ERR_BAD_PACKET;
-      return ctx.target.writeMemory(cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
+      return ctx.target.writeMemory(ctx.gVcpu, cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
     }
     case 'X': {
       const cmd = parseWriteMemoryBinary(raw);
       if (!cmd) return ERR_BAD_PACKET;
-      return ctx.target.writeMemory(cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
+      return ctx.target.writeMemory(ctx.gVcpu, cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
     }
   }
   return undefined;

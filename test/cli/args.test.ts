@@ -18,13 +18,13 @@ describe('cli: argument validation', () => {
 
   // Each bad command line: exit 128, one line on stderr naming the problem, no VM created.
   const bad: Array<[string, (elf: string) => string[], RegExp]> = [
-    ['no command', () => [], /give a command: run, serve or verify/],
+    ['no command', () => [], /give a command: run, serve, verify or hostcheck/],
     ['unknown command', () => ['frobnicate'], /unknown command 'frobnicate'/],
     ['run without a guest', () => ['run'], /missing the guest ELF file/],
     ['unknown flag', (e) => ['run', e, '--bogus'], /Unknown argument: bogus/],
     ['camelCase spelling of a flag', (e) => ['run', e, '--drSwitch', 'none'], /Unknown argument: drSwitch/],
     ['extra positional', (e) => ['run', e, 'other.elf'], /Unknown argument: other.elf/],
-    ['bad backend', (e) => ['run', e, '--backend', 'kvm'], /--backend must be one of vmx, svm, not 'kvm'/],
+    ['bad backend', (e) => ['run', e, '--backend', 'xen'], /--backend must be one of vmx, svm, kvm, not 'xen'/],
     ['bad dr-switch', (e) => ['run', e, '--dr-switch', 'half'], /--dr-switch must be one of full, none, .*not 'half'/],
     ['zero vcpus', (e) => ['run', e, '--vcpus', '0'], /--vcpus must be a whole number from 1 to 16, not '0'/],
     ['too many vcpus', (e) => ['run', e, '--vcpus', '17'], /--vcpus must be a whole number from 1 to 16/],

@@ -77,6 +77,8 @@ export class FakeVm implements VmApi {
 
   readMemory(): Uint8Array | undefined { return undefined; }
   writeMemory(): boolean { return false; }
+  readVirtual(): Uint8Array | undefined { return undefined; }
+  writeVirtual(): boolean { return false; }
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
     this.check(vcpu);
     if (on) this.caps.add(`${vcpu}:${cap}`); else this.caps.delete(`${vcpu}:${cap}`);

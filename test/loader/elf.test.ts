@@ -8,6 +8,9 @@ import { ElfError } from '../../vmm/loader/elf-types';
 import { loadImage } from '../../vmm/loader/load';
 import { GuestMemory } from '../../vmm/memory';
 import { STACK_SIZE, stackAreaBase, stackTop } from '../../vmm/loader/stacks';
+import { PAGE_TABLES_SIZE, pageTablesBase } from '../../vmm/loader/page-tables';
+import { createVm } from '../../vmm/api/create-vm';
+import { DEFAULT_VM_OPTIONS } from '../../vmm/api/vm-options';
 
 const MEM = 4 * 1024 * 1024;
 
@@ -17,7 +20,8 @@ function buildGoodElf(dir: string): Uint8Array {
   fs.writeFileSync(src, [
     '.text', '.globl _start', '_start:', '  mov $1, %eax', '  hlt', '  jmp _start',
     '.data', '.globl value', 'value: .quad 0x1122334455667788',
-    '.bss', '.globl zeroed', 'zeroed: .space 4096', '',
+    '.bss', '.globl zeroed', 'zeroed: .space 4096',
+    '.globl high', '.set high, 0xffffffff80001000', '',
   ].join('\n'));
   const lds = path.join(dir, 'good.ld');
   fs.writeFileSync(lds, [
@@ -79,6 +83,8 @@ describe('ELF loader (guest ABI: static ELF64 x86-64 ET_EXEC)', () => {
     const img = parseElf(good, MEM);
     const start = img.symbols.get('_start');
     expect(start).to.equal(0x100000);
+    // a higher-half value (>= 2^53) is exact, as a signed number like the CPU's RIP
+    expect(img.symbols.get('high')).to.equal(-0x7ffff000);
     expect(img.entry).to.equal(start);
     const value = img.symbols.get('value')!;
     const zeroed = img.symbols.get('zeroed')!;
@@ -137,8 +143,8 @@ describe('ELF loader (guest ABI: static ELF64 x86-64 ET_EXEC)', () => {
   it('rejects a segment overlapping the per-vCPU stacks at the top of RAM', () => {
     const img = parseElf(good, MEM);
     const last = img.segments.reduce((a, s) => Math.max(a, s.address + s.memSize), 0);
-    // RAM just big enough for the image and one stack, then one byte short.
-    const fits = Math.ceil(last / 16) * 16 + STACK_SIZE;
+    // RAM just big enough for the image, the page tables and one stack, then one byte short.
+    const fits = Math.ceil(last / 4096) * 4096 + PAGE_TABLES_SIZE + STACK_SIZE;
     expect(() => parseElf(good, fits, 1)).to.not.throw();
     expectElfError(good, /overlaps the vCPU stacks/, fits - 16, 1);
     expectElfError(good, /overlaps the vCPU stacks/, fits, 2);
@@ -184,5 +190,36 @@ describe('per-vCPU stacks (guest ABI)', () => {
   it('rejects a vCPU index out of range', () => {
     expect(() => stackTop(1 << 20, 2, 2)).to.throw(RangeError);
     expect(() => stackTop(1 << 20, -1, 2)).to.throw(RangeError);
+  });
+});
+
+describe('guest ABI page tables (loader)', () => {
+  let dir: string;
+  let good: Uint8Array;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pt-'));
+    good = buildGoodElf(dir);
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('builds an identity map in reserved RAM below the stacks; CR3 of every vCPU points at it; gdb-side reads translate through it', () => {
+    const opts = { ...DEFAULT_VM_OPTIONS, memMiB: 8, vcpus: 2 };
+    const mem = opts.memMiB << 20;
+    const vm = createVm(parseElf(good, mem, 2), opts);
+    const base = pageTablesBase(mem, 2);
+    expect(base).to.equal(mem - 2 * STACK_SIZE - PAGE_TABLES_SIZE);
+    for (const v of [0, 1]) expect(vm.getRegister(v, 'cr3')).to.deep.equal({ lo: base, hi: 0 });
+    const pml4 = vm.readMemory(base, 8)!;
+    expect(dv(pml4).getUint32(0, true)).to.equal(base + 0x1000 + 0x27);
+    const pdpt = vm.readMemory(base + 0x1000, 16)!;
+    expect([dv(pdpt).getUint32(0, true), dv(pdpt).getUint32(8, true)]).to.deep.equal([0xe7, 0x400000e7]);
+    // virtual = physical for RAM; beyond the 512 GiB map: unmapped
+    expect(Array.from(vm.readVirtual(0, { lo: 0x100000, hi: 0 }, 5)!)).to.deep.equal([0xb8, 1, 0, 0, 0]);
+    expect(vm.readVirtual(0, { lo: 0, hi: 0x80 }, 1)).to.equal(undefined);
+    expect(vm.readVirtual(0, { lo: mem, hi: 0 }, 1)).to.equal(undefined); // mapped, but not RAM
+    expect(vm.writeVirtual(1, { lo: 0x200000, hi: 0 }, Uint8Array.of(7))).to.equal(true);
+    expect(vm.readMemory(0x200000, 1)![0]).to.equal(7);
+    const stop = vm.run([0], 10);
+    expect(stop.kind).to.not.equal('triple-fault');
   });
 });

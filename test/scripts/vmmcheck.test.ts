@@ -1,6 +1,6 @@
 /**
- * gdb-scripts/vmmcheck.py driven by the real gdb 13 on a native gcc-built program
- * (software watchpoints: native hardware watchpoints do not fire on these machines).
+ * gdb-scripts/vmmcheck.py driven by the real gdb 13 on a native gcc-built program, with
+ * hardware watchpoints (vmmcheck fails every check of a software one: command-files.test.ts).
  */
 import { expect } from 'chai';
 import * as path from 'path';
@@ -8,8 +8,8 @@ import { buildNative, gdbAvailable, REPO_ROOT, runGdbScript } from './gdb-sessio
 
 const FIXTURE = path.join(REPO_ROOT, 'test', 'scripts', 'fixtures', 'native-counter.c');
 
-/** Stop in main with a software watchpoint on `counter`. */
-const WATCHING = ['set can-use-hw-watchpoints 0', 'break main', 'run', 'watch counter'];
+/** Stop in main with a hardware watchpoint on `counter`. */
+const WATCHING = ['break main', 'run', 'watch counter'];
 
 describe('vmmcheck.py with stock gdb on a native program', function () {
   let program = '';
@@ -208,7 +208,7 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
   });
 
   it('a watchpoint still awaited when the program exits is a missed hit', function () {
-    const session = runGdbScript(program, ['set can-use-hw-watchpoints 0', 'break main', 'run',
+    const session = runGdbScript(program, ['break main', 'run',
       'watch other', 'vmmcheck hits other 10', 'vmmcheck continue --watch other']);
     expect(session.status).to.equal(1);
     expect(session.results[1].kind).to.equal('missed-hits');

@@ -99,6 +99,15 @@ export class FakeVm implements VmApi {
     return true;
   }
 
+  /** The fake guest has no paging: virtual = physical. */
+  readVirtual(_vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    return address.hi === 0 ? this.readMemory(address.lo, length) : undefined;
+  }
+
+  writeVirtual(_vcpu: number, address: U64, data: Uint8Array): boolean {
+    return address.hi === 0 && this.writeMemory(address.lo, data);
+  }
+
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
     if (cap === 'mtf') throw new VmApiError('mtf: not offered by the fake');
     const c = this.cpu(vcpu);

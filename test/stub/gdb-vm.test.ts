@@ -86,6 +86,47 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(r.out).to.match(/Breakpoint 6, (0x[0-9a-f]+ in )?update_globals \(i=\d\)/);
     });
 
+    it('the gdb-scripts set no remote limit: watch and awatch mix as hardware watchpoints; a fifth is refused at continue', async () => {
+      const t = await serve('counter', { preemptEvery: 997 });
+      const root = path.join(__dirname, '..', '..', '..');
+      const r = await gdb(t, ['source gdb-scripts/watch-symbol.gdb', 'watch-symbol counter', 'awatch-symbol ticks', 'continue',
+        'watch wide_struct', 'watch read_sum', 'continue'], { cwd: root });
+      expect(r.out).to.contain('Hardware watchpoint 1: counter');
+      expect(r.out).to.contain('Hardware access (read/write) watchpoint 2: ticks');
+      expect(r.out).to.match(/Hardware (access \(read\/write\) )?watchpoint [12]: (counter|ticks)\s+(Old value|Value)/);
+      // wide_struct needs two slots: five in all, refused by the stub when gdb inserts them
+      expect(r.out).to.contain('Hardware watchpoint 3: wide_struct');
+      expect(r.out).to.contain('Hardware watchpoint 4: read_sum');
+      expect(r.out).to.match(/Could not insert hardware watchpoint [34]/);
+      expect(r.out).to.not.match(/^Watchpoint \d/m);
+    });
+
+    it('system registers as QEMU names them: p $cr3 works, set $cr0 is refused with the reason', async () => {
+      const t = await serve('counter');
+      const vm = real.vm;
+      const hex = (n: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'kernel_gs_base') => {
+        const v = vm.getRegister(0, n);
+        return '0x' + ((BigInt(v.hi >>> 0) << 32n) | BigInt(v.lo >>> 0)).toString(16);
+      };
+      const cr0 = hex('cr0');
+      const r = await gdb(t, ['p $cr3', 'p/x $cr0', 'p/x $cr4', 'p/x $efer', 'p/x $k_gs_base', 'p $cr2', 'p $cr8',
+        'set $cr0 = 0', 'p/x $cr0', 'set $k_gs_base = 0x1234', 'p/x $k_gs_base', 'p/x $dr7', 'maint print remote-registers', 'disconnect']);
+      expect(r.out).to.contain(`$1 = ${BigInt(hex('cr3'))}`);
+      expect(r.out).to.contain(`$2 = ${cr0}`);
+      expect(r.out).to.contain(`$3 = ${hex('cr4')}`);
+      expect(r.out).to.contain(`$4 = ${hex('efer')}`);
+      expect(r.out).to.match(/\$6 = \d+\n\$7 = \d+/);
+      expect(r.out).to.contain('Could not write register "cr0"; remote failure reply \'E.cr0: control registers and EFER are read-only through the debugger');
+      expect(r.out).to.contain(`$8 = ${cr0}`);
+      expect(hex('cr0')).to.equal(cr0);
+      expect(r.out).to.contain('$9 = 0x1234');
+      expect(hex('kernel_gs_base')).to.equal('0x1234');
+      expect(r.out).to.contain('$10 = 0x400');
+      // the numbers of the registers before them are unchanged: dr7 is still remote register 0x40
+      expect(r.out).to.match(/ dr7\s+\d+\s+\d+\s+592\s+8\s+uint64_t\s+64\s+592\n/);
+      expect(r.out).to.match(/ cr3\s+\d+\s+\d+\s+632\s+8\s+uint64_t\s+69\s+632\n/);
+    });
+
     it('stepi walks the real instruction sequence, through OUT and CPUID exits', async () => {
       const t = await serve('stepper');
       // x/6i listings (lines not right after a display header) and the displayed pc after each stepi

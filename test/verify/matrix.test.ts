@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { runVerify } from '../../verify/run-verify';
+import { readmeExample } from '../helpers/readme';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -30,5 +31,8 @@ describe('vmm-gdbstub verify: the full matrix with stock gdb', function () {
     expect(rows.filter((r) => r.verdict === 'FAIL'), table.join('')).to.deep.equal([]);
     expect(rows.filter((r) => r.mode === 'full').every((r) => r.verdict === 'ok')).to.equal(true);
     expect(status).to.equal(0);
+    // README's sample is what this run prints (but the seconds)
+    const seconds = (t: string) => t.replace(/; [\d.]+s$/m, '; Ns');
+    expect(seconds(table.join('')).trimEnd().split('\n')).to.deep.equal(seconds(readmeExample('verify-output').join('\n')).split('\n'));
   });
 });

@@ -46,10 +46,10 @@ describe('verify matrix and runner (fake cells)', function () {
     expect(io.err.join('')).to.contain('unknown scenario nope (known: watch-write,');
   });
 
-  it('exits 0 when every cell shows what it must, with a progress line per run cell and the table', async function () {
+  it('exits 0 when every cell shows what it must, with a progress line per run cell and the --wide table', async function () {
     const io = capture();
     const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'verify-')), 'table.json');
-    const status = await runVerify({ backends: [], drSwitch: [], json }, { ...io.deps, runCell: async (c) => asExpected(c) });
+    const status = await runVerify({ backends: [], drSwitch: [], json, wide: true }, { ...io.deps, runCell: async (c) => asExpected(c) });
     expect(status).to.equal(0);
     const cells = buildMatrix({ backends: [], drSwitch: [] });
     const runnable = cells.filter((c) => c.expected.kind !== 'n/a');
@@ -82,7 +82,34 @@ describe('verify matrix and runner (fake cells)', function () {
       ...io.deps, runCell: async () => ({ pass: true, detail: 'all hits', seconds: 0 }),
     });
     expect(status).to.equal(1);
-    expect(io.out.join('')).to.match(/vmx\s+none\s+watch-write\s+detect missed-hits\s+pass\s+FAIL/);
+    expect(io.out.join('')).to.match(/^vmx\s+none\nwatch-write\s+FAIL\n/);
+    expect(io.out.join('')).to.contain('vmx none watch-write: expected detect missed-hits (');
+  });
+
+  it('the default table fits 80 columns: scenarios x modes per backend, short verdicts, n/a folded', async function () {
+    const io = capture();
+    const status = await runVerify({ backends: [], drSwitch: [] }, { ...io.deps, runCell: async (c) => asExpected(c) });
+    expect(status).to.equal(0);
+    const table = io.out.join('');
+    const lines = table.split('\n');
+    for (const l of lines) expect(l.length, l).to.be.at.most(80);
+    expect(lines.length).to.be.lessThan(30);
+    expect(lines[0]).to.match(/^vmx\s+full\s+none\s+dr0-3\s+dr6\s+dr7dbg\s+tf$/);
+    expect(table).to.match(/\nsvm\s+full\s+none\s+dr0-3\s+dr7dbg\s+svmdirty\n/);
+    expect(table).to.match(/\nwatch-write\s+pass\s+caught\s+caught\s+-\s+-\s+-\n/);
+    expect(table).to.contain('dr7dbg = no-host-dr7-debugctl');
+    expect(table).to.match(/\d+ as expected, 0 not, \d+ n\/a; [\d.]+s\n$/);
+  });
+
+  it('on a terminal the progress is one line redrawn in place with a bar and a count', async function () {
+    const io = capture();
+    await runVerify({ backends: ['vmx'], drSwitch: ['full', 'none'], scenarios: ['watch-write', 'stepping'] },
+      { ...io.deps, stderrIsTty: true, runCell: async (c) => asExpected(c) });
+    const progress = io.err.filter((l) => l.startsWith('\r'));
+    expect(progress).to.have.length(4);
+    expect(progress[0]).to.match(/^\rverify \[#####\.{15}\] 1\/4 vmx full watch-write: pass\s*$/);
+    expect(progress[3]).to.match(/^\rverify \[#{20}\] 4\/4 vmx none stepping: pass\s*\n$/);
+    for (const l of progress) expect(l.replace(/\n$/, '').length).to.equal(80);
   });
 
   it('exits 1 when a pre-fix cell fails for another reason than the one it must show', async function () {

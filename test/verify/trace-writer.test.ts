@@ -21,10 +21,14 @@ describe('verify trace writer', function () {
       ...c.finish(),
     ];
     expect(events.map((e) => `${e.ts}:${e.tid}:${e.ph}:${e.name}`)).to.deep.equal([
-      '10:0:B:guest', '20:0:i:VM exit: cpuid', '20:0:E:guest', '20:0:B:host', '21:0:i:#DB DR6=0xffff4ff0',
-      '22:0:i:dr7 = 0x401', '23:0:i:LEAK dr0', '24:1:B:guest', '24:0:E:host', '24:1:E:guest',
+      '0:0:M:thread_name', '10:0:B:guest', '20:0:i:VM exit: cpuid', '20:0:E:guest', '20:0:B:host',
+      '21:0:i:#DB DR6=0x00000000ffff4ff0', '22:0:i:dr7 = 0x401', '23:0:i:LEAK dr0',
+      '0:1:M:thread_name', '24:1:B:guest', '24:0:E:host', '24:1:E:guest',
     ]);
-    expect(events[1].args).to.deep.equal({ reason: 'cpuid', backendReason: 'vmx:10' });
+    // each vCPU's track is named, once
+    expect(events.filter((e) => e.ph === 'M').map((e) => e.args)).to.deep.equal([{ name: 'vCPU 0' }, { name: 'vCPU 1' }]);
+    expect(events[2].args).to.deep.equal({ reason: 'cpuid', backendReason: 'vmx:10' });
+    expect(events[5].args).to.deep.equal({ dr6: '0x00000000ffff4ff0', owner: 'guest' });
     expect(events.every((e) => e.pid === 7)).to.equal(true);
   });
 
@@ -36,16 +40,18 @@ describe('verify trace writer', function () {
     done.write({ type: 'phase', ts: 5, vcpu: 0, phase: 'host' });
     done.close();
     const parsed = JSON.parse(fs.readFileSync(done.file, 'utf8'));
-    expect(parsed.map((e: { name: string }) => e.name)).to.deep.equal(['process_name', 'guest', 'VM exit: hlt', 'guest', 'host', 'host']);
+    expect(parsed.map((e: { name: string }) => e.name)).to.deep.equal(['process_name', 'thread_name', 'guest', 'VM exit: hlt', 'guest', 'host', 'host']);
     const cut = new TraceFileSink(path.join(dir, 'b.json'));
     cut.write({ type: 'phase', ts: 1, vcpu: 0, phase: 'guest' }); // never closed: no closing bracket
-    expect(readTraceFile(cut.file).map((e) => e.name)).to.deep.equal(['process_name', 'guest']);
+    expect(readTraceFile(cut.file).map((e) => e.name)).to.deep.equal(['process_name', 'thread_name', 'guest']);
     const merged = path.join(dir, 'all.json');
     const count = mergeTraceFiles([{ file: done.file, label: 'one', pid: 1 }, { file: cut.file, label: 'two', pid: 2 }], merged);
     const all = JSON.parse(fs.readFileSync(merged, 'utf8'));
     expect(all.traceEvents).to.have.length(count);
-    expect(all.traceEvents.filter((e: { ph: string }) => e.ph === 'M').map((e: { args: { name: string } }) => e.args.name))
-      .to.deep.equal(['one', 'two']);
+    expect(all.traceEvents.filter((e: { ph: string; name: string }) => e.ph === 'M' && e.name === 'process_name')
+      .map((e: { args: { name: string } }) => e.args.name)).to.deep.equal(['one', 'two']);
+    expect(all.traceEvents.filter((e: { name: string }) => e.name === 'thread_name').map((e: { pid: number }) => e.pid))
+      .to.deep.equal([1, 2]);
     expect(new Set(all.traceEvents.map((e: { pid: number }) => e.pid))).to.deep.equal(new Set([1, 2]));
   });
 });
@@ -62,6 +68,6 @@ describe('traceVmToFile (serve/run --trace-vm)', function () {
     expect(sink).to.equal(null);
     const events = JSON.parse(fs.readFileSync(file, 'utf8'));
     expect(events[0].args.name).to.equal('counter vmx full');
-    expect(events.map((e: { name: string; ph: string }) => `${e.ph}:${e.name}`)).to.deep.equal(['M:process_name', 'B:guest', 'E:guest']);
+    expect(events.map((e: { name: string; ph: string }) => `${e.ph}:${e.name}`)).to.deep.equal(['M:process_name', 'M:thread_name', 'B:guest', 'E:guest']);
   });
 });

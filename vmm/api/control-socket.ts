@@ -185,23 +185,70 @@ async function removeIfStale(socketPath: string, name: string): Promise<void> {
   fs.unlinkSync(socketPath);
 }
 
+/**
+ * Splits a byte stream into request lines in linear time: each chunk is searched once, and
+ * the part of a line that has no end yet is kept as pieces, joined only when it ends.
+ */
+export class LineReader {
+  private partial: string[] = [];
+  private partialLength = 0;
+  private readonly lines: string[] = [];
+
+  constructor(private readonly maxLine: number) {}
+
+  /** false when the line being read grew over maxLine. */
+  push(chunk: string): boolean {
+    let start = 0;
+    let nl: number;
+    while ((nl = chunk.indexOf('\n', start)) >= 0) {
+      this.partial.push(chunk.slice(start, nl));
+      this.lines.push(this.partial.join(''));
+      this.partial = [];
+      this.partialLength = 0;
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      this.partial.push(chunk.slice(start));
+      this.partialLength += chunk.length - start;
+    }
+    return this.partialLength <= this.maxLine;
+  }
+
+  /** The next complete line, in order. */
+  next(): string | undefined {
+    return this.lines.shift();
+  }
+}
+
+/**
+ * One vmmctl connection. Backpressure: while the client does not read the answers, the
+ * connection is not read either, so a client that only sends costs bounded memory.
+ */
 function serveConnection(vm: VmApi, sock: net.Socket, info: Record<string, unknown>): void {
-  let pending = '';
+  const reader = new LineReader(MAX_REQUEST_BYTES);
+  let blocked = false;
   sock.setEncoding('utf8');
   sock.on('error', () => sock.destroy());
-  sock.on('data', (chunk: string) => {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
+  const answer = (): void => {
+    let line: string | undefined;
+    while (!blocked && (line = reader.next()) !== undefined) {
       if (line.trim() === '') continue;
-      sock.write(JSON.stringify(handleControlLine(vm, line, info)) + '\n');
+      if (!sock.write(JSON.stringify(handleControlLine(vm, line, info)) + '\n')) blocked = true;
     }
-    if (pending.length > MAX_REQUEST_BYTES) {
+    if (blocked) sock.pause();
+  };
+  sock.on('drain', () => {
+    blocked = false;
+    sock.resume();
+    answer();
+  });
+  sock.on('data', (chunk: string) => {
+    if (!reader.push(chunk)) {
       sock.end(JSON.stringify(failure(null, 'bad-request', 'request too long')) + '\n');
-      pending = '';
+      sock.pause();
+      return;
     }
+    answer();
   });
 }
 

@@ -1,11 +1,14 @@
 import { Cpu } from '../cpu/cpu';
 import { GuestCpu, GprIndex, CpuStateReg } from '../cpu/guest-cpu';
 import { loadImage } from '../loader/load';
-import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
+import { STACK_SIZE, stackTop } from '../loader/stacks';
+import { buildIdentityPageTables, pageTablesBase } from '../loader/page-tables';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
-import { U64, hex } from '../u64';
+import { BootPlan, Flat32Cpu, canStartFlat32 } from '../loader/boot-plan';
+import { U64, hex, u64ToNumber } from '../u64';
+import { MSR_TSC } from '../x86/msr';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
@@ -79,23 +82,25 @@ export class Vm implements VmApi {
     this.memorySize = opts.memMiB * 1024 * 1024;
     if (this.memorySize < STACK_SIZE * opts.vcpus + 0x1000) throw new VmApiError(`--mem ${opts.memMiB} MiB is too small for ${opts.vcpus} vCPU stacks`);
     this.memory = new GuestMemory(this.memorySize);
-    const stackBase = stackAreaBase(this.memorySize, opts.vcpus);
+    const reservedBase = pageTablesBase(this.memorySize, opts.vcpus);
     for (const seg of image.segments) {
       const end = seg.address + Math.max(seg.memSize, seg.data.length);
-      if (seg.address < 0 || end > stackBase) {
-        throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks at 0x${stackBase.toString(16)}`);
+      if (seg.address < 0 || end > reservedBase) {
+        throw new VmApiError(`segment at 0x${seg.address.toString(16)} does not fit below the vCPU stacks and page tables at 0x${reservedBase.toString(16)}`);
       }
     }
     loadImage(this.memory, image);
+    // the guest ABI's identity map: real tables in reserved RAM (vmm/loader/page-tables.ts)
+    const cr3 = buildIdentityPageTables(this.memory, reservedBase);
 
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
-    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret);
-    this.bus = attachDevices(this.devices, this.memory.mmio);
+    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret, (i) => u64ToNumber(this.vcpus[i].cpu.readMsr(MSR_TSC) ?? { lo: 0, hi: 0 }));
+    this.bus = attachDevices(this.devices, this.memory.mmio); // MMIO (the local APIC page) also into the MMU's map
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
-      bus: this.bus, timer: this.devices.timer, exits: {}, transitions: 0, trace: null,
+      bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,
       now(): number { return self.instructions(); },
       wake(): void { for (const v of self.vcpus) v.reconsiderHalt(); },
     };
@@ -108,11 +113,30 @@ export class Vm implements VmApi {
       const top = stackTop(this.memorySize, i, opts.vcpus);
       cpu.setReg('rip', { lo: image.entry >>> 0, hi: Math.floor(image.entry / 0x100000000) });
       cpu.setReg('rflags', { lo: 2, hi: 0 });
+      cpu.setReg('cr3', { lo: cr3 >>> 0, hi: Math.floor(cr3 / 4294967296) });
       cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
       cpu.setGpr(GPR_ENCODING.rdi, { lo: i, hi: 0 });
       cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
       this.vcpus.push(new Vcpu(i, cpu, backend, this.shared));
     }
+  }
+
+  /** Copies a boot plan into RAM and starts the vCPUs as the protocol says (before the first run). */
+  applyBootPlan(plan: BootPlan): void {
+    for (const v of this.vcpus) {
+      if (!canStartFlat32(v.cpu)) {
+        throw new VmApiError(`a ${plan.protocol === 'pvh' ? 'PVH' : 'Multiboot'} kernel starts in 32-bit protected mode, which this build's CPU does not have`);
+      }
+    }
+    for (const b of plan.blobs) {
+      const bytes = new Uint8Array(b.memSize);
+      bytes.set(b.data);
+      if (!this.memory.write(b.address, bytes)) throw new VmApiError(`boot data at 0x${b.address.toString(16)} does not fit in guest RAM`);
+    }
+    this.vcpus.forEach((v, i) => {
+      if (i === 0) (v.cpu as GuestCpu & Flat32Cpu).startFlat32(plan.bsp);
+      else v.waitForSipi();
+    });
   }
 
   /** Guest instructions retired by all vCPUs: the trace clock. */
@@ -188,6 +212,20 @@ export class Vm implements VmApi {
 
   writeMemory(address: number, data: Uint8Array): boolean {
     return this.memory.write(address, data);
+  }
+
+  readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    const c = this.vcpu(vcpu).cpu;
+    if (!Number.isInteger(length) || length < 0) return undefined;
+    if (c.accessLinear === undefined) return address.hi === 0 ? this.memory.read(address.lo, length) : undefined;
+    const out = new Uint8Array(length);
+    return c.accessLinear(address, out, false) ? out : undefined;
+  }
+
+  writeVirtual(vcpu: number, address: U64, data: Uint8Array): boolean {
+    const c = this.vcpu(vcpu).cpu;
+    if (c.accessLinear === undefined) return address.hi === 0 && this.memory.write(address.lo, data);
+    return c.accessLinear(address, data, true);
   }
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
@@ -270,4 +308,14 @@ export class Vm implements VmApi {
 /** Create a VM for a loaded image (see vmm/loader/elf.ts parseElf). `factory` defaults to the real guest CPU. */
 export function createVm(image: LoadedImage, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
   return new Vm(image, opts, factory);
+}
+
+/**
+ * A VM booting a Multiboot or PVH kernel (vmm/loader/load-kernel.ts): the plan's blobs in
+ * RAM, the BSP at the 32-bit entry, the APs waiting for INIT-SIPI-SIPI.
+ */
+export function createVmFromPlan(plan: BootPlan, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
+  const vm = new Vm({ entry: 0, segments: [], symbols: plan.symbols }, opts, factory);
+  vm.applyBootPlan(plan);
+  return vm;
 }

@@ -19,9 +19,18 @@ export interface VmApi {
   getRegister(vcpu: number, reg: RegName): U64;
   setRegister(vcpu: number, reg: RegName, value: U64): void;
 
-  /** Guest-physical = guest-linear. Undefined / false when any byte is outside RAM. */
+  /** Guest-PHYSICAL memory. Undefined / false when any byte is outside RAM. */
   readMemory(address: number, length: number): Uint8Array | undefined;
   writeMemory(address: number, data: Uint8Array): boolean;
+
+  /**
+   * Guest-VIRTUAL (linear) memory as vCPU `vcpu` sees it now: translated through its current
+   * paging structures with supervisor rights, as QEMU's gdbstub does. No faults, no
+   * accessed/dirty updates, no data breakpoints. Undefined / false (nothing written) when any
+   * byte is unmapped or outside RAM.
+   */
+  readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined;
+  writeVirtual(vcpu: number, address: U64, data: Uint8Array): boolean;
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void;
   getCapability(vcpu: number, cap: Capability): boolean;

@@ -13,7 +13,7 @@
  * it, and is then registered on that page too (`crossers`) and re-validated against the
  * current mapping of the second page.
  */
-import type { Insn } from './insn';
+import { Insn } from './insn';
 import type { GuestMemory } from '../memory';
 
 /** Bytes per tracked line (sub-page invalidation granularity). */
@@ -131,8 +131,23 @@ export function pageKey(ppn: number, mode: number): number {
 export class CodeCache implements CodeCacheOwner {
   private readonly pages = new Map<number, CodePage>();
   insnCount = 0;
+  /**
+   * Insn objects of dropped blocks, reused by the decoder (the decoder resets every field):
+   * a guest that keeps decoding new code (a zero sled) then allocates almost nothing. Safe
+   * because decoding happens only between instructions, when no dropped Insn is running.
+   */
+  private readonly pool: Insn[] = [];
 
   constructor(private readonly maxInsns: number, private readonly onDrop: () => void) {}
+
+  /** A recycled or new Insn for the decoder. */
+  newInsn(): Insn {
+    return this.pool.pop() ?? new Insn();
+  }
+
+  private recycle(b: Block): void {
+    if (this.pool.length + b.insns.length <= this.maxInsns >>> 1) for (const i of b.insns) this.pool.push(i);
+  }
 
   find(key: number, rip: number): Block | undefined {
     const pg = this.pages.get(key);
@@ -169,6 +184,7 @@ export class CodeCache implements CodeCacheOwner {
       pg.blocks.delete(b.addr);
       pg.insns -= b.insns.length;
       this.insnCount -= b.insns.length;
+      this.recycle(b);
     }
   }
 
@@ -176,7 +192,7 @@ export class CodeCache implements CodeCacheOwner {
     const pg = this.pages.get(key);
     if (pg === undefined) return;
     this.pages.delete(key);
-    for (const b of pg.blocks.values()) b.valid = false;
+    for (const b of pg.blocks.values()) { b.valid = false; this.recycle(b); }
     this.insnCount -= pg.insns;
     pg.blocks.clear();
     pg.insns = 0;

@@ -24,7 +24,8 @@ import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
 /** What was thrown: see CpuCore.faultKind. */
 export const FAULT = { fault: true };
 /** Returned by a handler instead of a RIP: the instruction caused an intercept exit. */
-export const EXIT_RIP = -1;
+/** Not an integer, so never a RIP (RIP is signed: -1 is the canonical address 2^64-1). */
+export const EXIT_RIP = -0.5;
 
 export const enum FaultKind {
   /** A CPU exception: faultVector / faultError (-1 = none). */
@@ -258,9 +259,11 @@ export class CpuCore {
 
   /** Rebuilds the breakpoint summary after DR7/DR0-3/DEBUGCTL/CR4.DE changed. */
   refreshBreakpoints(): void {
+    const layout = this.bp.dataLayout;
     this.bp.refresh(this.phys, (this.cr4 & 8) !== 0);
     this.dataBpOn = this.bp.dataEnabled;
-    if (this.tlbPage !== undefined) tlbFlushAll(this); // the entries' data-breakpoint flags
+    // The entries' data-breakpoint flags: stale only if the enabled data ranges changed.
+    if (this.tlbPage !== undefined && this.bp.dataLayout !== layout) tlbFlushAll(this);
     this.attention = 1;
   }
 

@@ -14,12 +14,12 @@ import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
 import { GuestMemory } from '../memory';
 import { PhysicalCpu } from './physical-cpu';
 import { CpuExit } from './cpu-exit';
-import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent } from './guest-cpu';
+import { GuestCpu, GprIndex, CpuStateReg, InjectedEvent, EmulatedAccessFault } from './guest-cpu';
 import { CpuCore, FAULT, FaultKind, EXIT_RIP } from './core';
 import { Insn, Op } from './insn';
 import { decodeAt } from './decoder';
 import { Block, CodeCache, CodePage, pageKey } from './code-cache';
-import { fetchPhys, TLB_MASK } from './mmu';
+import { fetchPhys, debugAccess, linearProbeWrite, ACC_READ } from './mmu';
 import { bindHandler } from './fast';
 import { SHADOW_MOVSS } from './exec-system';
 import { DR6_BS } from '../x86/debug-regs';
@@ -34,7 +34,7 @@ const MTF: CpuExit = { kind: 'mtf' };
 
 const MAX_BLOCK = 32;
 /** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */
-const MAX_CACHED_INSNS = 1 << 17;
+const MAX_CACHED_INSNS = 1 << 15;
 
 /** Instructions after which a block ends (unconditional transfers, events, exits). */
 function endsBlock(op: Op): boolean {
@@ -65,6 +65,13 @@ export class Cpu extends CpuCore implements GuestCpu {
   private stepArmed = false;
   private shutdownReason: string | null = null;
   halted = false;
+  /** Instructions decoded so far (code-cache misses), for tests and the bench. */
+  decodes = 0;
+
+  /** Decoded instructions held in this vCPU's code cache now (bounded). */
+  get cachedInstructions(): number {
+    return this.blocks.insnCount;
+  }
 
   constructor(mem: GuestMemory, phys: PhysicalCpu) {
     super(mem, phys);
@@ -170,6 +177,37 @@ export class Cpu extends CpuCore implements GuestCpu {
     return writeMsr(this, index, v);
   }
 
+  // ---- GuestCpu: memory ----------------------------------------------------------------------
+
+  accessLinear(address: U64, data: Uint8Array, write: boolean): boolean {
+    return debugAccess(this, address.lo >>> 0, address.hi >>> 0, data, write);
+  }
+
+  emulatedAccess(address: U64, data: Uint8Array, write: boolean): EmulatedAccessFault | null {
+    const lo = address.lo >>> 0, hi = address.hi >>> 0;
+    const at = (k: number): [number, number] => {
+      const n = lo + k;
+      return [n >>> 0, n > 0xffffffff ? (hi + 1) >>> 0 : hi];
+    };
+    try {
+      if (write) {
+        for (let k = 0; k < data.length; k += 8) {
+          const [l, h] = at(k);
+          linearProbeWrite(this, l, h, Math.min(8, data.length - k), ACC_READ);
+        }
+        for (let k = 0; k < data.length; k++) { const [l, h] = at(k); this.wr8(l, h, data[k]); }
+      } else {
+        for (let k = 0; k < data.length; k++) { const [l, h] = at(k); data[k] = this.rd8(l, h); }
+      }
+      return null;
+    } catch (x) {
+      if (x !== FAULT) throw x;
+      this.dataHits = 0;
+      if (this.faultKind === FaultKind.NPF) return { kind: 'npf', address: this.npfAddr, write: this.npfWrite };
+      return { kind: 'exception', vector: this.faultVector, errorCode: Math.max(this.faultError, 0) };
+    }
+  }
+
   // ---- GuestCpu: events ----------------------------------------------------------------------
 
   inject(ev: InjectedEvent): void {
@@ -184,6 +222,9 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void {
     this.rip += length;
+    // data breakpoints hit by emulatedAccess (string I/O): traps after the instruction
+    this.pendingDbg |= this.dataHits;
+    this.dataHits = 0;
     this.instret++;
     if ((this.rflags & TF) && !(this.phys.debugctlLo & DEBUGCTL_BTF)) this.pendingDbg |= DR6_BS;
     if (io) {
@@ -319,11 +360,12 @@ export class Cpu extends CpuCore implements GuestCpu {
     let a = rip;
     let crossPage: CodePage | null = null;
     for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
-      const i = new Insn();
+      const i = this.blocks.newInsn();
       const p = phys + (a - rip);
       if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i, this.codeMode);
       else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
       bindHandler(i);
+      this.decodes++;
       b.insns.push(i);
       if (i.op === Op.FETCH_NPF) { b.valid = false; break; } // not cached
       this.code.mark(p, Math.min(i.len, pageEnd - a));

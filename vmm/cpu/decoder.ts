@@ -19,7 +19,9 @@ let limit = 0;
 let pos = 0;
 let start = 0;
 let tooLong = false;
-let fetchFault = -1;
+/** Linear address of the first byte that could not be fetched (valid when fetchFailed). */
+let fetchFault = 0;
+let fetchFailed = false;
 /** bytes[pos + delta] is the byte at linear address pos. */
 let delta = 0;
 /** The code mode being decoded (0 = 64-bit, 1 = 32-bit, 2 = 16-bit). */
@@ -34,7 +36,7 @@ function fetch(): number {
     return 0;
   }
   if (pos >= limit) {
-    if (fetchFault < 0) fetchFault = pos;
+    if (!fetchFailed) { fetchFault = pos; fetchFailed = true; }
     pos++;
     return 0;
   }
@@ -159,7 +161,7 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
   pos = addr;
   start = addr;
   tooLong = false;
-  fetchFault = -1;
+  fetchFailed = false;
   ripRel = false;
   i.addr = addr;
   i.op = Op.UD;
@@ -192,7 +194,7 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
   let op16 = false, rex = 0, b = 0;
   for (;;) {
     b = fetch();
-    if (tooLong || fetchFault >= 0) break;
+    if (tooLong || fetchFailed) break;
     if (b === 0x66) op16 = true;
     else if (b === 0x67) i.asize = codeMode === 2 ? 4 : codeMode === 1 ? 2 : 4;
     else if (b === 0xf0) i.lock = true;
@@ -217,7 +219,7 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
   const stk = codeMode !== 0 ? osz : op16 ? 2 : 8; // push/pop operand size
   i.size = osz;
 
-  if (!tooLong && fetchFault < 0) {
+  if (!tooLong && !fetchFailed) {
     if (b === 0x0f) decodeTwoByte(i, osz, stk, op16);
     else if (codeMode !== 0 && decodeLegacyOnly(i, b, osz, stk)) { /* done */ }
     else decodeOneByte(i, b, osz, stk, osz === 2);
@@ -291,7 +293,7 @@ function finish(i: Insn, addr: number): void {
   if (tooLong || i.len > MAX_LEN) {
     i.op = Op.GP_TOO_LONG;
     i.len = Math.min(i.len, MAX_LEN);
-  } else if (fetchFault >= 0) {
+  } else if (fetchFailed) {
     i.op = Op.FETCH_NPF;
     i.immLo = fetchFault >>> 0;
     i.immHi = fetchFault < 0 ? 0xffffffff : Math.floor(fetchFault / 4294967296) >>> 0;

@@ -75,9 +75,29 @@ export interface GuestCpu {
   completeEmulatedInstruction(length: number, io?: { port: number; size: number }): void;
 
   /**
+   * The debugger's view of LINEAR memory through this vCPU's current paging structures
+   * (supervisor rights, no faults, no accessed/dirty updates, no data breakpoints). False
+   * (nothing written) when any byte is unmapped or outside RAM. Absent: linear = physical.
+   */
+  accessLinear?(address: U64, data: Uint8Array, write: boolean): boolean;
+
+  /**
+   * A memory access the hypervisor makes for the guest's emulated instruction (string I/O):
+   * translated at the guest's CPL with its A/D updates and data breakpoints (reported after
+   * the instruction). Returns the fault instead of the access (CR2 set for a #PF); a write
+   * changes nothing unless every byte can be written. Absent: linear = physical.
+   */
+  emulatedAccess?(address: U64, data: Uint8Array, write: boolean): EmulatedAccessFault | null;
+
+  /**
    * RDMSR / WRMSR as the hypervisor emulates them (vmm/cpu/msr.ts, the one implementation):
    * the value, or undefined / false for #GP(0) (nothing changed).
    */
   readMsr(index: number): U64 | undefined;
   writeMsr(index: number, v: U64): boolean;
 }
+
+/** Why an emulated access failed: a guest exception to inject, or a nested-page fault. */
+export type EmulatedAccessFault =
+  | { kind: 'exception'; vector: number; errorCode: number }
+  | { kind: 'npf'; address: number; write: boolean };

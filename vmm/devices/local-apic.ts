@@ -196,10 +196,15 @@ export class LocalApic {
 
   acceptNmi(): void { if (this.hardwareEnabled) this.nmiPending = true; }
 
-  /** INIT: the registers reset and the vCPU waits for a SIPI (the run loop resets the CPU). */
+  /**
+   * INIT: the registers reset at once and the vCPU waits for a SIPI (a SIPI right behind the
+   * INIT is latched even before the run loop has seen the INIT); the run loop resets the CPU.
+   */
   acceptInit(): void {
     if (!this.hardwareEnabled) return;
+    this.resetRegisters();
     this.initPending = true;
+    this.waitingForSipi = true;
     this.sipiVector = -1;
   }
 
@@ -220,19 +225,30 @@ export class LocalApic {
     bitSet(this.isr, vector);
   }
 
+  /** Nothing to fire or deliver (the run loop's fast path: no time needed). */
+  get quiet(): boolean {
+    if (this.nmiPending || this.initPending || this.sipiVector >= 0 || this.timerArmed || this.tscDeadline !== 0) return false;
+    const irr = this.irr;
+    return (irr[0] | irr[1] | irr[2] | irr[3] | irr[4] | irr[5] | irr[6] | irr[7]) === 0;
+  }
+
   get hasNmi(): boolean { return this.nmiPending; }
   get hasInit(): boolean { return this.initPending; }
   get hasSipi(): boolean { return this.sipiVector >= 0; }
 
   takeNmi(): boolean { const p = this.nmiPending; this.nmiPending = false; return p; }
 
-  /** True once per INIT: the run loop resets the vCPU and puts it in wait-for-SIPI. */
+  /** True once per INIT: the run loop resets the vCPU (it is in wait-for-SIPI already). */
   takeInit(): boolean {
     if (!this.initPending) return false;
     this.initPending = false;
-    this.resetRegisters();
-    this.waitingForSipi = true;
     return true;
+  }
+
+  /** Boot state of an application processor: waiting for a SIPI (no INIT needed first). */
+  enterWaitForSipi(): void {
+    this.waitingForSipi = true;
+    this.sipiVector = -1;
   }
 
   /** The SIPI vector once the vCPU waits for one (it then starts at CS=vector<<8, IP=0), else -1. */

@@ -53,7 +53,7 @@ export class TfStepper {
 
   /** The first opcode byte after legacy and REX prefixes. */
   private opcodeAt(rip: number): number {
-    const bytes = this.memory.read(rip, 15);
+    const bytes = this.readLinear(rip, 15);
     if (bytes === undefined) return 0;
     for (const b of bytes) {
       const prefix = b === 0x66 || b === 0x67 || b === 0xf2 || b === 0xf3 || b === 0xf0 || b === 0x2e || b === 0x36 ||
@@ -80,7 +80,7 @@ export class TfStepper {
     // recognised by the saved RSP and CS.
     const cs = c.getReg('cs').lo;
     for (let skip = 0; skip <= 64 && rsp + skip + 40 <= this.rsp + 16; skip += 8) {
-      const frame = mem.read(rsp + skip, 40);
+      const frame = this.readLinear(rsp + skip, 40);
       if (frame === undefined) break;
       const f = new DataView(frame.buffer);
       if (f.getUint32(24, true) === this.rsp && f.getUint32(8, true) === cs && (f.getUint32(16, true) & RFLAGS_TF) !== 0) {
@@ -99,11 +99,25 @@ export class TfStepper {
   }
 
   private fixPushedTF(addr: number): void {
-    const b = this.memory.read(addr, 8);
+    const b = this.readLinear(addr, 8);
     if (b === undefined) return;
     const v = new DataView(b.buffer);
     const lo = v.getUint32(0, true);
     v.setUint32(0, this.guestTF ? (lo | RFLAGS_TF) >>> 0 : (lo & ~RFLAGS_TF) >>> 0, true);
-    this.memory.write(addr, b);
+    this.writeLinear(addr, b);
+  }
+
+  /** Guest LINEAR memory through the vCPU's paging structures (no faults): undefined if unmapped. */
+  private readLinear(addr: number, len: number): Uint8Array | undefined {
+    const c = this.cpu;
+    if (c.accessLinear === undefined) return this.memory.read(addr, len);
+    const out = new Uint8Array(len);
+    return c.accessLinear({ lo: addr >>> 0, hi: Math.floor(addr / 4294967296) >>> 0 }, out, false) ? out : undefined;
+  }
+
+  private writeLinear(addr: number, data: Uint8Array): boolean {
+    const c = this.cpu;
+    if (c.accessLinear === undefined) return this.memory.write(addr, data);
+    return c.accessLinear({ lo: addr >>> 0, hi: Math.floor(addr / 4294967296) >>> 0 }, data, true);
   }
 }

@@ -4,7 +4,7 @@
  * has been validated (the caller copies `segments` into RAM only on success).
  */
 import { ElfError, LoadedImage, LoadSegment } from './elf-types';
-import { stackAreaBase } from './stacks';
+import { pageTablesBase } from './page-tables';
 
 const EHDR_SIZE = 64;
 const PHDR_SIZE = 56;
@@ -47,6 +47,16 @@ class Reader {
     const hi = this.view.getUint32(off + 4, true);
     if (hi >= 0x200000) throw new ElfError(`bad ELF: ${what} 0x${hex64(hi, lo)} is out of range`);
     return hi * 0x100000000 + lo;
+  }
+  /**
+   * A 64-bit address (a symbol value): canonical higher-half values (>= 0xffff800000000000)
+   * as negative numbers (bits 63:32 as int32), exact like the CPU's RIP; others as u64().
+   */
+  address(off: number, what: string): number {
+    const lo = this.view.getUint32(off, true);
+    const hi = this.view.getUint32(off + 4, true);
+    if (hi >= 0xffff8000) return (hi | 0) * 0x100000000 + lo;
+    return this.u64(off, what);
   }
 }
 
@@ -93,7 +103,7 @@ export function parseElf(bytes: Uint8Array, memorySize: number, vcpus = 1): Load
   if (phentsize < PHDR_SIZE) throw new ElfError(`bad ELF: e_phentsize ${phentsize} < ${PHDR_SIZE}`);
   r.need(phoff, phentsize * phnum, 'program header table');
 
-  const ramTop = stackAreaBase(memorySize, vcpus);
+  const ramTop = pageTablesBase(memorySize, vcpus); // page tables, then the stacks
   const segments: LoadSegment[] = [];
   for (let i = 0; i < phnum; i++) {
     const p = phoff + i * phentsize;
@@ -115,7 +125,7 @@ export function parseElf(bytes: Uint8Array, memorySize: number, vcpus = 1): Load
       throw new ElfError(`segment ${i} [${hex(paddr)}, ${hex(end)}) is outside guest RAM (${hex(memorySize)} bytes)`);
     }
     if (end > ramTop) {
-      throw new ElfError(`segment ${i} [${hex(paddr)}, ${hex(end)}) overlaps the vCPU stacks reserved at [${hex(ramTop)}, ${hex(memorySize)})`);
+      throw new ElfError(`segment ${i} [${hex(paddr)}, ${hex(end)}) overlaps the vCPU stacks and page tables reserved at [${hex(ramTop)}, ${hex(memorySize)})`);
     }
     segments.push({ address: paddr, data: bytes.slice(offset, offset + filesz), memSize: memsz, flags });
   }
@@ -164,9 +174,7 @@ function readSymbols(r: Reader, bytes: Uint8Array, shoff: number, shentsize: num
       let e = strOff + nameOff;
       while (e < strOff + strSize && bytes[e] !== 0) e++;
       const name = decoder.decode(bytes.subarray(strOff + nameOff, e));
-      // a higher-half symbol (>= 2^53) is not exact as a JS number: left out of the map
-      if (r.u32(s + 12) >= 0x200000) continue;
-      symbols.set(name, r.u64(s + 8, `symbol ${name} value`));
+      symbols.set(name, r.address(s + 8, `symbol ${name} value`));
     }
   }
   return symbols;
