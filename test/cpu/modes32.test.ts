@@ -9,7 +9,6 @@ import * as path from 'path';
 import { assembleProgram, makeCpu } from '../helpers/asm';
 import { decodeAt } from '../../vmm/cpu/decoder';
 import { Insn, Op } from '../../vmm/cpu/insn';
-import { enterFlatProtectedMode } from '../../vmm/cpu/protected-mode-entry';
 import { Cpu } from '../../vmm/cpu/cpu';
 import { CpuExit } from '../../vmm/cpu/cpu-exit';
 import { u64, u64ToBigInt } from '../../vmm/u64';
@@ -209,6 +208,14 @@ res_compat: .long 0
 res64: .quad 0
 `;
 
+/** A flat GDT at 0x500 (null, 0x08 code32, 0x10 data32), then the Multiboot hand-over state at `eip`. */
+function enterFlatProtectedMode(cpu: Cpu, eip: number): void {
+  const dv = cpu.mem.view;
+  dv.setUint32(0x508, 0x0000ffff, true); dv.setUint32(0x50c, 0x00cf9b00, true);
+  dv.setUint32(0x510, 0x0000ffff, true); dv.setUint32(0x514, 0x00cf9300, true);
+  cpu.startFlat32({ eip, cs: 0x08, ds: 0x10, eax: 0x2badb002, ebx: 0x9000, esi: 0, gdtBase: 0x500, gdtLimit: 0x17 });
+}
+
 function runToHlt(cpu: Cpu): CpuExit {
   for (let guard = 0; guard < 100; guard++) {
     const e = cpu.run(100000);
@@ -233,8 +240,8 @@ describe('32-bit protected mode into long mode', () => {
     const p = assembleProgram(PROGRAM, 0x1000);
     const cpu = makeCpu(p.code, { origin: 0x1000, memSize: 1 << 20 });
     cpu.mem.view.setUint32(0xf008, 0x33333333, true); // ES:8 with ES base 0xf000
-    enterFlatProtectedMode(cpu);
-    cpu.setReg('rip', u64(0x1000));
+    enterFlatProtectedMode(cpu, 0x1000);
+    expect(cpu.codeMode).to.equal(1);
     const e = runToHlt(cpu);
     expect(e.kind).to.equal('hlt');
     const dv = cpu.mem.view;
@@ -283,10 +290,7 @@ describe('kvm-unit-tests 32-bit start-up (cstart64.S)', () => {
       if (!fs.existsSync(file)) { console.log(`    [skipped: ${file} is not there]`); this.skip(); }
       const cpu = makeCpu(new Uint8Array(0), { memSize: 32 << 20 });
       const entry = loadElf32(cpu, fs.readFileSync(file));
-      enterFlatProtectedMode(cpu);
-      cpu.setReg('rip', u64(entry));
-      cpu.setGpr(0, u64(0x2badb002));
-      cpu.setGpr(3, u64(0x9000));
+      enterFlatProtectedMode(cpu, entry);
       // start64 is where the far JMP of the 32-bit code lands (ljmp $8, $start64)
       let reached = false;
       for (let n = 0; n < 200 && !reached; n++) {

@@ -27,6 +27,8 @@ import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
 import { EFER_LMA } from './segments';
+import { enterFlat32 } from './flat32-entry';
+import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -166,6 +168,11 @@ export class Cpu extends CpuCore implements GuestCpu {
       case 'tsc': this.tscOffset = u64ToNumber(v) - this.instret; break;
     }
     this.attention = 1;
+  }
+
+  /** The Multiboot/PVH hand-over, or an AP after its SIPI trampoline: 32-bit protected mode, paging off. */
+  startFlat32(e: Flat32Entry): void {
+    enterFlat32(this, e);
   }
 
   /** RDMSR as the hypervisor emulates it: the value, or undefined for #GP(0). */

@@ -534,7 +534,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     case 0x05: i.op = Op.SYSCALL; return;
     case 0x07: i.op = Op.SYSRET; i.size = osz === 8 ? 8 : 4; return;
     case 0x06: i.op = Op.CLTS; return;
-    case 0x08: case 0x09: i.op = Op.NOP; return; // INVD/WBINVD: no caches to flush
+    case 0x08: case 0x09: i.op = Op.INVD; return;
     case 0x0b: i.op = Op.UD2; return;
     case 0x0d: i.op = Op.NOP; modrm(i); return;
     case 0x20: case 0x21: case 0x22: case 0x23: {
