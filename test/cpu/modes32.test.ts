@@ -318,3 +318,117 @@ function runToHlt1(cpu: Cpu): CpuExit {
   }
   return e;
 }
+
+// 32-bit IDT (8-byte gates) and TSS: INT n at CPL 0 (same stack), #GP with its error code,
+// and INT n from CPL 3 onto SS0:ESP0 of the 32-bit TSS with the old SS:ESP in the frame.
+const EVENTS = `
+.code32
+start:
+  mov $0x9000, %esp
+  lgdt gdtr
+  lidt idtr
+  mov $0x38, %ax
+  ltr %ax
+  int $0x30
+  movl %esp, res_esp_after
+  mov $0x50, %ax
+bad_load:
+  mov %ax, %ds
+  movl $0x1b, %eax
+  pushl $0x23
+  pushl $0x7000
+  pushl $0x202
+  pushl $0x1b
+  pushl $user
+  iret
+user:
+  movl $0x1234, %eax
+  int $0x31
+  hlt
+h30:
+  movl 0(%esp), %eax
+  movl %eax, res30_eip
+  movl 4(%esp), %eax
+  movl %eax, res30_cs
+  movl %esp, res30_esp
+  iret
+h13:
+  movl 0(%esp), %eax
+  movl %eax, res13_err
+  movl 4(%esp), %eax
+  movl %eax, res13_eip
+  addl $4, %esp
+  addl $2, 0(%esp)
+  iret
+h31:
+  movl %esp, res31_esp
+  movl 4(%esp), %eax
+  movl %eax, res31_cs
+  movl 12(%esp), %eax
+  movl %eax, res31_usp
+  movl 16(%esp), %eax
+  movl %eax, res31_uss
+  mov %cs, %eax
+  movl %eax, res31_mycs
+  hlt
+.data
+.balign 8
+gdt:
+  .quad 0
+  .quad 0x00cf9b000000ffff
+  .quad 0x00cf93000000ffff
+  .quad 0x00cffb000000ffff
+  .quad 0x00cff3000000ffff
+  .quad 0, 0
+  .quad 0x00008900b0000067
+gdtr:
+  .word 63
+  .long gdt
+idtr:
+  .word 0x31 * 8 + 7
+  .long 0xa000
+res_esp_after: .long 0
+res30_eip: .long 0
+res30_cs: .long 0
+res30_esp: .long 0
+res13_err: .long 0
+res13_eip: .long 0
+res31_esp: .long 0
+res31_cs: .long 0
+res31_usp: .long 0
+res31_uss: .long 0
+res31_mycs: .long 0
+`;
+
+describe('event delivery in 32-bit protected mode (8-byte gates, 32-bit TSS)', () => {
+  it('INT n at CPL 0 pushes EFLAGS/CS/EIP on the same stack; #GP(selector) has its error code; INT from CPL 3 switches to SS0:ESP0 and pushes the user SS:ESP', () => {
+    const p = assembleProgram(EVENTS, 0x1000);
+    const cpu = makeCpu(p.code, { origin: 0x1000, memSize: 1 << 20 });
+    const dv = cpu.mem.view;
+    const gate = (v: number, h: number, dpl: number): void => {
+      dv.setUint32(0xa000 + v * 8, (0x08 << 16) | (h & 0xffff), true);
+      dv.setUint32(0xa004 + v * 8, (h & 0xffff0000) | 0x8e00 | (dpl << 13), true);
+    };
+    gate(0x30, p.labels.h30, 0);
+    gate(13, p.labels.h13, 0);
+    gate(0x31, p.labels.h31, 3);
+    dv.setUint32(0xb004, 0x8800, true); // TSS ESP0
+    dv.setUint32(0xb008, 0x10, true); // TSS SS0
+    enterFlatProtectedMode(cpu, 0x1000);
+    const e = runToHlt(cpu);
+    expect(e.kind, JSON.stringify(e) + ' rip ' + cpu.getReg('rip').lo.toString(16)).to.equal('hlt');
+    const r = (name: string): number => dv.getUint32(p.labels[name], true);
+    expect(r('res30_eip')).to.equal(p.labels.bad_load - 10); // after the 2-byte INT (then 6 + 4 bytes to bad_load)
+    expect(r('res30_cs')).to.equal(0x08);
+    expect(r('res30_esp')).to.equal(0x9000 - 12);
+    expect(r('res_esp_after')).to.equal(0x9000);
+    expect(r('res13_err')).to.equal(0x50);
+    expect(r('res13_eip')).to.equal(p.labels.bad_load);
+    expect(r('res31_esp')).to.equal(0x8800 - 20);
+    expect(r('res31_cs')).to.equal(0x1b);
+    expect(r('res31_usp')).to.equal(0x7000);
+    expect(r('res31_uss')).to.equal(0x23);
+    expect(r('res31_mycs')).to.equal(0x08);
+    expect(cpu.getReg('ss').lo).to.equal(0x10);
+  });
+});
