@@ -3,10 +3,7 @@
  * SIPI trampoline's far jump (vmm/loader/boot-plan.ts, Flat32Entry): 32-bit protected mode,
  * paging off (CR0 = PE|ET, CR4 = 0, EFER = 0), CPL 0, CS and the data segments loaded from
  * the GDT the entry names (a data selector of 0 leaves DS..SS null), RFLAGS = 2.
- *
- * Not yet bound to Cpu as `startFlat32`: the core must first decode and run 32-bit code
- * (codeMode 1). Once it does, `startFlat32(e) { enterFlat32(this, e); }` on Cpu makes
- * `run` boot Multiboot/PVH kernels (create-vm checks for that method).
+ * Cpu.startFlat32 runs it (create-vm and the SIPI path check for that method).
  */
 import { Flat32Entry } from '../loader/boot-plan';
 import { CpuCore } from './core';
