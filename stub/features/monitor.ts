@@ -3,6 +3,7 @@ import { parseMonitor } from '../commands/query';
 import { dr7ForSlots } from '../dregs';
 import { textToHex } from '../protocol/hex';
 import { ERR_BAD_PACKET, HandlerResult, SessionContext } from './context';
+import { INFO_HELP, runInfo } from './monitor-info';
 
 const HELP = [
   'monitor commands of vmm-gdbstub:',
@@ -11,6 +12,7 @@ const HELP = [
   '  vmexits           VM exits by reason',
   '  leaks             the debug-state leak detector\'s report',
   '  host              the host scenario',
+  ...INFO_HELP,
 ];
 
 function describeSlots(ctx: SessionContext): string[] {
@@ -31,8 +33,8 @@ const HOST_SCENARIO_MEANING: Record<string, string> = {
   'kdb-determined': 'a determined host debugger: a breakpoint after the guest DR6 load, then single-stepping',
 };
 
-/** Largest argument count of each command (only `dr` takes one). */
-const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0 };
+/** Largest argument count of each command (`dr` and `info` take one). */
+const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0, info: 1 };
 
 /** The output lines, or an error (gdb shows it as the command's error). */
 type MonitorResult = { lines: string[] } | { error: string };
@@ -53,6 +55,8 @@ function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[]
   switch (cmd) {
     case 'help':
       return HELP;
+    case 'info':
+      return runInfo(ctx, words[1]);
     case 'dr': {
       let vcpus = [...Array(ctx.vm.vcpuCount).keys()];
       if (words[1] !== undefined) {

@@ -216,6 +216,11 @@ export class Vm implements VmApi {
     return this.memory.write(address, data);
   }
 
+  describeLocalApic(vcpu: number): string {
+    const v = this.vcpu(vcpu);
+    return this.devices.platform.apics.apic(vcpu).describe(u64ToNumber(v.cpu.readMsr(MSR_TSC) ?? { lo: 0, hi: 0 }));
+  }
+
   readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined {
     const c = this.vcpu(vcpu).cpu;
     if (!Number.isInteger(length) || length < 0) return undefined;

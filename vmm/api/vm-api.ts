@@ -46,6 +46,8 @@ export interface VmApi {
 
   /** Debug-state report for `monitor dr` / vmmctl: guest view, effective, physical. */
   describeDebugState(vcpu: number): string;
+  /** `info lapic`-style summary of a vCPU's local APIC (absent: this VM has none to show). */
+  describeLocalApic?(vcpu: number): string;
   /** Human-readable state of a vCPU for qThreadExtraInfo ('running', 'halted', ...). */
   vcpuState(vcpu: number): string;
   stats(): VmStats;
