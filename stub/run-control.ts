@@ -51,6 +51,12 @@ export class RunControl {
     private readonly onConsole: ((text: string) => void) | undefined,
   ) {}
 
+  /** After a VM reset: a fatal stop of the old run is forgotten. */
+  afterReset(): void {
+    this.fatal = undefined;
+    this.lastVcpu = 0;
+  }
+
   get running(): boolean {
     return this.runningPlan !== undefined;
   }

@@ -302,6 +302,29 @@ export class VmTarget {
     for (let v = 0; v < this.vm.vcpuCount; v++) this.vm.setCapability(v, cap, on);
   }
 
+  // ---- system reset ------------------------------------------------------------------
+
+  /**
+   * After VmApi.reset: the x87/SSE shadows back to their reset values, stepping off, the
+   * debugger's slots loaded into the new vCPUs again, and each int3 written again where its
+   * address is mapped in the boot state (the byte under it read anew); one that is not
+   * (e.g. a higher-half address before the kernel's paging) is dropped. Returns the number dropped.
+   */
+  afterReset(): number {
+    for (let v = 0; v < this.shadows.length; v++) this.shadows[v] = initialShadow();
+    this.stepping.clear();
+    this.commitSlots(this.dregs);
+    let dropped = 0;
+    for (const [address, bp] of [...this.swBreakpoints]) {
+      const a = toU64(address);
+      const orig = this.vm.readVirtual(bp.vcpu, a, 1);
+      if (orig && this.vm.writeVirtual(bp.vcpu, a, Uint8Array.of(INT3))) bp.byte = orig[0];
+      else { this.swBreakpoints.delete(address); dropped++; }
+    }
+    this.setAllCaps('intercept-bp', this.swBreakpoints.size > 0);
+    return dropped;
+  }
+
   // ---- session end -------------------------------------------------------------------
 
   /** Removes everything the debugger put into the VM; the guest's own state stays. */

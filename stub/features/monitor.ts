@@ -13,6 +13,7 @@ const HELP = [
   '  leaks             the debug-state leak detector\'s report',
   '  host              the host scenario',
   ...INFO_HELP,
+  '  system_reset      restart the VM from its boot state (then: maintenance flush register-cache)',
 ];
 
 function describeSlots(ctx: SessionContext): string[] {
@@ -34,7 +35,7 @@ const HOST_SCENARIO_MEANING: Record<string, string> = {
 };
 
 /** Largest argument count of each command (`dr` and `info` take one). */
-const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0, info: 1 };
+const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0, info: 1, system_reset: 0 };
 
 /** The output lines, or an error (gdb shows it as the command's error). */
 type MonitorResult = { lines: string[] } | { error: string };
@@ -57,6 +58,16 @@ function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[]
       return HELP;
     case 'info':
       return runInfo(ctx, words[1]);
+    case 'system_reset': {
+      if (!ctx.vm.reset) return { error: 'monitor system_reset: this VM cannot be reset' };
+      ctx.vm.reset();
+      ctx.run.afterReset();
+      const dropped = ctx.target.afterReset();
+      ctx.gVcpu = 0;
+      return ['VM reset to its boot state (RAM reloaded, vCPUs at the entry, devices and counters new);',
+        'debugger hardware slots kept, int3s written again' + (dropped ? ` (${dropped} dropped: not mapped at boot)` : ''),
+        'gdb still shows the old registers: run "maintenance flush register-cache"'];
+    }
     case 'dr': {
       let vcpus = [...Array(ctx.vm.vcpuCount).keys()];
       if (words[1] !== undefined) {

@@ -74,4 +74,41 @@ describe('monitor info mem / info tlb / info lapic with the real gdb', function 
     expect(out).to.contain('monitor info: unknown "foo": mem, tlb or lapic');
     expect(out).to.contain('Protocol error with Rcmd');
   });
+
+  it('system_reset: debug.flat back at its 32-bit entry with paging off; the hbreak and the int3 hit again; the guest then passes whole', function () {
+    const dir = kvmUnitTestsOrSkip();
+    if (!dir) this.skip();
+    const flat = path.join(dir!, 'debug.flat');
+    const elf = parseAnyElf(new Uint8Array(fs.readFileSync(flat)));
+    const main = elf.symbols.get('main')!, iretq = elf.symbols.get('user_mode')! - 2;
+    const out = gdb(flat, [`hbreak *0x${main.toString(16)}`, `break *0x${iretq.toString(16)}`, 'continue', 'continue',
+      'monitor system_reset', 'maintenance flush register-cache',
+      'printf "AT pc=%lx cs=%d cr0=%lx\\n", $pc, $cs, $cr0', 'monitor info mem',
+      'continue', 'printf "AT pc=%lx cs=%d cr0=%lx\\n", $pc, $cs, $cr0',
+      'continue', 'printf "AT pc=%lx cs=%d cr0=%lx\\n", $pc, $cs, $cr0',
+      'delete', 'continue'], false);
+    const at = [...out.matchAll(/^AT pc=(\w+) cs=(\d+) cr0=(\w+)$/gm)].map((m) => [m[1], m[2], m[3]]);
+    expect(at, out).to.deep.equal([
+      [elf.entry.toString(16), '16', '11'],
+      [main.toString(16), '8', '80000011'],
+      [iretq.toString(16), '8', '80000011'],
+    ]);
+    expect(out).to.contain('VM reset to its boot state');
+    expect(out).to.contain('int3s written again\n');
+    expect(out).to.contain('vCPU 0: paging is off (CR0.PG = 0): virtual = physical');
+    expect(out.match(/^Breakpoint 2, /gm), out).to.have.length(2);
+    expect(out.match(/^SUMMARY: 25 tests$/gm)).to.have.length(1);
+    expect(out).to.not.match(/^FAIL/m);
+    expect(out).to.contain('exited normally');
+  });
+
+  it('system_reset on the higher-half kernel: an int3 at a higher-half address (not mapped at boot) is dropped and said so', () => {
+    const elf = path.join(ROOT, 'guests', 'hhkernel.elf');
+    const out = gdb(elf, ['hbreak user_main', 'continue', 'set breakpoint always-inserted on', 'break user_main', 'monitor system_reset',
+      'maintenance flush register-cache', 'printf "PC %lx\\n", $pc', 'monitor help'], true);
+    expect(out).to.contain('int3s written again (1 dropped: not mapped at boot)');
+    expect(out).to.contain('  system_reset  ');
+    const entry = parseAnyElf(new Uint8Array(fs.readFileSync(elf))).entry;
+    expect(out).to.match(new RegExp(`^PC ${entry.toString(16)}$`, 'm')); // back at the ELF64 ABI entry
+  });
 });

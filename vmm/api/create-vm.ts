@@ -74,7 +74,10 @@ export class Vm implements VmApi {
   private traceSink: TraceSink | null = null;
   private rrNext = 0;
 
-  constructor(image: LoadedImage, readonly opts: VmOptions, factory: GuestCpuFactory) {
+  /** The boot plan this VM was started with (Multiboot/PVH), for reset(). */
+  private bootPlan: BootPlan | undefined;
+
+  constructor(private readonly image: LoadedImage, readonly opts: VmOptions, private readonly factory: GuestCpuFactory) {
     validateOptions(opts);
     this.backend = opts.backend;
     this.vcpuCount = opts.vcpus;
@@ -125,6 +128,7 @@ export class Vm implements VmApi {
 
   /** Copies a boot plan into RAM and starts the vCPUs as the protocol says (before the first run). */
   applyBootPlan(plan: BootPlan): void {
+    this.bootPlan = plan;
     for (const v of this.vcpus) {
       if (!canStartFlat32(v.cpu)) {
         throw new VmApiError(`a ${plan.protocol === 'pvh' ? 'PVH' : 'Multiboot'} kernel starts in 32-bit protected mode, which this build's CPU does not have`);
@@ -139,6 +143,20 @@ export class Vm implements VmApi {
       if (i === 0) (v.cpu as GuestCpu & Flat32Cpu).startFlat32(plan.bsp);
       else v.waitForSipi();
     });
+  }
+
+  /**
+   * Back to the boot state (QEMU's system_reset): RAM, vCPUs, devices, host side and counters
+   * are built again from the same image, options and boot plan; this object stays the one the
+   * stub and the CLI hold, and the trace sink stays attached.
+   */
+  reset(): void {
+    const fresh = new Vm(this.image, this.opts, this.factory);
+    if (this.bootPlan) fresh.applyBootPlan(this.bootPlan);
+    const sink = this.traceSink;
+    // every field of the fresh VM (its closures refer to the same objects, now shared)
+    Object.assign(this, fresh);
+    this.setTraceSink(sink);
   }
 
   /** Guest instructions retired by all vCPUs: the trace clock. */

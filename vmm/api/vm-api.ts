@@ -46,6 +46,8 @@ export interface VmApi {
 
   /** Debug-state report for `monitor dr` / vmmctl: guest view, effective, physical. */
   describeDebugState(vcpu: number): string;
+  /** Restarts the VM from its boot state (RAM reloaded, vCPUs at the entry); absent: not supported. */
+  reset?(): void;
   /** `info lapic`-style summary of a vCPU's local APIC (absent: this VM has none to show). */
   describeLocalApic?(vcpu: number): string;
   /** Human-readable state of a vCPU for qThreadExtraInfo ('running', 'halted', ...). */
