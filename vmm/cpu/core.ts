@@ -566,6 +566,7 @@ export class CpuCore {
       hi += this.rh[index] * m;
     }
     if (seg !== 0) {
+      if (seg >= 3) { this.legacyEA(lo, asize, seg - 3); return; }
       if (seg === 1) { lo += this.fsBaseLo; hi += this.fsBaseHi; } else { lo += this.gsBaseLo; hi += this.gsBaseHi; }
     }
     if (asize === 4 && seg === 0) {
@@ -575,6 +576,14 @@ export class CpuCore {
     }
     this.eaLo = lo >>> 0;
     this.eaHi = (hi + Math.floor(lo / 4294967296)) >>> 0;
+  }
+
+  /** Outside 64-bit mode: the offset wraps at the address size, the segment base is added, the linear address wraps at 32 bits. */
+  private legacyEA(off: number, asize: number, sreg: number): void {
+    const o = asize === 2 ? off & 0xffff : off >>> 0;
+    const base = sreg === 4 ? this.fsBaseLo : sreg === 5 ? this.gsBaseLo : this.segBase[sreg];
+    this.eaLo = (o + base) >>> 0;
+    this.eaHi = 0;
   }
 
   // ---- stack ----------------------------------------------------------------------------

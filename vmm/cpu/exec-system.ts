@@ -163,6 +163,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.CLTS: privileged(c); c.cr0 = (c.cr0 & ~8) >>> 0; return i.nextAddr;
+    case Op.INVD: privileged(c); return i.nextAddr; // INVD/WBINVD: no caches to flush, but privileged
     default:
       return c.ud();
   }
