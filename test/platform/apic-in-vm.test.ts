@@ -6,7 +6,7 @@ import { assembleProgram } from '../helpers/asm';
 
 /**
  * A guest of our ELF64 ABI that uses the PC platform the way a kernel does: its own IDT, the
- * local APIC at 0xFEE00000 (one-shot timer woken from HLT, self-IPI through the ICR), then
+ * local APIC at 0xFEE00000 (one-shot timer woken from HLT, CR8 = TPR[7:4], self-IPI through the ICR), then
  * x2APIC through the MSRs (ID, self-IPI register, TSC-deadline timer), fw_cfg's CPU count,
  * and the UART. Each check that fails exits with its own status; all pass: exit 0.
  */
@@ -35,6 +35,13 @@ _start:
   mov $1, %edi; cmpl $1, ticks(%rip); jne fail
   mov $2, %edi; cmpl $0, 0x390(%r14); jne fail          # current count ran out
   mov $3, %edi; cmpl $0, 0x120(%r14); jne fail   # ISR clear after EOI
+
+  # CR8 is TPR[7:4], both ways
+  mov $5, %eax; mov %rax, %cr8
+  mov $9, %edi; cmpl $0x50, 0x80(%r14); jne fail
+  movl $0x30, 0x80(%r14); mov %cr8, %rax
+  mov $13, %edi; cmp $3, %rax; jne fail
+  xor %eax, %eax; mov %rax, %cr8
 
   # self-IPI through the ICR (shorthand self, fixed, vector 0x41)
   movl $0x44041, 0x300(%r14)

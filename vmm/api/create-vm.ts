@@ -117,6 +117,8 @@ export class Vm implements VmApi {
       cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
       cpu.setGpr(GPR_ENCODING.rdi, { lo: i, hi: 0 });
       cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
+      // The local APIC's TPR and the CPU's CR8 are one register.
+      this.devices.platform.apics.apic(i).linkCr8(() => cpu.getReg('cr8').lo, (v) => cpu.setReg('cr8', { lo: v, hi: 0 }));
       this.vcpus.push(new Vcpu(i, cpu, backend, this.shared));
     }
   }

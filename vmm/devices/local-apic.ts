@@ -140,7 +140,7 @@ export class LocalApic {
 
   /** Power-up / INIT state of the registers (SDM 11.4.7.1); IA32_APIC_BASE is kept. */
   private resetRegisters(): void {
-    this.tpr = 0; this.ldr = 0; this.dfr = 0xffffffff; this.svr = 0xff;
+    this.tpr = 0; this.cr8Link?.set(0); this.ldr = 0; this.dfr = 0xffffffff; this.svr = 0xff;
     this.esr = 0; this.pendingEsr = 0; this.icrLo = 0; this.icrHi = 0; this.tdcr = 0;
     this.lvt.fill(LVT_MASKED);
     this.isr.fill(0); this.irr.fill(0); this.tmr.fill(0);
@@ -172,11 +172,27 @@ export class LocalApic {
 
   // ---- CR8 / TPR ----
 
-  get cr8(): number { return this.tpr >>> 4; }
-  set cr8(v: number) { this.tpr = (v & 0xf) << 4; }
+  get cr8(): number { this.syncTpr(); return this.tpr >>> 4; }
+  set cr8(v: number) { this.tpr = (v & 0xf) << 4; this.cr8Link?.set(v & 0xf); }
+
+  /**
+   * The CPU's CR8 is TPR[7:4] (SDM 10.8.6.1): with a link, a MOV to CR8 shows in TPR and PPR
+   * and a TPR write shows in MOV from CR8 (TPR[3:0] survive only while CR8 does not change).
+   */
+  private cr8Link: { get(): number; set(v: number): void } | undefined;
+  linkCr8(get: () => number, set: (v: number) => void): void {
+    this.cr8Link = { get, set };
+  }
+  private syncTpr(): void {
+    const l = this.cr8Link;
+    if (l === undefined) return;
+    const v = l.get() & 0xf;
+    if (v !== this.tpr >>> 4) this.tpr = v << 4;
+  }
 
   /** Processor priority (SDM 11.8.3.1). */
   ppr(): number {
+    this.syncTpr();
     const isrv = highest(this.isr);
     const isrClass = isrv < 0 ? 0 : isrv & 0xf0;
     return (this.tpr & 0xf0) >= isrClass ? this.tpr & 0xff : isrClass;
@@ -334,7 +350,7 @@ export class LocalApic {
     switch (offset) {
       case REG.ID: return this.x2apic ? this.id : (this.id << 24) >>> 0;
       case REG.VERSION: return APIC_VERSION;
-      case REG.TPR: return this.tpr;
+      case REG.TPR: this.syncTpr(); return this.tpr;
       case REG.APR: return 0;
       case REG.PPR: return this.ppr();
       case REG.LDR: return this.x2apic ? this.x2apicLdr() : this.ldr;
@@ -368,7 +384,7 @@ export class LocalApic {
       case REG.ID:
         if (this.x2apic) return false;
         return true; // the ID is fixed here (a write is ignored, as on CPUs where it is read-only)
-      case REG.TPR: this.tpr = value & 0xff; return true;
+      case REG.TPR: this.tpr = value & 0xff; this.cr8Link?.set(this.tpr >>> 4); return true;
       case REG.EOI:
         if (this.x2apic && value !== 0) return false;
         this.eoi();

@@ -508,6 +508,9 @@ export class KvmVm implements VmApi {
   private tickDeliverable(v: KvmVcpu): boolean {
     if (!v.readyForInterrupt() || !v.ifFlag()) return false;
     if (!v.lastExitWasKick) return true;
+    // single-stepped, a step is one instruction: only an HLT takes a tick (a tick pending from
+    // before the steps would otherwise land at whichever step first has IF=1)
+    if (v.debug.singleStep) return false;
     return v.timer !== null && v.guestMs - v.pendingSinceMs >= LATE_TICK_PERIODS * v.timer.periodMs;
   }
 
