@@ -13,6 +13,8 @@ import { CliError, UsageError } from './exit-codes';
 import { Output } from './output';
 import { checkWritable } from './run-command';
 import { hostcheckCommand } from './hostcheck-command';
+import { difftestCommand } from './difftest-kvm';
+import { parseIntegerFlag, singleString } from './parse-values';
 
 /** /dev/kvm missing or unusable, or the addon not built (as verify's 137: a tool not installed). */
 export const EXIT_KVM_UNAVAILABLE = 137;
@@ -71,6 +73,31 @@ export function hostcheckYargsCommand(
       const json = jsonFlag(args);
       if (json !== undefined) checkWritable(json, '--json');
       setAction(() => hostcheckCommand({ json }, out));
+    },
+  ];
+}
+
+/** The yargs registration of `difftest --against kvm GUEST [--steps N]`. */
+export function difftestYargsCommand(
+  out: Output, setAction: (a: () => Promise<number>) => void,
+): [string, string, (y: Argv) => Argv, (args: Record<string, unknown>) => void] {
+  return [
+    'difftest <guest>',
+    'run a guest on our CPU and on this host\'s /dev/kvm and compare: the console output, or with --steps N every register after each of N single-steps',
+    (y: Argv) => y
+      .positional('guest', { type: 'string', describe: 'the guest: a static ELF64 x86-64 executable' })
+      .option('against', { type: 'string', requiresArg: true, describe: 'what to compare with: kvm (the only choice)' })
+      .option('steps', { type: 'string', requiresArg: true, describe: 'single-step in lockstep for up to N instructions, comparing registers after each' })
+      .epilogue('Exit status: 0 no mismatch, 1 mismatches (listed), 128 usage error, 129 bad ELF, 137 /dev/kvm missing or unusable.'),
+    (args: Record<string, unknown>) => {
+      const extra = (args['_'] as unknown[]).slice(1);
+      if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);
+      const against = singleString('against', args['against']);
+      if (against !== 'kvm') throw new UsageError(`--against must be kvm${against === undefined ? ' (give --against kvm)' : `, not '${against}'`}`);
+      const guest = singleString('guest', args['guest']);
+      if (guest === undefined || guest === '') throw new UsageError('missing the guest ELF file');
+      const steps = args['steps'] === undefined ? undefined : parseIntegerFlag('steps', args['steps'], 1, 10_000_000, 1);
+      setAction(() => difftestCommand({ guest, steps }, out));
     },
   ];
 }

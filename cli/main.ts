@@ -8,15 +8,16 @@ import { Output, processOutput, reportAndExit } from './output';
 import { parseChoiceList, parseIntegerFlag, singleString } from './parse-values';
 import { checkWritable, runCommand } from './run-command';
 import { serveCommand } from './serve-command';
-import { BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
+import { BACKENDS, VM_BACKENDS, VM_OPTION_SPECS, vmOptionsFromArgs } from './vm-options-cli';
+import { BOOT_OPTION_SPECS, bootFlagsFromArgs } from './boot-flags';
 import { VerifyOptions } from './verify-options';
 import { reportError } from './report-error';
 import { versionLine } from './version';
 import { makeParser, refuseSwitchValues } from './yargs-setup';
-import { hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
+import { difftestYargsCommand, hostcheckYargsCommand, refuseKvmOnlyFlags } from './kvm-cli';
 
 type Args = Record<string, unknown>;
-const COMMANDS = ['run', 'serve', 'verify', 'hostcheck'];
+const COMMANDS = ['run', 'serve', 'verify', 'hostcheck', 'difftest'];
 /** What a parsed command line asks for, run after yargs is done with it. */
 type Action = () => Promise<number>;
 
@@ -32,6 +33,9 @@ function withVmOptions(y: Argv): Argv {
   let out = y;
   for (const [flag, spec] of Object.entries(VM_OPTION_SPECS)) {
     out = out.option(flag, { ...spec, requiresArg: true, group: 'VM options:' });
+  }
+  for (const [flag, spec] of Object.entries(BOOT_OPTION_SPECS)) {
+    out = out.option(flag, { ...spec, requiresArg: true, group: 'Boot (Multiboot/PVH kernels):' });
   }
   return out;
 }
@@ -85,6 +89,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           stats: switchFlag('stats', args['stats']),
           json: optionalFile('json', args),
           name: nameFlag(args),
@@ -110,6 +115,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
+          boot: bootFlagsFromArgs(args),
           gdb: singleString('gdb', args['gdb']) ?? DEFAULT_GDB_SPEC,
           name: nameFlag(args),
           allowRemote: switchFlag('allow-remote', args['allow-remote']),
@@ -123,7 +129,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
       'verify',
       'run the verification matrix (backends x dr-switch modes x scenarios) with stock gdb',
       (y) => y
-        .option('backend', { type: 'string', requiresArg: true, describe: `backends to run, comma-separated (${BACKENDS.join(',')}; default all)` })
+        .option('backend', { type: 'string', requiresArg: true, describe: `backends to run, comma-separated (${VM_BACKENDS.join(',')}; default ${BACKENDS.join(',')}: kvm, the host's /dev/kvm, only when named)` })
         .option('dr-switch', { type: 'string', requiresArg: true, describe: `dr-switch modes, comma-separated (${DR_SWITCH_MODES.join(',')}; default all)` })
         .option('scenario', { type: 'string', requiresArg: true, describe: 'scenarios to run, comma-separated (default all)' })
         .option('json', { type: 'string', requiresArg: true, describe: 'write the result table as JSON to FILE' })
@@ -136,7 +142,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);
         const scenarios = scenarioList(args['scenario']);
         const opts: VerifyOptions = {
-          backends: parseChoiceList('backend', args['backend'], BACKENDS) ?? [...BACKENDS],
+          backends: parseChoiceList('backend', args['backend'], VM_BACKENDS) ?? [...BACKENDS],
           drSwitch: parseChoiceList('dr-switch', args['dr-switch'], DR_SWITCH_MODES) ?? [...DR_SWITCH_MODES],
           ...(scenarios !== undefined ? { scenarios } : {}),
         };
@@ -150,6 +156,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
       },
     )
     .command(...hostcheckYargsCommand(out, setAction, (a) => optionalFile('json', a)))
+    .command(...difftestYargsCommand(out, setAction))
     .demandCommand(1, 'give a command: run, serve, verify or hostcheck')
     .epilogue(EXIT_EPILOGUE);
 }

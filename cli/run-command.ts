@@ -7,11 +7,14 @@ import { CliError, EXIT } from './exit-codes';
 import { CliDeps } from './modules';
 import { Output } from './output';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
+import { BootFlags } from './boot-flags';
 import { startVmTrace } from './trace-vm';
 
 export interface RunRequest {
   elf: string;
   vm: VmOptions;
+  /** --boot/--cmdline/--module (absent: detect, none). */
+  boot?: BootFlags;
   stats: boolean;
   json?: string;
   name?: string;
@@ -83,7 +86,7 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
   if (req.json !== undefined) checkWritable(req.json, '--json');
   if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
   if (req.name !== undefined) await checkNameFree(req.name);
-  const vm = createVmFromElf(req.elf, req.vm, deps);
+  const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'run', guest: req.elf });
   const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);

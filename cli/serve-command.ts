@@ -8,11 +8,14 @@ import { Output } from './output';
 import { GdbServeOptions, GdbServerHandle, GdbTransport } from './serve-options';
 import { checkWritable } from './run-command';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
+import { BootFlags } from './boot-flags';
 import { startVmTrace } from './trace-vm';
 
 export interface ServeRequest {
   elf: string;
   vm: VmOptions;
+  /** --boot/--cmdline/--module (absent: detect, none). */
+  boot?: BootFlags;
   gdb: string;
   name?: string;
   allowRemote: boolean;
@@ -43,7 +46,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   const transport = serveTransport(req);
   const startGdbServer = deps.startGdbServer();
   if (req.name !== undefined) await checkNameFree(req.name);
-  const vm = createVmFromElf(req.elf, req.vm, deps);
+  const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
   const consoleOut = transport.kind === 'stdio' ? out.stderr : out.stdout;
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);
   const control = req.name === undefined ? undefined

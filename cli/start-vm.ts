@@ -1,6 +1,11 @@
 import * as fs from 'node:fs';
 import { ElfError } from '../vmm/loader/elf-types';
-import { VmApi } from '../vmm/api/vm-api';
+import { VmApi, VmApiError } from '../vmm/api/vm-api';
+import { createVmFromPlan } from '../vmm/api/create-vm';
+import { detectBootProtocol } from '../vmm/loader/boot-format';
+import { BootProtocol } from '../vmm/loader/boot-plan';
+import { loadKernel } from '../vmm/loader/load-kernel';
+import { BootFlags } from './boot-flags';
 import { VmOptions } from '../vmm/api/vm-options';
 import {
   ControlSocketError, ControlSocketServer, controlSocketPath, probeSocket, startControlSocket,
@@ -11,14 +16,40 @@ import { CliDeps } from './modules';
 const MIB = 1024 * 1024;
 
 /** Reads and loads the guest ELF and creates the VM. Bad files end with EXIT.BAD_ELF. */
-export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps): VmApi {
+export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps, boot?: BootFlags): VmApi {
   const parseElf = deps.parseElf();
   const createVm = deps.createVm();
   const bytes = readGuestFile(elfPath, opts.memMiB * MIB);
+  // A Multiboot or PVH kernel (a PVH note or a Multiboot header) takes the PC boot path.
+  const protocol = boot?.protocol ?? detectBootProtocol(bytes);
+  if (protocol !== 'elf64') return createVmFromKernel(elfPath, bytes, protocol, opts, boot);
+  if (boot && (boot.cmdline !== undefined || boot.modules.length > 0)) {
+    throw new CliError(`--cmdline and --module need a Multiboot or PVH kernel; ${elfPath} uses the ELF64 guest ABI`, EXIT.USAGE);
+  }
   try {
     return createVm(parseElf(bytes, opts.memMiB * MIB, opts.vcpus), opts);
   } catch (e) {
     if (e instanceof ElfError) throw new CliError(`bad guest ELF ${elfPath}: ${e.message}`, EXIT.BAD_ELF);
+    throw e;
+  }
+}
+
+/** A Multiboot / PVH kernel: its boot plan (with --cmdline / --module), then the VM. */
+function createVmFromKernel(kernelPath: string, bytes: Uint8Array, protocol: BootProtocol, opts: VmOptions, boot?: BootFlags): VmApi {
+  let kernel;
+  try {
+    kernel = loadKernel(bytes, {
+      memorySize: opts.memMiB * MIB, vcpus: opts.vcpus, protocol, kernelName: kernelPath, cmdline: boot?.cmdline, modules: boot?.modules,
+    });
+  } catch (e) {
+    if (e instanceof ElfError) throw new CliError(`bad ${protocol} kernel ${kernelPath}: ${e.message}`, EXIT.BAD_ELF);
+    throw e;
+  }
+  if (kernel.protocol === 'elf64') throw new CliError(`internal: ${kernelPath} is not a ${protocol} kernel`, EXIT.INTERNAL);
+  try {
+    return createVmFromPlan(kernel.plan, opts);
+  } catch (e) {
+    if (e instanceof VmApiError) throw new CliError(`cannot boot ${kernelPath}: ${e.message}`, EXIT.INTERNAL);
     throw e;
   }
 }

@@ -83,8 +83,20 @@ function tail(text: string, lines = 2): string {
   return text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('warning: ')).slice(-lines).join(' | ');
 }
 
+/** A run's own VM flags; kvm has no host scenarios, so --host-scenario is dropped there. */
+function forBackend(cell: Cell, args: readonly string[]): string[] {
+  if (cell.backend !== 'kvm') return [...args];
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--host-scenario') i++;
+    else out.push(args[i]);
+  }
+  return out;
+}
+
 function vmArgs(cell: Cell, ctx: CellRunnerContext, run: number): string[] {
-  const args = ['--backend', cell.backend, '--dr-switch', cell.mode];
+  // kvm takes no --dr-switch (the host kernel switches the debug registers)
+  const args = cell.backend === 'kvm' ? ['--backend', 'kvm'] : ['--backend', cell.backend, '--dr-switch', cell.mode];
   if (ctx.traceFile) args.push('--trace-vm', ctx.traceFile(cell, run));
   return args;
 }
@@ -179,7 +191,7 @@ export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
       const jsonFile = path.join(dir, 'report.json');
       const finished = await runProcess(ctx.node,
         [path.join(ctx.repoRoot, 'bin', 'vmm-gdbstub.js'), 'run', path.join('guests', run.guest),
-          ...vmArgs(cell, ctx, index), ...run.args, '--json', jsonFile],
+          ...vmArgs(cell, ctx, index), ...forBackend(cell, run.args), '--json', jsonFile],
         ctx.repoRoot, process.env, ctx.processTimeoutMs);
       const json = fs.existsSync(jsonFile) ? fs.readFileSync(jsonFile, 'utf8') : undefined;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -189,7 +201,7 @@ export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
       const guest = run as GuestRun;
       const finished = await runProcess(ctx.node,
         [path.join(ctx.repoRoot, 'bin', 'vmm-gdbstub.js'), 'run', path.join('guests', guest.guest),
-          ...vmArgs(cell, ctx, index), ...guest.args],
+          ...vmArgs(cell, ctx, index), ...forBackend(cell, guest.args)],
         ctx.repoRoot, process.env, ctx.processTimeoutMs);
       return observeGuestRun(finished, (Date.now() - started) / 1000);
     }

@@ -5,6 +5,10 @@ import { findScenario, Scenario, SCENARIOS } from './scenarios';
 import { VerifyBackend, VerifyOptions } from './verify-options';
 
 export const ALL_BACKENDS: readonly VerifyBackend[] = ['vmx', 'svm'];
+/** kvm (the host's /dev/kvm) runs only when named: the default selection stays the simulated backends. */
+export const SELECTABLE_BACKENDS: readonly VerifyBackend[] = [...ALL_BACKENDS, 'kvm'];
+/** kvm has no --dr-switch modes: its one row per scenario is the host kernel's switch. */
+export const KVM_MODE = 'host';
 
 export interface Cell {
   /** Position in the table (0-based). */
@@ -30,12 +34,13 @@ function selected<T extends string>(asked: readonly string[] | undefined, all: r
 
 /** Every cell of the selection, in table order (backend, then mode, then scenario). */
 export function buildMatrix(opts: Pick<VerifyOptions, 'backends' | 'drSwitch' | 'scenarios'>): Cell[] {
-  const backends = selected(opts.backends, ALL_BACKENDS, 'backend');
+  const backends = opts.backends === undefined || opts.backends.length === 0 ? [...ALL_BACKENDS]
+    : selected(opts.backends, SELECTABLE_BACKENDS, 'backend');
   const modes = selected(opts.drSwitch, DR_SWITCH_MODES, '--dr-switch mode');
   const names = selected(opts.scenarios, SCENARIOS.map((s) => s.name), 'scenario');
   const cells: Cell[] = [];
   for (const backend of backends) {
-    for (const mode of modes) {
+    for (const mode of backend === 'kvm' ? [KVM_MODE] : modes) {
       for (const name of names) {
         const scenario = findScenario(name) as Scenario;
         cells.push({ index: cells.length, backend, mode, scenario, expected: scenario.expect(backend, mode) });

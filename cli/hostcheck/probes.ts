@@ -461,6 +461,10 @@ function debuggerInt3(image: ProbeImage): ProbeResult {
     vm.setCapability(0, 'intercept-bp', true);
     const stop = runUntilStop(vm);
     if (stop.kind !== 'breakpoint') return { feature, setBy: 'debugger' as const, verdict: 'does not fire' as const, evidence: describeStop(stop) };
+    if ((vm.stats().exits['int3-emulation-failure'] ?? 0) > 0) {
+      return { feature, setBy: 'debugger' as const, verdict: 'does not fire' as const,
+        evidence: `KVM_EXIT_INTERNAL_ERROR (emulation failure) at the int3 ${hex(stop.rip.lo)} instead of KVM_EXIT_DEBUG; the kvm backend takes it as gdb's breakpoint` };
+    }
     const ok = stop.rip.lo === at;
     return { feature, setBy: 'debugger' as const, verdict: ok ? 'works' as const : 'wrong value' as const, evidence: `KVM_EXIT_DEBUG #BP at ${hex(stop.rip.lo)} (expected ${hex(at)})` };
   });

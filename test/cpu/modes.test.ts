@@ -135,7 +135,7 @@ describe('cpu: CPL 3, the TSS stacks and IRETQ (SDM 5.9, 6.12, 6.14, 7.7)', () =
   for (const [name, insn] of [
     ['MOV to CR3', 'movq %rax, %cr3'], ['MOV from CR0', 'movq %cr0, %rax'], ['MOV to DR7', 'movq %rax, %dr7'],
     ['WRMSR', 'wrmsr'], ['RDMSR', 'rdmsr'], ['LGDT', 'lgdt (%rsp)'], ['LIDT', 'lidt (%rsp)'], ['LTR', 'ltr %ax'],
-    ['LLDT', 'lldt %ax'], ['CLTS', 'clts'], ['SWAPGS', 'swapgs'], ['CLI (IOPL 0)', 'cli'], ['STI (IOPL 0)', 'sti'],
+    ['LLDT', 'lldt %ax'], ['CLTS', 'clts'], ['SWAPGS', 'swapgs'], ['CLI (IOPL 0)', 'cli'], ['STI (IOPL 0)', 'sti'], ['WBINVD', 'wbinvd'], ['INVD', 'invd'],
   ] as const) {
     it(`${name} at CPL 3 is #GP(0) (before any VM exit)`, () => {
       const k = buildKernel(`${toUser('user')}\n user: x: ${insn}\n nop`);

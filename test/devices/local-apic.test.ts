@@ -61,6 +61,21 @@ describe('devices: local APIC', () => {
     expect(sys.pendingVector(0)).to.equal(0x51);
   });
 
+  it('linked to a CPU\'s CR8: MOV to CR8 is TPR[7:4] (and masks), a TPR write is what MOV from CR8 reads', () => {
+    const { sys } = system(1);
+    enable(sys, 0);
+    let cr8 = 0;
+    sys.apic(0).linkCr8(() => cr8, (v) => { cr8 = v; });
+    w(sys, 0, REG.ICR_LO, 0x40000 | 0x45);
+    cr8 = 4;                                                   // the guest's MOV to CR8
+    expect(r(sys, 0, REG.TPR)).to.equal(0x40);
+    expect(sys.pendingVector(0)).to.equal(-1);
+    w(sys, 0, REG.TPR, 0x2f);
+    expect(cr8).to.equal(2);
+    expect(r(sys, 0, REG.TPR)).to.equal(0x2f);                 // TPR[3:0] kept while CR8 agrees
+    expect(sys.pendingVector(0)).to.equal(0x45);
+  });
+
   it('fixed IPI to another vCPU by physical ID, logical (flat) and shorthands', () => {
     const { sys } = system(3);
     for (const v of [0, 1, 2]) enable(sys, v);

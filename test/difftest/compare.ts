@@ -24,8 +24,8 @@ export interface DiffResult {
 }
 
 const KIND_NAMES = ['step', 'out', 'in', 'int3', 'fault', 'exit', 'max', 'dump'];
-/** MXCSR bits compared: all but the OE, UE and PE flags, which the simulator does not track. */
-const MXCSR_COMPARED = 0xffff & ~0x38;
+/** MXCSR bits compared: all (rounding control, FZ, DAZ, masks and the six flags). */
+const MXCSR_COMPARED = 0xffff;
 
 function xmmHex(x: Uint32Array, r: number): string {
   return hex64(x[4 * r + 2], x[4 * r + 3]) + hex64(x[4 * r], x[4 * r + 1]).slice(2);
@@ -34,6 +34,8 @@ function xmmHex(x: Uint32Array, r: number): string {
 function describe(r: TraceRecord): string {
   const parts: string[] = [];
   for (let i = 0; i < 18; i++) parts.push(`${REG_NAMES[i]}=${hex64(r.regs[2 * i], r.regs[2 * i + 1])}`);
+  parts.push(`mxcsr=${r.mxcsr.toString(16)}`);
+  for (let x = 0; x < 16; x++) if (r.xmm[4 * x] | r.xmm[4 * x + 1] | r.xmm[4 * x + 2] | r.xmm[4 * x + 3]) parts.push(`xmm${x}=${xmmHex(r.xmm, x)}`);
   return `${KIND_NAMES[r.kind] ?? r.kind} aux=${hex64(r.auxLo, r.auxHi)} ${parts.join(' ')}`;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The real CPU is the oracle (issue 2 section 7): the same code runs natively under ptrace
- * single-step and in the simulator; every GPR, RIP and the defined flags must agree after
- * every instruction. This is the bounded run; `npm run difftest` runs everything.
+ * single-step and in the simulator; every GPR, RIP, XMM register, MXCSR and the defined
+ * flags must agree after every instruction. This is the bounded run; `npm run difftest` runs everything.
  */
 import { expect } from 'chai';
 import { DiffResult, diffRun } from './compare';

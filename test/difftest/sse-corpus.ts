@@ -3,7 +3,7 @@
  * flags) from fp_main, and generated blobs that run each SSE/SSE2 instruction on pairs of
  * interesting vectors (signed zeros, denormals, infinities, quiet and signalling NaNs,
  * values at the integer-conversion limits, ...) from a constant pool, register and memory
- * forms, under the four MXCSR rounding modes for the conversions that honour them.
+ * forms, each case from clear MXCSR flags under a random rounding mode, FZ or DAZ.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -102,8 +102,8 @@ const WITH_IMM: Array<[string, Kind, number[]]> = [
   ['pshufd', 'int', [0x00, 0x1b, 0xe4, 0x4e, 0xb1]], ['pshuflw', 'int', [0x1b, 0xe4, 0x4e]], ['pshufhw', 'int', [0x1b, 0x93]],
 ];
 const SHIFT_IMM = ['psrlw', 'psrld', 'psrlq', 'psraw', 'psrad', 'psllw', 'pslld', 'psllq', 'psrldq', 'pslldq'];
-/** MXCSR values: the four rounding modes (all exceptions masked). */
-const MXCSRS = [0x1f80, 0x3f80, 0x5f80, 0x7f80];
+/** MXCSR values (all exceptions masked, flags clear): the four rounding modes, FZ, DAZ. */
+const MXCSRS = [0x1f80, 0x3f80, 0x5f80, 0x7f80, 0x9f80, 0x1fc0, 0xff80, 0x1f80];
 
 /** The constant pool: `n` vectors of each kind, 16-byte aligned, labels v_<kind>_<i>. */
 function pool(rng: Rng, n: number): string {
@@ -113,7 +113,7 @@ function pool(rng: Rng, n: number): string {
     s += `v_ps_${i}: .long ${[0, 1, 2, 3].map(() => hex(rng.pick(FLOATS))).join(', ')}\n`;
     s += `v_int_${i}: .quad ${hex(rng.pick(INTS) ^ (i % 3 === 0 ? rng.next() : 0n))}, ${hex(rng.pick(INTS))}\n`;
   }
-  s += 'mx_0: .long 0x1f80\nmx_1: .long 0x3f80\nmx_2: .long 0x5f80\nmx_3: .long 0x7f80\n';
+  s += MXCSRS.map((m, i) => `mx_${i}: .long ${hex(m)}\n`).join('');
   return s;
 }
 
@@ -130,7 +130,8 @@ export function sseEdgeSpecs(scale: number): RunSpec[] {
   for (let b = 0; b < blobs; b++) {
     const lines: string[] = [];
     const v = (k: Kind) => `v_${k}_${rng.int(POOL)}(%rip)`;
-    const load = (k: Kind) => `movdqa ${v(k)}, %xmm1\nmovdqa ${v(k)}, %xmm2`;
+    // each case starts from clear flags under a random rounding mode / FZ / DAZ
+    const load = (k: Kind) => `ldmxcsr mx_${rng.int(MXCSRS.length)}(%rip)\nmovdqa ${v(k)}, %xmm1\nmovdqa ${v(k)}, %xmm2`;
     for (const [m, k] of BINARY) {
       lines.push(load(k), `${m} %xmm2, %xmm1`);
       if (!REG_ONLY.has(m)) lines.push(`${m} ${v(k)}, %xmm1`);
@@ -141,11 +142,11 @@ export function sseEdgeSpecs(scale: number): RunSpec[] {
     for (const m of SHIFT_IMM) lines.push(load('int'), `${m} $${rng.pick([0, 1, 3, 7, 8, 15, 16, 31, 32, 63, 64, 200])}, %xmm1`);
     // to and from general registers, with the rounding modes
     for (const mx of [0, 1, 2, 3]) {
-      lines.push(`ldmxcsr mx_${mx}(%rip)`, load('pd'));
+      lines.push(load('pd'), `ldmxcsr mx_${mx}(%rip)`);
       for (const m of ['cvtsd2si', 'cvttsd2si']) lines.push(`${m} %xmm1, %rax`, `${m} %xmm2, %ecx`, `${m} ${v('pd')}, %rdx`);
-      lines.push(load('ps'));
+      lines.push(load('ps'), `ldmxcsr mx_${mx}(%rip)`);
       for (const m of ['cvtss2si', 'cvttss2si']) lines.push(`${m} %xmm1, %rax`, `${m} %xmm2, %ecx`, `${m} ${v('ps')}, %edx`);
-      lines.push(load('pd'), 'cvtpd2dq %xmm2, %xmm1', load('ps'), 'cvtps2dq %xmm2, %xmm1');
+      lines.push(load('pd'), `ldmxcsr mx_${mx}(%rip)`, 'cvtpd2dq %xmm2, %xmm1', load('ps'), `ldmxcsr mx_${mx}(%rip)`, 'cvtps2dq %xmm2, %xmm1');
       lines.push(`movabsq $${hex(rng.pick(INTS) ^ rng.next())}, %rbx`, 'cvtsi2sdq %rbx, %xmm1', 'cvtsi2ssq %rbx, %xmm2', 'cvtsi2sdl %ebx, %xmm3', 'cvtsi2ssl %ebx, %xmm4');
       lines.push(`movabsq $${hex(rng.pick(INTS))}, %rbx`, 'cvtsi2sdq %rbx, %xmm1', 'cvtsi2ssq %rbx, %xmm2', 'cvtsi2ssl %ebx, %xmm4');
     }

@@ -37,39 +37,39 @@ describe('Vm: guest ABI handled by the hypervisor', () => {
       },
     };
     const { vm, cpus } = fakeVm({}, [setRax(0x12345600),
-      { op: 'exit', exit: { kind: 'io', length: 1, port: 0x3f8, size: 1, isIn: true, string: false, rep: false } },
-      setRax(0x1), out(0x3f9), setRax(0x55), out(0x3f8)]);
-    vm.bus.registerPorts(0x3f8, 8, dev);
+      { op: 'exit', exit: { kind: 'io', length: 1, port: 0x2f8, size: 1, isIn: true, string: false, rep: false } },
+      setRax(0x1), out(0x2f9), setRax(0x55), out(0x2f8)]);
+    vm.bus.registerPorts(0x2f8, 8, dev);
     cpus[0].idleCpuid = false;
     expect(vm.run([0], 10)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 9 });
-    expect(seen).to.deep.equal(['in 3f8/1 vcpu0', 'out 3f9=1 vcpu0', 'out 3f8=55 vcpu0']);
+    expect(seen).to.deep.equal(['in 2f8/1 vcpu0', 'out 2f9=1 vcpu0', 'out 2f8=55 vcpu0']);
     expect(vm.otherPortAccesses()).to.equal(0);
     // MMIO regions registered on the VM's bus land in its memory's map, the one the MMU consults.
     const lapic = { name: 'mmio-probe', mmioRead: () => 0, mmioWrite: () => null };
-    vm.bus.registerMmio(0xfee00000, 0x1000, lapic);
-    expect(vm.memory.mmio.lookup(0xfee00ff0)?.device).to.equal(lapic);
+    vm.bus.registerMmio(0xfec00000, 0x1000, lapic);
+    expect(vm.memory.mmio.lookup(0xfec00ff0)?.device).to.equal(lapic);
   });
 
   it('a device\'s wake effect lets a halted vCPU with IF=1 and an interrupt pending run again', () => {
     const { vm, cpus } = fakeVm({ vcpus: 2 }, [{ op: 'fn', fn: (c) => c.setReg('rflags', u(0x202)) }, { op: 'exit', exit: { kind: 'hlt', length: 1 } }]);
     let wake = true;
-    vm.bus.registerPorts(0x510, 1, {
+    vm.bus.registerPorts(0x700, 1, {
       name: 'doorbell',
       portRead: () => 0,
       portWrite: () => { cpus[0].interruptPending = true; return wake ? { kind: 'wake' } : null; },
     });
     for (const c of cpus) c.idleCpuid = false;
     expect(vm.run([0], 10)).to.deep.equal({ kind: 'all-halted', vcpu: 0 });
-    cpus[1].script.push(out(0x510));
+    cpus[1].script.push(out(0x700));
     vm.run([1], 10);
     expect(vm.vcpuState(0)).to.equal('running');
     // Without the effect the halted vCPU is not looked at again.
     const again = fakeVm({ vcpus: 2 }, [{ op: 'fn', fn: (c) => c.setReg('rflags', u(0x202)) }, { op: 'exit', exit: { kind: 'hlt', length: 1 } }]);
     wake = false;
-    again.vm.bus.registerPorts(0x510, 1, { name: 'doorbell', portRead: () => 0, portWrite: () => { again.cpus[0].interruptPending = true; return null; } });
+    again.vm.bus.registerPorts(0x700, 1, { name: 'doorbell', portRead: () => 0, portWrite: () => { again.cpus[0].interruptPending = true; return null; } });
     for (const c of again.cpus) c.idleCpuid = false;
     again.vm.run([0], 10);
-    again.cpus[1].script.push(out(0x510));
+    again.cpus[1].script.push(out(0x700));
     again.vm.run([1], 10);
     expect(again.vm.vcpuState(0)).to.equal('halted');
   });

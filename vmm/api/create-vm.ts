@@ -6,7 +6,9 @@ import { buildIdentityPageTables, pageTablesBase } from '../loader/page-tables';
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { GuestMemory } from '../memory';
 import { LoadedImage } from '../loader/elf-types';
-import { U64, hex } from '../u64';
+import { BootPlan, Flat32Cpu, canStartFlat32 } from '../loader/boot-plan';
+import { U64, hex, u64ToNumber } from '../u64';
+import { MSR_TSC } from '../x86/msr';
 import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
@@ -94,11 +96,11 @@ export class Vm implements VmApi {
     this.host = new HostContext(this.phys);
     const scenario = createHostScenario(opts.hostScenario, this.host);
     const self = this;
-    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret);
-    this.bus = attachDevices(this.devices, this.memory.mmio);
+    this.devices = buildDevices(opts, (i) => this.vcpus[i].cpu.instret, (i) => u64ToNumber(this.vcpus[i].cpu.readMsr(MSR_TSC) ?? { lo: 0, hi: 0 }));
+    this.bus = attachDevices(this.devices, this.memory.mmio); // MMIO (the local APIC page) also into the MMU's map
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
-      bus: this.bus, timer: this.devices.timer, exits: {}, transitions: 0, trace: null,
+      bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,
       now(): number { return self.instructions(); },
       wake(): void { for (const v of self.vcpus) v.reconsiderHalt(); },
     };
@@ -115,8 +117,28 @@ export class Vm implements VmApi {
       cpu.setGpr(GPR_ENCODING.rsp, { lo: top >>> 0, hi: Math.floor(top / 0x100000000) });
       cpu.setGpr(GPR_ENCODING.rdi, { lo: i, hi: 0 });
       cpu.setGpr(GPR_ENCODING.rsi, { lo: opts.vcpus, hi: 0 });
+      // The local APIC's TPR and the CPU's CR8 are one register.
+      this.devices.platform.apics.apic(i).linkCr8(() => cpu.getReg('cr8').lo, (v) => cpu.setReg('cr8', { lo: v, hi: 0 }));
       this.vcpus.push(new Vcpu(i, cpu, backend, this.shared));
     }
+  }
+
+  /** Copies a boot plan into RAM and starts the vCPUs as the protocol says (before the first run). */
+  applyBootPlan(plan: BootPlan): void {
+    for (const v of this.vcpus) {
+      if (!canStartFlat32(v.cpu)) {
+        throw new VmApiError(`a ${plan.protocol === 'pvh' ? 'PVH' : 'Multiboot'} kernel starts in 32-bit protected mode, which this build's CPU does not have`);
+      }
+    }
+    for (const b of plan.blobs) {
+      const bytes = new Uint8Array(b.memSize);
+      bytes.set(b.data);
+      if (!this.memory.write(b.address, bytes)) throw new VmApiError(`boot data at 0x${b.address.toString(16)} does not fit in guest RAM`);
+    }
+    this.vcpus.forEach((v, i) => {
+      if (i === 0) (v.cpu as GuestCpu & Flat32Cpu).startFlat32(plan.bsp);
+      else v.waitForSipi();
+    });
   }
 
   /** Guest instructions retired by all vCPUs: the trace clock. */
@@ -288,4 +310,14 @@ export class Vm implements VmApi {
 /** Create a VM for a loaded image (see vmm/loader/elf.ts parseElf). `factory` defaults to the real guest CPU. */
 export function createVm(image: LoadedImage, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
   return new Vm(image, opts, factory);
+}
+
+/**
+ * A VM booting a Multiboot or PVH kernel (vmm/loader/load-kernel.ts): the plan's blobs in
+ * RAM, the BSP at the 32-bit entry, the APs waiting for INIT-SIPI-SIPI.
+ */
+export function createVmFromPlan(plan: BootPlan, opts: VmOptions, factory: GuestCpuFactory = realGuestCpu): Vm {
+  const vm = new Vm({ entry: 0, segments: [], symbols: plan.symbols }, opts, factory);
+  vm.applyBootPlan(plan);
+  return vm;
 }

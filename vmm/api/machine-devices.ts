@@ -7,6 +7,7 @@ import { DebugConsole, PORT_CONSOLE } from '../devices/debug-console';
 import { MmioDevice, PortDevice } from '../devices/device';
 import { ExitPort, PORT_EXIT } from '../devices/exit-port';
 import { GuestTimer, PORT_TIMER, VcpuClock } from '../devices/guest-timer';
+import { PcPlatform } from '../devices/pc-platform';
 import { MmioMap } from '../mmio-map';
 import { VmOptions } from '../vmm-types';
 
@@ -19,21 +20,32 @@ export interface MachineDevices {
   readonly mmio: readonly MmioAttachment[];
   readonly console: DebugConsole;
   readonly timer: GuestTimer;
+  readonly platform: PcPlatform;
 }
 
-/** The guest ABI's devices (console 0xE9, exit 0xF4, timer 0xF8), as CONTRACT "Guest ABI" says. */
-export function buildDevices(opts: VmOptions, clock: VcpuClock): MachineDevices {
+/**
+ * The guest ABI's devices (console 0xE9, exit 0xF4, timer 0xF8), as CONTRACT "Guest ABI" says,
+ * and the PC platform's (local APICs, 8259s, COM1, fw_cfg, PM timer). COM1 writes where the
+ * console writes. `tsc` gives a vCPU's TSC (the platform's time).
+ */
+export function buildDevices(opts: VmOptions, clock: VcpuClock, tsc: VcpuClock = clock): MachineDevices {
   const console = new DebugConsole();
   const timer = new GuestTimer(opts.vcpus, clock);
+  const platform = new PcPlatform({
+    vcpus: opts.vcpus, memorySize: opts.memMiB * 1024 * 1024, now: tsc,
+    serialOutput: (byte) => { console.portWrite(PORT_CONSOLE, 1, byte); },
+  });
   return {
     ports: [
       { base: PORT_CONSOLE, count: 1, device: console },
       { base: PORT_EXIT, count: 1, device: new ExitPort() },
       { base: PORT_TIMER, count: 1, device: timer },
+      ...platform.portRanges(),
     ],
-    mmio: [],
+    mmio: platform.mmioRanges(),
     console,
     timer,
+    platform,
   };
 }
 

@@ -108,6 +108,8 @@ export class CpuCore {
   readonly code: CodeTracker;
   /** = code.pages: a store to a marked physical page checks the lines it overlaps. */
   readonly codePages: Uint8Array;
+  /** = code.lines: one bit per 16-byte line holding decoded bytes (word p >>> 9, bit (p >>> 4) & 31). */
+  readonly codeLines: Uint32Array;
   /** Index of this vCPU (passed to MMIO devices). */
   vcpuIndex = 0;
   /** The last non-null effect an MMIO write asked for (the hypervisor takes and clears it). */
@@ -174,6 +176,7 @@ export class CpuCore {
     this.memSize = mem.size;
     this.code = codeTrackerOf(mem);
     this.codePages = this.code.pages;
+    this.codeLines = this.code.lines;
     this.bp = new BreakpointSummary(mem.size);
     ensureBootPageTables(mem);
     const t = newTlb();
@@ -259,9 +262,11 @@ export class CpuCore {
 
   /** Rebuilds the breakpoint summary after DR7/DR0-3/DEBUGCTL/CR4.DE changed. */
   refreshBreakpoints(): void {
+    const layout = this.bp.dataLayout;
     this.bp.refresh(this.phys, (this.cr4 & 8) !== 0);
     this.dataBpOn = this.bp.dataEnabled;
-    if (this.tlbPage !== undefined) tlbFlushAll(this); // the entries' data-breakpoint flags
+    // The entries' data-breakpoint flags: stale only if the enabled data ranges changed.
+    if (this.tlbPage !== undefined && this.bp.dataLayout !== layout) tlbFlushAll(this);
     this.attention = 1;
   }
 
@@ -284,6 +289,12 @@ export class CpuCore {
   // ---- memory: LINEAR-address accessors at the current CPL (mmu.ts) ------------------------
   // Fast path: a TLB fast tag for the page (RAM, allowed, no data breakpoint on the page)
   // and the access inside the page; everything else goes through the MMU's slow path.
+
+  /** A store to a page holding decoded code: drop it only if the bytes overlap decoded lines. */
+  private storeNearCode(p: number, n: number): void {
+    const l = this.codeLines, e = p + n - 1;
+    if (((l[p >>> 9] >>> ((p >>> 4) & 31)) | (l[e >>> 9] >>> ((e >>> 4) & 31))) & 1) this.code.written(p, n);
+  }
 
   /** Drops every decoded instruction of every vCPU on this RAM. */
   invalidateCode(): void {
@@ -330,7 +341,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0)) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       this.bytes[p] = v;
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 1);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 1);
       return;
     }
     linearWrite(this, lo, hi, 1, v, 0, ACC_READ);
@@ -340,7 +351,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffe) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       this.dv.setUint16(p, v, true);
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 2);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 2);
       return;
     }
     linearWrite(this, lo, hi, 2, v, 0, ACC_READ);
@@ -350,7 +361,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffc) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       if ((p & 3) === 0) this.u32[p >>> 2] = v; else this.dv.setUint32(p, v, true);
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 4);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 4);
       return;
     }
     linearWrite(this, lo, hi, 4, v, 0, ACC_READ);
@@ -367,7 +378,7 @@ export class CpuCore {
         this.dv.setUint32(p, vLo, true);
         this.dv.setUint32(p + 4, vHi, true);
       }
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 8);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 8);
       return;
     }
     linearWrite(this, lo, hi, 8, vLo, vHi, ACC_READ);
@@ -555,6 +566,7 @@ export class CpuCore {
       hi += this.rh[index] * m;
     }
     if (seg !== 0) {
+      if (seg >= 3) { this.legacyEA(lo, asize, seg - 3); return; }
       if (seg === 1) { lo += this.fsBaseLo; hi += this.fsBaseHi; } else { lo += this.gsBaseLo; hi += this.gsBaseHi; }
     }
     if (asize === 4 && seg === 0) {
@@ -564,6 +576,14 @@ export class CpuCore {
     }
     this.eaLo = lo >>> 0;
     this.eaHi = (hi + Math.floor(lo / 4294967296)) >>> 0;
+  }
+
+  /** Outside 64-bit mode: the offset wraps at the address size, the segment base is added, the linear address wraps at 32 bits. */
+  private legacyEA(off: number, asize: number, sreg: number): void {
+    const o = asize === 2 ? off & 0xffff : off >>> 0;
+    const base = sreg === 4 ? this.fsBaseLo : sreg === 5 ? this.gsBaseLo : this.segBase[sreg];
+    this.eaLo = (o + base) >>> 0;
+    this.eaHi = 0;
   }
 
   // ---- stack ----------------------------------------------------------------------------

@@ -27,6 +27,8 @@ import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
 import { EFER_LMA } from './segments';
+import { enterFlat32 } from './flat32-entry';
+import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -43,7 +45,7 @@ function endsBlock(op: Op): boolean {
     case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
     case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
     case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
-    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.SYSCALL: case Op.SYSRET:
+    case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.JMP_FAR_PTR: case Op.CALL_FAR_PTR: case Op.SYSCALL: case Op.SYSRET:
       return true;
     default:
       return false;
@@ -166,6 +168,11 @@ export class Cpu extends CpuCore implements GuestCpu {
       case 'tsc': this.tscOffset = u64ToNumber(v) - this.instret; break;
     }
     this.attention = 1;
+  }
+
+  /** The Multiboot/PVH hand-over, or an AP after its SIPI trampoline: 32-bit protected mode, paging off. */
+  startFlat32(e: Flat32Entry): void {
+    enterFlat32(this, e);
   }
 
   /** RDMSR as the hypervisor emulates it: the value, or undefined for #GP(0). */
@@ -352,7 +359,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (phys < 0) {
       // the first byte cannot be fetched
       const i = this.scratchInsn(b);
-      decodeAt(this.fetchBuf, 0, rip, rip, i);
+      decodeAt(this.fetchBuf, 0, rip, rip, i, this.codeMode);
       bindHandler(i);
       return b;
     }
@@ -362,7 +369,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
       const i = this.blocks.newInsn();
       const p = phys + (a - rip);
-      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i);
+      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i, this.codeMode);
       else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
       bindHandler(i);
       this.decodes++;
@@ -400,7 +407,7 @@ export class Cpu extends CpuCore implements GuestCpu {
       buf.set(this.bytes.subarray(p2, p2 + 16 - n1), n1);
       end = pageEnd + 16 - n1;
     }
-    decodeAt(buf, -a, end, a, i);
+    decodeAt(buf, -a, end, a, i, this.codeMode);
     if (i.op === Op.FETCH_NPF || i.nextAddr <= pageEnd) return null;
     b.crossLo = lo2; b.crossHi = hi2; b.crossPpn = Math.floor(p2 / 4096);
     this.code.mark(p2, i.nextAddr - pageEnd);

@@ -35,6 +35,15 @@ export class BreakpointSummary {
    */
   readonly start = new Float64Array(4);
   readonly end = new Float64Array(4);
+  /**
+   * Bumped only when the ranges of the ENABLED data breakpoints change: what the TLB's
+   * has-data-breakpoint flags depend on. The DR switch rewrites the physical registers at
+   * every VM entry and exit, mostly with the same breakpoints (or none).
+   */
+  dataLayout = 0;
+  private readonly dataStart = new Float64Array(4);
+  private readonly dataEnd = new Float64Array(4);
+  private dataMask = 0;
 
   constructor(_memSize?: number) { /* ranges are linear: nothing sized by RAM */ }
 
@@ -71,6 +80,17 @@ export class BreakpointSummary {
         default:
           if (cr4de) { this.ioAny |= bit; if (enabled) this.ioEnabled |= bit; }
       }
+    }
+    let changed = this.dataEnabled !== this.dataMask;
+    for (let n = 0; n < 4; n++) {
+      if (((this.dataEnabled >>> n) & 1) === 0) continue;
+      if (this.start[n] !== this.dataStart[n] || this.end[n] !== this.dataEnd[n]) changed = true;
+      this.dataStart[n] = this.start[n];
+      this.dataEnd[n] = this.end[n];
+    }
+    if (changed) {
+      this.dataMask = this.dataEnabled;
+      this.dataLayout++;
     }
   }
 

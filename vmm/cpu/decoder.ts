@@ -1,8 +1,12 @@
 /**
- * x86-64 instruction decoder (64-bit mode): legacy prefixes, REX, the one- and two-byte
- * opcode maps, ModRM/SIB/displacements/RIP-relative and all immediate sizes. It never
- * throws: an invalid or unimplemented opcode decodes to Op.UD, more than 15 bytes to
- * Op.GP_TOO_LONG, bytes outside guest RAM to Op.FETCH_NPF.
+ * x86 instruction decoder for the three code modes (CpuCore.codeMode: 0 = 64-bit, 1 = 32-bit
+ * default operand/address size (protected or compatibility mode, CS.D = 1), 2 = 16-bit):
+ * legacy prefixes, REX (64-bit mode only; elsewhere 40-4F are INC/DEC), the one- and
+ * two-byte opcode maps, ModRM/SIB/displacements/RIP-relative, the 16-bit ModRM forms and all
+ * immediate sizes. Outside 64-bit mode every instruction carries its segment (Insn.seg 3-8,
+ * the default DS or SS, or the override), so its data accesses add the segment base.
+ * It never throws: an invalid or unimplemented opcode decodes to Op.UD, more than 15 bytes
+ * to Op.GP_TOO_LONG, bytes outside guest RAM to Op.FETCH_NPF.
  */
 import { Insn, Op } from './insn';
 import { S, sseOpcode, ssePrefix, sseHasImm8, sseKnown, sseFormOk, sseGroupAE, x87Opcode } from './sse-decode';
@@ -20,6 +24,10 @@ let fetchFault = 0;
 let fetchFailed = false;
 /** bytes[pos + delta] is the byte at linear address pos. */
 let delta = 0;
+/** The code mode being decoded (0 = 64-bit, 1 = 32-bit, 2 = 16-bit). */
+let mode = 0;
+/** Outside 64-bit mode: the segment-override prefix (sreg number), or -1. */
+let segOverride = -1;
 
 function fetch(): number {
   if (pos - start >= MAX_LEN) {
@@ -58,6 +66,11 @@ function immZ(i: Insn, size: number): void {
   else setImmSigned(i, imm32s());
 }
 
+/** Jz displacement: 16 bits with a 16-bit operand size (outside 64-bit mode), else 32. */
+function relZ(osz: number): number {
+  return mode !== 0 && osz === 2 ? (imm16u() << 16) >> 16 : imm32s();
+}
+
 let rexR = 0, rexX = 0, rexB = 0, rexAny = 0, ripRel = false;
 
 /** Parses ModRM (+SIB, displacement). Returns the raw reg field (0-7, without REX.R). */
@@ -71,6 +84,7 @@ function modrm(i: Insn): number {
     return regRaw;
   }
   i.isMem = true;
+  if (i.asize === 2) { modrm16(i, mod, rmRaw); return regRaw; }
   let disp = 0;
   if (rmRaw === 4) {
     const sib = fetch();
@@ -84,7 +98,7 @@ function modrm(i: Insn): number {
       i.base = bs | rexB;
     }
   } else if (rmRaw === 5 && mod === 0) {
-    ripRel = true;
+    ripRel = mode === 0; // [disp32] outside 64-bit mode
     i.base = -1;
     disp = imm32s();
   } else {
@@ -95,6 +109,24 @@ function modrm(i: Insn): number {
   i.dispLo = disp >>> 0;
   i.dispHi = disp < 0 ? 0xffffffff : 0;
   return regRaw;
+}
+
+// 16-bit ModRM forms: rm 0-7 = [bx+si] [bx+di] [bp+si] [bp+di] [si] [di] [bp] [bx]
+const RM16_BASE = [3, 3, 5, 5, 6, 7, 5, 3];
+const RM16_INDEX = [6, 7, 6, 7, -1, -1, -1, -1];
+
+function modrm16(i: Insn, mod: number, rm: number): void {
+  let disp = 0;
+  if (mod === 0 && rm === 6) { i.base = -1; i.index = -1; disp = imm16u(); }
+  else {
+    i.base = RM16_BASE[rm];
+    i.index = RM16_INDEX[rm];
+    if (mod === 1) disp = imm8s();
+    else if (mod === 2) disp = (imm16u() << 16) >> 16;
+  }
+  i.scale = 0;
+  i.dispLo = disp >>> 0;
+  i.dispHi = disp < 0 ? 0xffffffff : 0;
 }
 
 /** Without any REX prefix, byte-register numbers 4-7 name AH, CH, DH, BH (16-19 here). */
@@ -120,7 +152,9 @@ export function decode(mem: Uint8Array, memSize: number, addr: number, i: Insn):
  * to linear address `end` (exclusive); a byte at or past `end` makes it Op.FETCH_NPF with
  * the linear address of that byte in immLo/immHi.
  */
-export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number, i: Insn): void {
+export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number, i: Insn, codeMode = 0): void {
+  mode = codeMode;
+  segOverride = -1;
   bytes = buf;
   delta = off;
   limit = end;
@@ -131,8 +165,9 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
   ripRel = false;
   i.addr = addr;
   i.op = Op.UD;
+  i.mode = codeMode;
   i.size = 4;
-  i.asize = 8;
+  i.asize = codeMode === 0 ? 8 : codeMode === 1 ? 4 : 2;
   i.rep = 0;
   i.lock = false;
   i.seg = 0;
@@ -161,14 +196,17 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
     b = fetch();
     if (tooLong || fetchFailed) break;
     if (b === 0x66) op16 = true;
-    else if (b === 0x67) i.asize = 4;
+    else if (b === 0x67) i.asize = codeMode === 2 ? 4 : codeMode === 1 ? 2 : 4;
     else if (b === 0xf0) i.lock = true;
     else if (b === 0xf2) i.rep = 2;
     else if (b === 0xf3) i.rep = 1;
-    else if (b === 0x2e || b === 0x36 || b === 0x3e || b === 0x26) { /* null segment prefixes in 64-bit mode */ }
-    else if (b === 0x64) i.seg = 1;
-    else if (b === 0x65) i.seg = 2;
-    else if ((b & 0xf0) === 0x40) { rex = b; continue; }
+    else if (b === 0x2e || b === 0x36 || b === 0x3e || b === 0x26) {
+      // null segment prefixes in 64-bit mode; CS/SS/DS/ES overrides elsewhere
+      if (codeMode !== 0) segOverride = b === 0x26 ? 0 : b === 0x2e ? 1 : b === 0x36 ? 2 : 3;
+    }
+    else if (b === 0x64) { i.seg = 1; segOverride = 4; }
+    else if (b === 0x65) { i.seg = 2; segOverride = 5; }
+    else if ((b & 0xf0) === 0x40 && codeMode === 0) { rex = b; continue; }
     else break;
     rex = 0; // a REX prefix followed by a legacy prefix is ignored
   }
@@ -176,15 +214,77 @@ export function decodeAt(buf: Uint8Array, off: number, end: number, addr: number
   rexR = (rex & 4) << 1;
   rexX = (rex & 2) << 2;
   rexB = (rex & 1) << 3;
-  const osz = rex & 8 ? 8 : op16 ? 2 : 4;
-  const stk = op16 ? 2 : 8; // push/pop operand size
+  // operand size: CS.D (or 64-bit mode) with 66h toggling; REX.W makes it 64
+  const osz = rex & 8 ? 8 : (codeMode === 2) !== op16 ? 2 : 4;
+  const stk = codeMode !== 0 ? osz : op16 ? 2 : 8; // push/pop operand size
   i.size = osz;
 
   if (!tooLong && !fetchFailed) {
     if (b === 0x0f) decodeTwoByte(i, osz, stk, op16);
-    else decodeOneByte(i, b, osz, stk, op16);
+    else if (codeMode !== 0 && decodeLegacyOnly(i, b, osz, stk)) { /* done */ }
+    else decodeOneByte(i, b, osz, stk, osz === 2);
   }
+  if (codeMode !== 0) legacySegment(i);
   finish(i, addr);
+}
+
+/** The segment of the data accesses outside 64-bit mode: the override, else SS for [ESP]/[EBP]/[BP] bases, else DS. */
+function legacySegment(i: Insn): void {
+  const s = segOverride >= 0 ? segOverride : i.isMem && (i.base === 4 || i.base === 5) ? 2 : 3;
+  i.seg = 3 + s;
+}
+
+/**
+ * The one-byte opcodes that differ outside 64-bit mode. Returns false for the shared ones.
+ * BCD arithmetic (DAA/DAS/AAA/AAS/AAM/AAD), BOUND, ARPL, INTO, SALC decode to #UD: gcc
+ * never emits them.
+ */
+function decodeLegacyOnly(i: Insn, b: number, osz: number, stk: number): boolean {
+  if (b >= 0x40 && b <= 0x4f) {
+    i.op = b < 0x48 ? Op.INC_E : Op.DEC_E; i.isMem = false; i.rm = b & 7;
+    return true;
+  }
+  switch (b) {
+    case 0x06: case 0x0e: case 0x16: case 0x1e: i.op = Op.PUSH_SEG; i.sub = b >> 3; i.size = stk; return true;
+    case 0x07: case 0x17: case 0x1f: i.op = Op.POP_SEG; i.sub = b >> 3; i.size = stk; return true;
+    case 0x27: case 0x2f: case 0x37: case 0x3f: case 0x62: case 0x63: case 0xce: case 0xd4: case 0xd5: case 0xd6:
+      i.op = Op.UD; return true;
+    case 0x60: i.op = Op.PUSHA; i.size = stk; return true;
+    case 0x61: i.op = Op.POPA; i.size = stk; return true;
+    case 0x82: i.op = Op.ALU_EI; i.size = 1; i.sub = modrm(i); byteRegs(i, true); setImmSigned(i, imm8s()); return true;
+    case 0x9a: case 0xea:
+      i.op = b === 0xea ? Op.JMP_FAR_PTR : Op.CALL_FAR_PTR;
+      i.immLo = osz === 2 ? imm16u() : imm32s() >>> 0;
+      i.imm2 = imm16u();
+      return true;
+    case 0xc4: case 0xc5:
+      i.op = Op.LOAD_FAR_PTR; i.sub = b === 0xc4 ? 0 : 3; modrm(i);
+      if (!i.isMem) i.op = Op.UD;
+      return true;
+    case 0xa0: case 0xa1: case 0xa2: case 0xa3:
+      i.op = b < 0xa2 ? Op.MOV_GE : Op.MOV_EG;
+      if (!(b & 1)) i.size = 1;
+      i.reg = 0; i.isMem = true;
+      i.dispLo = i.asize === 2 ? imm16u() : imm32s() >>> 0;
+      return true;
+    case 0xe8: i.op = Op.CALL_REL; relTarget(i, relZ(osz)); return true;
+    case 0xe9: i.op = Op.JMP_REL; relTarget(i, relZ(osz)); return true;
+    case 0xff: {
+      const r = modrm(i);
+      switch (r) {
+        case 0: i.op = Op.INC_E; return true;
+        case 1: i.op = Op.DEC_E; return true;
+        case 2: i.op = Op.CALL_E; return true;
+        case 3: i.op = i.isMem ? Op.CALL_FAR : Op.UD; return true;
+        case 4: i.op = Op.JMP_E; return true;
+        case 5: i.op = i.isMem ? Op.JMP_FAR : Op.UD; return true;
+        case 6: i.op = Op.PUSH_E; i.size = stk; return true;
+        default: i.op = Op.UD; return true;
+      }
+    }
+    case 0xcf: i.op = osz === 2 ? Op.UD : Op.IRET; return true; // 16-bit IRET not modelled
+    default: return false;
+  }
 }
 
 function finish(i: Insn, addr: number): void {
@@ -204,7 +304,8 @@ function finish(i: Insn, addr: number): void {
   }
   if (i.targetHi === 1) {
     const t = i.nextAddr + (i.targetLo | 0);
-    setAbs(i, t, false);
+    if (mode !== 0) { i.targetLo = i.size === 2 ? t & 0xffff : t >>> 0; i.targetHi = 0; } // EIP/IP wrap
+    else setAbs(i, t, false);
   }
 }
 
@@ -403,7 +504,7 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
 function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
   const b = fetch();
   if (b >= 0x40 && b <= 0x4f) { i.op = Op.CMOV; i.cc = b & 15; modrm(i); return; }
-  if (b >= 0x80 && b <= 0x8f) { i.op = Op.JCC; i.cc = b & 15; relTarget(i, imm32s()); return; }
+  if (b >= 0x80 && b <= 0x8f) { i.op = Op.JCC; i.cc = b & 15; relTarget(i, relZ(osz)); return; }
   if (b >= 0x90 && b <= 0x9f) { i.op = Op.SETCC; i.cc = b & 15; i.size = 1; modrm(i); byteRegs(i, true); return; }
   if (b >= 0xc8 && b <= 0xcf) { i.op = Op.BSWAP; i.rm = (b & 7) | rexB; return; }
   if (b >= 0x18 && b <= 0x1f) { i.op = Op.NOP; modrm(i); return; }
@@ -415,12 +516,13 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
         if (m === 0xf8) i.op = Op.SWAPGS;
         else if (m === 0xf9) i.op = Op.RDTSCP;
         else if (m === 0xd0 || m === 0xd1) { i.op = Op.SSE; i.sub = m === 0xd0 ? S.XGETBV : S.XSETBV; }
+        else if (((m >> 3) & 7) === 4 || ((m >> 3) & 7) === 6) { pos = save; i.op = modrm(i) === 4 ? Op.SMSW : Op.LMSW; }
         else i.op = Op.UD;
         return;
       }
       pos = save;
       const r = modrm(i);
-      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.INVLPG : Op.UD;
+      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 4 ? Op.SMSW : r === 6 ? Op.LMSW : r === 7 ? Op.INVLPG : Op.UD;
       return;
     }
     case 0x00: {
@@ -433,7 +535,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     case 0x05: i.op = Op.SYSCALL; return;
     case 0x07: i.op = Op.SYSRET; i.size = osz === 8 ? 8 : 4; return;
     case 0x06: i.op = Op.CLTS; return;
-    case 0x08: case 0x09: i.op = Op.NOP; return; // INVD/WBINVD: no caches to flush
+    case 0x08: case 0x09: i.op = Op.INVD; return;
     case 0x0b: i.op = Op.UD2; return;
     case 0x0d: i.op = Op.NOP; modrm(i); return;
     case 0x20: case 0x21: case 0x22: case 0x23: {
@@ -442,7 +544,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
       i.reg = ((m >> 3) & 7) | rexR;
       i.rm = (m & 7) | rexB;
       i.isMem = false;
-      i.size = 8;
+      i.size = mode === 0 ? 8 : 4;
       i.op = b === 0x20 ? Op.MOV_R_CR : b === 0x21 ? Op.MOV_R_DR : b === 0x22 ? Op.MOV_CR_R : Op.MOV_DR_R;
       if (i.lock && (b === 0x21 || b === 0x23)) i.op = Op.UD;
       return;
@@ -450,6 +552,10 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     case 0x30: i.op = Op.WRMSR; return;
     case 0x31: i.op = Op.RDTSC; return;
     case 0x32: i.op = Op.RDMSR; return;
+    case 0xb2: case 0xb4: case 0xb5:
+      i.op = Op.LOAD_FAR_PTR; i.sub = b === 0xb2 ? 2 : b - 0xb0; modrm(i);
+      if (!i.isMem) i.op = Op.UD;
+      return;
     case 0xa0: i.op = Op.PUSH_SEG; i.sub = 4; i.size = stk; return;
     case 0xa1: i.op = Op.POP_SEG; i.sub = 4; i.size = stk; return;
     case 0xa8: i.op = Op.PUSH_SEG; i.sub = 5; i.size = stk; return;

@@ -10,11 +10,14 @@
  * (SDM 6.14.4, 6.14.5); SS becomes a null selector with RPL = the new CPL. INT n, INT3 and
  * INTO check the gate's DPL against CPL (#GP(vector*8+2)).
  *
- * Not modelled: delivery outside IA-32e mode (legacy 8-byte gates), task gates.
+ * Outside IA-32e mode the 8-byte gates of protected mode are used (events-legacy.ts).
+ * Not modelled: task gates, real-address mode.
  */
 import { CpuCore, FAULT, FaultKind } from './core';
 import { TF, RF, NT, VM, IF } from './flags';
-import { CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadNull, loadCs, AR_S, AR_P, AR_L, AR_DB, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING } from './segments';
+import { DeliveryFault } from './delivery-fault';
+import { deliverLegacy } from './events-legacy';
+import { EFER_LMA, CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadNull, loadCs, AR_S, AR_P, AR_L, AR_DB, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING } from './segments';
 
 export const DELIVERED = -1;
 export const DELIVERY_NPF = -2;
@@ -37,9 +40,6 @@ export function vectorName(v: number): string {
 /** Filled by tryDeliver when it returns a nested fault vector. */
 export const nested = { error: 0, why: '' };
 
-class DeliveryFault {
-  constructor(readonly vector: number, readonly error: number, readonly why: string) {}
-}
 
 /**
  * Delivers `vector` through the IDT, returning to `retRip` with `error` pushed when >= 0.
@@ -71,6 +71,7 @@ function u64Hex(lo: number, hi: number): string {
 }
 
 function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext: number, forceRF: boolean, soft: boolean): number {
+  if (!(c.efer & EFER_LMA)) { deliverLegacy(c, vector, error, retRip, ext, forceRF, soft); return DELIVERED; }
   const off = vector * 16;
   const selErr = vector * 8 + 2 + ext; // IDT bit + EXT
   if (off + 15 > c.idtrLimit) throw new DeliveryFault(13, selErr, `IDT limit ${c.idtrLimit} does not cover vector ${vector}`);

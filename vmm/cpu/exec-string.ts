@@ -24,9 +24,9 @@ function advance(c: CpuCore, r: number, delta: number, a64: boolean): void {
 function srcAddr(c: CpuCore, i: Insn): void {
   c.calcEA(6, -1, 0, 0, 0, i.asize, i.seg);
 }
-/** Destination ES:rDI (no override). */
+/** Destination ES:rDI (no override; the ES base applies outside 64-bit mode). */
 function dstAddr(c: CpuCore, i: Insn): void {
-  c.calcEA(7, -1, 0, 0, 0, i.asize, 0);
+  c.calcEA(7, -1, 0, 0, 0, i.asize, i.mode !== 0 ? 3 : 0);
 }
 
 /** One iteration. Returns false when REPE/REPNE should stop after it. */

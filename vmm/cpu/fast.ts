@@ -13,6 +13,7 @@ import { LF, PARITY } from './flags';
 import { alu, incDec, imulTrunc } from './alu';
 import { shiftOp } from './shift';
 import { TLB_MASK } from './mmu';
+import { execLegacy, isLegacyOp } from './legacy-exec';
 
 /** Effective address into c.eaLo/eaHi; fast for [base+disp] and [disp] (RIP-relative). */
 function ea(c: CpuCore, i: Insn): void {
@@ -515,6 +516,7 @@ export function bindHandler(i: Insn): void {
 }
 
 function choose(i: Insn): Handler {
+  if ((i.mode !== 0 || i.op === Op.LOAD_FAR_PTR) && isLegacyOp(i.op)) return execLegacy; // chosen once, at decode
   if (i.lock) return exec;
   if (i.op === Op.SSE) return execSse;
   const s = i.size;

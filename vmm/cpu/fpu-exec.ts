@@ -5,15 +5,15 @@
  * (XCR0 bits 0-1; the standard, non-compacted XSAVE format). Fault rules per the SDM:
  * x87 and FXSAVE/FXRSTOR #NM on CR0.EM or CR0.TS; FWAIT #NM on CR0.TS with CR0.MP;
  * LDMXCSR/STMXCSR as SSE (#UD on CR0.EM or !CR4.OSFXSR, #NM on CR0.TS); the XSAVE family
- * #UD without CR4.OSXSAVE and #NM on CR0.TS (XGETBV/XSETBV ignore TS).
+ * #UD without CR4.OSXSAVE and #NM on CR0.TS (XGETBV/XSETBV ignore TS). XSETBV runs in the
+ * guest without a VM exit (VT-x would always exit and the hypervisor apply the same checks).
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
 import { S } from './sse-decode';
 import { FpuState, MXCSR_MASK, XCR0_SUPPORTED } from './fpu-state';
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, CR4_OSFXSR, CR4_OSXSAVE } from '../x86/control-regs';
 
-const CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_NE = 0x20;
-const CR4_OSFXSR = 1 << 9, CR4_OSXSAVE = 1 << 18;
 /** FXSAVE writes bytes 0-415 (416-511 are reserved or available to software). */
 const FXSAVE_BYTES = 416;
 /** The XSAVE area for x87|SSE: the 512-byte legacy region and the 64-byte header. */
@@ -77,7 +77,7 @@ export function execFpuState(c: CpuCore, i: Insn, s: S): number {
       return i.nextAddr;
     case S.XSETBV: {
       if ((c.cr4 & CR4_OSXSAVE) === 0) c.ud();
-      if ((c.sreg[1] & 3) !== 0 || c.rl[1] !== 0) c.gp0();
+      if (c.cpl !== 0 || c.rl[1] !== 0) c.gp0();
       const v = c.rl[0];
       // x87 must stay enabled; no unsupported bits (EDX holds bits 63:32: none supported).
       if (c.rl[2] !== 0 || (v & ~XCR0_SUPPORTED) !== 0 || (v & 1) === 0) c.gp0();

@@ -45,6 +45,11 @@ export const enum Op {
   SYSCALL, SYSRET, // SYSRET: size 8 (REX.W) returns to 64-bit mode, 4 to compatibility mode
   SLDT, STR, LLDT, LTR,
   INVLPG,
+  // outside 64-bit mode (legacy-exec.ts)
+  PUSHA, POPA, JMP_FAR_PTR, CALL_FAR_PTR, // far ptr16:16/32: immLo = offset, imm2 = selector
+  LOAD_FAR_PTR, // LES/LDS/LSS/LFS/LGS: sub = segment register
+  INVD, // INVD and WBINVD (#GP(0) at CPL > 0)
+  SMSW, LMSW,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */
@@ -58,14 +63,16 @@ export class Insn {
   /** Address of the next instruction. */
   nextAddr = 0;
   op: Op = Op.UD;
+  /** The code mode it was decoded in (CpuCore.codeMode). */
+  mode = 0;
   /** Operand size in bytes: 1, 2, 4 or 8. */
   size = 4;
-  /** Address size in bytes (8, or 4 with 67h). */
+  /** Address size in bytes: 8, 4 or 2. */
   asize = 8;
   /** 0 none, 1 F3 (REP/REPE), 2 F2 (REPNE). */
   rep = 0;
   lock = false;
-  /** 0 none, 1 FS, 2 GS. */
+  /** 64-bit mode: 0 none, 1 FS, 2 GS. Elsewhere 3 + the segment register (ES 3 .. GS 8). */
   seg = 0;
   sub = 0;
   cnt = 0;

@@ -21,6 +21,9 @@
  */
 import type { CpuCore } from './core';
 import { FaultKind, FAULT } from './core';
+import { CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP } from '../x86/control-regs';
+import { EFER_LMA, EFER_NXE } from '../x86/msr';
+import { AC as RFLAGS_AC } from '../x86/rflags';
 
 export const TLB_SIZE = 256;
 export const TLB_MASK = TLB_SIZE - 1;
@@ -50,13 +53,6 @@ const F_NOPAGING = 256;
 
 // paging-structure entry bits
 const P = 1, RW = 2, US = 4, A = 0x20, D = 0x40, PS = 0x80, G = 0x100;
-
-// control bits
-const CR0_WP = 1 << 16;
-const CR0_PG = 0x80000000;
-const CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_PGE = 0x80, CR4_SMEP = 1 << 20, CR4_SMAP = 1 << 21;
-const EFER_NXE = 1 << 11, EFER_LMA = 1 << 10;
-const RFLAGS_AC = 1 << 18;
 
 // #PF error code bits
 const PF_P = 1, PF_W = 2, PF_U = 4, PF_RSVD = 8, PF_I = 16;
@@ -193,6 +189,8 @@ export function translate(c: CpuCore, lo: number, hi: number, acc: number): numb
 
 // walk results written here (no allocation)
 let wFlags = 0;
+/** A probe walk found every A bit set: filling the TLB changes nothing a real walk would not. */
+let wProbeFill = false;
 
 /** Walks the paging structures; fills TLB entry of (lo,hi). Returns the physical address or -1 (probe). */
 function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
@@ -203,6 +201,7 @@ function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
     // linear = physical (32-bit linear addresses outside long mode)
     phys = hi * 4294967296 + lo;
     wFlags = F_NOPAGING | F_WRITE | F_DIRTY | F_USER;
+    wProbeFill = true;
   } else {
     if (mode === PagingMode.LONG4 && !canonical(hi)) {
       if (probe) return -1;
@@ -216,7 +215,7 @@ function walk(c: CpuCore, lo: number, hi: number, acc: number): number {
   let f = wFlags;
   if (physPage + 4096 <= c.memSize) f |= F_RAM;
   if (c.dataBpOn !== 0 && c.bp.pageHasData(lo & ~0xfff, hi)) f |= F_DATABP;
-  if (!probe) {
+  if (!probe || wProbeFill) {
     c.tlbPage[e] = lo & ~0xfff;
     c.tlbHi[e] = hi | 0;
     c.tlbFlags[e] = f;
@@ -354,6 +353,8 @@ function finishWalk(c: CpuCore, lo: number, hi: number, acc: number, phys: numbe
   if (global) f |= F_GLOBAL;
   if (large) f |= F_LARGE;
   if (!allowed(c, f, acc)) return pageFault(c, lo, hi, acc, PF_P);
+  wProbeFill = true;
+  if (acc & ACC_PROBE) for (let k = 0; k < n; k++) if (!(entLo[k] & A)) wProbeFill = false;
   if (!(acc & ACC_PROBE)) {
     for (let k = 0; k < n; k++) setEntryBits(c, entAddr[k], A, entLo[k]);
     if (acc & ACC_WRITE) { setEntryBits(c, entAddr[n - 1], A | D, entLo[n - 1] | A); dirty = true; }

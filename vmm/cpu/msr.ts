@@ -10,12 +10,8 @@ import { CR0_PG } from './segments';
 
 import {
   DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,
-  MSR_KERNEL_GS_BASE, MSR_TSC,
+  MSR_KERNEL_GS_BASE, MSR_TSC, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK,
 } from '../x86/msr';
-export const MSR_STAR = 0xc0000081;
-export const MSR_LSTAR = 0xc0000082;
-export const MSR_CSTAR = 0xc0000083;
-export const MSR_FMASK = 0xc0000084;
 
 /** EFER bits a WRMSR changes; LMA is accepted in the value but read-only (set by the CPU). */
 const EFER_WRITABLE = EFER_SCE | EFER_LME | EFER_NXE;

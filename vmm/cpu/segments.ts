@@ -12,6 +12,7 @@
  * gates (a far transfer through one is #GP(selector)); task switches.
  */
 import { CpuCore } from './core';
+import { EFER_LMA } from '../x86/msr';
 
 export const ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5;
 
@@ -23,9 +24,9 @@ export const AR_UNUSABLE = 0x10000;
 /** Type bits of code/data descriptors (S = 1). */
 export const TYPE_CODE = 8, TYPE_CONFORMING = 4, TYPE_READABLE = 2, TYPE_WRITABLE = 2, TYPE_ACCESSED = 1;
 
-export const EFER_SCE = 0x1, EFER_LME = 0x100, EFER_LMA = 0x400, EFER_NXE = 0x800;
-export const CR0_PE = 1, CR0_PG = 0x80000000;
-export const CR4_PAE = 0x20, CR4_UMIP = 0x800;
+/** The x86 facts this module's importers take from here (they live in vmm/x86). */
+export { EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE } from '../x86/msr';
+export { CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP } from '../x86/control-regs';
 
 /**
  * The built-in read-only GDT GDTR points at after reset (guest ABI): 0x08 = 64-bit code,

@@ -11,14 +11,13 @@ import { S } from './sse-decode';
 import { FpuState, XMM_SRC, XMM_TMP } from './fpu-state';
 import { packedBinary, packedShift, byteShift } from './sse-int';
 import {
-  FOp, fpr, denormal64, denormal32, arith64, arith32, sqrt64, sqrt32, approx32, cmpPredicate, anySNaN64, anySNaN32,
+  FOp, fpr, denormal64, denormal32, operand64, operand32, arith64, arith32, sqrt64, sqrt32, approx32, cmpPredicate, anySNaN64, anySNaN32,
   f64to32, f32to64, toInt, int64ToFloat, IE,
 } from './sse-float';
 import { execFpuState } from './fpu-exec';
 import { CF, PF, ZF } from './flags';
+import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT } from '../x86/control-regs';
 
-const CR0_EM = 4, CR0_TS = 8;
-const CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
 
 export function execSse(c: CpuCore, i: Insn): number {
   const s = i.sub as S;
@@ -281,13 +280,13 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       copy(f, T, d, 4);
       if (shape === 0 || shape === 2) {
         for (let k = 0; k < (shape === 0 ? 4 : 1); k++) {
-          const t = cmpPredicate(p, f.f32[d * 4 + k], f.f32[r * 4 + k], anySNaN32(f, d * 4 + k, r * 4 + k));
+          const t = cmpPredicate(p, operand32(f, d * 4 + k), operand32(f, r * 4 + k), anySNaN32(f, d * 4 + k, r * 4 + k));
           denormal32(f, d * 4 + k, r * 4 + k);
           f.u32[T * 4 + k] = t ? 0xffffffff : 0;
         }
       } else {
         for (let k = 0; k < (shape === 1 ? 2 : 1); k++) {
-          const t = cmpPredicate(p, f.f64[d * 2 + k], f.f64[r * 2 + k], anySNaN64(f, d * 2 + k, r * 2 + k));
+          const t = cmpPredicate(p, operand64(f, d * 2 + k), operand64(f, r * 2 + k), anySNaN64(f, d * 2 + k, r * 2 + k));
           denormal64(f, d * 2 + k, r * 2 + k);
           f.u32[T * 4 + 2 * k] = f.u32[T * 4 + 2 * k + 1] = t ? 0xffffffff : 0;
         }
@@ -299,7 +298,7 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
     case S.UCOMISS: case S.UCOMISD: case S.COMISS: case S.COMISD: {
       const dbl = s === S.UCOMISD || s === S.COMISD;
       const r = src(c, i, f, dbl ? 8 : 4);
-      const x = dbl ? f.f64[d * 2] : f.f32[d * 4], y = dbl ? f.f64[r * 2] : f.f32[r * 4];
+      const x = dbl ? operand64(f, d * 2) : operand32(f, d * 4), y = dbl ? operand64(f, r * 2) : operand32(f, r * 4);
       const snan = dbl ? anySNaN64(f, d * 2, r * 2) : anySNaN32(f, d * 4, r * 4);
       if (dbl) denormal64(f, d * 2, r * 2); else denormal32(f, d * 4, r * 4);
       let bits: number;
@@ -326,15 +325,14 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       if (i.isMem) { ea(c, i); lo = q ? c.rd64(c.eaLo, c.eaHi) : c.rd32(c.eaLo, c.eaHi); hi = q ? c.t : (lo >> 31) >>> 0; }
       else { lo = c.rl[i.rm]; hi = q ? c.rh[i.rm] : (lo >> 31) >>> 0; }
       const v = int64ToFloat(lo, hi, s === S.CVTSI2SS ? 24 : 53, (f.mxcsr >>> 13) & 3);
-      fpr.exc &= IE; // PE is not tracked (see sse-float.ts)
+      commitExc(c, f);
       if (s === S.CVTSI2SS) f.f32[d * 4] = v; else f.f64[d * 2] = v;
       return i.nextAddr;
     }
     case S.CVTTSS2SI: case S.CVTTSD2SI: case S.CVTSS2SI: case S.CVTSD2SI: {
       const dbl = s === S.CVTTSD2SI || s === S.CVTSD2SI;
       const r = src(c, i, f, dbl ? 8 : 4);
-      toInt(dbl ? f.f64[r * 2] : f.f32[r * 4], i.size === 8 ? 64 : 32, s === S.CVTTSS2SI || s === S.CVTTSD2SI, (f.mxcsr >>> 13) & 3);
-      fpr.exc &= IE;
+      toInt(dbl ? operand64(f, r * 2) : operand32(f, r * 4), i.size === 8 ? 64 : 32, s === S.CVTTSS2SI || s === S.CVTTSD2SI, (f.mxcsr >>> 13) & 3);
       commitExc(c, f);
       c.setR(i.size === 8 ? 8 : 4, d, fpr.lo, fpr.hi);
       return i.nextAddr;
@@ -364,7 +362,9 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
     }
     case S.CVTDQ2PS: {
       const r = src(c, i, f, 16);
-      for (let k = 0; k < 4; k++) f.f32[T * 4 + k] = f.i32[r * 4 + k]; // fround: one rounding
+      const rc = (f.mxcsr >>> 13) & 3;
+      for (let k = 0; k < 4; k++) { const v = f.u32[r * 4 + k]; f.f32[T * 4 + k] = int64ToFloat(v, (v >> 31) >>> 0, 24, rc); }
+      commitExc(c, f);
       copy(f, d, T, 4);
       return i.nextAddr;
     }
@@ -380,11 +380,10 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       const r = src(c, i, f, 16);
       const rc = (f.mxcsr >>> 13) & 3;
       for (let k = 0; k < (dbl ? 2 : 4); k++) {
-        toInt(dbl ? f.f64[r * 2 + k] : f.f32[r * 4 + k], 32, trunc, rc);
+        toInt(dbl ? operand64(f, r * 2 + k) : operand32(f, r * 4 + k), 32, trunc, rc);
         f.u32[T * 4 + k] = fpr.lo;
       }
       if (dbl) zero(f, T, 2);
-      fpr.exc &= IE;
       commitExc(c, f);
       copy(f, d, T, 4);
       return i.nextAddr;

@@ -7,13 +7,13 @@
  * source if it is a NaN, else the second, quietened; the "real indefinite" for invalid
  * operations), since JS does not keep NaN payloads.
  *
- * MXCSR: the rounding control is honoured by the conversions (to integer and from 64-bit
- * integers); arithmetic rounds to nearest whatever RC says. Exception flags: IE (invalid,
- * incl. SNaN operands), ZE (divide by zero) and DE (denormal operand, when no operand is a
- * NaN) are raised; PE, OE,
- * UE are not tracked. DAZ and FZ are not implemented.
+ * MXCSR: the rounding control, DAZ and FZ are honoured, and all six exception flags are
+ * raised (IE incl. SNaN operands, DE when no operand is a NaN, ZE, and OE/UE/PE from the
+ * exactness of each result, sse-round.ts). Underflow tininess is judged on the rounded
+ * result; an unmasked OE/UE faults without the scaled result x87 would deliver.
  */
 import { FpuState } from './fpu-state';
+import { addDir, mulDir, divDir, sqrtDir, directed, nextUp64, nextUp32 } from './sse-round';
 
 /** MXCSR exception flag bits. */
 export const IE = 1, DE = 2, ZE = 4, OE = 8, UE = 16, PE = 32;
@@ -49,12 +49,12 @@ function isDenormal32(f: FpuState, k: number): boolean {
   return (v & 0x7f800000) === 0 && (v & 0x7fffff) !== 0;
 }
 
-/** DE for a denormal operand, unless an operand is a NaN (then IE decides; as hardware does). */
+/** DE for a denormal operand, unless an operand is a NaN (then IE decides; as hardware does) or DAZ. */
 export function denormal64(f: FpuState, a: number, b: number): void {
-  if ((isDenormal64(f, a) || isDenormal64(f, b)) && !isNaN64(f, a) && !isNaN64(f, b)) fpr.exc |= DE;
+  if ((f.mxcsr & 0x40) === 0 && (isDenormal64(f, a) || isDenormal64(f, b)) && !isNaN64(f, a) && !isNaN64(f, b)) fpr.exc |= DE;
 }
 export function denormal32(f: FpuState, a: number, b: number): void {
-  if ((isDenormal32(f, a) || isDenormal32(f, b)) && !isNaN32(f, a) && !isNaN32(f, b)) fpr.exc |= DE;
+  if ((f.mxcsr & 0x40) === 0 && (isDenormal32(f, a) || isDenormal32(f, b)) && !isNaN32(f, a) && !isNaN32(f, b)) fpr.exc |= DE;
 }
 
 /** Writes the NaN result of an operation on lanes a (first source) and b (-1: unary). */
@@ -80,39 +80,68 @@ function nan32(f: FpuState, out: number, a: number, b: number): void {
   f.u32[out] = (f.u32[src] | 0x400000) >>> 0;
 }
 
-/** out = a op b on binary64 lanes (out may equal a or b). */
-export function arith64(f: FpuState, op: FOp, out: number, a: number, b: number): void {
-  const x = f.f64[a], y = f.f64[b];
-  denormal64(f, a, b);
-  if (op === FOp.MIN || op === FOp.MAX) {
-    // MIN/MAX return the second source when either is a NaN or both are zeros.
-    if (x !== x || y !== y) fpr.exc |= IE;
-    const keepA = op === FOp.MIN ? x < y : x > y;
-    const s = keepA ? a : b;
-    f.u32[out * 2] = f.u32[s * 2];
-    f.u32[out * 2 + 1] = f.u32[s * 2 + 1];
-    return;
-  }
-  let r: number;
-  switch (op) {
-    case FOp.ADD: r = x + y; break;
-    case FOp.SUB: r = x - y; break;
-    case FOp.MUL: r = x * y; break;
-    default:
-      r = x / y;
-      if (y === 0 && x === x && x !== 0 && x !== Infinity && x !== -Infinity) fpr.exc |= ZE;
-  }
-  if (r !== r) nan64(f, out, a, b); else f.f64[out] = r;
+const MIN_NORMAL64 = 2.2250738585072014e-308;
+const MAX64 = Number.MAX_VALUE;
+const MIN_NORMAL32 = 1.1754943508222875e-38;
+const MAX32 = 3.4028234663852886e38;
+const MXCSR_DAZ = 0x40, MXCSR_FZ = 0x8000, MXCSR_UM = 0x800;
+
+/** An operand value: a denormal reads as a signed zero under MXCSR.DAZ. */
+export function operand64(f: FpuState, k: number): number {
+  const v = f.f64[k];
+  return (f.mxcsr & MXCSR_DAZ) !== 0 && isDenormal64(f, k) ? (v < 0 ? -0 : 0) : v;
+}
+export function operand32(f: FpuState, k: number): number {
+  const v = f.f32[k];
+  return (f.mxcsr & MXCSR_DAZ) !== 0 && isDenormal32(f, k) ? (v < 0 ? -0 : 0) : v;
+}
+function denormalChecks(f: FpuState): boolean {
+  return (f.mxcsr & MXCSR_DAZ) === 0;
 }
 
-/** out = a op b on binary32 lanes. */
-export function arith32(f: FpuState, op: FOp, out: number, a: number, b: number): void {
-  const x = f.f32[a], y = f.f32[b];
-  denormal32(f, a, b);
+/**
+ * The final value of a finite-operand operation from its nearest result r (finite, or an
+ * infinity when it overflowed) and dir = sign(exact - r): MXCSR.RC, FZ, and the PE, UE, OE
+ * flags. `addSub` holds the signed operands of an addition whose exact zero follows the
+ * sign rules of IEEE 754 (-0 when rounding down).
+ */
+function round(f: FpuState, r: number, dir: number, double: boolean, addX: number, addY: number, addSub: boolean): number {
+  const mx = f.mxcsr, rc = (mx >>> 13) & 3;
+  const max = double ? MAX64 : MAX32;
+  if (r === Infinity || r === -Infinity) {
+    fpr.exc |= OE | PE;
+    if (r > 0) return rc === 1 || rc === 3 ? max : r;
+    return rc === 2 || rc === 3 ? -max : r;
+  }
+  let v = rc === 0 ? r : directed(r, dir, rc, double ? nextUp64 : nextUp32);
+  if (v === 0 && dir === 0 && addSub && rc === 1) v = Object.is(addX, 0) && Object.is(addY, 0) ? 0 : -0;
+  if (v === Infinity || v === -Infinity) { fpr.exc |= OE | PE; return v; }
+  if (dir !== 0) fpr.exc |= PE;
+  const a = v < 0 ? -v : v;
+  if (a < (double ? MIN_NORMAL64 : MIN_NORMAL32) && (dir !== 0 || v !== 0)) {
+    // tiny: underflow when inexact, or always when UE is unmasked; FZ flushes to zero
+    if (dir !== 0 || (mx & MXCSR_UM) === 0) fpr.exc |= UE;
+    if ((mx & MXCSR_FZ) !== 0 && (mx & MXCSR_UM) !== 0) {
+      fpr.exc |= UE | PE;
+      v = v < 0 || Object.is(v, -0) ? -0 : 0;
+    }
+  }
+  return v;
+}
+
+/** out = a op b on binary64 lanes (out may equal a or b). */
+export function arith64(f: FpuState, op: FOp, out: number, a: number, b: number): void {
+  const x = operand64(f, a), y = operand64(f, b);
+  if (op !== FOp.DIV || y !== 0) denormal64(f, a, b); // a zero divide reports ZE, not DE
   if (op === FOp.MIN || op === FOp.MAX) {
-    if (x !== x || y !== y) fpr.exc |= IE;
-    const keepA = op === FOp.MIN ? x < y : x > y;
-    f.u32[out] = f.u32[keepA ? a : b];
+    // MIN/MAX return the second source when either is a NaN or both are zeros.
+    if (x !== x || y !== y) {
+      fpr.exc |= IE;
+      // the second source, as it is (a NaN keeps its payload; a DAZ denormal reads as zero)
+      if (y !== y) { f.u32[out * 2] = f.u32[b * 2]; f.u32[out * 2 + 1] = f.u32[b * 2 + 1]; } else f.f64[out] = y;
+      return;
+    }
+    f.f64[out] = (op === FOp.MIN ? x < y : x > y) ? x : y;
     return;
   }
   let r: number;
@@ -124,20 +153,63 @@ export function arith32(f: FpuState, op: FOp, out: number, a: number, b: number)
       r = x / y;
       if (y === 0 && x === x && x !== 0 && x !== Infinity && x !== -Infinity) fpr.exc |= ZE;
   }
-  if (r !== r) nan32(f, out, a, b); else f.f32[out] = r; // the store rounds to binary32
+  if (r !== r) { nan64(f, out, a, b); return; }
+  if (!isFinite(x) || !isFinite(y) || (op === FOp.DIV && y === 0)) { f.f64[out] = r; return; } // exact
+  let dir = 0;
+  if (r !== Infinity && r !== -Infinity) {
+    dir = op === FOp.ADD ? addDir(x, y, r) : op === FOp.SUB ? addDir(x, -y, r) : op === FOp.MUL ? mulDir(x, y, r) : divDir(x, y, r);
+  }
+  f.f64[out] = round(f, r, dir, true, x, op === FOp.SUB ? -y : y, op <= FOp.SUB);
+}
+
+/** out = a op b on binary32 lanes: computed in binary64 (exactly enough), then rounded once. */
+export function arith32(f: FpuState, op: FOp, out: number, a: number, b: number): void {
+  const x = operand32(f, a), y = operand32(f, b);
+  if (op !== FOp.DIV || y !== 0) denormal32(f, a, b);
+  if (op === FOp.MIN || op === FOp.MAX) {
+    if (x !== x || y !== y) {
+      fpr.exc |= IE;
+      if (y !== y) f.u32[out] = f.u32[b]; else f.f32[out] = y;
+      return;
+    }
+    f.f32[out] = (op === FOp.MIN ? x < y : x > y) ? x : y;
+    return;
+  }
+  let r: number;
+  switch (op) {
+    case FOp.ADD: r = x + y; break;
+    case FOp.SUB: r = x - y; break;
+    case FOp.MUL: r = x * y; break; // exact in binary64
+    default:
+      r = x / y;
+      if (y === 0 && x === x && x !== 0 && x !== Infinity && x !== -Infinity) fpr.exc |= ZE;
+  }
+  if (r !== r) { nan32(f, out, a, b); return; }
+  if (!isFinite(x) || !isFinite(y) || (op === FOp.DIV && y === 0)) { f.f32[out] = r; return; }
+  const dir64 = op === FOp.ADD ? addDir(x, y, r) : op === FOp.SUB ? addDir(x, -y, r) : op === FOp.MUL ? 0 : divDir(x, y, r);
+  f.f32[out] = narrow(f, r, dir64, x, op === FOp.SUB ? -y : y, op <= FOp.SUB);
+}
+
+/** A binary64 value r (dir64 = sign(exact - r)) rounded to binary32 by MXCSR. */
+function narrow(f: FpuState, r: number, dir64: number, addX: number, addY: number, addSub: boolean): number {
+  const rf = Math.fround(r);
+  const dir = rf !== r ? (r > rf ? 1 : -1) : dir64;
+  return round(f, rf, dir, false, addX, addY, addSub);
 }
 
 export function sqrt64(f: FpuState, out: number, a: number): void {
-  const x = f.f64[a];
-  if (isDenormal64(f, a)) fpr.exc |= DE;
+  const x = operand64(f, a);
+  if (denormalChecks(f) && isDenormal64(f, a)) fpr.exc |= DE;
   const r = Math.sqrt(x); // sqrt(-0) = -0 as IEEE says
-  if (r !== r) nan64(f, out, a, -1); else f.f64[out] = r;
+  if (r !== r) { nan64(f, out, a, -1); return; }
+  f.f64[out] = x > 0 && x !== Infinity ? round(f, r, sqrtDir(x, r), true, 0, 0, false) : r;
 }
 export function sqrt32(f: FpuState, out: number, a: number): void {
-  const x = f.f32[a];
-  if (isDenormal32(f, a)) fpr.exc |= DE;
+  const x = operand32(f, a);
+  if (denormalChecks(f) && isDenormal32(f, a)) fpr.exc |= DE;
   const r = Math.sqrt(x);
-  if (r !== r) nan32(f, out, a, -1); else f.f32[out] = r;
+  if (r !== r) { nan32(f, out, a, -1); return; }
+  f.f32[out] = x > 0 && x !== Infinity ? narrow(f, r, sqrtDir(x, r), 0, 0, false) : r;
 }
 
 /** RCPPS/RSQRTPS: the architecture allows relative error <= 1.5*2^-12; the exact value is. */
@@ -175,7 +247,7 @@ export function anySNaN32(f: FpuState, a: number, b: number): boolean {
   return isSNaN32(f, a) || isSNaN32(f, b);
 }
 
-/** binary64 lane a -> binary32 lane out (MXCSR rounding: to nearest; NaN payload kept). */
+/** binary64 lane a -> binary32 lane out (MXCSR rounding and flags; NaN payload kept). */
 export function f64to32(f: FpuState, out: number, a: number): void {
   if (isNaN64(f, a)) {
     if (isSNaN64(f, a)) fpr.exc |= IE;
@@ -183,8 +255,9 @@ export function f64to32(f: FpuState, out: number, a: number): void {
     f.u32[out] = ((hi & 0x80000000) | 0x7fc00000 | ((hi & 0xfffff) << 3) | (lo >>> 29)) >>> 0;
     return;
   }
-  if (isDenormal64(f, a)) fpr.exc |= DE;
-  f.f32[out] = f.f64[a];
+  if (denormalChecks(f) && isDenormal64(f, a)) fpr.exc |= DE;
+  const x = operand64(f, a);
+  f.f32[out] = isFinite(x) ? narrow(f, x, 0, 0, 0, false) : x;
 }
 
 /** binary32 lane a -> binary64 lane out (exact; NaN payload kept and quietened). */
@@ -197,8 +270,8 @@ export function f32to64(f: FpuState, out: number, a: number): void {
     f.u32[out * 2 + 1] = ((v & 0x80000000) | 0x7ff00000 | (m >>> 3)) >>> 0;
     return;
   }
-  if (isDenormal32(f, a)) fpr.exc |= DE;
-  f.f64[out] = f.f32[a];
+  if (denormalChecks(f) && isDenormal32(f, a)) fpr.exc |= DE;
+  f.f64[out] = operand32(f, a);
 }
 
 /** Rounds x to an integer by MXCSR.RC (0 nearest-even, 1 down, 2 up, 3 toward zero). */

@@ -13,8 +13,13 @@ export class DebugConsole implements PortDevice {
   }
 
   portWrite(_port: number, _size: AccessSize, value: number): DeviceEffect {
-    this.text += String.fromCharCode(value & 0xff);
+    this.write(value);
     return null;
+  }
+
+  /** Appends one byte (also the sink for other character devices, e.g. the UART's output). */
+  write(byte: number): void {
+    this.text += String.fromCharCode(byte & 0xff);
   }
 
   /** The output so far, drained. */

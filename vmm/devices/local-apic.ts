@@ -140,7 +140,7 @@ export class LocalApic {
 
   /** Power-up / INIT state of the registers (SDM 11.4.7.1); IA32_APIC_BASE is kept. */
   private resetRegisters(): void {
-    this.tpr = 0; this.ldr = 0; this.dfr = 0xffffffff; this.svr = 0xff;
+    this.tpr = 0; this.cr8Link?.set(0); this.ldr = 0; this.dfr = 0xffffffff; this.svr = 0xff;
     this.esr = 0; this.pendingEsr = 0; this.icrLo = 0; this.icrHi = 0; this.tdcr = 0;
     this.lvt.fill(LVT_MASKED);
     this.isr.fill(0); this.irr.fill(0); this.tmr.fill(0);
@@ -172,11 +172,27 @@ export class LocalApic {
 
   // ---- CR8 / TPR ----
 
-  get cr8(): number { return this.tpr >>> 4; }
-  set cr8(v: number) { this.tpr = (v & 0xf) << 4; }
+  get cr8(): number { this.syncTpr(); return this.tpr >>> 4; }
+  set cr8(v: number) { this.tpr = (v & 0xf) << 4; this.cr8Link?.set(v & 0xf); }
+
+  /**
+   * The CPU's CR8 is TPR[7:4] (SDM 10.8.6.1): with a link, a MOV to CR8 shows in TPR and PPR
+   * and a TPR write shows in MOV from CR8 (TPR[3:0] survive only while CR8 does not change).
+   */
+  private cr8Link: { get(): number; set(v: number): void } | undefined;
+  linkCr8(get: () => number, set: (v: number) => void): void {
+    this.cr8Link = { get, set };
+  }
+  private syncTpr(): void {
+    const l = this.cr8Link;
+    if (l === undefined) return;
+    const v = l.get() & 0xf;
+    if (v !== this.tpr >>> 4) this.tpr = v << 4;
+  }
 
   /** Processor priority (SDM 11.8.3.1). */
   ppr(): number {
+    this.syncTpr();
     const isrv = highest(this.isr);
     const isrClass = isrv < 0 ? 0 : isrv & 0xf0;
     return (this.tpr & 0xf0) >= isrClass ? this.tpr & 0xff : isrClass;
@@ -196,10 +212,15 @@ export class LocalApic {
 
   acceptNmi(): void { if (this.hardwareEnabled) this.nmiPending = true; }
 
-  /** INIT: the registers reset and the vCPU waits for a SIPI (the run loop resets the CPU). */
+  /**
+   * INIT: the registers reset at once and the vCPU waits for a SIPI (a SIPI right behind the
+   * INIT is latched even before the run loop has seen the INIT); the run loop resets the CPU.
+   */
   acceptInit(): void {
     if (!this.hardwareEnabled) return;
+    this.resetRegisters();
     this.initPending = true;
+    this.waitingForSipi = true;
     this.sipiVector = -1;
   }
 
@@ -220,19 +241,30 @@ export class LocalApic {
     bitSet(this.isr, vector);
   }
 
+  /** Nothing to fire or deliver (the run loop's fast path: no time needed). */
+  get quiet(): boolean {
+    if (this.nmiPending || this.initPending || this.sipiVector >= 0 || this.timerArmed || this.tscDeadline !== 0) return false;
+    const irr = this.irr;
+    return (irr[0] | irr[1] | irr[2] | irr[3] | irr[4] | irr[5] | irr[6] | irr[7]) === 0;
+  }
+
   get hasNmi(): boolean { return this.nmiPending; }
   get hasInit(): boolean { return this.initPending; }
   get hasSipi(): boolean { return this.sipiVector >= 0; }
 
   takeNmi(): boolean { const p = this.nmiPending; this.nmiPending = false; return p; }
 
-  /** True once per INIT: the run loop resets the vCPU and puts it in wait-for-SIPI. */
+  /** True once per INIT: the run loop resets the vCPU (it is in wait-for-SIPI already). */
   takeInit(): boolean {
     if (!this.initPending) return false;
     this.initPending = false;
-    this.resetRegisters();
-    this.waitingForSipi = true;
     return true;
+  }
+
+  /** Boot state of an application processor: waiting for a SIPI (no INIT needed first). */
+  enterWaitForSipi(): void {
+    this.waitingForSipi = true;
+    this.sipiVector = -1;
   }
 
   /** The SIPI vector once the vCPU waits for one (it then starts at CS=vector<<8, IP=0), else -1. */
@@ -318,7 +350,7 @@ export class LocalApic {
     switch (offset) {
       case REG.ID: return this.x2apic ? this.id : (this.id << 24) >>> 0;
       case REG.VERSION: return APIC_VERSION;
-      case REG.TPR: return this.tpr;
+      case REG.TPR: this.syncTpr(); return this.tpr;
       case REG.APR: return 0;
       case REG.PPR: return this.ppr();
       case REG.LDR: return this.x2apic ? this.x2apicLdr() : this.ldr;
@@ -352,7 +384,7 @@ export class LocalApic {
       case REG.ID:
         if (this.x2apic) return false;
         return true; // the ID is fixed here (a write is ignored, as on CPUs where it is read-only)
-      case REG.TPR: this.tpr = value & 0xff; return true;
+      case REG.TPR: this.tpr = value & 0xff; this.cr8Link?.set(this.tpr >>> 4); return true;
       case REG.EOI:
         if (this.x2apic && value !== 0) return false;
         this.eoi();

@@ -11,7 +11,7 @@ import { U64 } from '../u64';
 import { Capability, VmStop } from '../vmm-types';
 import { CR4_DE } from '../x86/control-regs';
 import { DR6_BD, DR6_BS, DR6_B_MASK } from '../x86/debug-regs';
-import { MSR_DEBUGCTL } from '../x86/msr';
+import { MSR_DEBUGCTL, MSR_TSC } from '../x86/msr';
 import { DF as RFLAGS_DF, IF as RFLAGS_IF, RF as RFLAGS_RF } from '../x86/rflags';
 import { GuestDrIndex, VmBackend } from './backend';
 import { splitBreakpointStatus } from './debug-merge';
@@ -49,6 +49,8 @@ export interface VcpuContext {
   preempted(): void;
   /** The client's step is over: the stop to report. */
   finishStep(slotsHit: number): VmStop;
+  /** This vCPU's TSC (the platform's time). */
+  tsc(): number;
 }
 
 export class ExitHandlers {
@@ -60,7 +62,16 @@ export class ExitHandlers {
   private readonly ioBreakpoints = new BreakpointSummary(0);
   private readonly ioBytes = [new Uint8Array(0), new Uint8Array(1), new Uint8Array(2), new Uint8Array(0), new Uint8Array(4)];
 
-  constructor(private readonly v: VcpuContext) {}
+  // The vCPU's parts, held directly (the CPUID / I/O exits are the hot path).
+  private readonly cpu: GuestCpu;
+  private readonly backend: VmBackend;
+  private readonly stepper: TfStepper;
+
+  constructor(private readonly v: VcpuContext) {
+    this.cpu = v.cpu;
+    this.backend = v.backend;
+    this.stepper = v.stepper;
+  }
 
   handle(g: GenericExit): VmStop | null {
     const v = this.v;
@@ -92,12 +103,11 @@ export class ExitHandlers {
 
   /** The intercepted instruction was emulated: retire it in the CPU and tell the backend. */
   private complete(length: number): void {
-    const v = this.v;
-    v.cpu.completeEmulatedInstruction(length);
-    v.backend.afterEmulation();
+    this.cpu.completeEmulatedInstruction(length);
+    this.backend.afterEmulation();
     // An emulated instruction gets no MTF exit from the hardware: a VMM injects a pending
     // MTF (type 7); here the client's MTF stop is reported right away.
-    if (v.capMtf || v.stepper.viaMtf) this.mtfAfterEmulation = true;
+    if (this.v.capMtf || this.stepper.viaMtf) this.mtfAfterEmulation = true;
   }
 
   /**
@@ -133,6 +143,7 @@ export class ExitHandlers {
     this.complete(g.length);
     const ifSet = (c.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && c.interruptPending) return null;
+    if (this.apicWakes(ifSet)) return null;
     if (ifSet && t.period > 0) {
       // (Also while the client steps: a step over HLT ends when the timer wakes it.)
       // Nothing runs while halted: the virtual timer's next tick comes at once.
@@ -144,10 +155,28 @@ export class ExitHandlers {
     return null;
   }
 
+  /**
+   * HLT and the local APIC: an interrupt it holds (or an NMI/INIT/SIPI) wakes at once; with
+   * IF=1 and its timer armed, time passes while halted: the vCPU's TSC jumps to the expiry,
+   * which fires it. The run loop then delivers.
+   */
+  private apicWakes(ifSet: boolean): boolean {
+    const v = this.v;
+    const apics = v.vm.platform.apics;
+    if (apics.wakesFromHlt(v.index, ifSet)) return true;
+    if (!ifSet) return false;
+    const next = apics.nextEvent(v.index);
+    if (next === undefined) return false;
+    const now = v.tsc();
+    if (next > now) v.cpu.writeMsr(MSR_TSC, { lo: next % 0x100000000 >>> 0, hi: Math.floor(next / 0x100000000) >>> 0 });
+    apics.update(v.index, next);
+    return apics.wakesFromHlt(v.index, ifSet);
+  }
+
   private cpuid(g: GenericExit): VmStop | null {
-    const c = this.v.cpu;
+    const c = this.cpu;
     const out = this.cpuidOut;
-    emulateCpuid(this.v.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out, c.getReg('cr4').lo);
+    emulateCpuid(this.backend.name, c.getGpr(RAX).lo, c.getGpr(RCX).lo, this.v.index, this.v.vm.opts.vcpus, out, c.getReg('cr4').lo);
     // GuestCpu.setGpr copies the value: one scratch record serves the four writes.
     const s = this.scratch;
     s.hi = 0;
@@ -163,6 +192,15 @@ export class ExitHandlers {
     const c = this.v.cpu;
     const index = c.getGpr(RCX).lo >>> 0;
     // IA32_DEBUGCTL is the hypervisor's (VMCS / VMCB / the view); the rest is the CPU's.
+    const apics = this.v.vm.platform.apics;
+    if (apics.handlesMsr(index)) {
+      const pair = apics.readMsr(index, this.v.index);
+      if (pair === undefined) { this.injectGP(); return null; }
+      c.setGpr(RAX, { lo: pair[0], hi: 0 });
+      c.setGpr(RDX, { lo: pair[1], hi: 0 });
+      this.complete(g.length);
+      return null;
+    }
     const val = index === MSR_DEBUGCTL ? this.v.views.getGuestDebugctl() : c.readMsr(index);
     if (val === undefined) { this.injectGP(); return null; }
     c.setGpr(RAX, { lo: val.lo, hi: 0 });
@@ -175,6 +213,13 @@ export class ExitHandlers {
     const c = this.v.cpu;
     const index = c.getGpr(RCX).lo >>> 0;
     const val: U64 = { lo: c.getGpr(RAX).lo, hi: c.getGpr(RDX).lo };
+    const apics = this.v.vm.platform.apics;
+    if (apics.handlesMsr(index)) {
+      const r = apics.writeMsr(index, val.lo, val.hi, this.v.index);
+      if (r === 'gp') { this.injectGP(); return null; }
+      this.complete(g.length);
+      return this.effect(r);
+    }
     const ok = index === MSR_DEBUGCTL ? this.v.views.setGuestDebugctl(val, 'guest') : c.writeMsr(index, val);
     if (!ok) { this.injectGP(); return null; }
     this.complete(g.length);

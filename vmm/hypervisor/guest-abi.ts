@@ -14,8 +14,10 @@ const AMD = [str4('Auth'), str4('enti'), str4('cAMD')];
  * FPU: the CPU has the x87 state and control instructions (vmm/cpu/fpu-exec.ts) but no x87
  * arithmetic. ECX: XSAVE (x87|SSE components) and OSXSAVE (a copy of CR4.OSXSAVE).
  */
-const LEAF1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) |
-  (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26);
+const LEAF1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 13) |
+  (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26); // bit 9: the local APIC (vmm/devices)
+/** Leaf 1 ECX: x2APIC (21) and the APIC timer's TSC-deadline mode (24). */
+const LEAF1_ECX_APIC = (1 << 21) | (1 << 24);
 const LEAF1_ECX_XSAVE = 1 << 26;
 const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
@@ -42,7 +44,7 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
     case 1:
       out[0] = 0x000306a9; // family 6, model 3A, stepping 9
       out[1] = ((vcpu & 0xff) << 24) | ((vcpus & 0xff) << 16) | (8 << 8);
-      out[2] = LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
+      out[2] = LEAF1_ECX_APIC | LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
       out[3] = LEAF1_EDX;
       return;
     case 0xd:

@@ -7,7 +7,10 @@
 import { CpuExit } from '../cpu/cpu-exit';
 import { GuestCpu } from '../cpu/guest-cpu';
 import { VcpuTimer } from '../devices/guest-timer';
-import { U64 } from '../u64';
+import { U64, u64ToNumber } from '../u64';
+import { MSR_TSC } from '../x86/msr';
+import { runRealMode, sipiState } from '../cpu/real-mode-trampoline';
+import { canStartFlat32 } from '../loader/boot-plan';
 import { Capability, DebuggerSlot, VmStop } from '../vmm-types';
 import { IF as RFLAGS_IF } from '../x86/rflags';
 import { GuestDrIndex, VmBackend } from './backend';
@@ -78,10 +81,15 @@ export class Vcpu implements VcpuContext {
     for (;;) {
       if (this.finalStop !== null) return this.finalStop;
       if (this.state === 'halted') return null;
+      if (this.awaitingSipi && !this.startFromSipi()) return null;
       const now = cpu.instret;
       if (now - start >= budget) return null;
-      if (timer.period > 0 && now >= timer.next) this.timerTick(this.stepper.armed || this.capStepTF || this.capMtf);
+      const holdInterrupts = this.stepper.armed || this.capStepTF || this.capMtf;
+      if (timer.period > 0 && now >= timer.next) this.timerTick(holdInterrupts);
+      const apicTimer = this.pollApic(holdInterrupts);
+      if (this.awaitingSipi) continue; // an INIT parked it
       let b = budget - (now - start);
+      if (apicTimer < b) b = Math.max(1, apicTimer);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
@@ -103,6 +111,77 @@ export class Vcpu implements VcpuContext {
     const t = this.timer;
     if (!stepping && !this.cpu.interruptPending) this.cpu.requestInterrupt(t.vector);
     while (t.next <= this.cpu.instret) t.next += t.period;
+  }
+
+  /** An AP of a Multiboot/PVH VM before its SIPI (also after an INIT): it runs nothing. */
+  awaitingSipi = false;
+
+  /** Park this vCPU in wait-for-SIPI (the APs of a Multiboot/PVH kernel at boot). */
+  waitForSipi(): void {
+    this.awaitingSipi = true;
+    this.vm.platform.apics.apics[this.index].enterWaitForSipi();
+  }
+
+  /**
+   * Waiting for a SIPI: once one came, run the real-mode trampoline at vector * 0x1000 up to
+   * its far jump into protected mode and continue there in the core. False while none came.
+   */
+  private startFromSipi(): boolean {
+    const apic = this.vm.platform.apics.apics[this.index];
+    if (apic.hasInit) apic.takeInit(); // INIT again: still waiting (its registers reset)
+    const vector = apic.takeSipi();
+    if (vector < 0) return false;
+    const mem = this.vm.memory;
+    const s = sipiState(vector);
+    const r = runRealMode(s, (a, n) => mem.read(a, Math.max(0, Math.min(n, mem.size - a))));
+    if (r.kind !== 'protected' || !canStartFlat32(this.cpu)) {
+      const why = r.kind === 'unsupported' ? `an instruction the real-mode trampoline runner does not know at 0x${r.address.toString(16)} (${r.bytes.map((b) => b.toString(16).padStart(2, '0')).join(' ')})`
+        : r.kind === 'fault' ? r.reason : r.kind === 'protected' ? 'no 32-bit protected mode in this build' : `the trampoline ended with ${r.kind}`;
+      this.stopWith({ kind: 'triple-fault', vcpu: this.index, reason: `AP start-up (SIPI vector 0x${vector.toString(16)}): ${why}` });
+      return false;
+    }
+    this.cpu.startFlat32({ eip: r.eip, cs: r.cs, ds: 0, eax: 0, ebx: 0, esi: 0, gdtBase: s.gdtBase, gdtLimit: s.gdtLimit });
+    this.awaitingSipi = false;
+    return true;
+  }
+
+  /** This vCPU's TSC (instructions retired plus the guest's IA32_TSC offset): the platform's time. */
+  tsc(): number {
+    const t = this.cpu.readMsr(MSR_TSC);
+    return t === undefined ? this.cpu.instret : u64ToNumber(t);
+  }
+
+  /**
+   * The local APIC at an instruction boundary: fire its timer, hand an NMI and the highest
+   * deliverable vector to the CPU (acknowledged then: IRR -> ISR), unless the client steps
+   * (interrupts are held then, as the ABI timer's are). Returns the instructions until its
+   * timer fires next (Infinity: never), so the slice ends in time.
+   */
+  private pollApic(holdInterrupts: boolean): number {
+    const apics = this.vm.platform.apics;
+    const apic = apics.apics[this.index];
+    if (apic.hasInit) {
+      // INIT: a CPU that can restart in protected mode waits for its SIPI; our ELF64 ABI's
+      // CPU cannot (its APs start at the entry point), so the INIT only resets the APIC.
+      apic.takeInit();
+      if (canStartFlat32(this.cpu)) { this.awaitingSipi = true; return Infinity; }
+      apic.waitingForSipi = false;
+    }
+    if (apic.quiet && !(this.index === 0 && apic.lint0ExtInt())) return Infinity;
+    const tsc = this.tsc();
+    apics.update(this.index, tsc);
+    if (!holdInterrupts) {
+      if (apic.takeNmi()) this.backend.injectEvent({ vector: 2, type: 'nmi' });
+      if (!this.cpu.interruptPending) {
+        const v = apics.pendingVector(this.index);
+        if (v >= 0) {
+          this.cpu.requestInterrupt(v);
+          apics.acknowledge(this.index, v);
+        }
+      }
+    }
+    const next = apics.nextEvent(this.index);
+    return next === undefined ? Infinity : next - tsc;
   }
 
   /** One VM entry, guest run, VM exit and its handling: an iteration of vmx_run. */
@@ -216,6 +295,7 @@ export class Vcpu implements VcpuContext {
     if (this.state !== 'halted') return;
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && (this.timer.period > 0 || this.cpu.interruptPending)) this.state = 'running';
+    else if (this.vm.platform.apics.wakesFromHlt(this.index, ifSet)) this.state = 'running';
   }
 
   describeDebugState(): string {

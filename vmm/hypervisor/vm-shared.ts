@@ -2,6 +2,7 @@
 import { PhysicalCpu } from '../cpu/physical-cpu';
 import { DeviceBus } from '../devices/bus';
 import { GuestTimer } from '../devices/guest-timer';
+import { PcPlatform } from '../devices/pc-platform';
 import { GuestMemory } from '../memory';
 import { TraceEvent, VmOptions } from '../vmm-types';
 import { HostContext, HostScenarioRunner } from './host';
@@ -16,6 +17,8 @@ export interface VmShared {
   readonly leaks: LeakDetector;
   readonly bus: DeviceBus;
   readonly timer: GuestTimer;
+  /** The PC devices (local APICs, 8259s, UART, fw_cfg, PM timer). */
+  readonly platform: PcPlatform;
   readonly exits: Record<string, number>;
   transitions: number;
   /** Null when nobody listens (the hot path then builds no events). */

@@ -39,7 +39,15 @@ export class KvmVcpu {
   pendingVector: number | null = null;
   /** Guest clock when pendingVector became pending. */
   pendingSinceMs = 0;
-  /** The last return from KVM_RUN was a kick (ours), not an exit the guest made. */
+  /**
+   * Single-stepping, an I/O exit was handled: the next KVM_RUN only completes the instruction
+   * (immediate_exit), and its end is the step (this host's KVM loses the step trap after a
+   * userspace I/O completion and runs one more instruction).
+   */
+  completeForStep = false;
+  /** RIP where the current single step started (-1: not stepping). */
+  stepFrom = -1;
+  /** The last return from KVM_RUN was not an HLT exit (a kick, I/O, a debug exit, ...). */
   lastExitWasKick = false;
   /** A stop found while the other vCPUs were being stopped: reported by the next run. */
   pendingStop: import('../api/vm-api').VmStop | null = null;

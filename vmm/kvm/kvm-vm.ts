@@ -21,6 +21,9 @@ import { PORT_TIMER } from '../devices/guest-timer';
 import { LoadedImage } from '../loader/elf-types';
 import { STACK_SIZE, stackAreaBase, stackTop } from '../loader/stacks';
 import { U64, hex, u64 } from '../u64';
+import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, dr7LocalEnable } from '../x86/debug-regs';
+import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
+import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
@@ -39,23 +42,29 @@ import {
 
 /** Guest instructions per millisecond assumed for budgets and timer periods (1 ns each). */
 export const INSTRUCTIONS_PER_MS = 1_000_000;
+/**
+ * The shortest slice: a kick that lands before the vCPU thread has entered the guest runs
+ * nothing at all, so a tiny budget would never make progress.
+ */
+const MIN_SLICE_MS = 0.2;
 /** The longest a run() call keeps node's event loop waiting. */
 const MAX_SLICE_MS = 20;
 /** The shortest timer period on kvm: each tick costs a kick and an exit to userspace. */
 export const MIN_TIMER_MS = 1;
 const DRAIN_TIMEOUT_MS = 2000;
+/**
+ * Periods a tick waits before it is delivered at an exit the guest did not make (kick,
+ * debug): host time overstates guest progress (a slow nested guest runs ~1 instruction/us),
+ * so a tick there comes much earlier, in instructions, than on our CPU.
+ */
+const LATE_TICK_PERIODS = 10;
 
-const MSR_DEBUGCTL = 0x1d9;
-const MSR_KERNEL_GS_BASE = 0xc0000102;
-const RFLAGS_RF = 0x10000;
-const DR6_BS = 0x4000;
 
 const SEGMENT_REGS: Partial<Record<RegName, SregSegment>> = { cs: 'cs', ss: 'ss', ds: 'ds', es: 'es', fs: 'fs', gs: 'gs' };
 const CONTROL_REGS: Partial<Record<RegName, SregControl>> = { cr0: 'cr0', cr2: 'cr2', cr3: 'cr3', cr4: 'cr4', cr8: 'cr8', efer: 'efer' };
 const DR_SLOT: Partial<Record<RegName, number>> = { dr0: 0, dr1: 8, dr2: 16, dr3: 24, dr6: DEBUGREGS_DR6, dr7: DEBUGREGS_DR7 };
 const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
-const SLOT_RW: Record<DebuggerSlot['type'], number> = { exec: 0, write: 1, io: 2, access: 3 };
-const SLOT_LEN: Record<number, number> = { 1: 0, 2: 1, 8: 2, 4: 3 };
+const SLOT_TYPES: ReadonlySet<string> = new Set<DebuggerSlot['type']>(['exec', 'write', 'io', 'access']);
 
 export class KvmVm implements VmApi {
   readonly backend: BackendName = 'kvm';
@@ -161,7 +170,7 @@ export class KvmVm implements VmApi {
     this.check(this.b.ioctl(fd, c.KVM_SET_REGS, regs), 'KVM_SET_REGS');
     const dr = new Uint8Array(KVM_DEBUGREGS_SIZE);
     const dv = new DataView(dr.buffer);
-    setNumber64(dv, DEBUGREGS_DR6, 0xffff0ff0);
+    setNumber64(dv, DEBUGREGS_DR6, DR6_RESERVED1);
     setNumber64(dv, DEBUGREGS_DR7, 0x400);
     this.check(this.b.ioctl(fd, c.KVM_SET_DEBUGREGS, dr), 'KVM_SET_DEBUGREGS');
     return v;
@@ -328,7 +337,7 @@ export class KvmVm implements VmApi {
     if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
     for (const s of slots) {
       if (s === null || s === undefined) continue;
-      if (!(s.type in SLOT_RW)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
+      if (!SLOT_TYPES.has(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
       if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
       if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
       if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
@@ -349,13 +358,12 @@ export class KvmVm implements VmApi {
     if (control !== 0 || extra !== 0) control |= c.KVM_GUESTDBG_ENABLE;
     const buf = new DataView(new ArrayBuffer(KVM_GUEST_DEBUG_SIZE));
     buf.setUint32(0, (control | extra) >>> 0, true);
-    let dr7 = 0x400;
+    let dr7 = DR7_RESERVED1;
     if (hw) {
       d.slots.forEach((s, i) => {
         if (s === null) return;
         setU64(buf, GUEST_DEBUG_DEBUGREG + 8 * i, s.address);
-        dr7 |= (2 << (2 * i)) | (1 << (2 * i));
-        dr7 |= (SLOT_RW[s.type] | (SLOT_LEN[s.type === 'exec' ? 1 : s.len] << 2)) << (16 + 4 * i);
+        dr7 |= dr7GlobalEnable(i) | dr7LocalEnable(i) | dr7EncodeSlot(i, s.type, s.len);
       });
     }
     setNumber64(buf, GUEST_DEBUG_DEBUGREG + 8 * 7, dr7 >>> 0);
@@ -387,14 +395,14 @@ export class KvmVm implements VmApi {
       const over = this.stepOverBreakpoint(v);
       if (over !== null) return this.note(over);
     }
-    const deadline = this.now() + Math.min(MAX_SLICE_MS, budget / INSTRUCTIONS_PER_MS);
+    const deadline = this.now() + Math.max(MIN_SLICE_MS, Math.min(MAX_SLICE_MS, budget / INSTRUCTIONS_PER_MS));
     let stop: VmStop | null = null;
     try {
       for (;;) {
         const t = this.now();
         for (const v of list) {
           this.tickTimer(v, t);
-          if (v.state !== 'running' && v.halt === 'no') this.start(v);
+          if (v.state !== 'running' && v.halt === 'no') this.start(v, v.completeForStep);
         }
         if (list.every((v) => v.halt === 'forever')) { stop = { kind: 'all-halted', vcpu: list[list.length - 1].index }; break; }
         if (t >= deadline) break;
@@ -490,8 +498,8 @@ export class KvmVm implements VmApi {
 
   /**
    * A pending tick goes in at an exit where the guest can take it (IF=1, no STI/MOV-SS
-   * shadow): one the guest made (HLT, I/O), or one of our kicks once the tick has waited a
-   * whole period (a guest spinning with IF=1). Not at any kick: host time is a rough guest
+   * shadow): an HLT (the guest waits for it), or another (I/O, our kick, a debug exit) once the tick
+   * has waited LATE_TICK_PERIODS periods (a guest spinning with IF=1). Not at any kick: host time is a rough guest
    * clock, and a kick right after the previous tick's IRET (IF=1 again before the guest's
    * CLI) would give a second tick where our CPU, counting instructions, gives none. And no
    * interrupt-window exits: one that opens between STI and HLT would deliver the tick
@@ -500,7 +508,10 @@ export class KvmVm implements VmApi {
   private tickDeliverable(v: KvmVcpu): boolean {
     if (!v.readyForInterrupt() || !v.ifFlag()) return false;
     if (!v.lastExitWasKick) return true;
-    return v.timer !== null && v.guestMs - v.pendingSinceMs >= v.timer.periodMs;
+    // single-stepped, a step is one instruction: only an HLT takes a tick (a tick pending from
+    // before the steps would otherwise land at whichever step first has IF=1)
+    if (v.debug.singleStep) return false;
+    return v.timer !== null && v.guestMs - v.pendingSinceMs >= LATE_TICK_PERIODS * v.timer.periodMs;
   }
 
   private kick(v: KvmVcpu): void {
@@ -524,6 +535,9 @@ export class KvmVm implements VmApi {
       this.check(this.b.ioctl(v.fd, this.b.constants.KVM_INTERRUPT, irq), 'KVM_INTERRUPT');
       v.pendingVector = null;
     }
+    // where a step starts (haltUnderStep: was the stepped instruction an HLT?)
+    v.stepFrom = v.debug.singleStep && !immediate
+      ? getNumber64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip')) : -1;
     v.runStartMs = this.now();
     this.b.start(v.handle, immediate ? 1 : 0);
     v.state = 'running';
@@ -568,14 +582,24 @@ export class KvmVm implements VmApi {
   /** Handles one return from KVM_RUN; a stop for the client, or null (then it may go on). */
   private onExit(v: KvmVcpu, result: number): VmStop | null {
     const c = this.b.constants;
-    if (v.state === 'running') v.guestMs += Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs);
+    const ranMs = v.state === 'running' ? Math.max(0, Math.min(this.now(), v.kickMs ?? Infinity) - v.runStartMs) : 0;
+    // A single step is one instruction of guest time, whatever the round trip cost.
+    const oneStep = result >= 0 && v.exitReason() === c.KVM_EXIT_DEBUG && (v.run.getUint32(c.off_run_debug_dr6, true) & DR6_BS) !== 0;
+    v.guestMs += oneStep ? 1 / INSTRUCTIONS_PER_MS : ranMs;
     v.kickMs = null;
     v.state = 'idle';
-    v.lastExitWasKick = result === -c.EINTR || (result >= 0 && v.exitReason() === c.KVM_EXIT_INTR);
+    // ticks go in at once only at the guest's own HLT exits (see tickDeliverable)
+    v.lastExitWasKick = result < 0 || v.exitReason() !== c.KVM_EXIT_HLT;
     if (result === -c.EINTR) {
       this.count('slice');
+      if (v.completeForStep) {
+        // the I/O instruction is complete and nothing else ran: that is the step
+        v.completeForStep = false;
+        return { kind: 'debug', vcpu: v.index, slotsHit: 0, step: true };
+      }
       return null;
     }
+    v.completeForStep = false;
     if (result < 0) return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_RUN failed (errno ${-result})` };
     const reason = v.exitReason();
     const run = v.run;
@@ -583,13 +607,26 @@ export class KvmVm implements VmApi {
       case c.KVM_EXIT_IO: {
         this.count('io');
         v.state = 'io-pending';
-        return this.onIo(v);
+        const stop = this.onIo(v);
+        if (stop === null && v.state === 'io-pending' && v.debug.singleStep) v.completeForStep = true;
+        return stop;
       }
-      case c.KVM_EXIT_HLT:
+      case c.KVM_EXIT_HLT: {
+        if (v.debug.singleStep && v.stepFrom >= 0) {
+          // Stepped, this host's KVM ends the step over an HLT with a step exit and reports
+          // that HLT again at the end of a later step (an IRETQ's): that later exit is
+          // the step, not a second HLT.
+          const rip = getNumber64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip'));
+          if (v.stepFrom !== rip - 1) {
+            this.count('hlt-after-step');
+            return { kind: 'debug', vcpu: v.index, slotsHit: 0, step: true };
+          }
+        }
         this.count('hlt');
         if (v.pendingVector !== null && v.ifFlag()) v.halt = 'no';
         else v.halt = v.ifFlag() && v.timer ? 'timer' : 'forever';
         return null;
+      }
       case c.KVM_EXIT_IRQ_WINDOW_OPEN:
         this.count('irq-window');
         return null;
@@ -604,9 +641,12 @@ export class KvmVm implements VmApi {
       case c.KVM_EXIT_FAIL_ENTRY:
         this.count('fail-entry');
         return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_EXIT_FAIL_ENTRY, hardware reason 0x${getNumber64(run, c.off_run_fail_entry_reason).toString(16)}` };
-      case c.KVM_EXIT_INTERNAL_ERROR:
+      case c.KVM_EXIT_INTERNAL_ERROR: {
+        const int3 = this.int3ThatFailed(v);
+        if (int3 !== null) return int3;
         this.count('internal-error');
         return { kind: 'entry-failed', vcpu: v.index, reason: `KVM_EXIT_INTERNAL_ERROR, suberror ${run.getUint32(c.off_run_internal_suberror, true)}` };
+      }
       case c.KVM_EXIT_DEBUG:
         this.count('debug');
         return this.onDebug(v);
@@ -617,6 +657,21 @@ export class KvmVm implements VmApi {
         this.count(`exit-${reason}`);
         return { kind: 'entry-failed', vcpu: v.index, reason: `unexpected KVM exit reason ${reason}` };
     }
+  }
+
+  /**
+   * Some hosts cannot execute INT3 in a guest at all: KVM_RUN ends in an emulation failure
+   * (KVM_EXIT_INTERNAL_ERROR, suberror 1) with RIP at the INT3, debugger or not. When the
+   * debugger asked for int3 exits and the byte at RIP is an INT3, that is its breakpoint;
+   * counted as `int3-emulation-failure` so that nobody mistakes it for KVM_EXIT_DEBUG.
+   */
+  private int3ThatFailed(v: KvmVcpu): VmStop | null {
+    const c = this.b.constants;
+    if (!v.debug.swBreakpoints || v.run.getUint32(c.off_run_internal_suberror, true) !== 1) return null;
+    const rip = getU64(this.getStruct(v, 'KVM_GET_REGS', KVM_REGS_SIZE), 8 * KVM_REGS_ORDER.indexOf('rip'));
+    if (rip.hi !== 0 || rip.lo >= this.memorySize || this.ram[rip.lo] !== 0xcc) return null;
+    this.count('int3-emulation-failure');
+    return { kind: 'breakpoint', vcpu: v.index, rip };
   }
 
   private onIo(v: KvmVcpu): VmStop | null {
@@ -676,7 +731,21 @@ export class KvmVm implements VmApi {
     const step = (dr6 & DR6_BS) !== 0 && v.debug.singleStep;
     if (slotsHit === 0 && !step) return this.reflect(v, dr6, c.KVM_GUESTDBG_INJECT_DB);
     if (v.debug.slots.some((s, i) => s !== null && s.type === 'exec' && (slotsHit & (1 << i)) !== 0)) v.rfAt = pc;
+    if (step) this.haltUnderStep(v, pc);
     return { kind: 'debug', vcpu: v.index, slotsHit, step };
+  }
+
+  /**
+   * Single-stepped, KVM completes an HLT as a step without halting. Our CPU halts there
+   * until the timer's next tick, which is delivered before the next instruction: do the same
+   * (skip the guest clock to the tick, take it at this exit) so that stepping through
+   * STI; HLT takes one tick, as on vmx and svm.
+   */
+  private haltUnderStep(v: KvmVcpu, pc: number): void {
+    if (!v.timer || v.stepFrom !== pc - 1 || pc > this.memorySize || this.ram[pc - 1] !== 0xf4 || !v.ifFlag()) return;
+    if (v.guestMs < v.timer.dueMs) v.guestMs = v.timer.dueMs;
+    this.tickTimer(v, this.now());
+    v.lastExitWasKick = false;
   }
 
   /** A #DB / #BP that is the guest's own: give it to the guest (with its DR6 bits). */

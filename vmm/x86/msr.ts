@@ -9,6 +9,11 @@ export const MSR_EFER = 0xc0000080;
 export const MSR_FS_BASE = 0xc0000100;
 export const MSR_GS_BASE = 0xc0000101;
 export const MSR_KERNEL_GS_BASE = 0xc0000102;
+/** SYSCALL/SYSRET: selectors, 64-bit and compatibility-mode targets, the RFLAGS mask. */
+export const MSR_STAR = 0xc0000081;
+export const MSR_LSTAR = 0xc0000082;
+export const MSR_CSTAR = 0xc0000083;
+export const MSR_FMASK = 0xc0000084;
 
 /** IA32_DEBUGCTL (SDM 17.4.1) bit 0: last-branch record. */
 export const DEBUGCTL_LBR = 1 << 0;
