@@ -49,6 +49,7 @@ export const enum Op {
   PUSHA, POPA, JMP_FAR_PTR, CALL_FAR_PTR, // far ptr16:16/32: immLo = offset, imm2 = selector
   LOAD_FAR_PTR, // LES/LDS/LSS/LFS/LGS: sub = segment register
   INVD, // INVD and WBINVD (#GP(0) at CPL > 0)
+  SMSW, LMSW,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */
