@@ -140,6 +140,11 @@ export class CpuCore {
   dataHits = 0;
   /** Set by the run loop when something needs the slow boundary path. */
   attention = 1;
+  /**
+   * Set by SYSCALL/SYSRET: their single-step trap follows TF as the instruction leaves it
+   * (FMASK may clear it, SYSRET may set it), not TF at its start.
+   */
+  stepOnFinalTf = false;
 
   // events
   /** Interrupt/debug blocking in force: bit 0 STI shadow, bit 1 MOV-SS shadow (VMCS layout). */

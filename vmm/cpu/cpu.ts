@@ -477,7 +477,9 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   /** After an instruction retired: single-step and data-breakpoint traps, shadows, MTF. */
   private afterInstruction(): CpuExit | null {
-    if (this.stepArmed && (!(this.phys.debugctlLo & DEBUGCTL_BTF) || this.branchTaken)) this.pendingDbg |= DR6_BS;
+    const armed = this.stepOnFinalTf ? (this.rflags & TF) !== 0 : this.stepArmed;
+    this.stepOnFinalTf = false;
+    if (armed && (!(this.phys.debugctlLo & DEBUGCTL_BTF) || this.branchTaken)) this.pendingDbg |= DR6_BS;
     if (this.dataHits !== 0) {
       this.pendingDbg |= this.dataHits;
       this.dataHits = 0;

@@ -147,7 +147,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.LGDT: case Op.LIDT: case Op.SGDT: case Op.SIDT:
-    case Op.SLDT: case Op.STR: case Op.LLDT: case Op.LTR:
+    case Op.SLDT: case Op.STR: case Op.LLDT: case Op.LTR: case Op.SMSW:
       return descriptorTables(c, i);
     case Op.RETF: return farRet(c, i);
     case Op.JMP_FAR: return farJmpCall(c, i, false);

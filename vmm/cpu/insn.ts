@@ -36,7 +36,7 @@ export const enum Op {
   INT3, INTN, INT1, IRET, UD2,
   MOV_R_CR, MOV_CR_R, MOV_R_DR, MOV_DR_R,
   MOV_SREG_E, MOV_E_SREG, PUSH_SEG, POP_SEG,
-  LGDT, LIDT, SGDT, SIDT, SWAPGS,
+  LGDT, LIDT, SGDT, SIDT, SWAPGS, SMSW,
   LOOP, // sub: 0 loopne, 1 loope, 2 loop, 3 jrcxz
   CLTS,
   SSE, // x87/SSE/SSE2 and FPU-state instructions: sub = S (sse-decode.ts), run by sse-exec.ts

@@ -1,11 +1,14 @@
 /**
  * SYSCALL and SYSRET (SDM Vol. 2; AMD APM Vol. 2 6.1.1): the fast system-call pair of
  * 64-bit mode, driven by EFER.SCE and the STAR, LSTAR and FMASK MSRs. CS and SS are loaded
- * with fixed flat descriptors (the GDT is not read), as the hardware does.
+ * with fixed flat descriptors (the GDT is not read), as the hardware does. The single-step
+ * trap follows TF at the end of either instruction (FMASK may clear it, SYSRET may set it).
+ * SYSCALL from compatibility mode goes to CSTAR, as on AMD; on Intel parts it is #UD and KVM
+ * emulates it the AMD way, which kvm-unit-tests' syscall test expects of a hypervisor.
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
-import { CS, SS, EFER_SCE, in64BitMode, setCpl, updateCodeMode } from './segments';
+import { CS, SS, EFER_SCE, in64BitMode, inLongMode, setCpl, updateCodeMode } from './segments';
 import { RF } from './flags';
 
 // VMX access rights of the fixed descriptors: present, S, accessed; code execute/read.
@@ -23,7 +26,8 @@ function flat(c: CpuCore, r: number, sel: number, attr: number): void {
 }
 
 export function syscall(c: CpuCore, i: Insn): number {
-  if (!(c.efer & EFER_SCE) || !in64BitMode(c)) c.ud();
+  if (!(c.efer & EFER_SCE) || !inLongMode(c)) c.ud();
+  const compat = !in64BitMode(c);
   const next = i.nextAddr;
   c.rl[1] = next >>> 0; c.rh[1] = Math.floor(next / 4294967296) >>> 0;
   const fl = c.getFlags() & ~RF;
@@ -35,6 +39,9 @@ export function syscall(c: CpuCore, i: Insn): number {
   setCpl(c, 0);
   updateCodeMode(c);
   c.branchTaken = true;
+  c.stepOnFinalTf = true;
+  c.attention = 1;
+  if (compat) return c.cstarHi === 0 ? c.cstarLo : (c.cstarHi | 0) * 4294967296 + c.cstarLo;
   return c.lstarHi === 0 ? c.lstarLo : (c.lstarHi | 0) * 4294967296 + c.lstarLo;
 }
 
@@ -53,5 +60,7 @@ export function sysret(c: CpuCore, i: Insn): number {
   setCpl(c, 3);
   updateCodeMode(c);
   c.branchTaken = true;
+  c.stepOnFinalTf = true;
+  c.attention = 1;
   return hi === 0 ? lo : (hi | 0) * 4294967296 + lo;
 }
