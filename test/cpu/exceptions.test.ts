@@ -1,4 +1,5 @@
 // Exceptions, interrupts and system instructions (SDM Vol. 3 ch. 6, Vol. 2).
+import { emulateCpuid } from '../../vmm/hypervisor/guest-abi';
 import { expect } from 'chai';
 import { buildKernel, rip } from './kernel';
 import { assemble, makeCpu } from '../helpers/asm';
@@ -177,6 +178,22 @@ describe('cpu: system state and self-modifying code', () => {
     expect(k.cpu.getReg('gs_base').lo).to.equal(k.labels.buf);
     expect(k.cpu.getGpr(6).lo & 0xffff).to.equal(0xbeef);
     expect(k.cpu.mem.view.getUint16(k.labels.buf, true)).to.equal(4095);
+  });
+
+  it('IA32_TSC_AUX (reserved upper half refused) reaches ECX through RDTSCP and a register through RDPID (F3 0F C7 /7)', () => {
+    const k = buildKernel('movq $-1, %rcx\n movq $-1, %rbx\n rdtscp\n .byte 0xf3, 0x0f, 0xc7, 0xfb'); // rdpid %rbx
+    expect(k.cpu.writeMsr(0xc0000103, u64(0, 1))).to.equal(false);
+    expect(k.cpu.writeMsr(0xc0000103, u64(0x1234))).to.equal(true);
+    expect(k.cpu.readMsr(0xc0000103)).to.deep.equal(u64(0x1234));
+    k.run();
+    expect(k.log()).to.deep.equal([]);
+    expect(k.cpu.getGpr(1)).to.deep.equal(u64(0x1234));
+    expect(k.cpu.getGpr(3)).to.deep.equal(u64(0x1234));
+    const out = new Uint32Array(4);
+    emulateCpuid('vmx', 0x80000001, 0, 0, 1, out);
+    expect(out[3] & (1 << 27)).to.not.equal(0); // RDTSCP
+    emulateCpuid('svm', 7, 0, 0, 1, out);
+    expect(out[2] & (1 << 22)).to.not.equal(0); // RDPID
   });
 
   it('RDMSR/WRMSR exit; readMsr/writeMsr implement EFER, FS/GS bases, DEBUGCTL (on the physical CPU) and #GP for others', () => {

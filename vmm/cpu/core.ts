@@ -87,6 +87,8 @@ export class CpuCore {
   lstarLo = 0; lstarHi = 0;
   cstarLo = 0; cstarHi = 0;
   fmask = 0;
+  /** IA32_TSC_AUX (32 bits; the upper half is reserved). */
+  tscAux = 0;
   fsBaseLo = 0; fsBaseHi = 0;
   gsBaseLo = 0; gsBaseHi = 0;
   kgsBaseLo = 0; kgsBaseHi = 0;

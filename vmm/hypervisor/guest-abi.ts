@@ -23,8 +23,10 @@ const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
 const XCR0_SUPPORTED = 3;
 const XSAVE_AREA_BYTES = 576;
-/** Leaf 8000_0001H EDX: SYSCALL, NX, LM. */
-const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
+/** Leaf 8000_0001H EDX: SYSCALL, NX, RDTSCP (27, with IA32_TSC_AUX), LM. */
+const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
+/** Leaf 7 subleaf 0 ECX: RDPID (22). */
+const LEAF7_ECX = 1 << 22;
 
 /**
  * CPUID as the hypervisor emulates it: vendor by backend, family 6, the features the
@@ -46,6 +48,9 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
       out[1] = ((vcpu & 0xff) << 24) | ((vcpus & 0xff) << 16) | (8 << 8);
       out[2] = LEAF1_ECX_APIC | LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
       out[3] = LEAF1_EDX;
+      return;
+    case 7:
+      if (subleaf === 0) out[2] = LEAF7_ECX;
       return;
     case 0xd:
       if (subleaf === 0) { // (subleaf 1: no XSAVEOPT/XSAVEC/XGETBV1/XSAVES)
