@@ -145,6 +145,33 @@ describe('cpu: exceptions and interrupts (SDM 6)', () => {
   });
 });
 
+describe('cpu: NMI blocking (SDM 6.7.1)', () => {
+  it('an NMI blocks NMIs until IRET: a second NMI requested in the handler waits for its IRETQ, then comes at once', () => {
+    const k = buildKernel('b0: nop\n b1: hlt', { extra: 'nmi_h: incq %r12\n hlt\n movq %r12, %r15\n iretq\n', gates: { 2: 'nmi_h' } });
+    k.cpu.requestNmi();
+    k.run();
+    expect(k.cpu.getGpr(12).lo).to.equal(1); // taken at once, before the first instruction
+    const firstRet = k.cpu.mem.view.getUint32(k.cpu.getGpr(4).lo, true);
+    k.cpu.completeEmulatedInstruction(1); // the HLT exit, as the hypervisor completes it
+    k.cpu.requestNmi(); // blocked: the handler runs on to its IRETQ
+    k.run();
+    expect(k.cpu.getGpr(15).lo).to.equal(1);
+    expect(k.cpu.getGpr(12).lo).to.equal(2);
+    expect(k.cpu.mem.view.getUint32(k.cpu.getGpr(4).lo, true)).to.equal(firstRet); // right after the IRETQ
+  });
+
+  it('a pending NMI wakes HLT even with IF = 0', () => {
+    const k = buildKernel('cli\n hlt\n after: hlt', { extra: 'nmi_h: movq $7, %r12\n iretq\n', gates: { 2: 'nmi_h' } });
+    k.run();
+    k.cpu.completeEmulatedInstruction(1);
+    k.cpu.halted = true; // HLT not intercepted: the CPU waits in it
+    k.cpu.requestNmi();
+    k.run();
+    expect(k.cpu.getGpr(12).lo).to.equal(7);
+    expect(k.cpu.getReg('rip').lo).to.equal(k.labels.after);
+  });
+});
+
 describe('cpu: system state and self-modifying code', () => {
   it('a store into already-executed code is seen by the next execution (decoded cache invalidated)', () => {
     const k = buildKernel(`movl $2, %ecx

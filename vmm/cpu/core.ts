@@ -147,6 +147,8 @@ export class CpuCore {
    * (FMASK may clear it, SYSRET may set it), not TF at its start.
    */
   stepOnFinalTf = false;
+  /** NMIs blocked: from an NMI's delivery to the next IRET. */
+  nmiBlocked = false;
 
   // events
   /** Interrupt/debug blocking in force: bit 0 STI shadow, bit 1 MOV-SS shadow (VMCS layout). */

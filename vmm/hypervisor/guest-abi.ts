@@ -65,3 +65,13 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
     default: return;
   }
 }
+
+/**
+ * AMD's legacy performance counters (PerfEvtSel0-3 at C001_0000H, PerfCtr0-3 at C001_0004H)
+ * exist on every AMD64 part, so guests (kvm-unit-tests' pmu_init) touch them unasked. The
+ * hypervisor models no PMU: on svm they read 0 and writes are dropped, as KVM does with its
+ * PMU disabled. On vmx the Intel PMU is absent from CPUID leaf 0AH, so its MSRs stay #GP.
+ */
+export function isNullPmuMsr(backend: BackendName, index: number): boolean {
+  return backend === 'svm' && index >>> 0 >= 0xc0010000 && index >>> 0 <= 0xc0010007;
+}
