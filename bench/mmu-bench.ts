@@ -34,7 +34,7 @@ function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
-function runLoop(varOff: number): number {
+export function runLoop(varOff: number): number {
   const mem = new GuestMemory(16 << 20);
   mem.write(CODE, loopProgram(varOff));
   const cpu = new Cpu(mem, new PhysicalCpu());

@@ -142,6 +142,13 @@ start:
   mov $0x10, %ax
   mov %ax, %ds
   movl %esi, res_lds_off
+  smsw %eax
+  movl %eax, res_smsw
+  mov $0x8, %eax
+  lmsw %ax
+  smsw %eax
+  movl %eax, res_lmsw
+  clts
   call build_tables
   mov %cr4, %eax
   bts $5, %eax
@@ -205,6 +212,8 @@ res_es: .long 0
 res_lds_sel: .long 0
 res_lds_off: .long 0
 res_compat: .long 0
+res_smsw: .long 0
+res_lmsw: .long 0
 res64: .quad 0
 `;
 
@@ -260,6 +269,8 @@ describe('32-bit protected mode into long mode', () => {
     expect(r('res_lds_sel')).to.equal(0x10);
     expect(r('res_lds_off')).to.equal(0xabcd);
     expect(r('res_compat')).to.equal(0x77);
+    expect(r('res_smsw')).to.equal(0x11); // SMSW r32: CR0 (PE | ET)
+    expect(r('res_lmsw')).to.equal(0x19); // LMSW sets TS and cannot clear PE
     expect(u64ToBigInt({ lo: r('res64'), hi: dv.getUint32(p.labels.res64 + 4, true) })).to.equal(0x123456789abcdef0n);
     expect(Number(cpu.getReg('efer').lo) & 0x500).to.equal(0x500); // LME | LMA
     expect(cpu.getReg('cs').lo).to.equal(0x20);

@@ -146,7 +146,7 @@ export class CodeCache implements CodeCacheOwner {
   }
 
   private recycle(b: Block): void {
-    if (this.pool.length + b.insns.length <= this.maxInsns >>> 1) for (const i of b.insns) this.pool.push(i);
+    if (this.pool.length + b.insns.length <= this.maxInsns) for (const i of b.insns) this.pool.push(i);
   }
 
   find(key: number, rip: number): Block | undefined {

@@ -110,6 +110,8 @@ export class CpuCore {
   readonly code: CodeTracker;
   /** = code.pages: a store to a marked physical page checks the lines it overlaps. */
   readonly codePages: Uint8Array;
+  /** = code.lines: one bit per 16-byte line holding decoded bytes (word p >>> 9, bit (p >>> 4) & 31). */
+  readonly codeLines: Uint32Array;
   /** Index of this vCPU (passed to MMIO devices). */
   vcpuIndex = 0;
   /** The last non-null effect an MMIO write asked for (the hypervisor takes and clears it). */
@@ -183,6 +185,7 @@ export class CpuCore {
     this.memSize = mem.size;
     this.code = codeTrackerOf(mem);
     this.codePages = this.code.pages;
+    this.codeLines = this.code.lines;
     this.bp = new BreakpointSummary(mem.size);
     ensureBootPageTables(mem);
     const t = newTlb();
@@ -296,6 +299,12 @@ export class CpuCore {
   // Fast path: a TLB fast tag for the page (RAM, allowed, no data breakpoint on the page)
   // and the access inside the page; everything else goes through the MMU's slow path.
 
+  /** A store to a page holding decoded code: drop it only if the bytes overlap decoded lines. */
+  private storeNearCode(p: number, n: number): void {
+    const l = this.codeLines, e = p + n - 1;
+    if (((l[p >>> 9] >>> ((p >>> 4) & 31)) | (l[e >>> 9] >>> ((e >>> 4) & 31))) & 1) this.code.written(p, n);
+  }
+
   /** Drops every decoded instruction of every vCPU on this RAM. */
   invalidateCode(): void {
     this.code.dropAll();
@@ -341,7 +350,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0)) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       this.bytes[p] = v;
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 1);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 1);
       return;
     }
     linearWrite(this, lo, hi, 1, v, 0, ACC_READ);
@@ -351,7 +360,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffe) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       this.dv.setUint16(p, v, true);
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 2);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 2);
       return;
     }
     linearWrite(this, lo, hi, 2, v, 0, ACC_READ);
@@ -361,7 +370,7 @@ export class CpuCore {
     if (this.tlbW[e] === (lo & ~0xfff) && this.tlbHi[e] === (hi | 0) && (lo & 0xfff) <= 0xffc) {
       const p = this.tlbPhys[e] + (lo & 0xfff);
       if ((p & 3) === 0) this.u32[p >>> 2] = v; else this.dv.setUint32(p, v, true);
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 4);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 4);
       return;
     }
     linearWrite(this, lo, hi, 4, v, 0, ACC_READ);
@@ -378,7 +387,7 @@ export class CpuCore {
         this.dv.setUint32(p, vLo, true);
         this.dv.setUint32(p + 4, vHi, true);
       }
-      if (this.codePages[p >>> 12] !== 0) this.code.written(p, 8);
+      if (this.codePages[p >>> 12] !== 0) this.storeNearCode(p, 8);
       return;
     }
     linearWrite(this, lo, hi, 8, vLo, vHi, ACC_READ);

@@ -512,17 +512,17 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     case 0x01: {
       const save = pos;
       const m = fetch();
-      if (m >> 6 === 3 && ((m >> 3) & 7) !== 4) {
+      if (m >> 6 === 3) {
         if (m === 0xf8) i.op = Op.SWAPGS;
         else if (m === 0xf9) i.op = Op.RDTSCP;
         else if (m === 0xd0 || m === 0xd1) { i.op = Op.SSE; i.sub = m === 0xd0 ? S.XGETBV : S.XSETBV; }
+        else if (((m >> 3) & 7) === 4 || ((m >> 3) & 7) === 6) { pos = save; i.op = modrm(i) === 4 ? Op.SMSW : Op.LMSW; }
         else i.op = Op.UD;
         return;
       }
       pos = save;
       const r = modrm(i);
-      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 7 ? Op.INVLPG : Op.UD;
-      if (r === 4) { i.op = Op.SMSW; i.size = i.isMem ? 2 : osz; } // m16, or r16/r32/r64
+      i.op = r === 0 ? Op.SGDT : r === 1 ? Op.SIDT : r === 2 ? Op.LGDT : r === 3 ? Op.LIDT : r === 4 ? Op.SMSW : r === 6 ? Op.LMSW : r === 7 ? Op.INVLPG : Op.UD;
       return;
     }
     case 0x00: {

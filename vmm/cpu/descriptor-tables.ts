@@ -1,7 +1,7 @@
 /**
  * The descriptor-table registers (SDM Vol. 2 LGDT/LIDT, SGDT/SIDT, LLDT/SLDT, LTR/STR):
  * loads at CPL 0 only, stores refused at CPL > 0 when CR4.UMIP = 1. LTR marks the TSS busy
- * and refuses a busy one; SMSW (SDM Vol. 2) is a store of CR0 under the same UMIP rule; in IA-32e mode LDT and TSS descriptors are 16 bytes.
+ * and refuses a busy one; in IA-32e mode LDT and TSS descriptors are 16 bytes.
  */
 import { CpuCore } from './core';
 import { Insn, Op } from './insn';
@@ -47,12 +47,6 @@ export function descriptorTables(c: CpuCore, i: Insn): number {
       umip(c);
       const v = i.op === Op.SLDT ? c.ldtrSel : c.trSel;
       if (i.isMem) { ea(c, i); storeE(c, i, 2, v, 0); } else c.setR(i.size, i.rm, v, 0);
-      return i.nextAddr;
-    }
-    case Op.SMSW: {
-      // CR0's low bits (the machine status word): 16 to memory, the whole CR0 to a register
-      umip(c);
-      if (i.isMem) { ea(c, i); storeE(c, i, 2, c.cr0 & 0xffff, 0); } else c.setR(i.size, i.rm, i.size === 2 ? c.cr0 & 0xffff : c.cr0 >>> 0, 0);
       return i.nextAddr;
     }
     case Op.LLDT: {

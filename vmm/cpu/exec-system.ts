@@ -9,7 +9,7 @@ import { Insn, Op } from './insn';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
 import { movDr } from './mov-dr';
-import { loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, EFER_LME, EFER_LMA } from './segments';
+import { loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP, EFER_LME, EFER_LMA } from './segments';
 import { farJmpCall, farRet, iret } from './far-transfer';
 import { syscall, sysret } from './syscall';
 import { descriptorTables } from './descriptor-tables';
@@ -150,7 +150,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.LGDT: case Op.LIDT: case Op.SGDT: case Op.SIDT:
-    case Op.SLDT: case Op.STR: case Op.LLDT: case Op.LTR: case Op.SMSW:
+    case Op.SLDT: case Op.STR: case Op.LLDT: case Op.LTR:
       return descriptorTables(c, i);
     case Op.RETF: return farRet(c, i);
     case Op.JMP_FAR: return farJmpCall(c, i, false);
@@ -167,6 +167,19 @@ export function execSystem(c: CpuCore, i: Insn): number {
     }
     case Op.CLTS: privileged(c); c.cr0 = (c.cr0 & ~8) >>> 0; return i.nextAddr;
     case Op.INVD: privileged(c); return i.nextAddr; // INVD/WBINVD: no caches to flush, but privileged
+    case Op.SMSW: {
+      if ((c.cr4 & CR4_UMIP) && c.cpl > 0) c.gp0();
+      if (i.isMem) { ea(c, i); c.writeMem(2, c.eaLo, c.eaHi, c.cr0 & 0xffff, 0); }
+      else c.setR(i.size, i.rm, i.size === 2 ? c.cr0 & 0xffff : c.cr0 >>> 0, 0); // r32/r64: all of CR0
+      return i.nextAddr;
+    }
+    case Op.LMSW: {
+      privileged(c);
+      const v = loadE(c, i, 2);
+      // PE, MP, EM, TS only; PE can be set but not cleared
+      writeCr0(c, ((c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & 1)) >>> 0);
+      return i.nextAddr;
+    }
     default:
       return c.ud();
   }

@@ -36,7 +36,7 @@ export const enum Op {
   INT3, INTN, INT1, IRET, UD2,
   MOV_R_CR, MOV_CR_R, MOV_R_DR, MOV_DR_R,
   MOV_SREG_E, MOV_E_SREG, PUSH_SEG, POP_SEG,
-  LGDT, LIDT, SGDT, SIDT, SWAPGS, SMSW,
+  LGDT, LIDT, SGDT, SIDT, SWAPGS,
   LOOP, // sub: 0 loopne, 1 loope, 2 loop, 3 jrcxz
   CLTS,
   SSE, // x87/SSE/SSE2 and FPU-state instructions: sub = S (sse-decode.ts), run by sse-exec.ts
@@ -49,6 +49,7 @@ export const enum Op {
   PUSHA, POPA, JMP_FAR_PTR, CALL_FAR_PTR, // far ptr16:16/32: immLo = offset, imm2 = selector
   LOAD_FAR_PTR, // LES/LDS/LSS/LFS/LGS: sub = segment register
   INVD, // INVD and WBINVD (#GP(0) at CPL > 0)
+  SMSW, LMSW,
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */
