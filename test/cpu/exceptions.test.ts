@@ -1,4 +1,5 @@
 // Exceptions, interrupts and system instructions (SDM Vol. 3 ch. 6, Vol. 2).
+import { emulateCpuid } from '../../vmm/hypervisor/guest-abi';
 import { expect } from 'chai';
 import { buildKernel, rip } from './kernel';
 import { assemble, makeCpu } from '../helpers/asm';
@@ -144,6 +145,33 @@ describe('cpu: exceptions and interrupts (SDM 6)', () => {
   });
 });
 
+describe('cpu: NMI blocking (SDM 6.7.1)', () => {
+  it('an NMI blocks NMIs until IRET: a second NMI requested in the handler waits for its IRETQ, then comes at once', () => {
+    const k = buildKernel('b0: nop\n b1: hlt', { extra: 'nmi_h: incq %r12\n hlt\n movq %r12, %r15\n iretq\n', gates: { 2: 'nmi_h' } });
+    k.cpu.requestNmi();
+    k.run();
+    expect(k.cpu.getGpr(12).lo).to.equal(1); // taken at once, before the first instruction
+    const firstRet = k.cpu.mem.view.getUint32(k.cpu.getGpr(4).lo, true);
+    k.cpu.completeEmulatedInstruction(1); // the HLT exit, as the hypervisor completes it
+    k.cpu.requestNmi(); // blocked: the handler runs on to its IRETQ
+    k.run();
+    expect(k.cpu.getGpr(15).lo).to.equal(1);
+    expect(k.cpu.getGpr(12).lo).to.equal(2);
+    expect(k.cpu.mem.view.getUint32(k.cpu.getGpr(4).lo, true)).to.equal(firstRet); // right after the IRETQ
+  });
+
+  it('a pending NMI wakes HLT even with IF = 0', () => {
+    const k = buildKernel('cli\n hlt\n after: hlt', { extra: 'nmi_h: movq $7, %r12\n iretq\n', gates: { 2: 'nmi_h' } });
+    k.run();
+    k.cpu.completeEmulatedInstruction(1);
+    k.cpu.halted = true; // HLT not intercepted: the CPU waits in it
+    k.cpu.requestNmi();
+    k.run();
+    expect(k.cpu.getGpr(12).lo).to.equal(7);
+    expect(k.cpu.getReg('rip').lo).to.equal(k.labels.after);
+  });
+});
+
 describe('cpu: system state and self-modifying code', () => {
   it('a store into already-executed code is seen by the next execution (decoded cache invalidated)', () => {
     const k = buildKernel(`movl $2, %ecx
@@ -177,6 +205,22 @@ describe('cpu: system state and self-modifying code', () => {
     expect(k.cpu.getReg('gs_base').lo).to.equal(k.labels.buf);
     expect(k.cpu.getGpr(6).lo & 0xffff).to.equal(0xbeef);
     expect(k.cpu.mem.view.getUint16(k.labels.buf, true)).to.equal(4095);
+  });
+
+  it('IA32_TSC_AUX (reserved upper half refused) reaches ECX through RDTSCP and a register through RDPID (F3 0F C7 /7)', () => {
+    const k = buildKernel('movq $-1, %rcx\n movq $-1, %rbx\n rdtscp\n .byte 0xf3, 0x0f, 0xc7, 0xfb'); // rdpid %rbx
+    expect(k.cpu.writeMsr(0xc0000103, u64(0, 1))).to.equal(false);
+    expect(k.cpu.writeMsr(0xc0000103, u64(0x1234))).to.equal(true);
+    expect(k.cpu.readMsr(0xc0000103)).to.deep.equal(u64(0x1234));
+    k.run();
+    expect(k.log()).to.deep.equal([]);
+    expect(k.cpu.getGpr(1)).to.deep.equal(u64(0x1234));
+    expect(k.cpu.getGpr(3)).to.deep.equal(u64(0x1234));
+    const out = new Uint32Array(4);
+    emulateCpuid('vmx', 0x80000001, 0, 0, 1, out);
+    expect(out[3] & (1 << 27)).to.not.equal(0); // RDTSCP
+    emulateCpuid('svm', 7, 0, 0, 1, out);
+    expect(out[2] & (1 << 22)).to.not.equal(0); // RDPID
   });
 
   it('RDMSR/WRMSR exit; readMsr/writeMsr implement EFER, FS/GS bases, DEBUGCTL (on the physical CPU) and #GP for others', () => {

@@ -251,6 +251,24 @@ describe('cpu: CPL 3, the TSS stacks and IRETQ (SDM 5.9, 6.12, 6.14, 7.7)', () =
     k2.run();
     expect(k2.log().map((e) => [e.vector, e.error, e.rip])).to.deep.equal([[13, 0, k2.labels.x]]);
   });
+
+  it('SMSW stores CR0: 16 bits to memory, the whole CR0 to r32 (66h: r16); #GP(0) at CPL 3 with CR4.UMIP', () => {
+    const k = buildKernel('movq $-1, %rax\n movq $-1, %rbx\n movq $-1, %rcx\n smsw %eax\n smsw %bx\n movw $0x5555, -16(%rsp)\n smsw -16(%rsp)\n movzwl -16(%rsp), %ecx');
+    k.run();
+    const cr0 = k.cpu.getReg('cr0').lo;
+    expect(k.cpu.getGpr(0)).to.deep.equal({ lo: cr0 >>> 0, hi: 0 });
+    expect(k.cpu.getGpr(3)).to.deep.equal({ lo: (0xffff0000 | (cr0 & 0xffff)) >>> 0, hi: 0xffffffff });
+    expect(k.cpu.getGpr(1).lo).to.equal(cr0 & 0xffff);
+    const k2 = buildKernel(`${toUser('user')}\n user: smsw %ax\n x: smsw %ax`);
+    setup(k2);
+    k2.run();
+    expect(k2.log().map((e) => [e.vector, e.rip])).to.deep.equal([[13, k2.labels.x + 4]]); // the HLT after: no UMIP, no #GP
+    const k3 = buildKernel(`${toUser('user')}\n user: x: smsw %ax`);
+    setup(k3);
+    k3.cpu.setReg('cr4', u64(0x20 | 0x800));
+    k3.run();
+    expect(k3.log().map((e) => [e.vector, e.error, e.rip])).to.deep.equal([[13, 0, k3.labels.x]]);
+  });
 });
 
 describe('cpu: SYSCALL/SYSRET (SDM Vol. 2, AMD APM 6.1.1)', () => {
@@ -291,12 +309,29 @@ describe('cpu: SYSCALL/SYSRET (SDM Vol. 2, AMD APM 6.1.1)', () => {
     expect(frame(k3).cs).to.equal(KCODE);
   });
 
-  it('TF across SYSCALL: the single-step #DB is taken after SYSCALL, at LSTAR at CPL 0 (TF masked by FMASK)', () => {
+  it('TF across SYSCALL: no single-step #DB after SYSCALL when FMASK clears TF (the trap follows TF at its end)', () => {
     const k = sysKernel('pushq $0x102\n popfq\n nop\n s: syscall', 'l0: nop\n hlt');
     k.run();
     const log = k.log();
-    expect(log.map((e) => [e.vector, e.rip])).to.deep.equal([[1, k.labels.s], [1, k.labels.lstar]]);
-    expect(log[1].dr6 & 0x4000).to.equal(0x4000);
+    expect(log.map((e) => [e.vector, e.rip])).to.deep.equal([[1, k.labels.s]]);
+    expect(k.cpu.getReg('rip').lo).to.be.within(k.labels.l0, k.labels.l0 + 2); // stopped in the HLT
+  });
+
+  it('TF across SYSRET: R11.TF = 1 gives a single-step #DB right after SYSRET, before the first user instruction', () => {
+    const k = sysKernel('syscall', 'leaq c(%rip), %rcx\n movq $0x102, %r11\n sysretl\n c: nop\n hlt');
+    k.run();
+    expect(k.log().map((e) => [e.vector, e.rip])[0]).to.deep.equal([1, k.labels.c]);
+    expect(frame(k).cs).to.equal(UCODE32);
+    expect(k.log()[0].dr6 & 0x4000).to.equal(0x4000);
+  });
+
+  it('SYSCALL from compatibility mode enters 64-bit CPL 0 at CSTAR with RCX = the next EIP', () => {
+    const k = sysKernel('syscall', 'leaq c(%rip), %rcx\n sysretl\n c: .code32\n syscall\n c2: .code64\n hlt\n cstar: movq %rcx, %r12\n movw %cs, %r13w\n hlt');
+    k.cpu.writeMsr(0xc0000083, u64(k.labels.cstar));
+    k.run();
+    expect(k.log()).to.deep.equal([]);
+    expect(k.cpu.getGpr(12).lo).to.equal(k.labels.c2);
+    expect(k.cpu.getGpr(13).lo & 0xffff).to.equal(KCODE);
   });
 
   it('TF across IRETQ to CPL 3: the #DB follows the first user instruction (TF from the image), not the IRETQ', () => {

@@ -54,6 +54,8 @@ export class FakeCpu implements GuestCpu {
     this.injected.push(ev);
     if (ev.vector === 1) this.guestDbs.push(this.phys.drLo[6]);
   }
+  requestNmi(): void { this.requested.push(2); }
+  withdrawInterrupt(): number { const v = this.interruptPending ? this.requested[this.requested.length - 1] : -1; this.interruptPending = false; return v; }
   requestInterrupt(vector: number): void { this.requested.push(vector); this.interruptPending = true; }
 
   private retire(): void {

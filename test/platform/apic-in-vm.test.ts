@@ -7,8 +7,9 @@ import { assembleProgram } from '../helpers/asm';
 /**
  * A guest of our ELF64 ABI that uses the PC platform the way a kernel does: its own IDT, the
  * local APIC at 0xFEE00000 (one-shot timer woken from HLT, CR8 = TPR[7:4], self-IPI through the ICR), then
- * x2APIC through the MSRs (ID, self-IPI register, TSC-deadline timer), fw_cfg's CPU count,
- * and the UART. Each check that fails exits with its own status; all pass: exit 0.
+ * x2APIC through the MSRs (ID, self-IPI register, two IPIs held while IF=0 taken highest
+ * first, TSC-deadline timer), fw_cfg's CPU count,
+ * the AMD legacy PMU MSRs on svm (no PMU: read 0), and the UART. Each check that fails exits with its own status; all pass: exit 0.
  */
 const GUEST = `
 _start:
@@ -17,6 +18,8 @@ _start:
   mov $0x40, %edi; lea isr40(%rip), %rsi; call set_gate
   mov $0x41, %edi; lea isr41(%rip), %rsi; call set_gate
   mov $0x42, %edi; lea isr42(%rip), %rsi; call set_gate
+  mov $0x43, %edi; lea isr43(%rip), %rsi; call set_gate
+  mov $0x44, %edi; lea isr44(%rip), %rsi; call set_gate
   lidt idtr(%rip)
 
   # CPUID.1: APIC (EDX 9), x2APIC (ECX 21), TSC-deadline (ECX 24)
@@ -24,6 +27,14 @@ _start:
   mov $10, %edi; bt $9, %edx; jnc fail
   mov $11, %edi; bt $21, %ecx; jnc fail
   mov $12, %edi; bt $24, %ecx; jnc fail
+
+  # AMD (svm): the legacy PMU MSRs exist without a PMU: writes dropped, reads 0
+  xor %eax, %eax; cpuid
+  cmp $0x68747541, %ebx; jne 9f           # "Auth"
+  mov $0xc0010000, %ecx; mov $0x430076, %eax; xor %edx, %edx; wrmsr
+  mov $0xc0010004, %ecx; rdmsr
+  mov $15, %edi; test %eax, %eax; jnz fail
+9:
 
   # xAPIC: software-enable, one-shot timer (divide by 1, 500 ticks), HLT until it fires
   movl $0x1ff, 0x0f0(%r14)
@@ -53,6 +64,15 @@ _start:
   mov $4, %edi; cmp $0, %eax; jne fail
   mov $0x83f, %ecx; mov $0x41, %eax; xor %edx, %edx; wrmsr
 2: cmpl $2, ipis(%rip); jne 2b
+
+  # with IF=0, self-IPIs 0x43 then 0x44 both wait in the IRR; STI takes the higher first
+  cli
+  mov $0x83f, %ecx; mov $0x43, %eax; xor %edx, %edx; wrmsr
+  mov $0x44, %eax; wrmsr
+  nop; nop; nop
+  sti; nop; nop; cli
+  mov $14, %edi; cmpl $0x43, order(%rip); jne fail
+  sti
 
   # TSC-deadline: 100000 ticks ahead; HLT lets time pass to it
   mov $0x832, %ecx; mov $0x40042, %eax; xor %edx, %edx; wrmsr  # LVT timer: TSC-deadline, vector 0x42
@@ -100,16 +120,23 @@ isr42:
   mov $0x80b, %ecx; xor %eax, %eax; xor %edx, %edx; wrmsr
   pop %rdx; pop %rcx; pop %rax; iretq
 
+isr43: push %rax; push %rcx; push %rdx; mov $3, %ecx; jmp 8f
+isr44: push %rax; push %rcx; push %rdx; mov $4, %ecx
+8: mov order(%rip), %eax; shl $4, %eax; or %ecx, %eax; mov %eax, order(%rip)
+  mov $0x80b, %ecx; xor %eax, %eax; xor %edx, %edx; wrmsr
+  pop %rdx; pop %rcx; pop %rax; iretq
+
   .data
   .align 16
-idtr: .word 0x42 * 16 + 15
+idtr: .word 0x44 * 16 + 15
   .quad idt
 msg: .asciz "apic ok\\n"
 ticks: .long 0
 ipis: .long 0
 deadline_hits: .long 0
+order: .long 0
   .align 16
-idt: .space 0x43 * 16
+idt: .space 0x45 * 16
 `;
 
 function image(): LoadedImage {

@@ -87,6 +87,8 @@ export class CpuCore {
   lstarLo = 0; lstarHi = 0;
   cstarLo = 0; cstarHi = 0;
   fmask = 0;
+  /** IA32_TSC_AUX (32 bits; the upper half is reserved). */
+  tscAux = 0;
   fsBaseLo = 0; fsBaseHi = 0;
   gsBaseLo = 0; gsBaseHi = 0;
   kgsBaseLo = 0; kgsBaseHi = 0;
@@ -142,6 +144,13 @@ export class CpuCore {
   dataHits = 0;
   /** Set by the run loop when something needs the slow boundary path. */
   attention = 1;
+  /**
+   * Set by SYSCALL/SYSRET: their single-step trap follows TF as the instruction leaves it
+   * (FMASK may clear it, SYSRET may set it), not TF at its start.
+   */
+  stepOnFinalTf = false;
+  /** NMIs blocked: from an NMI's delivery to the next IRET. */
+  nmiBlocked = false;
 
   // events
   /** Interrupt/debug blocking in force: bit 0 STI shadow, bit 1 MOV-SS shadow (VMCS layout). */

@@ -63,6 +63,8 @@ export class Cpu extends CpuCore implements GuestCpu {
   private pendingDbg = 0;
   private injected: InjectedEvent | null = null;
   private intrVector = -1;
+  /** An NMI waiting for NMI blocking to end (requestNmi). */
+  private nmiPending = false;
   /** The instruction about to run began with TF=1. */
   private stepArmed = false;
   private shutdownReason: string | null = null;
@@ -219,6 +221,17 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   inject(ev: InjectedEvent): void {
     this.injected = { ...ev };
+    this.attention = 1;
+  }
+
+  withdrawInterrupt(): number {
+    const v = this.intrVector;
+    this.intrVector = -1;
+    return v;
+  }
+
+  requestNmi(): void {
+    this.nmiPending = true;
     this.attention = 1;
   }
 
@@ -427,11 +440,18 @@ export class Cpu extends CpuCore implements GuestCpu {
         continue;
       }
       if (this.halted) {
-        if (this.intrVector >= 0 && (this.rflags & IF)) this.halted = false;
+        if ((this.intrVector >= 0 && (this.rflags & IF)) || (this.nmiPending && !this.nmiBlocked)) this.halted = false;
         else return BUDGET;
       }
       if (this.pendingDbg !== 0 && !(this.shadow & SHADOW_MOVSS)) {
         const e = this.deliverPendingTraps();
+        if (e !== null) return e;
+        if (this.intercepts.mtf) return MTF;
+        continue;
+      }
+      if (this.nmiPending && !this.nmiBlocked && !(this.shadow & SHADOW_MOVSS)) {
+        this.nmiPending = false;
+        const e = this.raiseEvent(2, -1, 'nmi', this.rip, 0, false);
         if (e !== null) return e;
         if (this.intercepts.mtf) return MTF;
         continue;
@@ -461,7 +481,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.rflags &= ~RF;
     this.branchTaken = false;
     this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf || this.bp.execEnabled !== 0 ||
-      this.pendingDbg !== 0 || this.injected !== null ? 1 : 0;
+      this.pendingDbg !== 0 || this.injected !== null || (this.nmiPending && !this.nmiBlocked) ? 1 : 0;
     return null;
   }
 
@@ -477,7 +497,9 @@ export class Cpu extends CpuCore implements GuestCpu {
 
   /** After an instruction retired: single-step and data-breakpoint traps, shadows, MTF. */
   private afterInstruction(): CpuExit | null {
-    if (this.stepArmed && (!(this.phys.debugctlLo & DEBUGCTL_BTF) || this.branchTaken)) this.pendingDbg |= DR6_BS;
+    const armed = this.stepOnFinalTf ? (this.rflags & TF) !== 0 : this.stepArmed;
+    this.stepOnFinalTf = false;
+    if (armed && (!(this.phys.debugctlLo & DEBUGCTL_BTF) || this.branchTaken)) this.pendingDbg |= DR6_BS;
     if (this.dataHits !== 0) {
       this.pendingDbg |= this.dataHits;
       this.dataHits = 0;
@@ -582,6 +604,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     for (let guard = 0; guard < 4; guard++) {
       const r = tryDeliver(this, vec, err, retRip, ext, forceRF, type === 'sw' || type === 'swexc');
       if (r === DELIVERED) {
+        if (type === 'nmi') this.nmiBlocked = true;
         this.halted = false;
         this.shadow = 0;
         // data breakpoints hit by the frame pushes: a trap before the handler's first instruction

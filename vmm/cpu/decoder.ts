@@ -600,6 +600,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
     case 0xc7: {
       const r = modrm(i);
       i.op = r === 1 && i.isMem ? Op.CMPXCHG16B : Op.UD;
+      if (r === 7 && !i.isMem && i.rep === 1) { i.op = Op.RDPID; i.size = mode === 0 ? 8 : 4; } // F3 0F C7 /7
       return;
     }
     default:

@@ -79,9 +79,12 @@ export function execSystem(c: CpuCore, i: Insn): number {
       const tsc = c.instret + c.tscOffset;
       c.rl[0] = tsc >>> 0; c.rh[0] = 0;
       c.rl[2] = Math.floor(tsc / 4294967296) >>> 0; c.rh[2] = 0;
-      if (i.op === Op.RDTSCP) { c.rl[1] = 0; c.rh[1] = 0; }
+      if (i.op === Op.RDTSCP) { c.rl[1] = c.tscAux; c.rh[1] = 0; }
       return i.nextAddr;
     }
+    case Op.RDPID: // IA32_TSC_AUX into r64 (64-bit mode) or r32, zero-extended; not affected by CR4.TSD
+      c.setR(i.size, i.rm, c.tscAux, 0);
+      return i.nextAddr;
     case Op.INT3: return c.softInt(3, 'swexc');
     case Op.INTN: return c.softInt(i.immLo, 'sw');
     case Op.INT1: return c.softInt(1, 'priv');

@@ -144,6 +144,8 @@ export function farRet(c: CpuCore, i: Insn): number {
 export function iret(c: CpuCore, i: Insn): number {
   const size = i.size;
   if (c.rflags & NT) c.gp0();
+  // IRET ends NMI blocking (even if it faults later, SDM 6.7.1); a held NMI then comes next
+  if (c.nmiBlocked) { c.nmiBlocked = false; c.attention = 1; }
   const from64 = in64BitMode(c);
   const ripLo = stackRead(c, 0, size), ripHi = c.t;
   const sel = stackRead(c, size, size) & 0xffff;

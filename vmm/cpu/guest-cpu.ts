@@ -60,7 +60,14 @@ export interface GuestCpu {
   inject(ev: InjectedEvent): void;
   /** Virtual interrupt line: a pending external interrupt delivered when IF=1 and no shadow. */
   requestInterrupt(vector: number): void;
+  /** Takes back the requested interrupt not yet delivered: its vector, or -1. */
+  withdrawInterrupt(): number;
   readonly interruptPending: boolean;
+  /**
+   * Virtual NMI line: delivered through the IDT when NMIs are not blocked; delivering one
+   * blocks them until the next IRET (SDM 6.7.1), so a nested NMI waits for the IRET.
+   */
+  requestNmi(): void;
   /** True while halted in HLT (woken by a deliverable interrupt). */
   halted: boolean;
 

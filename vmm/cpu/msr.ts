@@ -1,7 +1,7 @@
 /**
  * The MSRs this CPU implements, for the hypervisor's RDMSR/WRMSR emulation (they are
  * instruction-intercept exits): EFER, FS_BASE, GS_BASE, KERNEL_GS_BASE, STAR, LSTAR, CSTAR,
- * FMASK, TSC and IA32_DEBUGCTL (on the physical CPU). Unknown MSRs and bad values give #GP(0).
+ * FMASK, TSC, TSC_AUX and IA32_DEBUGCTL (on the physical CPU). Unknown MSRs and bad values give #GP(0).
  * EFER.LMA is read-only (CR0.PG sets it); EFER.LME cannot change while CR0.PG = 1.
  */
 import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
@@ -10,7 +10,7 @@ import { CR0_PG } from './segments';
 
 import {
   DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,
-  MSR_KERNEL_GS_BASE, MSR_TSC, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK,
+  MSR_KERNEL_GS_BASE, MSR_TSC, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_FMASK, MSR_TSC_AUX,
 } from '../x86/msr';
 
 /** EFER bits a WRMSR changes; LMA is accepted in the value but read-only (set by the CPU). */
@@ -33,6 +33,7 @@ export function readMsr(c: CpuCore, index: number): U64 | undefined {
     case MSR_LSTAR: return u64(c.lstarLo, c.lstarHi);
     case MSR_CSTAR: return u64(c.cstarLo, c.cstarHi);
     case MSR_FMASK: return u64(c.fmask);
+    case MSR_TSC_AUX: return u64(c.tscAux);
     default: return undefined;
   }
 }
@@ -56,6 +57,7 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
     case MSR_LSTAR: if (!canonical(v)) return false; c.lstarLo = lo; c.lstarHi = hi; return true;
     case MSR_CSTAR: if (!canonical(v)) return false; c.cstarLo = lo; c.cstarHi = hi; return true;
     case MSR_FMASK: c.fmask = lo; return true;
+    case MSR_TSC_AUX: if (hi !== 0) return false; c.tscAux = lo; return true;
     case MSR_FS_BASE: if (!canonical(v)) return false; c.fsBaseLo = lo; c.fsBaseHi = hi; return true;
     case MSR_GS_BASE: if (!canonical(v)) return false; c.gsBaseLo = lo; c.gsBaseHi = hi; return true;
     case MSR_KERNEL_GS_BASE: if (!canonical(v)) return false; c.kgsBaseLo = lo; c.kgsBaseHi = hi; return true;

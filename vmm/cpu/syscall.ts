@@ -1,7 +1,10 @@
 /**
  * SYSCALL and SYSRET (SDM Vol. 2; AMD APM Vol. 2 6.1.1): the fast system-call pair of
  * 64-bit mode, driven by EFER.SCE and the STAR, LSTAR and FMASK MSRs. CS and SS are loaded
- * with fixed flat descriptors (the GDT is not read), as the hardware does.
+ * with fixed flat descriptors (the GDT is not read), as the hardware does. The single-step
+ * trap follows TF at the end of either instruction (FMASK may clear it, SYSRET may set it).
+ * SYSCALL from compatibility mode goes to CSTAR, as on AMD; on Intel parts it is #UD and KVM
+ * emulates it the AMD way, which kvm-unit-tests' syscall test expects of a hypervisor.
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
@@ -41,6 +44,8 @@ export function syscall(c: CpuCore, i: Insn): number {
   setCpl(c, 0);
   updateCodeMode(c);
   c.branchTaken = true;
+  c.stepOnFinalTf = true;
+  c.attention = 1;
   const tLo = compat ? c.cstarLo : c.lstarLo, tHi = compat ? c.cstarHi : c.lstarHi;
   return tHi === 0 ? tLo : (tHi | 0) * 4294967296 + tLo;
 }
@@ -60,5 +65,7 @@ export function sysret(c: CpuCore, i: Insn): number {
   setCpl(c, 3);
   updateCodeMode(c);
   c.branchTaken = true;
+  c.stepOnFinalTf = true;
+  c.attention = 1;
   return hi === 0 ? lo : (hi | 0) * 4294967296 + lo;
 }

@@ -190,6 +190,16 @@ export class ApicSystem implements IpiSink, MmioDevice, InterruptController {
     this.lastSource[vcpu] = null;
   }
 
+  /** The vector `pendingVector` just named is the local APIC's (not the 8259's). */
+  pendingFromApic(vcpu: number): boolean {
+    return this.lastSource[vcpu] === 'apic';
+  }
+
+  /** The local APIC's `vector`, handed to the CPU but not delivered, goes back to its IRR. */
+  retract(vcpu: number, vector: number): void {
+    this.apic(vcpu).unacknowledge(vector);
+  }
+
   wakesFromHlt(vcpu: number, ifSet: boolean): boolean {
     const a = this.apic(vcpu);
     if (a.hasNmi || a.hasInit || a.hasSipi) return true;

@@ -241,6 +241,12 @@ export class LocalApic {
     bitSet(this.isr, vector);
   }
 
+  /** An acknowledged vector the CPU did not take after all goes back: ISR -> IRR. */
+  unacknowledge(vector: number): void {
+    bitClear(this.isr, vector);
+    bitSet(this.irr, vector);
+  }
+
   /** Nothing to fire or deliver (the run loop's fast path: no time needed). */
   get quiet(): boolean {
     if (this.nmiPending || this.initPending || this.sipiVector >= 0 || this.timerArmed || this.tscDeadline !== 0) return false;

@@ -17,7 +17,7 @@ import { GuestDrIndex, VmBackend } from './backend';
 import { splitBreakpointStatus } from './debug-merge';
 import { DebugViews } from './debug-views';
 import { GenericExit } from './exit';
-import { emulateCpuid } from './guest-abi';
+import { emulateCpuid, isNullPmuMsr } from './guest-abi';
 import { TfStepper } from './stepping';
 import { VmShared } from './vm-shared';
 
@@ -201,6 +201,12 @@ export class ExitHandlers {
       this.complete(g.length);
       return null;
     }
+    if (isNullPmuMsr(this.backend.name, index)) {
+      c.setGpr(RAX, { lo: 0, hi: 0 });
+      c.setGpr(RDX, { lo: 0, hi: 0 });
+      this.complete(g.length);
+      return null;
+    }
     const val = index === MSR_DEBUGCTL ? this.v.views.getGuestDebugctl() : c.readMsr(index);
     if (val === undefined) { this.injectGP(); return null; }
     c.setGpr(RAX, { lo: val.lo, hi: 0 });
@@ -220,7 +226,8 @@ export class ExitHandlers {
       this.complete(g.length);
       return this.effect(r);
     }
-    const ok = index === MSR_DEBUGCTL ? this.v.views.setGuestDebugctl(val, 'guest') : c.writeMsr(index, val);
+    const ok = isNullPmuMsr(this.backend.name, index) ||
+      (index === MSR_DEBUGCTL ? this.v.views.setGuestDebugctl(val, 'guest') : c.writeMsr(index, val));
     if (!ok) { this.injectGP(); return null; }
     this.complete(g.length);
     return null;

@@ -23,8 +23,10 @@ const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
 const XCR0_SUPPORTED = 3;
 const XSAVE_AREA_BYTES = 576;
-/** Leaf 8000_0001H EDX: SYSCALL, NX, LM. */
-const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
+/** Leaf 8000_0001H EDX: SYSCALL, NX, RDTSCP (27, with IA32_TSC_AUX), LM. */
+const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
+/** Leaf 7 subleaf 0 ECX: RDPID (22). */
+const LEAF7_ECX = 1 << 22;
 
 /**
  * CPUID as the hypervisor emulates it: vendor by backend, family 6, the features the
@@ -47,6 +49,9 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
       out[2] = LEAF1_ECX_APIC | LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
       out[3] = LEAF1_EDX;
       return;
+    case 7:
+      if (subleaf === 0) out[2] = LEAF7_ECX;
+      return;
     case 0xd:
       if (subleaf === 0) { // (subleaf 1: no XSAVEOPT/XSAVEC/XGETBV1/XSAVES)
         out[0] = XCR0_SUPPORTED;
@@ -59,4 +64,14 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
     case 0x80000008: out[0] = 0x3028; return; // 40 physical, 48 linear address bits
     default: return;
   }
+}
+
+/**
+ * AMD's legacy performance counters (PerfEvtSel0-3 at C001_0000H, PerfCtr0-3 at C001_0004H)
+ * exist on every AMD64 part, so guests (kvm-unit-tests' pmu_init) touch them unasked. The
+ * hypervisor models no PMU: on svm they read 0 and writes are dropped, as KVM does with its
+ * PMU disabled. On vmx the Intel PMU is absent from CPUID leaf 0AH, so its MSRs stay #GP.
+ */
+export function isNullPmuMsr(backend: BackendName, index: number): boolean {
+  return backend === 'svm' && index >>> 0 >= 0xc0010000 && index >>> 0 <= 0xc0010007;
 }

@@ -115,6 +115,8 @@ export class Vcpu implements VcpuContext {
 
   /** An AP of a Multiboot/PVH VM before its SIPI (also after an INIT): it runs nothing. */
   awaitingSipi = false;
+  /** The APIC vector handed to the CPU (acknowledged) at the last poll, or -1. */
+  private apicHeld = -1;
 
   /** Park this vCPU in wait-for-SIPI (the APs of a Multiboot/PVH kernel at boot). */
   waitForSipi(): void {
@@ -171,12 +173,23 @@ export class Vcpu implements VcpuContext {
     const tsc = this.tsc();
     apics.update(this.index, tsc);
     if (!holdInterrupts) {
-      if (apic.takeNmi()) this.backend.injectEvent({ vector: 2, type: 'nmi' });
+      if (apic.takeNmi()) this.cpu.requestNmi(); // held by the CPU while an NMI handler runs
+      if (this.apicHeld >= 0) {
+        // Not taken yet (IF=0, a shadow): back to the IRR, so that the vector the CPU takes
+        // is the highest one when it takes it (INTA), as with vectors 32 then 33.
+        if (this.cpu.interruptPending) {
+          const w = this.cpu.withdrawInterrupt();
+          if (w === this.apicHeld) apics.retract(this.index, w); else if (w >= 0) this.cpu.requestInterrupt(w);
+        }
+        this.apicHeld = -1;
+      }
       if (!this.cpu.interruptPending) {
         const v = apics.pendingVector(this.index);
         if (v >= 0) {
+          const fromApic = apics.pendingFromApic(this.index);
           this.cpu.requestInterrupt(v);
           apics.acknowledge(this.index, v);
+          if (fromApic) this.apicHeld = v;
         }
       }
     }

@@ -14,6 +14,8 @@ export const MSR_STAR = 0xc0000081;
 export const MSR_LSTAR = 0xc0000082;
 export const MSR_CSTAR = 0xc0000083;
 export const MSR_FMASK = 0xc0000084;
+/** IA32_TSC_AUX: the 32-bit value RDTSCP returns in ECX and RDPID in its register. */
+export const MSR_TSC_AUX = 0xc0000103;
 
 /** IA32_DEBUGCTL (SDM 17.4.1) bit 0: last-branch record. */
 export const DEBUGCTL_LBR = 1 << 0;
