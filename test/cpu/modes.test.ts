@@ -312,6 +312,16 @@ describe('cpu: SYSCALL/SYSRET (SDM Vol. 2, AMD APM 6.1.1)', () => {
     expect(frame(k).cs).to.equal(UCODE32);
     expect(frame(k).vector).to.equal(13);
   });
+
+  it('SYSCALL in compatibility mode enters CPL 0 at CSTAR (as AMD processors do) with the return EIP in RCX', () => {
+    const k = sysKernel('syscall', 'leaq c(%rip), %rcx\n sysretl\n .code32\n c: syscall\n after32: nop\n .code64\n cstar: movq %rcx, %r13\n movw %cs, %r10w\n hlt');
+    k.cpu.writeMsr(0xc0000083, u64(k.labels.cstar));
+    expect(k.run().kind).to.equal('hlt');
+    expect(k.cpu.getGpr(13).lo).to.equal(k.labels.after32);
+    expect(k.cpu.getGpr(10).lo & 0xffff).to.equal(0x08);
+    expect(k.cpu.codeMode).to.equal(0);
+    expect(k.log()).to.deep.equal([]);
+  });
 });
 
 describe('cpu: long-mode control (SDM 9.8.5, MOV CR, WRMSR EFER)', () => {

@@ -5,7 +5,7 @@
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
-import { CS, SS, EFER_SCE, in64BitMode, setCpl, updateCodeMode } from './segments';
+import { CS, SS, EFER_SCE, EFER_LMA, in64BitMode, setCpl, updateCodeMode } from './segments';
 import { RF } from './flags';
 
 // VMX access rights of the fixed descriptors: present, S, accessed; code execute/read.
@@ -22,8 +22,14 @@ function flat(c: CpuCore, r: number, sel: number, attr: number): void {
   c.segLimit[r] = 0xffffffff;
 }
 
+/**
+ * SYSCALL in 64-bit mode (to LSTAR) and, as AMD processors do, in compatibility mode (to
+ * CSTAR; Intel's SDM makes that #UD). Compatibility-mode SYSCALL is what 32-bit code under a
+ * 64-bit kernel uses, and kvm-unit-tests' syscall.flat expects it on both backends.
+ */
 export function syscall(c: CpuCore, i: Insn): number {
-  if (!(c.efer & EFER_SCE) || !in64BitMode(c)) c.ud();
+  if (!(c.efer & EFER_SCE) || !(c.efer & EFER_LMA)) c.ud();
+  const compat = !in64BitMode(c);
   const next = i.nextAddr;
   c.rl[1] = next >>> 0; c.rh[1] = Math.floor(next / 4294967296) >>> 0;
   const fl = c.getFlags() & ~RF;
@@ -35,7 +41,8 @@ export function syscall(c: CpuCore, i: Insn): number {
   setCpl(c, 0);
   updateCodeMode(c);
   c.branchTaken = true;
-  return c.lstarHi === 0 ? c.lstarLo : (c.lstarHi | 0) * 4294967296 + c.lstarLo;
+  const tLo = compat ? c.cstarLo : c.lstarLo, tHi = compat ? c.cstarHi : c.lstarHi;
+  return tHi === 0 ? tLo : (tHi | 0) * 4294967296 + tLo;
 }
 
 export function sysret(c: CpuCore, i: Insn): number {
