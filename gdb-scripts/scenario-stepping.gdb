@@ -1,6 +1,8 @@
 # Scenario 7: `stepi` through VM exits (OUT, CPUID, HLT) and a guest timer interrupt: every
 # step ends as a plain step, the guest reaches its end, and the guest never sees the
 # debugger's TF (its RFLAGS.TF reads 0 and it exits normally).
+# On vmx and svm a stepi into the interrupt stops at the vector entry (as an MTF step), so the
+# handler is stepped too: both backends step through the same addresses.
 # By hand (repository root):
 #   node bin/vmm-gdbstub.js serve guests/stepper.elf &
 #   gdb -batch -x gdb-scripts/scenario-stepping.gdb guests/stepper.elf

@@ -78,7 +78,7 @@ describe('intercept-bp on the real CPU', () => {
   }
 });
 
-describe('rflags-tf through the stepper guest (loop, call, OUT, CPUID, STI;HLT woken by the timer, its interrupt handler)', () => {
+describe('rflags-tf through the stepper guest (loop, call, OUT, CPUID, STI;HLT woken by the timer, its interrupt handler entered at the vector entry)', () => {
   const fs = require('fs') as typeof import('fs');
   const path = require('path') as typeof import('path');
   const { parseElf } = require('../../vmm/loader/elf') as typeof import('../../vmm/loader/elf');
@@ -92,14 +92,33 @@ describe('rflags-tf through the stepper guest (loop, call, OUT, CPUID, STI;HLT w
     vm.setDebuggerSlots(0, [null]);
     vm.setCapability(0, 'rflags-tf', true);
     const rips: string[] = [];
+    // The timer's vector 0x20 entry, from the guest's IDT (offset bits 15:0 and 31:16).
+    const gate = vm.readMemory((img.symbols.get('idt') ?? -1) + 0x20 * 16, 16);
+    expect(gate, 'IDT gate 0x20').to.not.equal(undefined);
+    const entry = gate === undefined ? -1 : (gate[0] | (gate[1] << 8) | (gate[6] << 16) | (gate[7] << 24)) >>> 0;
+    let prev = 0;
+    let atEntry = 0;
     for (let n = 0; n < 500; n++) {
       const s = vm.run([0], 100);
       expect(s).to.deep.equal({ kind: 'debug', vcpu: 0, slotsHit: 0, step: true });
       expect(vm.getRegister(0, 'rflags').lo & 0x100, 'TF hidden').to.equal(0);
       const rip = vm.getRegister(0, 'rip').lo;
       rips.push(rip.toString(16));
+      if (rip === entry) {
+        // A step into the interrupt stops at the vector entry, before it runs, with the
+        // frame pushed: the interrupted RIP (the step's start), and the guest's TF (0) saved.
+        atEntry++;
+        const frame = vm.readMemory(vm.getRegister(0, 'rsp').lo, 24);
+        const f = new DataView((frame ?? new Uint8Array(24)).buffer);
+        expect(f.getUint32(0, true), 'interrupted RIP in the frame').to.equal(prev);
+        expect(f.getUint32(16, true) & 0x300, 'saved RFLAGS: IF=1, TF=0').to.equal(0x200);
+      } else if (prev === entry) {
+        expect(rip, 'the next step runs the entry\'s first instruction only').to.be.greaterThan(entry).and.lessThan(entry + 16);
+      }
+      prev = rip;
       if (rip === end) break;
     }
+    expect(atEntry, 'stops at the vector entry').to.equal(1);
     vm.setCapability(0, 'rflags-tf', false);
     expect(vm.run([0], 1e6)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
     const ticks = vm.readMemory(img.symbols.get('step_ticks') ?? -1, 8);

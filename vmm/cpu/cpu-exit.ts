@@ -42,6 +42,12 @@ export type CpuExit =
   /** An access outside guest RAM (no nested page): guest-physical address and access. */
   | { kind: 'npf'; address: number; write: boolean; fetch: boolean }
   /** An external interrupt arrived while interrupt exiting was on (host timer). */
-  | { kind: 'extint' };
+  | { kind: 'extint' }
+  /**
+   * An event (interrupt, exception, NMI, INT n) was delivered with intercepts.eventDelivered
+   * on: RIP is the handler's first instruction, not yet run, the frame is pushed. The
+   * hypervisor's single step ends there, as an MTF exit after event delivery (SDM 25.5.2).
+   */
+  | { kind: 'event-delivered' };
 
 export type CpuExitKind = CpuExit['kind'];

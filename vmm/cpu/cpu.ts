@@ -33,6 +33,7 @@ import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
+const EVENT_DELIVERED: CpuExit = { kind: 'event-delivered' };
 
 const MAX_BLOCK = 32;
 /** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */
@@ -609,7 +610,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         this.shadow = 0;
         // data breakpoints hit by the frame pushes: a trap before the handler's first instruction
         if (this.dataHits !== 0) { this.pendingDbg |= this.dataHits; this.dataHits = 0; }
-        return null;
+        return this.intercepts.eventDelivered ? EVENT_DELIVERED : null;
       }
       this.dataHits = 0;
       if (r === DELIVERY_NPF) return { kind: 'npf', address: this.npfAddr, write: this.npfWrite, fetch: false };

@@ -30,6 +30,11 @@ export interface CpuIntercepts {
   movDr: boolean;
   /** Monitor trap flag (VT-x only). */
   mtf: boolean;
+  /**
+   * Exit 'event-delivered' right after an event's delivery. Hypervisor software, not a
+   * VMCS/VMCB control: set by the hypervisor while its own (TF) single step is armed.
+   */
+  eventDelivered: boolean;
 }
 
 /**

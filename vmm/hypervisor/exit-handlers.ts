@@ -48,7 +48,7 @@ export interface VcpuContext {
   /** A host timer interrupt ended the slice: the next preemption point. */
   preempted(): void;
   /** The client's step is over: the stop to report. */
-  finishStep(slotsHit: number): VmStop;
+  finishStep(slotsHit: number, afterEvent?: boolean): VmStop;
   /** This vCPU's TSC (the platform's time). */
   tsc(): number;
 }
@@ -92,6 +92,8 @@ export class ExitHandlers {
         if (v.stepper.viaMtf) return v.finishStep(0);
         if (v.capMtf) return { kind: 'mtf', vcpu: v.index };
         return null;
+      case 'step-event':
+        return v.stepper.armed ? v.finishStep(0, true) : null;
       case 'npf':
         return v.stopWith({ kind: 'npf', vcpu: v.index, address: g.address, write: g.write });
       case 'triple-fault':

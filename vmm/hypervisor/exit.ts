@@ -5,7 +5,9 @@
  */
 export type GenericExitKind =
   | 'exception' | 'extint' | 'triple-fault' | 'hlt' | 'cpuid' | 'io' | 'rdmsr' | 'wrmsr'
-  | 'mov-dr' | 'mtf' | 'npf' | 'entry-failed' | 'slice';
+  | 'mov-dr' | 'mtf' | 'npf' | 'entry-failed' | 'slice'
+  /** The hypervisor's step saw an event delivered: RIP at the handler's first instruction. */
+  | 'step-event';
 
 export interface GenericExit {
   kind: GenericExitKind;

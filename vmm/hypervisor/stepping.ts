@@ -63,8 +63,12 @@ export class TfStepper {
     return 0;
   }
 
-  /** End of a step: give the guest its own TF back, also in what the step pushed. `mtfCap`: the client's MTF capability. */
-  finish(mtfCap: boolean): void {
+  /**
+   * End of a step: give the guest its own TF back, also in what the step pushed. `mtfCap`:
+   * the client's MTF capability. `afterEvent`: the step ended right after an event's
+   * delivery, which cleared TF for the handler (the guest's own TF is in the frame only).
+   */
+  finish(mtfCap: boolean, afterEvent = false): void {
     const c = this.cpu;
     const mem = this.memory;
     const rf = c.getReg('rflags');
@@ -88,6 +92,7 @@ export class TfStepper {
         break;
       }
     }
+    if (afterEvent) guestTF = (rf.lo & RFLAGS_TF) !== 0;
     c.setReg('rflags', { lo: guestTF ? (rf.lo | RFLAGS_TF) >>> 0 : (rf.lo & ~RFLAGS_TF) >>> 0, hi: rf.hi });
     // A step that ended on a slice boundary left its BS trap pending: it was this step's.
     if (!this.guestTF) this.backend.clearPendingSingleStep();

@@ -221,6 +221,9 @@ export class Vcpu implements VcpuContext {
     vm.leaks.checkEntry(phys, this.views.arch, vm.transitions, this.index);
     if (vm.trace !== null) vm.trace({ type: 'phase', ts: vm.now(), vcpu: this.index, phase: 'guest' });
 
+    // The client's TF step ends after an event's delivery, at the handler's first instruction
+    // (as an MTF step would); an MTF step gets that from the MTF exit itself.
+    this.cpu.intercepts.eventDelivered = this.stepper.armed && !this.stepper.viaMtf;
     let ce = this.cpu.run(budget);
     if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
     const g = this.exit;
@@ -260,8 +263,8 @@ export class Vcpu implements VcpuContext {
     if (this.cpu.instret >= this.nextPreempt) this.nextPreempt = this.cpu.instret + this.vm.opts.preemptEvery;
   }
 
-  finishStep(slotsHit: number): VmStop {
-    this.stepper.finish(this.capMtf);
+  finishStep(slotsHit: number, afterEvent = false): VmStop {
+    this.stepper.finish(this.capMtf, afterEvent);
     return { kind: 'debug', vcpu: this.index, slotsHit, step: true };
   }
 

@@ -170,10 +170,12 @@ export class SvmBackend implements VmBackend {
       case 'extint': code = VMEXIT.INTR; break;
       case 'budget': code = VMEXIT.INTR; this.lastExitNote = 'slice'; break;
       case 'mtf': code = VMEXIT.INVALID; this.lastExitNote = 'MTF exit on SVM'; break;
+      // The hypervisor's step after an event delivery: the VMM's own stop at a boundary.
+      case 'event-delivered': code = VMEXIT.INTR; this.lastExitNote = 'step-event'; break;
     }
     // No debug trap is pending across a #VMEXIT, except at this simulator's slice ends (the
     // trap of the last instruction would have come first on real hardware).
-    if (e.kind !== 'budget' && e.kind !== 'extint') this.cpu.pendingDebugExceptions = 0;
+    if (e.kind !== 'budget' && e.kind !== 'extint' && e.kind !== 'event-delivered') this.cpu.pendingDebugExceptions = 0;
     ctl.exitCode = code;
     ctl.exitInfo1Lo = info1 >>> 0;
     ctl.exitInfo1Hi = 0;
@@ -225,7 +227,7 @@ export class SvmBackend implements VmBackend {
       return;
     }
     switch (code) {
-      case VMEXIT.INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : 'extint'; return;
+      case VMEXIT.INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : this.lastExitNote === 'step-event' ? 'step-event' : 'extint'; return;
       case VMEXIT.HLT: g.kind = 'hlt'; return;
       case VMEXIT.CPUID: g.kind = 'cpuid'; return;
       case VMEXIT.MSR: g.kind = i1 === 1 ? 'wrmsr' : 'rdmsr'; return;

@@ -189,6 +189,8 @@ export class VmxBackend implements VmBackend {
         break;
       case 'extint': reason = EXIT_REASON.EXT_INTR; break;
       case 'budget': reason = EXIT_REASON.EXT_INTR; this.lastExitNote = 'slice'; break;
+      // The hypervisor's step after an event delivery: the VMM's own stop at a boundary.
+      case 'event-delivered': reason = EXIT_REASON.EXT_INTR; this.lastExitNote = 'step-event'; break;
     }
     const lo = v.lo;
     const hi = v.hi;
@@ -212,7 +214,7 @@ export class VmxBackend implements VmBackend {
     // External-interrupt exits here come at this simulator's slice ends (host timer): a real
     // CPU delivers the traps of the last instruction before the interrupt (SDM 6.9), so they
     // stay pending and are delivered right after the next entry (26.6.3).
-    const atBoundary = e.kind === 'budget' || e.kind === 'extint';
+    const atBoundary = e.kind === 'budget' || e.kind === 'extint' || e.kind === 'event-delivered';
     const keepPending = reason === EXIT_REASON.MTF || atBoundary || (movss && !(e.kind === 'exception' && e.vector === 1));
     lo[S_PENDING_DBG] = keepPending ? c.pendingDebugExceptions : 0;
     hi[S_PENDING_DBG] = 0;
@@ -251,7 +253,7 @@ export class VmxBackend implements VmBackend {
         g.dbStatus = g.vector === 1 ? qual & (DR6_B_MASK | DR6_BD | DR6_BS) : 0;
         break;
       }
-      case EXIT_REASON.EXT_INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : 'extint'; break;
+      case EXIT_REASON.EXT_INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : this.lastExitNote === 'step-event' ? 'step-event' : 'extint'; break;
       case EXIT_REASON.TRIPLE_FAULT: g.kind = 'triple-fault'; g.reason = this.lastExitNote; break;
       case EXIT_REASON.HLT: g.kind = 'hlt'; break;
       case EXIT_REASON.CPUID: g.kind = 'cpuid'; break;
