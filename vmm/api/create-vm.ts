@@ -22,6 +22,7 @@ import { RegName, isRegName } from './registers';
 import { TraceEvent, TraceSink } from './trace';
 import { BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop } from './vm-api';
 import { DR_SWITCH_MODES, HOST_SCENARIOS, HostScenario, VmOptions } from './vm-options';
+import { checkCapability, checkDebuggerSlots } from './request-checks';
 
 /** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
 export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
@@ -34,8 +35,6 @@ const GPR_ENCODING: Record<string, GprIndex> = {
   r8: 8, r9: 9, r10: 10, r11: 11, r12: 12, r13: 13, r14: 14, r15: 15,
 };
 const DR_INDEX: Record<string, GuestDrIndex> = { dr0: 0, dr1: 1, dr2: 2, dr3: 3, dr6: 6, dr7: 7 };
-const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
-const SLOT_TYPES = ['exec', 'write', 'io', 'access'];
 
 /** The real guest CPU (vmm/cpu/cpu.ts). */
 export const realGuestCpu: GuestCpuFactory = (memory, phys) => new Cpu(memory, phys);
@@ -255,26 +254,19 @@ export class Vm implements VmApi {
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
     const v = this.vcpu(vcpu);
-    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    checkCapability(cap);
     try { v.setCapability(cap, on); } catch (e) { throw new VmApiError((e as Error).message); }
   }
 
   getCapability(vcpu: number, cap: Capability): boolean {
     const v = this.vcpu(vcpu);
-    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    checkCapability(cap);
     return v.getCapability(cap);
   }
 
   setDebuggerSlots(vcpu: number, slots: ReadonlyArray<DebuggerSlot | null>): void {
     const v = this.vcpu(vcpu);
-    if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
-    for (const s of slots) {
-      if (s === null || s === undefined) continue;
-      if (!SLOT_TYPES.includes(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
-      if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
-      if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
-      if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
-    }
+    checkDebuggerSlots(slots);
     v.setDebuggerSlots(slots);
   }
 

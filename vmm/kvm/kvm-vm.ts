@@ -25,6 +25,7 @@ import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, d
 import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
 import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
+import { checkCapability, checkDebuggerSlots } from '../api/request-checks';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
 } from '../api/vm-api';
@@ -63,8 +64,6 @@ const LATE_TICK_PERIODS = 10;
 const SEGMENT_REGS: Partial<Record<RegName, SregSegment>> = { cs: 'cs', ss: 'ss', ds: 'ds', es: 'es', fs: 'fs', gs: 'gs' };
 const CONTROL_REGS: Partial<Record<RegName, SregControl>> = { cr0: 'cr0', cr2: 'cr2', cr3: 'cr3', cr4: 'cr4', cr8: 'cr8', efer: 'efer' };
 const DR_SLOT: Partial<Record<RegName, number>> = { dr0: 0, dr1: 8, dr2: 16, dr3: 24, dr6: DEBUGREGS_DR6, dr7: DEBUGREGS_DR7 };
-const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
-const SLOT_TYPES: ReadonlySet<string> = new Set<DebuggerSlot['type']>(['exec', 'write', 'io', 'access']);
 
 export class KvmVm implements VmApi {
   readonly backend: BackendName = 'kvm';
@@ -309,7 +308,7 @@ export class KvmVm implements VmApi {
 
   setCapability(vcpu: number, cap: Capability, on: boolean): void {
     const v = this.vcpu(vcpu);
-    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    checkCapability(cap);
     switch (cap) {
       case 'mtf':
         if (on) throw new VmApiError('mtf: not on kvm (steps use KVM_GUESTDBG_SINGLESTEP: rflags-tf)');
@@ -323,7 +322,7 @@ export class KvmVm implements VmApi {
 
   getCapability(vcpu: number, cap: Capability): boolean {
     const v = this.vcpu(vcpu);
-    if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+    checkCapability(cap);
     switch (cap) {
       case 'mtf': return false;
       case 'intercept-db': return v.debug.interceptDb;
@@ -334,14 +333,7 @@ export class KvmVm implements VmApi {
 
   setDebuggerSlots(vcpu: number, slots: ReadonlyArray<DebuggerSlot | null>): void {
     const v = this.vcpu(vcpu);
-    if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
-    for (const s of slots) {
-      if (s === null || s === undefined) continue;
-      if (!SLOT_TYPES.has(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
-      if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
-      if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
-      if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
-    }
+    checkDebuggerSlots(slots);
     for (let i = 0; i < 4; i++) v.debug.slots[i] = slots[i] ?? null;
     v.debugDirty = true;
   }

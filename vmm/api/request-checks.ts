@@ -1,0 +1,24 @@
+/**
+ * The argument checks every VmApi implementation makes on a client's request, in one place
+ * so that the simulated VM and the kvm backend refuse the same requests with the same words.
+ */
+import { Capability, DebuggerSlot, VmApiError } from './vm-api';
+
+const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
+const SLOT_TYPES: readonly string[] = ['exec', 'write', 'io', 'access'];
+
+export function checkCapability(cap: Capability): void {
+  if (!CAPABILITIES.includes(cap)) throw new VmApiError(`unknown capability '${String(cap)}'`);
+}
+
+/** At most four slots; each with a known type, a length of 1/2/4/8 (exec: 1), aligned. */
+export function checkDebuggerSlots(slots: ReadonlyArray<DebuggerSlot | null>): void {
+  if (slots.length > 4) throw new VmApiError('at most 4 debugger slots');
+  for (const s of slots) {
+    if (s === null || s === undefined) continue;
+    if (!SLOT_TYPES.includes(s.type)) throw new VmApiError(`bad slot type '${String(s.type)}'`);
+    if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
+    if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
+    if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
+  }
+}
