@@ -95,7 +95,8 @@ const EDGE_VALUES: bigint[] = [
   0x100000000n, 0x7fffffffffffffffn, 0x8000000000000000n, 0xffffffffffffffffn, 0x123456789abcdef0n, 0xfedcba9876543210n,
 ];
 
-class Rng {
+/** xorshift64: the generated corpora are the same from run to run. */
+export class Rng {
   constructor(private s: bigint) {}
   next(): bigint {
     let x = this.s;
@@ -105,8 +106,11 @@ class Rng {
     this.s = x;
     return x;
   }
+  int(n: number): number {
+    return Number(this.next() % BigInt(n));
+  }
   pick<T>(a: T[]): T {
-    return a[Number(this.next() % BigInt(a.length))];
+    return a[this.int(a.length)];
   }
 }
 

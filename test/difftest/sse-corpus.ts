@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseElf } from '../../vmm/loader/elf';
-import { blobSpec, MEM_SIZE } from './corpus';
+import { blobSpec, MEM_SIZE, Rng } from './corpus';
 import { RunSpec } from './run-spec';
 
 const GUESTS = path.join(__dirname, '..', '..', '..', 'guests');
@@ -56,23 +56,6 @@ const INTS: bigint[] = [
   0x00ff00ff80017fffn, 0x8080808080808080n,
 ];
 
-class Rng {
-  constructor(private s: bigint) {}
-  next(): bigint {
-    let x = this.s;
-    x ^= (x << 13n) & 0xffffffffffffffffn;
-    x ^= x >> 7n;
-    x ^= (x << 17n) & 0xffffffffffffffffn;
-    this.s = x;
-    return x;
-  }
-  int(n: number): number {
-    return Number(this.next() % BigInt(n));
-  }
-  pick<T>(a: T[]): T {
-    return a[this.int(a.length)];
-  }
-}
 
 const hex = (v: bigint | number) => '0x' + v.toString(16);
 
