@@ -282,6 +282,14 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* With `lock` held: a vCPU inside KVM_RUN leaves it at the next instruction boundary. */
+static void kick_locked(vcpu_t *v) {
+  if (!v->in_run) return;
+  v->run->immediate_exit = 1;
+  __sync_synchronize();
+  pthread_kill(v->thread, kick_signal);
+}
+
 /* kick(handle): make a running vCPU leave KVM_RUN at the next instruction boundary. */
 static napi_value js_kick(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -289,11 +297,7 @@ static napi_value js_kick(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_arg(env, argv[0]);
   if (!v) return NULL;
   pthread_mutex_lock(&lock);
-  if (v->in_run) {
-    v->run->immediate_exit = 1;
-    __sync_synchronize();
-    pthread_kill(v->thread, kick_signal);
-  }
+  kick_locked(v);
   pthread_mutex_unlock(&lock);
   return NULL;
 }
@@ -346,10 +350,7 @@ static napi_value js_remove_vcpu(napi_env env, napi_callback_info info) {
   vcpu_t *v = vcpu_arg(env, argv[0]);
   if (!v) return NULL;
   pthread_mutex_lock(&lock);
-  if (v->in_run) {
-    v->run->immediate_exit = 1;
-    pthread_kill(v->thread, kick_signal);
-  }
+  kick_locked(v);
   v->quit = 1;
   pthread_cond_signal(&v->cv);
   pthread_mutex_unlock(&lock);

@@ -22,7 +22,7 @@ import { RegName, isRegName } from './registers';
 import { TraceEvent, TraceSink } from './trace';
 import { BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop } from './vm-api';
 import { DR_SWITCH_MODES, HOST_SCENARIOS, HostScenario, VmOptions } from './vm-options';
-import { checkCapability, checkDebuggerSlots } from './request-checks';
+import { checkCapability, checkDebuggerSlots, checkRegisterWrite } from './request-checks';
 
 /** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
 export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
@@ -203,11 +203,7 @@ export class Vm implements VmApi {
 
   setRegister(vcpu: number, reg: RegName, value: U64): void {
     const v = this.vcpu(vcpu);
-    if (!isRegName(reg)) throw new VmApiError(`unknown register '${String(reg)}'`);
-    if (!Number.isInteger(value.lo) || !Number.isInteger(value.hi) || value.lo < 0 || value.hi < 0 ||
-        value.lo > 0xffffffff || value.hi > 0xffffffff) {
-      throw new VmApiError(`bad value for ${reg}`);
-    }
+    checkRegisterWrite(reg, value);
     const gpr = GPR_ENCODING[reg];
     if (gpr !== undefined) { v.cpu.setGpr(gpr, value); return; }
     const dr = DR_INDEX[reg];

@@ -2,6 +2,8 @@
  * The argument checks every VmApi implementation makes on a client's request, in one place
  * so that the simulated VM and the kvm backend refuse the same requests with the same words.
  */
+import { U64 } from '../u64';
+import { RegName, isRegName } from './registers';
 import { Capability, DebuggerSlot, VmApiError } from './vm-api';
 
 const CAPABILITIES: readonly Capability[] = ['intercept-db', 'intercept-bp', 'mtf', 'rflags-tf'];
@@ -20,5 +22,14 @@ export function checkDebuggerSlots(slots: ReadonlyArray<DebuggerSlot | null>): v
     if (![1, 2, 4, 8].includes(s.len)) throw new VmApiError(`bad slot length ${String(s.len)}`);
     if (s.type === 'exec' && s.len !== 1) throw new VmApiError('exec slots have length 1');
     if (s.address.lo % s.len !== 0) throw new VmApiError(`slot address not aligned to its length ${s.len}`);
+  }
+}
+
+/** A known register name and a value of two 32-bit halves. */
+export function checkRegisterWrite(reg: RegName, value: U64): void {
+  if (!isRegName(reg)) throw new VmApiError(`unknown register '${String(reg)}'`);
+  if (!Number.isInteger(value.lo) || !Number.isInteger(value.hi) || value.lo < 0 || value.hi < 0 ||
+      value.lo > 0xffffffff || value.hi > 0xffffffff) {
+    throw new VmApiError(`bad value for ${reg}`);
   }
 }

@@ -25,7 +25,7 @@ import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, d
 import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
 import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
-import { checkCapability, checkDebuggerSlots } from '../api/request-checks';
+import { checkCapability, checkDebuggerSlots, checkRegisterWrite } from '../api/request-checks';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
 } from '../api/vm-api';
@@ -237,11 +237,7 @@ export class KvmVm implements VmApi {
 
   setRegister(vcpu: number, reg: RegName, value: U64): void {
     const v = this.vcpu(vcpu);
-    if (!isRegName(reg)) throw new VmApiError(`unknown register '${String(reg)}'`);
-    if (!Number.isInteger(value.lo) || !Number.isInteger(value.hi) || value.lo < 0 || value.hi < 0 ||
-        value.lo > 0xffffffff || value.hi > 0xffffffff) {
-      throw new VmApiError(`bad value for ${reg}`);
-    }
+    checkRegisterWrite(reg, value);
     const gi = (KVM_REGS_ORDER as readonly string[]).indexOf(reg);
     if (gi >= 0) {
       if (reg === 'rflags' && (value.hi !== 0 || (value.lo & 2) === 0)) throw new VmApiError('rflags: bit 1 must be 1 and bits 63:22 0');
