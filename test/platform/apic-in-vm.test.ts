@@ -155,3 +155,63 @@ describe('platform: the local APIC, fw_cfg and UART inside a VM (our ELF64 ABI)'
     });
   }
 });
+
+/**
+ * Two vCPUs each reach their own local APIC through the one xAPIC page: each reads its APIC
+ * ID at 0xFEE00020 and software-enables its APIC through the SVR; then vCPU 0 sends a fixed
+ * IPI (vector 0x50, physical destination 1) that wakes vCPU 1 from HLT. (Before the fix,
+ * every vCPU's MMIO reached APIC 0: vCPU 1 read ID 0 and its APIC stayed disabled.)
+ */
+const TWO_VCPUS = `
+_start:
+  mov $0xfee00000, %r14d
+  mov 0x20(%r14), %eax; shr $24, %eax
+  lea ids(%rip), %rbx; mov %eax, (%rbx,%rdi,4)
+  movl $0x1ff, 0x0f0(%r14)
+  test %edi, %edi
+  jnz ap
+  mov $21, %edi; cmpl $0, ids(%rip); jne fail
+1: cmpl $0, ap_ready(%rip); je 1b
+  mov $22, %edi; cmpl $1, ids+4(%rip); jne fail
+  movl $0x01000000, 0x310(%r14)
+  movl $0x4050, 0x300(%r14)           # fixed, physical, vector 0x50
+2: cmpl $0, ap_ipis(%rip); je 2b
+  xor %edi, %edi
+fail:
+  mov %edi, %eax; mov $0xf4, %dx; out %eax, %dx
+  hlt
+ap:
+  mov %cs, %r15w
+  lea idt(%rip), %rax; lea isr50(%rip), %rsi
+  mov %si, 0x500(%rax); mov %r15w, 0x502(%rax); movw $0x8e00, 0x504(%rax)
+  mov %rsi, %rdx; shr $16, %rdx; mov %dx, 0x506(%rax); shr $16, %rdx; mov %edx, 0x508(%rax); movl $0, 0x50c(%rax)
+  lidt idtr(%rip)
+  sti
+  movl $1, ap_ready(%rip)
+3: hlt; jmp 3b
+isr50: incl ap_ipis(%rip); movl $0, 0x0b0(%r14); iretq
+
+  .data
+  .align 16
+idtr: .word 0x51 * 16 - 1
+  .quad idt
+ids: .long -1, -1
+ap_ready: .long 0
+ap_ipis: .long 0
+  .align 16
+idt: .space 0x51 * 16
+`;
+
+describe('platform: each vCPU reaches its own local APIC through the xAPIC page', () => {
+  for (const backend of ['vmx', 'svm'] as const) {
+    it(`${backend}: APIC IDs 0 and 1 by MMIO, SVR per vCPU, a fixed IPI wakes vCPU 1 from HLT`, () => {
+      const p = assembleProgram(TWO_VCPUS, 0x100000);
+      const img: LoadedImage = { entry: 0x100000, segments: [{ address: 0x100000, data: p.code, memSize: p.code.length, flags: 7 }], symbols: new Map(Object.entries(p.labels)) };
+      const vm = createVm(img, { ...DEFAULT_VM_OPTIONS, backend, memMiB: 4, vcpus: 2 });
+      let stop = vm.run([0, 1], 1e6);
+      for (let i = 0; i < 20 && stop.kind === 'slice'; i++) stop = vm.run([0, 1], 1e6);
+      expect(stop).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
+      expect(vm.devices.platform.apics.apics[1].describe(0)).to.match(/svr 0x1ff/);
+    });
+  }
+});

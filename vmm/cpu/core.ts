@@ -236,6 +236,13 @@ export class CpuCore {
     this.attention = 1;
   }
 
+  /** The effect noted since the last call (null: none), cleared: the hypervisor applies it after the exit. */
+  takeDeviceEffect(): DeviceEffect {
+    const e = this.deviceEffect;
+    this.deviceEffect = null;
+    return e;
+  }
+
   // ---- faults ------------------------------------------------------------------------
 
   exception(vector: number, error = -1): never {

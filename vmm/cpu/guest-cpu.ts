@@ -1,3 +1,4 @@
+import type { DeviceEffect } from '../devices/device';
 import { U64 } from '../u64';
 import { CpuExit } from './cpu-exit';
 import { PhysicalCpu } from './physical-cpu';
@@ -78,6 +79,12 @@ export interface GuestCpu {
 
   /** Run guest code until an intercept or until `budget` instructions retired. */
   run(budget: number): CpuExit;
+
+  /**
+   * What an MMIO device asked for during the last `run` (an exit, or a wake of halted vCPUs
+   * after an IPI through the xAPIC page), cleared by the call. Absent: no MMIO devices.
+   */
+  takeDeviceEffect?(): DeviceEffect;
 
   /**
    * The hypervisor emulated the instruction of the last instruction-intercept exit: advance

@@ -295,8 +295,8 @@ export class ExitHandlers {
     return null;
   }
 
-  /** What a device asked for after an access. */
-  private effect(e: DeviceEffect): VmStop | null {
+  /** What a device asked for after an access (a port, an MSR, or MMIO during the guest's run). */
+  effect(e: DeviceEffect): VmStop | null {
     if (e === null) return null;
     if (e.kind === 'exit') return this.v.stopWith({ kind: 'exit', vcpu: this.v.index, status: e.status });
     this.v.vm.wake();

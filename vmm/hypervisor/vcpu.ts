@@ -244,6 +244,12 @@ export class Vcpu implements VcpuContext {
     }
     scenario.exitHandling(this.index, g.kind);
     const handlers = this.handlers;
+    // An MMIO write during the run (an xAPIC ICR write: an IPI) may have woken another vCPU.
+    const mmioEffect = this.cpu.takeDeviceEffect?.() ?? null;
+    if (mmioEffect !== null) {
+      const stop = handlers.effect(mmioEffect);
+      if (stop !== null) { scenario.endOfIteration(); return stop; }
+    }
     handlers.mtfAfterEmulation = false;
     let stop = handlers.handle(g);
     if (stop === null && handlers.mtfAfterEmulation) stop = this.stepper.viaMtf ? this.finishStep(0) : { kind: 'mtf', vcpu: this.index };
