@@ -24,7 +24,7 @@ export type FakeOp =
  * CPU, as the real CPU does; guest-delivered #DBs are counted, not executed.
  */
 export class FakeCpu implements GuestCpu {
-  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false };
+  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false, hypercall: null };
   instret = 0;
   pendingDebugExceptions = 0;
   interruptibility = 0;

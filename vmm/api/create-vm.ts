@@ -108,7 +108,11 @@ export class Vm implements VmApi {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
       bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,
       now(): number { return self.instructions(); },
-      wake(): void { for (const v of self.vcpus) v.reconsiderHalt(); },
+      wake(): boolean {
+        let woke = false;
+        for (const v of self.vcpus) if (v.reconsiderHalt()) woke = true;
+        return woke;
+      },
     };
     for (let i = 0; i < opts.vcpus; i++) {
       const cpu = factory(this.memory, this.phys, i);

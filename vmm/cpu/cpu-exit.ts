@@ -31,6 +31,8 @@ export type CpuExit =
   | { kind: 'triple-fault'; reason: string }
   | { kind: 'hlt'; length: number }
   | { kind: 'cpuid'; length: number }
+  /** VMCALL (VT-x) or VMMCALL (SVM), as `intercepts.hypercall` names. */
+  | { kind: 'hypercall'; length: number }
   | { kind: 'rdmsr'; length: number }
   | { kind: 'wrmsr'; length: number }
   /** IN/OUT/INS/OUTS. `port`, `size` 1/2/4, `isIn`, string and rep flags. */

@@ -45,7 +45,7 @@ function endsBlock(op: Op): boolean {
     case Op.JMP_REL: case Op.JMP_E: case Op.CALL_REL: case Op.CALL_E: case Op.RET: case Op.IRET:
     case Op.HLT: case Op.UD: case Op.UD2: case Op.GP_TOO_LONG: case Op.FETCH_NPF:
     case Op.INT3: case Op.INTN: case Op.INT1: case Op.IN: case Op.OUT: case Op.INS: case Op.OUTS:
-    case Op.CPUID: case Op.RDMSR: case Op.WRMSR:
+    case Op.CPUID: case Op.RDMSR: case Op.WRMSR: case Op.VMCALL: case Op.VMMCALL:
     case Op.RETF: case Op.JMP_FAR: case Op.CALL_FAR: case Op.JMP_FAR_PTR: case Op.CALL_FAR_PTR: case Op.SYSCALL: case Op.SYSRET:
       return true;
     default:

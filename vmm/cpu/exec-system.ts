@@ -64,6 +64,11 @@ export function execSystem(c: CpuCore, i: Insn): number {
     // privilege and I/O-permission faults come before the VM exit (SDM 25.1.1)
     case Op.HLT: privileged(c); return c.exitReturn({ kind: 'hlt', length: i.len });
     case Op.CPUID: return c.exitReturn({ kind: 'cpuid', length: i.len });
+    // VMCALL exits in VMX non-root operation, VMMCALL when SVM intercepts it (at any CPL);
+    // otherwise (and the other vendor's instruction) #UD.
+    case Op.VMCALL: case Op.VMMCALL:
+      if (c.intercepts.hypercall !== (i.op === Op.VMCALL ? 'vmcall' : 'vmmcall')) return c.ud();
+      return c.exitReturn({ kind: 'hypercall', length: i.len });
     case Op.RDMSR: privileged(c); return c.exitReturn({ kind: 'rdmsr', length: i.len });
     case Op.WRMSR: privileged(c); return c.exitReturn({ kind: 'wrmsr', length: i.len });
     case Op.IN: case Op.OUT: {

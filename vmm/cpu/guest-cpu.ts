@@ -36,6 +36,11 @@ export interface CpuIntercepts {
    * VMCS/VMCB control: set by the hypervisor while its own (TF) single step is armed.
    */
   eventDelivered: boolean;
+  /**
+   * The hypercall instruction that exits: 'vmcall' in VMX non-root operation (always),
+   * 'vmmcall' under SVM with its intercept on; null: both are #UD (no hypervisor).
+   */
+  hypercall: 'vmcall' | 'vmmcall' | null;
 }
 
 /**

@@ -51,6 +51,8 @@ export interface VcpuContext {
   finishStep(slotsHit: number, afterEvent?: boolean): VmStop;
   /** This vCPU's TSC (the platform's time). */
   tsc(): number;
+  /** Set by a handler: the run loop ends this vCPU's turn after the exit (another vCPU woke). */
+  yieldTurn: boolean;
 }
 
 export class ExitHandlers {
@@ -83,6 +85,7 @@ export class ExitHandlers {
         return v.stepper.done() ? v.finishStep(0) : null;
       case 'hlt': return this.hlt(g);
       case 'cpuid': return this.cpuid(g);
+      case 'hypercall': return this.hypercall(g);
       case 'rdmsr': return this.rdmsr(g);
       case 'wrmsr': return this.wrmsr(g);
       case 'io': return this.io(g);
@@ -186,6 +189,19 @@ export class ExitHandlers {
     s.lo = out[1]; c.setGpr(RBX, s);
     s.lo = out[2]; c.setGpr(RCX, s);
     s.lo = out[3]; c.setGpr(RDX, s);
+    this.complete(g.length);
+    return null;
+  }
+
+  /**
+   * VMCALL / VMMCALL: this hypervisor offers no hypercalls. It answers as KVM answers an
+   * unknown one: RAX = -KVM_ENOSYS (-1000), or -KVM_EPERM (-1) from CPL > 0; the guest goes on.
+   */
+  private hypercall(g: GenericExit): VmStop | null {
+    const c = this.cpu;
+    const cpl = c.getReg('cs').lo & 3;
+    const err = cpl === 0 ? 1000 : 1;
+    c.setGpr(RAX, { lo: (-err) >>> 0, hi: 0xffffffff });
     this.complete(g.length);
     return null;
   }
@@ -299,7 +315,9 @@ export class ExitHandlers {
   effect(e: DeviceEffect): VmStop | null {
     if (e === null) return null;
     if (e.kind === 'exit') return this.v.stopWith({ kind: 'exit', vcpu: this.v.index, status: e.status });
-    this.v.vm.wake();
+    // An IPI woke another vCPU: end this one's turn, so that the target runs now, as it would
+    // in parallel on hardware (the sender usually spins until the target has answered).
+    if (this.v.vm.wake()) this.v.yieldTurn = true;
     return null;
   }
 

@@ -4,7 +4,7 @@
  * handlers read like bhyve's vmx_exit_process / svm_vmexit, once for both.
  */
 export type GenericExitKind =
-  | 'exception' | 'extint' | 'triple-fault' | 'hlt' | 'cpuid' | 'io' | 'rdmsr' | 'wrmsr'
+  | 'exception' | 'extint' | 'triple-fault' | 'hlt' | 'cpuid' | 'hypercall' | 'io' | 'rdmsr' | 'wrmsr'
   | 'mov-dr' | 'mtf' | 'npf' | 'entry-failed' | 'slice'
   /** The hypervisor's step saw an event delivered: RIP at the handler's first instruction. */
   | 'step-event';

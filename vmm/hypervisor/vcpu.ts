@@ -26,6 +26,22 @@ export type { VmShared } from './vm-shared';
 
 const EXTINT_EXIT: CpuExit = { kind: 'extint' };
 
+/**
+ * The TSC ticks a VM exit the guest causes costs it: the round trip through the hypervisor
+ * (about 1 us on hardware; 1000 ticks of the nominal 1 GHz TSC, vmm/devices/tsc.ts).
+ */
+export const EXIT_TSC_TICKS = 1000;
+
+/**
+ * The exits of instructions the hypervisor emulates for the guest take time. Not the
+ * simulator's own slice ends and preemptions (their places depend on budgets, so the TSC
+ * would not be deterministic), nor HLT (time passes there anyway), nor the exits only a
+ * debugger causes (MOV DR, #DB, MTF).
+ */
+function exitTakesTime(kind: GenericExit['kind']): boolean {
+  return kind === 'cpuid' || kind === 'io' || kind === 'rdmsr' || kind === 'wrmsr' || kind === 'hypercall';
+}
+
 export class Vcpu implements VcpuContext {
   readonly views: DebugViews;
   readonly stepper: TfStepper;
@@ -43,6 +59,7 @@ export class Vcpu implements VcpuContext {
   private readonly leaveRestoresDr6: boolean;
 
   state: VcpuRunState = 'running';
+  yieldTurn = false;
   finalStop: VmStop | null = null;
   private nextPreempt: number;
 
@@ -81,6 +98,7 @@ export class Vcpu implements VcpuContext {
     for (;;) {
       if (this.finalStop !== null) return this.finalStop;
       if (this.state === 'halted') return null;
+      if (this.yieldTurn) { this.yieldTurn = false; return null; }
       if (this.awaitingSipi && !this.startFromSipi()) return null;
       const now = cpu.instret;
       if (now - start >= budget) return null;
@@ -145,6 +163,12 @@ export class Vcpu implements VcpuContext {
     this.cpu.startFlat32({ eip: r.eip, cs: r.cs, ds: 0, eax: 0, ebx: 0, esi: 0, gdtBase: s.gdtBase, gdtLimit: s.gdtLimit });
     this.awaitingSipi = false;
     return true;
+  }
+
+  /** The guest's TSC runs on while the hypervisor handles an exit (exitTakesTime). */
+  private advanceTsc(ticks: number): void {
+    const t = this.tsc() + ticks;
+    this.cpu.writeMsr(MSR_TSC, { lo: t % 0x100000000 >>> 0, hi: Math.floor(t / 0x100000000) >>> 0 });
   }
 
   /** This vCPU's TSC (instructions retired plus the guest's IA32_TSC offset): the platform's time. */
@@ -252,6 +276,7 @@ export class Vcpu implements VcpuContext {
     }
     handlers.mtfAfterEmulation = false;
     let stop = handlers.handle(g);
+    if (exitTakesTime(g.kind)) this.advanceTsc(EXIT_TSC_TICKS);
     if (stop === null && handlers.mtfAfterEmulation) stop = this.stepper.viaMtf ? this.finishStep(0) : { kind: 'mtf', vcpu: this.index };
     scenario.endOfIteration();
     return stop;
@@ -312,12 +337,16 @@ export class Vcpu implements VcpuContext {
     return this.caps.has(cap);
   }
 
-  /** Wake a vCPU halted for good if the client changed something that could wake it. */
-  reconsiderHalt(): void {
-    if (this.state !== 'halted') return;
+  /**
+   * Wake a vCPU halted for good if the client or a device (an IPI) changed something that
+   * could wake it. True when it woke.
+   */
+  reconsiderHalt(): boolean {
+    if (this.state !== 'halted') return false;
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && (this.timer.period > 0 || this.cpu.interruptPending)) this.state = 'running';
     else if (this.vm.platform.apics.wakesFromHlt(this.index, ifSet)) this.state = 'running';
+    return this.state === 'running';
   }
 
   describeDebugState(): string {

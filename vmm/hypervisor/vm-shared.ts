@@ -25,5 +25,6 @@ export interface VmShared {
   trace: ((ev: TraceEvent) => void) | null;
   now(): number;
   /** A device says an interrupt may now be pending: halted vCPUs look again. */
-  wake(): void;
+  /** Re-checks the halted vCPUs after a device access; true when one of them woke. */
+  wake(): boolean;
 }

@@ -106,6 +106,7 @@ export class SvmBackend implements VmBackend {
     c.intercepts.exceptionBitmap = ctl.exceptionIntercepts;
     c.intercepts.movDr = (ctl.drReadIntercepts | ctl.drWriteIntercepts) !== 0;
     c.intercepts.mtf = false;
+    c.intercepts.hypercall = 'vmmcall'; // the VMMCALL intercept is always on (as KVM's)
     c.interruptibility = ctl.interruptShadow;
     if ((ctl.eventInjLo & EVENTINJ_VALID) !== 0) {
       const type = (ctl.eventInjLo >>> 8) & 7;
@@ -158,6 +159,7 @@ export class SvmBackend implements VmBackend {
       case 'triple-fault': code = VMEXIT.SHUTDOWN; this.lastExitNote = e.reason; break;
       case 'hlt': code = VMEXIT.HLT; length = e.length; break;
       case 'cpuid': code = VMEXIT.CPUID; length = e.length; break;
+      case 'hypercall': code = VMEXIT.VMMCALL; length = e.length; break;
       case 'rdmsr': code = VMEXIT.MSR; info1 = 0; length = e.length; break;
       case 'wrmsr': code = VMEXIT.MSR; info1 = 1; length = e.length; break;
       case 'io':
@@ -230,6 +232,7 @@ export class SvmBackend implements VmBackend {
       case VMEXIT.INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : this.lastExitNote === 'step-event' ? 'step-event' : 'extint'; return;
       case VMEXIT.HLT: g.kind = 'hlt'; return;
       case VMEXIT.CPUID: g.kind = 'cpuid'; return;
+      case VMEXIT.VMMCALL: g.kind = 'hypercall'; return;
       case VMEXIT.MSR: g.kind = i1 === 1 ? 'wrmsr' : 'rdmsr'; return;
       case VMEXIT.IOIO:
         g.kind = 'io';

@@ -28,6 +28,7 @@ export const VMEXIT = {
   IOIO: 0x7b,
   MSR: 0x7c,
   SHUTDOWN: 0x7f,
+  VMMCALL: 0x81,
   NPF: 0x400,
   INVALID: -1,
 } as const;
@@ -47,7 +48,7 @@ export class VmcbControl {
   drWriteIntercepts = 0;
   /** +008H: exception intercepts, bit n = vector n. */
   exceptionIntercepts = 0;
-  /** +00CH/+010H: instruction intercepts (INTR, HLT, CPUID, IOIO, MSR, SHUTDOWN always on here). */
+  /** +00CH/+010H: instruction intercepts (INTR, HLT, CPUID, IOIO, MSR, SHUTDOWN, VMMCALL always on here). */
   /** +0B8H bit 0: LBR_VIRTUALIZATION_ENABLE. */
   lbrVirtualizationEnable = false;
   /** +0C0H: VMCB clean bits. */

@@ -41,6 +41,7 @@ export const EXIT_REASON = {
   TRIPLE_FAULT: 2,
   CPUID: 10,
   HLT: 12,
+  VMCALL: 18,
   DR_ACCESS: 29,
   INOUT: 30,
   RDMSR: 31,

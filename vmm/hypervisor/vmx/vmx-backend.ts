@@ -104,6 +104,7 @@ export class VmxBackend implements VmBackend {
     intercepts.exceptionBitmap = lo[S_EXCEPTION_BITMAP];
     intercepts.movDr = (procbased & PROCBASED_MOV_DR_EXITING) !== 0;
     intercepts.mtf = (procbased & PROCBASED_MTF) !== 0;
+    intercepts.hypercall = 'vmcall'; // 25.1.2: VMCALL exits unconditionally
     const info = lo[S_ENTRY_INTR_INFO];
     if ((info & INTR_INFO_VALID) !== 0) {
       const type = (info >>> 8) & 7;
@@ -169,6 +170,7 @@ export class VmxBackend implements VmBackend {
       case 'triple-fault': reason = EXIT_REASON.TRIPLE_FAULT; this.lastExitNote = e.reason; break;
       case 'hlt': reason = EXIT_REASON.HLT; length = e.length; break;
       case 'cpuid': reason = EXIT_REASON.CPUID; length = e.length; break;
+      case 'hypercall': reason = EXIT_REASON.VMCALL; length = e.length; break;
       case 'rdmsr': reason = EXIT_REASON.RDMSR; length = e.length; break;
       case 'wrmsr': reason = EXIT_REASON.WRMSR; length = e.length; break;
       case 'io':
@@ -257,6 +259,7 @@ export class VmxBackend implements VmBackend {
       case EXIT_REASON.TRIPLE_FAULT: g.kind = 'triple-fault'; g.reason = this.lastExitNote; break;
       case EXIT_REASON.HLT: g.kind = 'hlt'; break;
       case EXIT_REASON.CPUID: g.kind = 'cpuid'; break;
+      case EXIT_REASON.VMCALL: g.kind = 'hypercall'; break;
       case EXIT_REASON.RDMSR: g.kind = 'rdmsr'; break;
       case EXIT_REASON.WRMSR: g.kind = 'wrmsr'; break;
       case EXIT_REASON.INOUT:
