@@ -4,6 +4,7 @@
  * and stepi see real instructions). Debugger slots, TF stepping and int3 interception are
  * modelled at the VmApi level only.
  */
+import { checkFpuImage } from '../../vmm/api/request-checks';
 import { Capability, DebuggerSlot, DebugLeak, VmApi, VmApiError, VmStats, VmStop } from '../../vmm/api/vm-api';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
 import { HostScenario } from '../../vmm/api/vm-options';
@@ -86,6 +87,26 @@ export class FakeVm implements VmApi {
   setRegister(vcpu: number, reg: RegName, value: U64): void {
     if (reg === 'dr7' && value.hi !== 0) throw new VmApiError('dr7: reserved bits 63:32 must be zero');
     this.cpu(vcpu).regs.set(reg, u64(value.lo, value.hi));
+  }
+
+  /** Per-vCPU FXSAVE images (FCW 0x37F, MXCSR 0x1F80 as after FNINIT and reset). */
+  private readonly fpu = new Map<number, Uint8Array>();
+
+  getFpuState(vcpu: number): Uint8Array {
+    this.cpu(vcpu);
+    let img = this.fpu.get(vcpu);
+    if (!img) {
+      img = new Uint8Array(512);
+      img[0] = 0x7f; img[1] = 0x03; img[24] = 0x80; img[25] = 0x1f; img[28] = 0xff; img[29] = 0xff;
+      this.fpu.set(vcpu, img);
+    }
+    return img.slice();
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    this.cpu(vcpu);
+    checkFpuImage(image);
+    this.fpu.set(vcpu, image.slice());
   }
 
   readMemory(address: number, length: number): Uint8Array | undefined {

@@ -25,7 +25,7 @@ import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, d
 import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
 import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
-import { checkCapability, checkDebuggerSlots, checkRegisterWrite } from '../api/request-checks';
+import { checkCapability, checkDebuggerSlots, checkFpuImage, checkRegisterWrite } from '../api/request-checks';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
 } from '../api/vm-api';
@@ -37,7 +37,7 @@ import { kvmOptionProblems } from './kvm-options';
 import { BOOT_AREA_BASE, BOOT_AREA_SIZE, buildBootArea, setLongModeSregs } from './long-mode';
 import {
   DEBUGREGS_DR6, DEBUGREGS_DR7, GUEST_DEBUG_DEBUGREG, KVM_DEBUGREGS_SIZE, KVM_GUEST_DEBUG_SIZE, KVM_REGS_ORDER,
-  KVM_REGS_SIZE, KVM_SREGS_SIZE, KvmRegName, SregControl, SregSegment, controlOffset, getU64, segmentOffset,
+  KVM_REGS_SIZE, KVM_SREGS_SIZE, KVM_XSAVE_SIZE, fxsaveIntoXsave, xsaveToFxsave, KvmRegName, SregControl, SregSegment, controlOffset, getU64, segmentOffset,
   setNumber64, setU64, getNumber64,
 } from './structs';
 
@@ -136,6 +136,7 @@ export class KvmVm implements VmApi {
       ['kvm_debugregs', c.sizeof_kvm_debugregs, KVM_DEBUGREGS_SIZE], ['kvm_guest_debug', c.sizeof_kvm_guest_debug, KVM_GUEST_DEBUG_SIZE],
       ['kvm_sregs.cr0', c.off_sregs_cr0, controlOffset('cr0')], ['kvm_debugregs.dr7', c.off_debugregs_dr7, DEBUGREGS_DR7],
       ['kvm_guest_debug.debugreg', c.off_guest_debug_debugreg, GUEST_DEBUG_DEBUGREG],
+      ['kvm_xsave', c.sizeof_kvm_xsave, KVM_XSAVE_SIZE],
     ];
     for (const [what, real, ours] of expect) {
       if (real !== ours) throw new VmApiError(`kvm: struct ${what} is ${real} in <linux/kvm.h>, ${ours} here`);
@@ -233,6 +234,24 @@ export class KvmVm implements VmApi {
     if (reg === 'debugctl') return this.msr(v, MSR_DEBUGCTL);
     if (reg === 'kernel_gs_base') return this.msr(v, MSR_KERNEL_GS_BASE);
     throw new VmApiError(`register ${reg} is not available on kvm`);
+  }
+
+  getFpuState(vcpu: number): Uint8Array {
+    return xsaveToFxsave(this.getXsave(this.vcpu(vcpu)));
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    const v = this.vcpu(vcpu);
+    checkFpuImage(image);
+    const x = this.getXsave(v);
+    fxsaveIntoXsave(x, image);
+    this.check(this.b.ioctl(v.fd, this.b.constants.KVM_SET_XSAVE, x), 'KVM_SET_XSAVE');
+  }
+
+  private getXsave(v: KvmVcpu): Uint8Array {
+    const x = new Uint8Array(KVM_XSAVE_SIZE);
+    this.check(this.b.ioctl(v.fd, this.b.constants.KVM_GET_XSAVE, x), 'KVM_GET_XSAVE');
+    return x;
   }
 
   setRegister(vcpu: number, reg: RegName, value: U64): void {
