@@ -66,4 +66,16 @@ describe('kvm backend: stock gdb on serve --backend kvm', function () {
     expect(r.out, r.out).to.match(/E\.mxcsr: reserved bits set \(0x10000\)/);
     expect(r.out).to.match(/^FPU fctrl=37f mxcsr=7f80 xmm3=12345678$/m);
   });
+
+  it('virtual memory through KVM_TRANSLATE: x/4gx and a write of a higher-half global of hhkernel (its own page tables), an unmapped address refused', async () => {
+    const elf = guestPath('hhkernel');
+    const r = await runGdb(serve(elf), [
+      `file ${elf}`, 'hbreak iretq_to_user', 'continue', 'x/4gx &hh_table',
+      'set var hh_table[1] = 0x1234', 'x/2gx &hh_table', 'x/gx 0xffff800000000000', 'kill',
+    ]);
+    expect(r.out, r.out).to.match(/<hh_table>:\s+0x1111111111111111\s+0x2222222222222222/);
+    expect(r.out).to.match(/<hh_table\+16>:\s+0xfedcba9876543210\s+0xffffffff80000000/);
+    expect(r.out).to.match(/<hh_table>:\s+0x1111111111111111\s+0x0000000000001234/);
+    expect(r.out).to.match(/Cannot access memory at address 0xffff800000000000/);
+  });
 });

@@ -56,6 +56,11 @@ export function fxsaveIntoXsave(x: Uint8Array, img: Uint8Array): void {
   x[XSTATE_BV] |= 3;
 }
 
+/** struct kvm_translation: linear_address in; physical_address, valid, writeable, usermode out. */
+export const KVM_TRANSLATION_SIZE = 24;
+export const TRANSLATION_PHYSICAL = 8;
+export const TRANSLATION_VALID = 16;
+
 /** struct kvm_guest_debug: control, pad, debugreg[8]. */
 export const KVM_GUEST_DEBUG_SIZE = 72;
 export const GUEST_DEBUG_DEBUGREG = 8;
