@@ -4,7 +4,7 @@
  * CLI depends on (guest-view DR6/DR7 bits 63:32 refused as MOV DR would, vCPU numbers
  * checked, console drained once) and nothing else.
  */
-import { checkFpuImage } from '../../vmm/api/request-checks';
+import { FakeFpuStates } from '../fake-fpu';
 import * as fs from 'node:fs';
 import { U64, u64, u64Equal, u64ToNumber } from '../../vmm/u64';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
@@ -72,25 +72,18 @@ export class FakeVm implements VmApi {
     this.setLog.push({ vcpu, reg, value: { ...value } });
   }
 
-  /** Per-vCPU FXSAVE images (FCW 0x37F, MXCSR 0x1F80 as after FNINIT and reset). */
-  private readonly fpu = new Map<number, Uint8Array>();
+  private readonly fpu = new FakeFpuStates();
 
   getFpuState(vcpu: number): Uint8Array {
     this.check(vcpu);
-    let img = this.fpu.get(vcpu);
-    if (!img) {
-      img = new Uint8Array(512);
-      img[0] = 0x7f; img[1] = 0x03; img[24] = 0x80; img[25] = 0x1f; img[28] = 0xff; img[29] = 0xff;
-      this.fpu.set(vcpu, img);
-    }
-    return img.slice();
+    return this.fpu.get(vcpu);
   }
 
   setFpuState(vcpu: number, image: Uint8Array): void {
     this.check(vcpu);
-    checkFpuImage(image);
-    this.fpu.set(vcpu, image.slice());
+    this.fpu.set(vcpu, image);
   }
+
 
   reg(vcpu: number, reg: RegName): number {
     return u64ToNumber(this.getRegister(vcpu, reg));

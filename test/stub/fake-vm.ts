@@ -4,7 +4,7 @@
  * and stepi see real instructions). Debugger slots, TF stepping and int3 interception are
  * modelled at the VmApi level only.
  */
-import { checkFpuImage } from '../../vmm/api/request-checks';
+import { FakeFpuStates } from '../fake-fpu';
 import { Capability, DebuggerSlot, DebugLeak, VmApi, VmApiError, VmStats, VmStop } from '../../vmm/api/vm-api';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
 import { HostScenario } from '../../vmm/api/vm-options';
@@ -89,25 +89,18 @@ export class FakeVm implements VmApi {
     this.cpu(vcpu).regs.set(reg, u64(value.lo, value.hi));
   }
 
-  /** Per-vCPU FXSAVE images (FCW 0x37F, MXCSR 0x1F80 as after FNINIT and reset). */
-  private readonly fpu = new Map<number, Uint8Array>();
+  private readonly fpu = new FakeFpuStates();
 
   getFpuState(vcpu: number): Uint8Array {
     this.cpu(vcpu);
-    let img = this.fpu.get(vcpu);
-    if (!img) {
-      img = new Uint8Array(512);
-      img[0] = 0x7f; img[1] = 0x03; img[24] = 0x80; img[25] = 0x1f; img[28] = 0xff; img[29] = 0xff;
-      this.fpu.set(vcpu, img);
-    }
-    return img.slice();
+    return this.fpu.get(vcpu);
   }
 
   setFpuState(vcpu: number, image: Uint8Array): void {
     this.cpu(vcpu);
-    checkFpuImage(image);
-    this.fpu.set(vcpu, image.slice());
+    this.fpu.set(vcpu, image);
   }
+
 
   readMemory(address: number, length: number): Uint8Array | undefined {
     if (address < 0 || length < 0 || address + length > this.memorySize) return undefined;
