@@ -15,7 +15,7 @@
  * Paging structures (SDM vol. 3 ch. 4): 32-bit (4 MiB pages with CR4.PSE), PAE, 4-level
  * (2 MiB and 1 GiB pages), A/D bits, U/S, R/W with CR0.WP, NX with EFER.NXE, global pages
  * (CR4.PGE), SMEP/SMAP. PAE PDPTEs are read at walk time (not cached at the CR3 load).
- * PCID is not implemented (CR4.PCIDE stays 0). Reserved-bit checks: NX without NXE, PS in a
+ * PCID: pcid.ts (the TLB is flushed, not tagged). Reserved-bit checks: NX without NXE, PS in a
  * PML4E; physical-address bits above MAXPHYADDR are not checked (such an address is outside
  * RAM and ends in a nested-page fault).
  */
@@ -36,7 +36,7 @@ export const ACC_WRITE = 1;
 export const ACC_FETCH = 2;
 /** Implicit supervisor access (GDT, IDT, TSS, LDT): supervisor rules even at CPL 3. */
 export const ACC_SYS = 4;
-/** Debugger access: no faults raised, no A/D bits, no data breakpoints; CPL 0 rules. */
+/** Debugger access: no faults raised, no A/D bits, no data breakpoints; CPL 0 rules (fetch probes: the CPL's). */
 export const ACC_PROBE = 8;
 
 // TLB entry flags
@@ -139,12 +139,14 @@ function canonical(hi: number): boolean {
 /** Whether an access of kind `acc` is allowed on an entry with flags `f` right now. */
 function allowed(c: CpuCore, f: number, acc: number): boolean {
   if (f & F_NOPAGING) return true;
-  const user = c.cpl === 3 && !(acc & (ACC_SYS | ACC_PROBE));
   if (acc & ACC_FETCH) {
+    // a fetch probe (the decoder's look-ahead) follows the CPL like the fetch itself
+    const user = c.cpl === 3;
     if (f & F_NX) return false;
     if (user) return (f & F_USER) !== 0;
     return !((f & F_USER) && (c.cr4 & CR4_SMEP));
   }
+  const user = c.cpl === 3 && !(acc & (ACC_SYS | ACC_PROBE));
   if (user) return (f & F_USER) !== 0 && (!(acc & ACC_WRITE) || (f & F_WRITE) !== 0);
   if ((f & F_USER) && (c.cr4 & CR4_SMAP) && !(acc & ACC_PROBE) && ((acc & ACC_SYS) || !(c.rflags & RFLAGS_AC))) return false;
   if ((acc & ACC_WRITE) && !(f & F_WRITE) && (c.cr0 & CR0_WP)) return false;
