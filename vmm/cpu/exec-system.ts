@@ -218,5 +218,6 @@ function writeCr0(c: CpuCore, v: number): void {
   const old = c.cr0;
   c.cr0 = v >>> 0;
   if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
+  c.syncAlignCheck(); // CR0.AM
   updateCodeMode(c);
 }
