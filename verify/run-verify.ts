@@ -72,6 +72,11 @@ function progressLine(done: number, total: number, row: TableRow, tty: boolean):
   return `\r${text.slice(0, 79).padEnd(79)}${done === total ? '\n' : ''}`;
 }
 
+/** A cell's cost in gdb-session units: a debug.flat run (25 cases, UART output) costs about two. */
+function cellCost(cell: Cell): number {
+  return cell.scenario.runs(cell.backend).reduce((sum, run) => sum + (run.kind === 'kut' ? 2 : 1), 0);
+}
+
 export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Promise<number> {
   const out = deps.stdout ?? ((t: string) => { process.stdout.write(t); });
   const err = deps.stderr ?? ((t: string) => { process.stderr.write(t); });
@@ -147,7 +152,10 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
   process.on('SIGTERM', onSignal);
   process.on('exit', killRunningCells);
   try {
-    await runPool(runnable, jobs, async (cell) => {
+    // The longest cells first (a stable sort: table order otherwise), so that they do not start
+    // last and leave the other lanes idle at the end.
+    const byLength = [...runnable].sort((a, b) => cellCost(b) - cellCost(a));
+    await runPool(byLength, jobs, async (cell) => {
       let observation: Observation;
       try {
         observation = await (runCell as CellRunner)(cell);
