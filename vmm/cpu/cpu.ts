@@ -30,6 +30,7 @@ import { EFER_LMA } from './segments';
 import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
+import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
@@ -142,6 +143,14 @@ export class Cpu extends CpuCore implements GuestCpu {
       case 'gdtr_limit': return u64(this.gdtrLimit);
       case 'tsc': return u64FromNumber(this.instret + this.tscOffset);
     }
+  }
+
+  getFpuImage(): Uint8Array {
+    return fxsaveImage(this.fpu);
+  }
+
+  setFpuImage(image: Uint8Array): void {
+    loadFxsaveImage(this.fpu, image);
   }
 
   setReg(r: CpuStateReg, v: U64): void {

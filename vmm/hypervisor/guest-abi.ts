@@ -1,4 +1,5 @@
 import { BackendName } from '../vmm-types';
+import { XSAVE_AREA_BYTES } from '../cpu/fpu-image';
 
 /* The guest ABI's ports are devices (vmm/devices: debug-console, exit-port, guest-timer). */
 
@@ -22,7 +23,7 @@ const LEAF1_ECX_XSAVE = 1 << 26;
 const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
 const XCR0_SUPPORTED = 3;
-const XSAVE_AREA_BYTES = 576;
+
 /** Leaf 8000_0001H EDX: SYSCALL, NX, RDTSCP (27, with IA32_TSC_AUX), LM. */
 const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
 /** Leaf 7 subleaf 0 ECX: RDPID (22). */
