@@ -98,8 +98,8 @@ describe('gdb on the Multiboot hobby kernel (32-bit entry to long mode, watch on
     const cmds = commands.flatMap((c) => (probes[c] ? [c, probes[c]] : [c]));
     const r = await gdb(serveArgs.slice(1), cmds, 'idle: both CPUs in HLT');
     const out = r.out;
-    expect(out).to.match(/^\* 1 +Thread 1 \(vCPU 0, [^)]*\) mb_entry \(\)/m);
-    expect(out).to.match(/^ {2}2 +Thread 2 \(vCPU 1, [^)]*\) 0x0+ in \?\? \(\)/m);
+    expect(out).to.match(/^\* 1 +Thread 1 \(vCPU 0, [^)]*\) +mb_entry \(\)/m);
+    expect(out).to.match(/^ {2}2 +Thread 2 \(vCPU 1, vmx, waiting for INIT-SIPI-SIPI\) +0x0+ in \?\? \(\)/m);
     expect(tagged(out, 'CR0')).to.deep.equal([{ pc: hex(sym.entry), cs: '16', cr0: '11' }]);
     expect(tagged(out, 'EFER')).to.deep.equal([{ pc: hex(sym.farJump), cs: '24', efer: '500', cr0: '80010011' }]);
     expect(tagged(out, 'STEP')).to.deep.equal([{ pc: hex(sym.longMode), cs: '8' }]);
@@ -108,7 +108,7 @@ describe('gdb on the Multiboot hobby kernel (32-bit entry to long mode, watch on
     expect(watchHits(out)).to.deep.equal([[1, 0, 1], [2, 1, 2]]);
     expect(out).to.match(/New value = 1\s+count \(me=me@entry=0\)/);
     expect(out).to.match(/\[Switching to Thread 2\]\s+Thread 2 hit Hardware watchpoint 2: shared_counter\s+Old value = 1\s+New value = 2\s+count \(me=me@entry=1\)/);
-    expect(out).to.match(/^\* 2 +Thread 2 \(vCPU 1, [^)]*\) count \(me=me@entry=1\)/m);
+    expect(out).to.match(/^\* 2 +Thread 2 \(vCPU 1, [^)]*\) +count \(me=me@entry=1\)/m);
     const t1 = tagged(out, 'T1');
     expect(t1.length, out).to.equal(1);
     expect(t1[0].thread).to.equal('1');
