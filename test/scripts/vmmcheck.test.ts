@@ -191,6 +191,7 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
       'set sysroot /',
       'vmmcheck on-fail continue',
       'vmmcheck attach',
+      'show remotetimeout',
       'break tick',
       'vmmcheck continue --breakpoint tick --function tick',
       'vmmcheck monitor help --match "Quit GDBserver" --name monitor-matches',
@@ -198,6 +199,8 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
       'vmmcheck exit',
     ], { VMMCHECK_TARGET: `| gdbserver - ${program}` });
     expect(session.stdout).to.contain(`vmmcheck: target remote | gdbserver - ${program}`);
+    // gdb's 2 s default would make a slow-starting stub's late answer the reply to the next packet.
+    expect(session.stdout).to.match(/Timeout limit to wait for target to respond is 30\./);
     const byName = Object.fromEntries(session.results.map((r) => [r.name, r]));
     expect(byName['continue'].pass).to.equal(true);
     expect(byName['monitor-matches'].pass).to.equal(true);
@@ -205,6 +208,12 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(byName['monitor-must-not-match'].kind).to.equal('leak');
     expect(byName['monitor-must-not-match'].message).to.match(/^expected no output matching \/Quit GDBserver\/; saw: The following monitor commands/);
     expect(session.status).to.equal(1);
+  });
+
+  it('attach keeps a remotetimeout the user set', function () {
+    const session = runGdbScript(program, ['set sysroot /', 'set remotetimeout 7', 'vmmcheck attach', 'show remotetimeout', 'vmmcheck exit'],
+      { VMMCHECK_TARGET: `| gdbserver - ${program}` });
+    expect(session.stdout).to.match(/Timeout limit to wait for target to respond is 7\./);
   });
 
   it('a watchpoint still awaited when the program exits is a missed hit', function () {
