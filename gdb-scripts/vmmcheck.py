@@ -21,6 +21,9 @@ import gdb
 
 RESULT_PREFIX = "VMMCHECK "
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Seconds gdb waits for each reply of a serve it launched (gdb's default, 2, is less than a
+# serve's start-up on a loaded machine).
+LAUNCH_REMOTE_TIMEOUT = 30
 
 
 class _State:
@@ -553,6 +556,10 @@ class AttachCommand(_Subcommand):
             serve += shlex.split(args.serve_args)
             serve += shlex.split(os.environ.get("VMMCHECK_SERVE_ARGS", ""))
             target = "| " + " ".join(shlex.quote(part) for part in serve)
+            # gdb waits remotetimeout (2 s) for the reply to qSupported; a serve that starts
+            # slower (a loaded machine) answers late, and gdb takes that reply for the next
+            # packet's ("Remote replied unexpectedly to 'vMustReplyEmpty'").
+            gdb.execute("set remotetimeout %d" % LAUNCH_REMOTE_TIMEOUT)
         gdb.write("vmmcheck: target remote %s\n" % target)
         gdb.execute("target remote " + target)
 
