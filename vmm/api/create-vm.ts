@@ -36,10 +36,10 @@ const GPR_ENCODING: Record<string, GprIndex> = {
 };
 const DR_INDEX: Record<string, GuestDrIndex> = { dr0: 0, dr1: 1, dr2: 2, dr3: 3, dr6: 6, dr7: 7 };
 
-/** The real guest CPU (vmm/cpu/cpu.ts); its MMIO accesses reach vCPU `vcpu`'s devices (its own local APIC). */
+/** The real guest CPU (vmm/cpu/cpu.ts). */
 export const realGuestCpu: GuestCpuFactory = (memory, phys, vcpu) => {
   const cpu = new Cpu(memory, phys);
-  cpu.vcpuIndex = vcpu;
+  cpu.vcpuIndex = vcpu; // MMIO devices (the xAPIC page) answer each vCPU with its own registers
   return cpu;
 };
 
