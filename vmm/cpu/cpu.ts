@@ -209,6 +209,9 @@ export class Cpu extends CpuCore implements GuestCpu {
       return [n >>> 0, n > 0xffffffff ? (hi + 1) >>> 0 : hi];
     };
     try {
+      // INS/OUTS data are checked like any data access (#AC at CPL 3 with CR0.AM and RFLAGS.AC)
+      const n = data.length;
+      if (this.acCheck !== 0 && (n === 2 || n === 4 || n === 8) && (lo & (n - 1)) !== 0) this.exception(17, 0);
       if (write) {
         for (let k = 0; k < data.length; k += 8) {
           const [l, h] = at(k);
