@@ -309,6 +309,7 @@ export class Vm implements VmApi {
   vcpuState(vcpu: number): string {
     const v = this.vcpu(vcpu);
     if (v.state === 'stopped') return 'stopped';
+    if (this.devices.platform.apics.apics[vcpu].waitingForSipi) return 'wait-for-sipi';
     return v.state === 'halted' ? 'halted' : 'running';
   }
 
