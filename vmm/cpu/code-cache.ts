@@ -14,6 +14,7 @@
  * current mapping of the second page.
  */
 import { Insn } from './insn';
+import type { JitFn } from './jit/block-jit';
 import type { GuestMemory } from '../memory';
 
 /** Bytes per tracked line (sub-page invalidation granularity). */
@@ -111,6 +112,10 @@ export class Block {
   crossLo = 0;
   crossHi = 0;
   crossPpn = -1;
+  /** Times the run loop entered this block (the compiler takes it at JIT_THRESHOLD). */
+  hits = 0;
+  /** The compiled form (jit/), or null: interpreted. */
+  jit: JitFn | null = null;
   constructor(readonly addr: number, readonly page: CodePage | null) {}
 }
 

@@ -170,6 +170,11 @@ export class CpuCore {
   /** DR6 bits of a fault-like #DB raised by an instruction (general detect: BD). */
   faultDr6 = 0;
 
+  // compiled blocks (jit/emit.ts): instructions a compiled block completed, and the index in
+  // its block of the instruction that faulted or exited
+  jitN = 0;
+  jitIdx = 0;
+
   // fault details
   faultKind = FaultKind.EXCEPTION;
   faultVector = 0;

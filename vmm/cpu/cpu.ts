@@ -30,6 +30,7 @@ import { EFER_LMA } from './segments';
 import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
+import { compileBlock, jitDefault, JIT_THRESHOLD } from './jit/block-jit';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
@@ -72,6 +73,8 @@ export class Cpu extends CpuCore implements GuestCpu {
   halted = false;
   /** Instructions decoded so far (code-cache misses), for tests and the bench. */
   decodes = 0;
+  /** Hot blocks run compiled (jit/); off: every instruction is interpreted. Same results either way. */
+  jitEnabled = jitDefault();
 
   /** Decoded instructions held in this vCPU's code cache now (bounded). */
   get cachedInstructions(): number {
@@ -297,6 +300,41 @@ export class Cpu extends CpuCore implements GuestCpu {
       const insns = blk.insns;
       let n = insns.length;
       const left = stop - this.instret;
+      if (blk.jit === null) {
+        if (++blk.hits === JIT_THRESHOLD && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
+      } else if (this.attention === 0 && left >= n && this.jitEnabled) {
+        // compiled: the same instructions with the same stops as the loop below
+        let nx: number;
+        try {
+          nx = blk.jit(this, left, insns);
+        } catch (x) {
+          const i = insns[this.jitIdx];
+          if (x !== FAULT) return this.internalError(x, i);
+          this.instret += this.jitN;
+          this.rip = i.addr;
+          prev = null;
+          const e = this.instructionFault(i);
+          if (e !== null) return e;
+          continue;
+        }
+        if (nx === EXIT_RIP) {
+          const i = insns[this.jitIdx];
+          this.instret += this.jitN;
+          this.rip = i.addr;
+          prev = null;
+          const e = this.instructionFault(i);
+          if (e !== null) return e;
+          continue;
+        }
+        this.instret += this.jitN;
+        this.rip = nx;
+        prev = blk;
+        if (this.attention !== 0) {
+          const e = this.afterInstruction();
+          if (e !== null) return e;
+        }
+        continue;
+      }
       if (n > left) n = left;
       // With anything needing per-instruction attention (TF, shadows, MTF, instruction
       // breakpoints...), run one instruction and take the slow path after it.
