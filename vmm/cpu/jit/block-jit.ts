@@ -11,6 +11,7 @@ import type { CpuCore } from '../core';
 import type { Insn } from '../insn';
 import { PARITY } from '../flags';
 import { emitBlock } from './emit';
+import { imulTrunc } from '../alu';
 
 /**
  * A compiled block: runs `insns` (and, looping on itself, again) within `left` instructions;
@@ -37,7 +38,8 @@ export function compileBlock(insns: readonly Insn[], start: number): JitFn | nul
   let f = factories.get(b.source);
   if (f === undefined) {
     if (factories.size >= MAX_FACTORIES) factories.clear();
-    f = (new Function('PARITY', b.source) as (p: Uint8Array) => JitFn)(PARITY);
+    const make = new Function('PARITY', 'imulTrunc', b.source) as (p: Uint8Array, mul: typeof imulTrunc) => JitFn;
+    f = make(PARITY, imulTrunc);
     factories.set(b.source, f);
   } else jitStats.factoryHits++;
   jitStats.compiled++;

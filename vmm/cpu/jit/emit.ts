@@ -20,7 +20,7 @@
  */
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
-import { PendingFlags, flushFlags, condExpr, cfNumber } from './flags-expr';
+import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
 const RELOAD = '/*RELOAD*/';
@@ -48,6 +48,9 @@ export function inlineable(i: Insn): boolean {
     case Op.PUSH_R: case Op.POP_R: return s === 8;
     case Op.JCC: case Op.JMP_REL: case Op.CALL_REL: return true;
     case Op.CMOV: return q && !i.isMem;
+    case Op.IMUL_GE: case Op.IMUL_GEI: return q && !i.isMem;
+    case Op.RET: return true;
+    case Op.CBW: case Op.CWD: return q;
     case Op.SETCC: return !i.isMem;
     case Op.SHIFT_E: return q && !i.isMem && i.sub >= 4 && i.cnt !== 2;
     default: return false;
@@ -64,7 +67,7 @@ function lit(n: number): string {
 }
 
 export interface EmittedBlock {
-  /** Body of `function (PARITY)` returning the block function `(c, left, I = the block's insns)`. */
+  /** Body of `function (PARITY, imulTrunc)` returning the block function `(c, left, I = the block's insns)`. */
   source: string;
   /** Instruction count of the block. */
   length: number;
@@ -105,7 +108,7 @@ class Emitter {
   }
 
   private exit(count: string, next: string): string {
-    return `{ ${FLUSH} ${flushFlags(this.flags)} c.jitN = ${count}; return ${next}; }`;
+    return `{ ${flagsToLocals(this.flags)} xn = ${count}; xr = ${next}; break B; }`;
   }
 
   /** Prepares a call into CpuCore that may fault or set attention (slow paths). */
@@ -214,7 +217,7 @@ class Emitter {
     const k = this.k;
     this.out.push(`ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${k} = I[${k}], r${k} = i${k}.fn(c, i${k}); ok = 1; ${RELOAD}`);
     this.flags = null;
-    this.out.push(`if (r${k} !== ${lit(i.nextAddr)} || c.attention !== 0) { if (r${k} === -0.5) { c.jitIdx = ${k}; c.jitN = ${k}; return r${k}; } c.jitN = ${k + 1}; return r${k}; }`);
+    this.out.push(`if (r${k} !== ${lit(i.nextAddr)} || c.attention !== 0) { fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
   }
 
   /** A taken branch to `target` after instruction k. */
@@ -223,7 +226,7 @@ class Emitter {
     if (target === this.start) {
       // back to the block's start: what the run loop would do between the two runs
       this.loops = true;
-      return `{ ${flushFlags(this.flags)} c.instret += ${k + 1}; left -= ${k + 1}; if (left >= ${this.insns.length}) continue; c.jitN = 0; ${FLUSH} return ${lit(target)}; }`;
+      return `{ ${flushFlags(this.flags)} c.instret += ${k + 1}; left -= ${k + 1}; if (left >= ${this.insns.length}) continue; fo = -1; xn = 0; xr = ${lit(target)}; break B; }`;
     }
     return this.exit(String(k + 1), lit(target));
   }
@@ -333,6 +336,37 @@ class Emitter {
       }
       case Op.SETCC: this.setByteReg(i.rm, `${condExpr(this.flags, i.cc)} ? 1 : 0`); return true;
       case Op.SHIFT_E: return this.shift(i);
+      case Op.IMUL_GE: case Op.IMUL_GEI: {
+        // the interpreter's own multiply (exact flags); it reads and merges the flags in c
+        const a = i.op === Op.IMUL_GE ? this.reg64(i.reg, s) : this.reg64(i.rm, s);
+        const b = i.op === Op.IMUL_GE ? this.reg64(i.rm, s) : [lit(i.immLo), lit(i.immHi)];
+        const rL = this.t();
+        this.out.push(`${flushFlags(this.flags)} ${rL} = imulTrunc(c, ${s}, ${a[0]} >>> 0, ${a[1]} >>> 0, ${b[0]} >>> 0, ${b[1]} >>> 0) | 0;`);
+        this.flags = null;
+        this.setReg(i.reg, rL, s === 8 ? 'c.t | 0' : '0');
+        return true;
+      }
+      case Op.CBW: // CDQE / CWDE
+        if (s === 8) this.setReg(0, this.lo(0), `(${this.lo(0)} >> 31)`);
+        else this.setReg(0, `((${this.lo(0)} << 16) >> 16)`, '0');
+        return true;
+      case Op.CWD: // CQO / CDQ
+        if (s === 8) this.setReg(2, `(${this.hi(0)} >> 31)`, `(${this.hi(0)} >> 31)`);
+        else this.setReg(2, `(${this.lo(0)} >> 31)`, '0');
+        return true;
+      case Op.RET: {
+        // as fast.ts ret: a target with bits 63:32 set goes to the interpreter's handler
+        const [vL, vH] = this.load(this.lo(4), this.hi(4), 8);
+        this.slow = false; // RET always ends the block: no attention check needed
+        const k = this.k;
+        this.out.push(`if (${vH} !== 0) { ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const r${k} = I[${k}].fn(c, I[${k}]); ok = 1; ${RELOAD} ` +
+          `fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+        const x = this.t();
+        this.out.push(`${x} = (l4 >>> 0) + ${8 + i.imm2};`);
+        this.setReg(4, `${x} | 0`, `${x} > 4294967295 ? (h4 + 1) | 0 : h4`);
+        this.out.push(this.exit(String(k + 1), `${vL} >>> 0`));
+        return true;
+      }
       default: return false;
     }
   }
@@ -397,14 +431,14 @@ class Emitter {
       this.out.push('');
       if (inlineable(i) && this.emitInsn(i)) {
         this.inlined++;
-        if (i.op !== Op.CALL_REL) this.endSlow(lit(i.nextAddr));
+        if (i.op !== Op.CALL_REL && i.op !== Op.RET) this.endSlow(lit(i.nextAddr));
       } else this.callout(i);
       // this instruction's temporaries: fresh bindings (no loop phis, no mixed representations)
       if (this.temps > firstTemp) this.out[at] = `let ${Array.from({ length: this.temps - firstTemp }, (_, n) => `t${firstTemp + n} = 0`).join(', ')};`;
     }
     const last = insns[insns.length - 1];
     const lastOp = last.op;
-    const ends = lastOp === Op.JMP_REL || lastOp === Op.CALL_REL;
+    const ends = lastOp === Op.JMP_REL || lastOp === Op.CALL_REL || (lastOp === Op.RET && inlineable(last));
     if (!ends) this.out.push(this.exit(String(insns.length), lit(last.nextAddr)));
     const regs = [...this.used].sort((a, b) => a - b);
     const flush = [...this.written].sort((a, b) => a - b).map((r) => `rl[${r}] = l${r}; rh[${r}] = h${r};`).join(' ');
@@ -415,11 +449,15 @@ class Emitter {
 return function jitBlock(c, left, I) {
   const rl = c.rl, rh = c.rh, lf = c.lf, bytes = c.bytes, u32 = c.u32, codePages = c.codePages;
   const tlbR = c.tlbR, tlbW = c.tlbW, tlbHi = c.tlbHi, tlbPhys = c.tlbPhys;
-  let ${['ci = 0', 'ok = 1', 'sl = 0', ...decl].join(', ')};
+  let ${['ci = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
-    ${this.loops ? 'for (;;) {' : '{'}
+    B: ${this.loops ? 'for (;;) {' : '{'}
 ${body}
     }
+    ${flush}
+    ${EXIT_FLAGS}
+    c.jitN = xn;
+    return xr;
   } catch (x) {
     if (ok !== 0) { ${flush} }
     c.jitIdx = ci; c.jitN = ci;

@@ -43,6 +43,23 @@ export function flushFlags(f: PendingFlags): string {
     `lf[2] = ${f.sLo}; lf[3] = ${f.sHi}; lf[4] = ${f.rLo}; lf[5] = ${f.rHi};`;
 }
 
+/**
+ * Assignments that hand the pending flags to the block's common exit (locals fo, fs, fc,
+ * f0-f5; fo = -1 nothing pending, -2 materialized bits in f0), written there by
+ * EXIT_FLAGS: one copy of the stores per block instead of one per exit.
+ */
+export function flagsToLocals(f: PendingFlags): string {
+  if (f === null) return 'fo = -1;';
+  if (f.kind === 'bits') return `fo = -2; f0 = ${f.bits};`;
+  if (f.op === LF.LOGIC) return `fo = ${LF.LOGIC}; fs = ${f.size}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
+  return `fo = ${f.op}; fs = ${f.size}; fc = ${f.cin}; f0 = ${f.dLo}; f1 = ${f.dHi}; f2 = ${f.sLo}; f3 = ${f.sHi}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
+}
+
+/** The common exit's store of what flagsToLocals handed over (as flushFlags would have). */
+export const EXIT_FLAGS = `if (fo >= 0) { c.lfOp = fo; c.lfSize = fs; c.lfCin = fo === ${LF.LOGIC} ? 0 : fc; ` +
+  `if (fo !== ${LF.LOGIC}) { lf[0] = f0; lf[1] = f1; lf[2] = f2; lf[3] = f3; } lf[4] = f4; lf[5] = f5; } ` +
+  `else if (fo === -2) { c.rflags = (c.rflags & ${~ARITH_MASK}) | f0; c.lfOp = 0; }`;
+
 /** CF of the pending flags as a JavaScript boolean expression. */
 function cfExpr(f: LazyFlags | BitsFlags): string {
   if (f.kind === 'bits') return `(${f.bits} & 1) !== 0`;
