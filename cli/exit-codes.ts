@@ -22,6 +22,8 @@ export const EXIT = {
   IN_USE: 135,
   /** vmmctl: no VM of that name is running. */
   NO_SUCH_VM: 136,
+  /** --backend kvm, hostcheck, difftest --against kvm: no usable /dev/kvm (or addon, or as/ld). */
+  KVM_UNAVAILABLE: 137,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

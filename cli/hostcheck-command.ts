@@ -7,8 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { kvmProblem } from '../vmm/kvm/kvm-device';
-import { CliError } from './exit-codes';
-import { EXIT_KVM_UNAVAILABLE } from './kvm-cli';
+import { CliError, EXIT } from './exit-codes';
 import { Output } from './output';
 import { ProbeResult, runProbes } from './hostcheck/probes';
 import { ToolMissing } from './hostcheck/probe-asm';
@@ -30,12 +29,12 @@ export function formatHostcheckTable(results: readonly ProbeResult[]): string {
 
 export async function hostcheckCommand(req: HostcheckRequest, out: Output): Promise<number> {
   const problem = kvmProblem();
-  if (problem !== undefined) throw new CliError(`hostcheck: ${problem}`, EXIT_KVM_UNAVAILABLE);
+  if (problem !== undefined) throw new CliError(`hostcheck: ${problem}`, EXIT.KVM_UNAVAILABLE);
   let results: ProbeResult[];
   try {
     results = runProbes((line) => out.stderr(`hostcheck: ${line}\n`));
   } catch (e) {
-    if (e instanceof ToolMissing) throw new CliError(`hostcheck: ${e.message}`, EXIT_KVM_UNAVAILABLE);
+    if (e instanceof ToolMissing) throw new CliError(`hostcheck: ${e.message}`, EXIT.KVM_UNAVAILABLE);
     throw e;
   }
   out.stdout(formatHostcheckTable(results));

@@ -9,15 +9,14 @@ import { VmOptions } from '../vmm/api/vm-options';
 import { kvmOptionProblems } from '../vmm/kvm/kvm-options';
 import { kvmProblem } from '../vmm/kvm/kvm-device';
 import { createKvmVm } from '../vmm/kvm/kvm-vm';
-import { CliError, UsageError } from './exit-codes';
+import { CliError, EXIT, UsageError } from './exit-codes';
 import { Output } from './output';
-import { checkWritable } from './run-command';
+import { checkWritable } from './writable-file';
 import { hostcheckCommand } from './hostcheck-command';
 import { difftestCommand } from './difftest-kvm';
 import { parseIntegerFlag, singleString } from './parse-values';
 
 /** /dev/kvm missing or unusable, or the addon not built (as verify's 137: a tool not installed). */
-export const EXIT_KVM_UNAVAILABLE = 137;
 
 /** The raw values of --flag in argv (both `--flag V` and `--flag=V`). */
 function flagValues(argv: readonly string[], flag: string): string[] {
@@ -52,7 +51,7 @@ export function createVmAnyBackend(simulated: (image: LoadedImage, opts: VmOptio
   return (image: LoadedImage, opts: VmOptions): VmApi => {
     if (opts.backend !== 'kvm') return simulated(image, opts);
     const problem = kvmProblem(); // loads the addon and opens /dev/kvm, for kvm only
-    if (problem !== undefined) throw new CliError(`--backend kvm: ${problem}`, EXIT_KVM_UNAVAILABLE);
+    if (problem !== undefined) throw new CliError(`--backend kvm: ${problem}`, EXIT.KVM_UNAVAILABLE);
     return createKvmVm(image, opts);
   };
 }

@@ -4,11 +4,12 @@ import * as path from 'node:path';
 import { DebugLeak, VmApi, VmStats, VmStop } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
 import { CliError, EXIT } from './exit-codes';
-import { CliDeps } from './modules';
+import type { CliDeps } from './modules';
 import { Output } from './output';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 import { BootFlags } from './boot-flags';
 import { startVmTrace } from './trace-vm';
+import { checkWritable } from './writable-file';
 
 export interface RunRequest {
   elf: string;
@@ -205,18 +206,3 @@ export function formatRunReport(r: RunReport): string {
 /** A pre-fix run can leak at every transition: --stats shows the first ones, --json all. */
 const MAX_LEAK_LINES = 20;
 
-/** Refuses an output file that cannot be created before anything starts. */
-export function checkWritable(file: string, flag: string): void {
-  try {
-    if (fs.existsSync(file)) {
-      if (fs.statSync(file).isDirectory()) throw new Error('is a directory');
-      fs.accessSync(file, fs.constants.W_OK);
-    } else {
-      const dir = path.dirname(path.resolve(file));
-      if (!fs.existsSync(dir)) throw new Error(`directory ${dir} does not exist`);
-      fs.accessSync(dir, fs.constants.W_OK);
-    }
-  } catch (e) {
-    throw new CliError(`${flag} ${file}: cannot write there (${(e as Error).message})`, EXIT.USAGE);
-  }
-}

@@ -6,7 +6,7 @@ import { describeTransport, isLoopbackHost, parseGdbSpec } from './gdb-spec';
 import { CliDeps } from './modules';
 import { Output } from './output';
 import { GdbServeOptions, GdbServerHandle, GdbTransport } from './serve-options';
-import { checkWritable } from './run-command';
+import { checkWritable } from './writable-file';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 import { BootFlags } from './boot-flags';
 import { startVmTrace } from './trace-vm';

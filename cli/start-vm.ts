@@ -11,7 +11,7 @@ import {
   ControlSocketError, ControlSocketServer, controlSocketPath, probeSocket, startControlSocket,
 } from '../vmm/api/control-socket';
 import { CliError, EXIT } from './exit-codes';
-import { CliDeps } from './modules';
+import type { CliDeps } from './modules';
 
 const MIB = 1024 * 1024;
 

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { VmApi } from '../vmm/api/vm-api';
 import { VmOptions } from '../vmm/api/vm-options';
 import { CliError, EXIT } from './exit-codes';
-import { CliDeps, TraceableVm } from './modules';
+import type { CliDeps, TraceableVm } from './modules';
 import { onProcessEnd } from './start-vm';
 
 function isTraceable(vm: VmApi): vm is VmApi & TraceableVm {

@@ -374,6 +374,7 @@ static napi_value constants(napi_env env) {
   CONST(KVM_GET_DEBUGREGS); CONST(KVM_SET_DEBUGREGS); CONST(KVM_SET_GUEST_DEBUG);
   CONST(KVM_INTERRUPT); CONST(KVM_GET_VCPU_EVENTS); CONST(KVM_SET_VCPU_EVENTS);
   CONST(KVM_GET_MSRS); CONST(KVM_SET_MSRS);
+  CONST(KVM_GET_XSAVE); CONST(KVM_SET_XSAVE); CONST(KVM_TRANSLATE);
   CONST(KVM_CAP_SET_GUEST_DEBUG); CONST(KVM_CAP_DEBUGREGS); CONST(KVM_CAP_IMMEDIATE_EXIT);
   CONST(KVM_EXIT_IO); CONST(KVM_EXIT_DEBUG); CONST(KVM_EXIT_HLT); CONST(KVM_EXIT_MMIO);
   CONST(KVM_EXIT_IRQ_WINDOW_OPEN); CONST(KVM_EXIT_SHUTDOWN); CONST(KVM_EXIT_FAIL_ENTRY);
@@ -389,6 +390,8 @@ static napi_value constants(napi_env env) {
   CONSTV("sizeof_kvm_guest_debug", sizeof(struct kvm_guest_debug));
   CONSTV("sizeof_kvm_cpuid_entry2", sizeof(struct kvm_cpuid_entry2));
   CONSTV("sizeof_kvm_vcpu_events", sizeof(struct kvm_vcpu_events));
+  CONSTV("sizeof_kvm_xsave", sizeof(struct kvm_xsave));
+  CONSTV("sizeof_kvm_translation", sizeof(struct kvm_translation));
   CONSTV("off_sregs_gdt", offsetof(struct kvm_sregs, gdt));
   CONSTV("off_sregs_cr0", offsetof(struct kvm_sregs, cr0));
   CONSTV("off_run_exit_reason", offsetof(struct kvm_run, exit_reason));

@@ -4,10 +4,11 @@
  * section 1.2 is the table this follows.
  */
 import { RegName } from '../vmm/api/registers';
+import { FpuField, fpuFieldOf } from './fpu-registers';
 
 export type RegSource =
   | { kind: 'vm'; name: RegName }           // read/written through VmApi
-  | { kind: 'shadow'; index: number };       // x87/SSE: kept by the stub per vCPU
+  | { kind: 'fpu'; field: FpuField };        // x87/SSE: a field of the vCPU's FXSAVE image
 
 export interface RemoteReg {
   name: string;
@@ -37,8 +38,11 @@ const X87_CONTROL = ['fctrl', 'fstat', 'ftag', 'fiseg', 'fioff', 'foseg', 'fooff
 
 function build(): RemoteReg[] {
   const regs: Omit<RemoteReg, 'offset' | 'size'>[] = [];
-  let shadow = 0;
-  const sh = (): RegSource => ({ kind: 'shadow', index: shadow++ });
+  const sh = (name: string): RegSource => {
+    const field = fpuFieldOf(name);
+    if (!field) throw new Error(`no FXSAVE field for ${name}`);
+    return { kind: 'fpu', field };
+  };
   for (const n of GPRS) {
     const type = n === 'rbp' || n === 'rsp' ? 'data_ptr' : 'int64';
     regs.push({ name: n, bits: 64, type, feature: 'core', source: { kind: 'vm', name: n } });
@@ -46,10 +50,10 @@ function build(): RemoteReg[] {
   regs.push({ name: 'rip', bits: 64, type: 'code_ptr', feature: 'core', source: { kind: 'vm', name: 'rip' } });
   regs.push({ name: 'eflags', bits: 32, type: 'i386_eflags', feature: 'core', source: { kind: 'vm', name: 'rflags' } });
   for (const n of SEGS) regs.push({ name: n, bits: 32, type: 'int32', feature: 'core', source: { kind: 'vm', name: n } });
-  for (let i = 0; i < 8; i++) regs.push({ name: `st${i}`, bits: 80, type: 'i387_ext', feature: 'core', source: sh() });
-  for (const n of X87_CONTROL) regs.push({ name: n, bits: 32, type: 'int', group: 'float', feature: 'core', source: sh() });
-  for (let i = 0; i < 16; i++) regs.push({ name: `xmm${i}`, bits: 128, type: 'vec128', feature: 'sse', source: sh() });
-  regs.push({ name: 'mxcsr', bits: 32, type: 'i386_mxcsr', group: 'vector', feature: 'sse', source: sh() });
+  for (let i = 0; i < 8; i++) regs.push({ name: `st${i}`, bits: 80, type: 'i387_ext', feature: 'core', source: sh(`st${i}`) });
+  for (const n of X87_CONTROL) regs.push({ name: n, bits: 32, type: 'int', group: 'float', feature: 'core', source: sh(n) });
+  for (let i = 0; i < 16; i++) regs.push({ name: `xmm${i}`, bits: 128, type: 'vec128', feature: 'sse', source: sh(`xmm${i}`) });
+  regs.push({ name: 'mxcsr', bits: 32, type: 'i386_mxcsr', group: 'vector', feature: 'sse', source: sh('mxcsr') });
   regs.push({ name: 'fs_base', bits: 64, type: 'int', feature: 'segments', source: { kind: 'vm', name: 'fs_base' } });
   regs.push({ name: 'gs_base', bits: 64, type: 'int', feature: 'segments', source: { kind: 'vm', name: 'gs_base' } });
   for (const n of ['dr0', 'dr1', 'dr2', 'dr3', 'dr6', 'dr7', 'debugctl'] as RegName[]) {
@@ -72,7 +76,6 @@ function build(): RemoteReg[] {
 
 export const REMOTE_REGS: readonly RemoteReg[] = build();
 export const G_PACKET_BYTES = REMOTE_REGS.reduce((n, r) => n + r.size, 0);
-export const SHADOW_COUNT = REMOTE_REGS.filter((r) => r.source.kind === 'shadow').length;
 
 export function regNumber(name: string): number {
   return REMOTE_REGS.findIndex((r) => r.name === name);
@@ -81,13 +84,3 @@ export function regNumber(name: string): number {
 export const REGNO_RBP = regNumber('rbp');
 export const REGNO_RSP = regNumber('rsp');
 export const REGNO_RIP = regNumber('rip');
-
-/** Initial x87/SSE shadow values (as after FNINIT / reset MXCSR). */
-export function initialShadow(): Uint8Array[] {
-  return REMOTE_REGS.filter((r) => r.source.kind === 'shadow').map((r) => {
-    const b = new Uint8Array(r.size);
-    if (r.name === 'fctrl') { b[0] = 0x7f; b[1] = 0x03; }
-    if (r.name === 'mxcsr') { b[0] = 0x80; b[1] = 0x1f; }
-    return b;
-  });
-}

@@ -1,6 +1,6 @@
 /**
  * The target adapter: everything the protocol handlers need, expressed over VmApi only.
- * Registers (with the per-vCPU x87/SSE shadow), memory with software breakpoints hidden,
+ * Registers (x87/SSE ones as fields of the vCPU's FXSAVE image), memory with software breakpoints hidden,
  * the debugger's debug-register slots, and capability bookkeeping. It outlives a gdb
  * session: detach() puts the VM back as it was without the debugger.
  */
@@ -9,7 +9,9 @@ import { DebuggerSlot, VmApi, VmApiError } from '../vmm/api/vm-api';
 import {
   DregSlot, DregState, emptyDregState, insertRegion, removeRegion, SlotType,
 } from './dregs';
-import { G_PACKET_BYTES, initialShadow, REMOTE_REGS, RemoteReg } from './register-layout';
+import { bytesToHex, hexLe32 } from './protocol/hex';
+import { G_PACKET_BYTES, REMOTE_REGS, RemoteReg } from './register-layout';
+import { readFpuField, writeFpuField } from './fpu-registers';
 
 const INT3 = 0xcc;
 
@@ -45,7 +47,6 @@ function toU64(a: bigint): U64 {
 }
 
 export class VmTarget {
-  private readonly shadows: Uint8Array[][];
   /** gdb's software breakpoints: virtual address -> the original byte under the int3 and the vCPU whose mapping it used. */
   private readonly swBreakpoints = new Map<bigint, { byte: number; vcpu: number }>();
   /** gdb's hardware requests (for idempotent Z/z): key "type:addr:len". */
@@ -58,8 +59,6 @@ export class VmTarget {
 
   constructor(readonly vm: VmApi, stepMethod: 'tf' | 'mtf' = 'tf') {
     this.stepCap = stepMethod === 'mtf' && vm.backend === 'vmx' ? 'mtf' : 'rflags-tf';
-    this.shadows = [];
-    for (let v = 0; v < vm.vcpuCount; v++) this.shadows.push(initialShadow());
   }
 
   get vcpuCount(): number {
@@ -74,16 +73,30 @@ export class VmTarget {
     return this.readReg(vcpu, r);
   }
 
+  /** A register as gdb's hex (little-endian), built without a byte array: the stop reply's path. */
+  registerHex(vcpu: number, regno: number): string | undefined {
+    const r = REMOTE_REGS[regno];
+    if (!r || !this.validVcpu(vcpu)) return undefined;
+    if (r.source.kind === 'fpu') return bytesToHex(this.readReg(vcpu, r));
+    const v = this.vm.getRegister(vcpu, r.source.name);
+    return r.size === 8 ? hexLe32(v.lo) + hexLe32(v.hi) : hexLe32(v.lo);
+  }
+
   private readReg(vcpu: number, r: RemoteReg): Uint8Array {
-    if (r.source.kind === 'shadow') return this.shadows[vcpu][r.source.index].slice();
+    if (r.source.kind === 'fpu') {
+      const out = new Uint8Array(r.size);
+      readFpuField(this.vm.getFpuState(vcpu), r.source.field, out, 0, r.size);
+      return out;
+    }
     return u64ToLe(this.vm.getRegister(vcpu, r.source.name), r.size);
   }
 
   readAllRegisters(vcpu: number): Uint8Array {
     const out = new Uint8Array(G_PACKET_BYTES);
+    const fpu = this.vm.getFpuState(vcpu);
     for (const r of REMOTE_REGS) {
-      if (r.source.kind === 'shadow') {
-        out.set(this.shadows[vcpu][r.source.index], r.offset);
+      if (r.source.kind === 'fpu') {
+        readFpuField(fpu, r.source.field, out, r.offset, r.size);
         continue;
       }
       const v = this.vm.getRegister(vcpu, r.source.name);
@@ -138,8 +151,15 @@ export class VmTarget {
   }
 
   private writeReg(vcpu: number, r: RemoteReg, value: Uint8Array): string | undefined {
-    if (r.source.kind === 'shadow') {
-      this.shadows[vcpu][r.source.index] = value.slice();
+    if (r.source.kind === 'fpu') {
+      const image = this.vm.getFpuState(vcpu);
+      writeFpuField(image, r.source.field, value);
+      try {
+        this.vm.setFpuState(vcpu, image);
+      } catch (e) {
+        if (!(e instanceof VmApiError)) throw e;
+        return e.message.startsWith(r.name) ? e.message : `${r.name}: ${e.message}`;
+      }
       return undefined;
     }
     if (r.readOnly) return `${r.name}: ${r.readOnly}`;
@@ -305,13 +325,12 @@ export class VmTarget {
   // ---- system reset ------------------------------------------------------------------
 
   /**
-   * After VmApi.reset: the x87/SSE shadows back to their reset values, stepping off, the
+   * After VmApi.reset: stepping off, the
    * debugger's slots loaded into the new vCPUs again, and each int3 written again where its
    * address is mapped in the boot state (the byte under it read anew); one that is not
    * (e.g. a higher-half address before the kernel's paging) is dropped. Returns the number dropped.
    */
   afterReset(): number {
-    for (let v = 0; v < this.shadows.length; v++) this.shadows[v] = initialShadow();
     this.stepping.clear();
     this.commitSlots(this.dregs);
     let dropped = 0;

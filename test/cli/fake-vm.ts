@@ -4,6 +4,7 @@
  * CLI depends on (guest-view DR6/DR7 bits 63:32 refused as MOV DR would, vCPU numbers
  * checked, console drained once) and nothing else.
  */
+import { FakeFpuStates } from '../fake-fpu';
 import * as fs from 'node:fs';
 import { U64, u64, u64Equal, u64ToNumber } from '../../vmm/u64';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
@@ -70,6 +71,19 @@ export class FakeVm implements VmApi {
     r.set(reg, { ...value });
     this.setLog.push({ vcpu, reg, value: { ...value } });
   }
+
+  private readonly fpu = new FakeFpuStates();
+
+  getFpuState(vcpu: number): Uint8Array {
+    this.check(vcpu);
+    return this.fpu.get(vcpu);
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    this.check(vcpu);
+    this.fpu.set(vcpu, image);
+  }
+
 
   reg(vcpu: number, reg: RegName): number {
     return u64ToNumber(this.getRegister(vcpu, reg));

@@ -111,6 +111,14 @@ describe('cpu: paging (4-level, PAE, 32-bit) through the MMU', () => {
     expect(k.run()).to.include({ kind: 'exception', vector: 14, errorCode: 7 });
   });
 
+  it('U/S on fetch at CPL 3: code on a supervisor page is a #PF with P|U (5, I only with NXE or SMEP), not a fault escaping the run loop', () => {
+    const k = paged('nop');
+    k.cpu.cpl = 3;
+    k.cpu.intercepts.exceptionBitmap = 1 << 14;
+    expect(k.run()).to.include({ kind: 'exception', vector: 14, errorCode: 5 });
+    expect(k.cpu.getReg('cr2')).to.deep.equal(u64(0x1000));
+  });
+
   it('SMEP: a supervisor fetch from a user page faults (0x11); SMAP: a supervisor read of a user page faults unless RFLAGS.AC=1', () => {
     let k = paged('movq $0x7000, %rax\n jmp *%rax');
     q(k.cpu, pte(7), 0x7000 | P | RW | US);

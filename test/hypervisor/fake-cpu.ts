@@ -49,6 +49,9 @@ export class FakeCpu implements GuestCpu {
   setGpr(i: GprIndex, v: U64): void { this.gpr[i] = { lo: v.lo >>> 0, hi: v.hi >>> 0 }; }
   getReg(r: CpuStateReg): U64 { return { ...(this.regs.get(r) ?? { lo: 0, hi: 0 }) }; }
   setReg(r: CpuStateReg, v: U64): void { this.regs.set(r, { lo: v.lo >>> 0, hi: v.hi >>> 0 }); }
+  private fpuImage = new Uint8Array(512);
+  getFpuImage(): Uint8Array { return this.fpuImage.slice(); }
+  setFpuImage(image: Uint8Array): void { this.fpuImage = image.slice(); }
 
   inject(ev: InjectedEvent): void {
     this.injected.push(ev);

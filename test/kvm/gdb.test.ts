@@ -53,4 +53,29 @@ describe('kvm backend: stock gdb on serve --backend kvm', function () {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('x87/SSE registers through KVM_GET_XSAVE/KVM_SET_XSAVE: fctrl as KVM resets it, written xmm3 and MXCSR read back from KVM, a reserved MXCSR bit refused', async () => {
+    // (Guest SSE/MMX code itself cannot run on this host's nested KVM: the first SSE or MMX
+    // instruction ends in an emulation failure; the registers are still KVM's real state.)
+    const elf = guestPath('counter');
+    const r = await runGdb(serve(elf), [
+      `file ${elf}`, 'hbreak update_globals', 'continue',
+      'set $xmm3.v4_int32[1] = 0x12345678', 'set $mxcsr = 0x7f80', 'set $mxcsr = 0x10000', 'maintenance flush register-cache',
+      'printf "FPU fctrl=%x mxcsr=%x xmm3=%x\\n", $fctrl, $mxcsr, $xmm3.v4_int32[1]', 'kill',
+    ]);
+    expect(r.out, r.out).to.match(/E\.mxcsr: reserved bits set \(0x10000\)/);
+    expect(r.out).to.match(/^FPU fctrl=37f mxcsr=7f80 xmm3=12345678$/m);
+  });
+
+  it('virtual memory through KVM_TRANSLATE: x/4gx and a write of a higher-half global of hhkernel (its own page tables), an unmapped address refused', async () => {
+    const elf = guestPath('hhkernel');
+    const r = await runGdb(serve(elf), [
+      `file ${elf}`, 'hbreak iretq_to_user', 'continue', 'x/4gx &hh_table',
+      'set var hh_table[1] = 0x1234', 'x/2gx &hh_table', 'x/gx 0xffff800000000000', 'kill',
+    ]);
+    expect(r.out, r.out).to.match(/<hh_table>:\s+0x1111111111111111\s+0x2222222222222222/);
+    expect(r.out).to.match(/<hh_table\+16>:\s+0xfedcba9876543210\s+0xffffffff80000000/);
+    expect(r.out).to.match(/<hh_table>:\s+0x1111111111111111\s+0x0000000000001234/);
+    expect(r.out).to.match(/Cannot access memory at address 0xffff800000000000/);
+  });
 });

@@ -4,6 +4,7 @@
  * and stepi see real instructions). Debugger slots, TF stepping and int3 interception are
  * modelled at the VmApi level only.
  */
+import { FakeFpuStates } from '../fake-fpu';
 import { Capability, DebuggerSlot, DebugLeak, VmApi, VmApiError, VmStats, VmStop } from '../../vmm/api/vm-api';
 import { REGISTER_NAMES, RegName } from '../../vmm/api/registers';
 import { HostScenario } from '../../vmm/api/vm-options';
@@ -87,6 +88,19 @@ export class FakeVm implements VmApi {
     if (reg === 'dr7' && value.hi !== 0) throw new VmApiError('dr7: reserved bits 63:32 must be zero');
     this.cpu(vcpu).regs.set(reg, u64(value.lo, value.hi));
   }
+
+  private readonly fpu = new FakeFpuStates();
+
+  getFpuState(vcpu: number): Uint8Array {
+    this.cpu(vcpu);
+    return this.fpu.get(vcpu);
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    this.cpu(vcpu);
+    this.fpu.set(vcpu, image);
+  }
+
 
   readMemory(address: number, length: number): Uint8Array | undefined {
     if (address < 0 || length < 0 || address + length > this.memorySize) return undefined;

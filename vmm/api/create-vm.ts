@@ -22,7 +22,7 @@ import { RegName, isRegName } from './registers';
 import { TraceEvent, TraceSink } from './trace';
 import { BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop } from './vm-api';
 import { DR_SWITCH_MODES, HOST_SCENARIOS, HostScenario, VmOptions } from './vm-options';
-import { checkCapability, checkDebuggerSlots, checkRegisterWrite } from './request-checks';
+import { checkCapability, checkDebuggerSlots, checkFpuImage, checkRegisterWrite } from './request-checks';
 
 /** Builds the guest CPU of one vCPU (the real one is vmm/cpu/cpu.ts; tests pass fakes). */
 export type GuestCpuFactory = (memory: GuestMemory, phys: PhysicalCpu, vcpu: number) => GuestCpu;
@@ -218,6 +218,16 @@ export class Vm implements VmApi {
     if (reg === 'rflags' && (value.hi !== 0 || (value.lo & 2) === 0)) throw new VmApiError('rflags: bit 1 must be 1 and bits 63:22 0');
     v.cpu.setReg(reg as CpuStateReg, value);
     if (reg === 'rflags') v.reconsiderHalt();
+  }
+
+  getFpuState(vcpu: number): Uint8Array {
+    return this.vcpu(vcpu).cpu.getFpuImage();
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    const v = this.vcpu(vcpu);
+    checkFpuImage(image);
+    v.cpu.setFpuImage(image);
   }
 
   readMemory(address: number, length: number): Uint8Array | undefined {

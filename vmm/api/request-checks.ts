@@ -33,3 +33,17 @@ export function checkRegisterWrite(reg: RegName, value: U64): void {
     throw new VmApiError(`bad value for ${reg}`);
   }
 }
+
+/** The FXSAVE image size of VmApi.getFpuState/setFpuState. */
+export const FPU_IMAGE_BYTES = 512;
+/** The writable MXCSR bits (FXRSTOR's rule: any other bit set is refused). */
+const MXCSR_WRITABLE = 0xffff;
+
+/** An FXSAVE image of 512 bytes whose MXCSR sets no reserved bit. */
+export function checkFpuImage(image: Uint8Array): void {
+  if (!(image instanceof Uint8Array) || image.length !== FPU_IMAGE_BYTES) {
+    throw new VmApiError(`an FPU state is a ${FPU_IMAGE_BYTES}-byte FXSAVE image, not ${image instanceof Uint8Array ? image.length : typeof image} bytes`);
+  }
+  const mx = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(24, true);
+  if ((mx & ~MXCSR_WRITABLE) !== 0) throw new VmApiError(`mxcsr: reserved bits set (0x${(mx >>> 0).toString(16)})`);
+}

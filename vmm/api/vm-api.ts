@@ -19,6 +19,15 @@ export interface VmApi {
   getRegister(vcpu: number, reg: RegName): U64;
   setRegister(vcpu: number, reg: RegName, value: U64): void;
 
+  /**
+   * The x87/SSE state of a vCPU as the 512-byte 64-bit FXSAVE image (FCW at 0, FSW at 2, the
+   * abridged tag byte at 4, FOP, FIP, FDP, MXCSR at 24, ST0-7 from 32, XMM0-15 from 160),
+   * the legacy region of what KVM_GET_XSAVE gives. setFpuState loads one as FXRSTOR would, or throws VmApiError
+   * (wrong size, reserved MXCSR bits) and changes nothing.
+   */
+  getFpuState(vcpu: number): Uint8Array;
+  setFpuState(vcpu: number, image: Uint8Array): void;
+
   /** Guest-PHYSICAL memory. Undefined / false when any byte is outside RAM. */
   readMemory(address: number, length: number): Uint8Array | undefined;
   writeMemory(address: number, data: Uint8Array): boolean;

@@ -19,7 +19,8 @@ import { BreakpointSummary } from './debug-match';
 import { CpuExit } from './cpu-exit';
 import { CpuIntercepts } from './guest-cpu';
 import { FpuState } from './fpu-state';
-import { LF, PARITY, CF, PF, AF, ZF, SF, OF, ARITH_MASK } from './flags';
+import { LF, PARITY, CF, PF, AF, ZF, SF, OF, AC, ARITH_MASK } from './flags';
+import { CR0_AM } from '../x86/control-regs';
 
 /** What was thrown: see CpuCore.faultKind. */
 export const FAULT = { fault: true };
@@ -135,6 +136,12 @@ export class CpuCore {
   readonly tlbPhysF: Float64Array;
   private cplValue = 0;
   private codeModeValue = 0;
+  /**
+   * 1 while alignment checking is on (CR0.AM, RFLAGS.AC, CPL 3; SDM 6.15 #AC): the TLB then
+   * gives no read/write fast tags, so every data access takes the MMU's slow path, which
+   * checks the alignment. Off, it costs nothing on the fast paths.
+   */
+  acCheck = 0;
 
   // debug
   readonly bp: BreakpointSummary;
@@ -206,7 +213,23 @@ export class CpuCore {
     if (n === this.cplValue) return;
     const userChange = (n === 3) !== (this.cplValue === 3);
     this.cplValue = n;
-    if (userChange) retag(this); // U/S rights of the cached translations change
+    if (userChange) {
+      this.acCheck = this.alignCheckWanted();
+      retag(this); // U/S rights of the cached translations change
+    }
+  }
+
+  private alignCheckWanted(): number {
+    return (this.cr0 & CR0_AM) !== 0 && (this.rflags & AC) !== 0 && this.cplValue === 3 ? 1 : 0;
+  }
+
+  /** CR0.AM or RFLAGS.AC may have changed: alignment checking on or off re-derives the fast tags. */
+  syncAlignCheck(): void {
+    const on = this.alignCheckWanted();
+    if (on !== this.acCheck) {
+      this.acCheck = on;
+      retag(this);
+    }
   }
 
   /** Decoding mode, part of the code-cache key: 0 = 64-bit, 1 = 32-bit default operand size, 2 = 16-bit. */
@@ -222,6 +245,7 @@ export class CpuCore {
   pagingChanged(): void {
     this.pagingMode = pagingModeOf(this.cr0, this.cr4, this.efer);
     tlbFlushAll(this);
+    this.syncAlignCheck();
   }
 
   /** A CR3 load: flushes the non-global translations. */
@@ -547,6 +571,7 @@ export class CpuCore {
     this.rflags = ((v & 0x3f7fd5) | 2) >>> 0;
     this.lfOp = LF.NONE;
     this.attention = 1;
+    this.syncAlignCheck();
   }
 
   /** Condition code cc (0-15) as in Jcc/SETcc/CMOVcc. */

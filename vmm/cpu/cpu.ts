@@ -31,6 +31,7 @@ import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
 import { compileBlock, jitDefault, JIT_THRESHOLD } from './jit/block-jit';
+import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
@@ -147,6 +148,14 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
   }
 
+  getFpuImage(): Uint8Array {
+    return fxsaveImage(this.fpu);
+  }
+
+  setFpuImage(image: Uint8Array): void {
+    loadFxsaveImage(this.fpu, image);
+  }
+
   setReg(r: CpuStateReg, v: U64): void {
     const lo = v.lo >>> 0, hi = v.hi >>> 0;
     switch (r) {
@@ -203,6 +212,9 @@ export class Cpu extends CpuCore implements GuestCpu {
       return [n >>> 0, n > 0xffffffff ? (hi + 1) >>> 0 : hi];
     };
     try {
+      // INS/OUTS data are checked like any data access (#AC at CPL 3 with CR0.AM and RFLAGS.AC)
+      const n = data.length;
+      if (this.acCheck !== 0 && (n === 2 || n === 4 || n === 8) && (lo & (n - 1)) !== 0) this.exception(17, 0);
       if (write) {
         for (let k = 0; k < data.length; k += 8) {
           const [l, h] = at(k);

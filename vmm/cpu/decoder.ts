@@ -550,6 +550,14 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
       return;
     }
     case 0x30: i.op = Op.WRMSR; return;
+    case 0x38: {
+      // the three-byte map: only INVPCID (66 0F 38 82 /r, memory operand); no SSSE3/SSE4
+      const b3 = fetch();
+      modrm(i);
+      i.op = b3 === 0x82 && op16 && i.rep === 0 && i.isMem && !i.lock ? Op.INVPCID : Op.UD;
+      i.size = mode === 0 ? 8 : 4;
+      return;
+    }
     case 0x31: i.op = Op.RDTSC; return;
     case 0x32: i.op = Op.RDMSR; return;
     case 0xb2: case 0xb4: case 0xb5:

@@ -76,6 +76,7 @@ export function deliverLegacy(c: CpuCore, vector: number, error: number, retRip:
   let f = c.rflags & ~(TF | RF | NT | VM);
   if (type === 0xe) f &= ~IF;
   c.rflags = f;
+  c.syncAlignCheck();
   c.rip = target;
   c.attention = 1;
 }

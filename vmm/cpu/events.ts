@@ -149,6 +149,7 @@ function deliver(c: CpuCore, vector: number, error: number, retRip: number, ext:
   let f = c.rflags & ~(TF | RF | NT | VM);
   if (type === 0xe) f &= ~IF;
   c.rflags = f;
+  c.syncAlignCheck();
   c.rip = tHi === 0 ? tLo : (tHi | 0) * 4294967296 + tLo; // signed: exact in the upper half
   c.attention = 1;
   return DELIVERED;

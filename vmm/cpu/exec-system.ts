@@ -15,6 +15,8 @@ import { syscall, sysret } from './syscall';
 import { descriptorTables } from './descriptor-tables';
 import { checkIoPermission } from './io-permission';
 import { fetchPhys } from './mmu';
+import { writeCr3, checkCr4Pcide, invpcid } from './pcid';
+import { CR4_PCIDE } from '../x86/control-regs';
 
 /** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
 const CR0_PAGING_BITS = 0x80010001;
@@ -31,6 +33,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
       // NPF); if the mapping has changed since decoding, fetch again.
       fetchPhys(c, i.immLo, i.immHi, false);
       return i.addr;
+    case Op.INVPCID: return invpcid(c, i);
     case Op.INVLPG:
       if (c.cpl !== 0) return c.gp0();
       ea(c, i);
@@ -104,14 +107,15 @@ export function execSystem(c: CpuCore, i: Insn): number {
     }
     case Op.MOV_CR_R: {
       privileged(c);
-      const lo = c.rl[i.rm], hi = c.rh[i.rm];
+      const lo = c.rl[i.rm], hi = i.mode === 0 ? c.rh[i.rm] : 0; // r32 outside 64-bit mode
       switch (i.reg) {
         case 0: if (hi !== 0) c.gp0(); writeCr0(c, lo >>> 0); break;
         case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
-        case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.cr3Loaded(); break;
+        case 3: writeCr3(c, lo, hi); break;
         case 4: {
           if (hi !== 0) c.gp0();
           if ((c.efer & EFER_LMA) && !(lo & CR4_PAE)) c.gp0(); // PAE stays on in IA-32e mode
+          checkCr4Pcide(c, lo);
           const old = c.cr4;
           c.cr4 = lo >>> 0;
           c.refreshBreakpoints(); // CR4.DE changes I/O breakpoints and DR4/DR5
@@ -202,6 +206,7 @@ function ioplCheck(c: CpuCore): void {
 function writeCr0(c: CpuCore, v: number): void {
   if ((v & CR0_PG) && !(v & CR0_PE)) c.gp0();
   if ((v & 0x20000000) && !(v & 0x40000000)) c.gp0(); // NW without CD
+  if (!(v & CR0_PG) && (c.cr4 & CR4_PCIDE)) c.gp0(); // PG cannot be cleared while CR4.PCIDE = 1
   const wasPg = (c.cr0 & CR0_PG) !== 0, pg = (v & CR0_PG) !== 0;
   if (!wasPg && pg && (c.efer & EFER_LME)) {
     if (!(c.cr4 & CR4_PAE)) c.gp0();
@@ -213,5 +218,6 @@ function writeCr0(c: CpuCore, v: number): void {
   const old = c.cr0;
   c.cr0 = v >>> 0;
   if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
+  c.syncAlignCheck(); // CR0.AM
   updateCodeMode(c);
 }

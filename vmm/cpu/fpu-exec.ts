@@ -12,16 +12,12 @@ import { CpuCore } from './core';
 import { Insn } from './insn';
 import { S } from './sse-decode';
 import { FpuState, MXCSR_MASK, XCR0_SUPPORTED } from './fpu-state';
+import {
+  FXSAVE_BYTES, XSAVE_AREA_BYTES, image, imageView, initX87, loadSse, loadX87, saveSse, saveX87,
+} from './fpu-image';
 import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, CR4_OSFXSR, CR4_OSXSAVE } from '../x86/control-regs';
 
-/** FXSAVE writes bytes 0-415 (416-511 are reserved or available to software). */
-const FXSAVE_BYTES = 416;
-/** The XSAVE area for x87|SSE: the 512-byte legacy region and the 64-byte header. */
-export const XSAVE_AREA_BYTES = 576;
 const XSTATE_BV = 512;
-
-const image = new Uint8Array(XSAVE_AREA_BYTES);
-const imageView = new DataView(image.buffer);
 
 export function execFpuState(c: CpuCore, i: Insn, s: S): number {
   const f = c.fpu;
@@ -103,47 +99,6 @@ function x87(c: CpuCore, i: Insn, s: S, f: FpuState): number {
     default: ea(c, i); f.fcw = (c.rd16(c.eaLo, c.eaHi) & 0x1f3f) | 0x40; break; // FLDCW: bit 6 reads as 1
   }
   return i.nextAddr;
-}
-
-// ---- the legacy (FXSAVE) image in `image` ----
-
-function saveX87(f: FpuState, rexW: boolean): void {
-  const v = imageView;
-  v.setUint16(0, f.fcw, true);
-  v.setUint16(2, f.fsw, true);
-  image[4] = f.ftw;
-  v.setUint16(6, f.fop, true);
-  v.setUint32(8, f.fipLo, true);
-  v.setUint32(12, rexW ? f.fipHi : 0, true); // without REX.W: FCS and reserved (0 in 64-bit mode)
-  v.setUint32(16, f.fdpLo, true);
-  v.setUint32(20, rexW ? f.fdpHi : 0, true);
-  image.set(f.st, 32);
-}
-function saveSse(f: FpuState): void {
-  imageView.setUint32(24, f.mxcsr, true);
-  imageView.setUint32(28, MXCSR_MASK, true);
-  image.set(f.u8.subarray(0, 256), 160);
-}
-function loadX87(f: FpuState, rexW: boolean): void {
-  const v = imageView;
-  f.fcw = v.getUint16(0, true);
-  f.fsw = v.getUint16(2, true);
-  f.ftw = image[4];
-  f.fop = v.getUint16(6, true) & 0x7ff;
-  f.fipLo = v.getUint32(8, true);
-  f.fipHi = rexW ? v.getUint32(12, true) : 0;
-  f.fdpLo = v.getUint32(16, true);
-  f.fdpHi = rexW ? v.getUint32(20, true) : 0;
-  for (let k = 0; k < 8; k++) { // 10 bytes per register; the padding is not state
-    for (let b = 0; b < 10; b++) f.st[k * 16 + b] = image[32 + k * 16 + b];
-  }
-}
-function loadSse(f: FpuState): void {
-  f.u8.set(image.subarray(160, 416), 0);
-}
-function initX87(f: FpuState): void {
-  f.fninit();
-  f.st.fill(0);
 }
 
 /** Writes image[0..n) to the memory operand (c.ea*), whole range checked first. */

@@ -52,6 +52,9 @@ export interface GuestCpu {
   setGpr(i: GprIndex, v: U64): void;
   getReg(r: CpuStateReg): U64;
   setReg(r: CpuStateReg, v: U64): void;
+  /** The x87/SSE state as a 512-byte 64-bit FXSAVE image; the setter takes a checked one. */
+  getFpuImage(): Uint8Array;
+  setFpuImage(image: Uint8Array): void;
 
   /**
    * VT-x "pending debug exceptions" (B0-3, BS, BD/enabled-bp bit 12 as in SDM Table 24-4):

@@ -50,6 +50,7 @@ export const enum Op {
   LOAD_FAR_PTR, // LES/LDS/LSS/LFS/LGS: sub = segment register
   INVD, // INVD and WBINVD (#GP(0) at CPL > 0)
   SMSW, LMSW,
+  INVPCID, // 66 0F 38 82 /r (pcid.ts)
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */

@@ -15,7 +15,7 @@
  * Paging structures (SDM vol. 3 ch. 4): 32-bit (4 MiB pages with CR4.PSE), PAE, 4-level
  * (2 MiB and 1 GiB pages), A/D bits, U/S, R/W with CR0.WP, NX with EFER.NXE, global pages
  * (CR4.PGE), SMEP/SMAP. PAE PDPTEs are read at walk time (not cached at the CR3 load).
- * PCID is not implemented (CR4.PCIDE stays 0). Reserved-bit checks: NX without NXE, PS in a
+ * PCID: pcid.ts (the TLB is flushed, not tagged). Reserved-bit checks: NX without NXE, PS in a
  * PML4E; physical-address bits above MAXPHYADDR are not checked (such an address is outside
  * RAM and ends in a nested-page fault).
  */
@@ -36,7 +36,9 @@ export const ACC_WRITE = 1;
 export const ACC_FETCH = 2;
 /** Implicit supervisor access (GDT, IDT, TSS, LDT): supervisor rules even at CPL 3. */
 export const ACC_SYS = 4;
-/** Debugger access: no faults raised, no A/D bits, no data breakpoints; CPL 0 rules. */
+/** A data access exempt from alignment checking (16-byte SSE operands: #AC covers 2/4/8-byte data only). */
+export const ACC_NOAC = 16;
+/** Debugger access: no faults raised, no A/D bits, no data breakpoints; CPL 0 rules (fetch probes: the CPL's). */
 export const ACC_PROBE = 8;
 
 // TLB entry flags
@@ -139,12 +141,14 @@ function canonical(hi: number): boolean {
 /** Whether an access of kind `acc` is allowed on an entry with flags `f` right now. */
 function allowed(c: CpuCore, f: number, acc: number): boolean {
   if (f & F_NOPAGING) return true;
-  const user = c.cpl === 3 && !(acc & (ACC_SYS | ACC_PROBE));
   if (acc & ACC_FETCH) {
+    // a fetch probe (the decoder's look-ahead) follows the CPL like the fetch itself
+    const user = c.cpl === 3;
     if (f & F_NX) return false;
     if (user) return (f & F_USER) !== 0;
     return !((f & F_USER) && (c.cr4 & CR4_SMEP));
   }
+  const user = c.cpl === 3 && !(acc & (ACC_SYS | ACC_PROBE));
   if (user) return (f & F_USER) !== 0 && (!(acc & ACC_WRITE) || (f & F_WRITE) !== 0);
   if ((f & F_USER) && (c.cr4 & CR4_SMAP) && !(acc & ACC_PROBE) && ((acc & ACC_SYS) || !(c.rflags & RFLAGS_AC))) return false;
   if ((acc & ACC_WRITE) && !(f & F_WRITE) && (c.cr0 & CR0_WP)) return false;
@@ -159,7 +163,8 @@ function setFastTags(c: CpuCore, e: number): void {
   c.tlbX[e] = allowed(c, f, ACC_FETCH) ? page : TAG_NONE;
   // supervisor data to a user page with SMAP depends on RFLAGS.AC: always the slow path
   const smap = (f & F_USER) && (c.cr4 & CR4_SMAP) && c.cpl !== 3 && !(f & F_NOPAGING);
-  if (f & F_DATABP || smap) return;
+  // alignment checking on: every data access goes through the slow path's check
+  if (f & F_DATABP || smap || c.acCheck !== 0) return;
   c.tlbR[e] = allowed(c, f, ACC_READ) ? page : TAG_NONE;
   c.tlbW[e] = f & F_DIRTY && allowed(c, f, ACC_WRITE) ? page : TAG_NONE;
 }
@@ -431,8 +436,19 @@ function dataBp(c: CpuCore, lo: number, hi: number, n: number, write: boolean): 
   if (bits) { c.dataHits |= bits; c.attention = 1; }
 }
 
+/**
+ * #AC(0) for a misaligned 2-, 4- or 8-byte data access while alignment checking is on (the
+ * caller tests c.acCheck: CR0.AM, RFLAGS.AC, CPL 3). Implicit supervisor accesses (GDT, IDT,
+ * TSS) and debugger accesses are not checked; neither are 16-byte SSE operands (ACC_NOAC).
+ * Checked before translation, with the other linear-address checks.
+ */
+function alignmentCheck(c: CpuCore, lo: number, n: number, acc: number): void {
+  if ((lo & (n - 1) & 7) !== 0 && !(acc & (ACC_SYS | ACC_PROBE | ACC_NOAC))) c.exception(17, 0);
+}
+
 /** Reads n bytes at linear (lo,hi) with access kind acc (ACC_READ or ACC_SYS). High half of 8 in c.t. */
 export function linearRead(c: CpuCore, lo: number, hi: number, n: number, acc: number): number {
+  if (c.acCheck !== 0) alignmentCheck(c, lo, n, acc);
   const off = lo & 0xfff;
   let v: number;
   if (off + n <= 4096) {
@@ -461,6 +477,7 @@ export function linearRead(c: CpuCore, lo: number, hi: number, n: number, acc: n
 
 /** Writes n bytes at linear (lo,hi); every page is checked before any byte is written. */
 export function linearWrite(c: CpuCore, lo: number, hi: number, n: number, vLo: number, vHi: number, acc: number): void {
+  if (c.acCheck !== 0) alignmentCheck(c, lo, n, acc);
   const off = lo & 0xfff;
   const a = acc | ACC_WRITE;
   if (off + n <= 4096) {
@@ -480,6 +497,7 @@ export function linearWrite(c: CpuCore, lo: number, hi: number, n: number, vLo: 
 
 /** Checks that a write of n bytes at linear (lo,hi) would succeed, without writing. */
 export function linearProbeWrite(c: CpuCore, lo: number, hi: number, n: number, acc: number): void {
+  if (c.acCheck !== 0 && (n === 2 || n === 4 || n === 8)) alignmentCheck(c, lo, n, acc);
   const a = acc | ACC_WRITE;
   const p1 = translate(c, lo, hi, a);
   const off = lo & 0xfff;

@@ -7,6 +7,7 @@
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
+import { linearRead, linearWrite, ACC_NOAC } from './mmu';
 import { S } from './sse-decode';
 import { FpuState, XMM_SRC, XMM_TMP } from './fpu-state';
 import { packedBinary, packedShift, byteShift } from './sse-int';
@@ -37,17 +38,30 @@ function eaPlus8(c: CpuCore): number {
   return a >>> 0;
 }
 
+/** The 8-byte halves of a 16-byte operand: exempt from #AC (SDM 6.15: 2/4/8-byte data only). */
+function rdHalf(c: CpuCore, lo: number, hi: number): number {
+  return c.acCheck !== 0 ? linearRead(c, lo, hi, 8, ACC_NOAC) : c.rd64(lo, hi);
+}
+function wrHalf(c: CpuCore, lo: number, hi: number, vLo: number, vHi: number): void {
+  if (c.acCheck !== 0) linearWrite(c, lo, hi, 8, vLo, vHi, ACC_NOAC); else c.wr64(lo, hi, vLo, vHi);
+}
+
 /** Reads n (4, 8, 16) bytes of the memory operand into scratch slot XMM_SRC. */
 function readMem(c: CpuCore, i: Insn, f: FpuState, n: number, aligned: boolean): void {
   ea(c, i);
   const o = XMM_SRC * 4;
   if (n === 4) { f.u32[o] = c.rd32(c.eaLo, c.eaHi); return; }
-  if (n === 16 && aligned && (c.eaLo & 15) !== 0) c.gp0();
-  f.u32[o] = c.rd64(c.eaLo, c.eaHi);
+  if (n === 8) {
+    f.u32[o] = c.rd64(c.eaLo, c.eaHi);
+    f.u32[o + 1] = c.t;
+    return;
+  }
+  if (aligned && (c.eaLo & 15) !== 0) c.gp0();
+  f.u32[o] = rdHalf(c, c.eaLo, c.eaHi);
   f.u32[o + 1] = c.t;
-  if (n === 16) {
+  {
     const lo = eaPlus8(c);
-    f.u32[o + 2] = c.rd64(lo, c.t);
+    f.u32[o + 2] = rdHalf(c, lo, c.t);
     f.u32[o + 3] = c.t;
   }
 }
@@ -70,8 +84,8 @@ function writeMem(c: CpuCore, i: Insn, f: FpuState, r: number, n: number, aligne
   const lo0 = f.u32[o], hi0 = f.u32[o + 1], lo1 = f.u32[o + 2], hi1 = f.u32[o + 3];
   const eLo = c.eaLo, eHi = c.eaHi;
   const a = eaPlus8(c), aHi = c.t;
-  c.wr64(eLo, eHi, lo0, hi0);
-  c.wr64(a, aHi, lo1, hi1);
+  wrHalf(c, eLo, eHi, lo0, hi0);
+  wrHalf(c, a, aHi, lo1, hi1);
 }
 
 function copy(f: FpuState, to: number, from: number, dwords: number, at = 0): void {

@@ -1,4 +1,5 @@
 import { BackendName } from '../vmm-types';
+import { XSAVE_AREA_BYTES } from '../cpu/fpu-image';
 
 /* The guest ABI's ports are devices (vmm/devices: debug-console, exit-port, guest-timer). */
 
@@ -18,11 +19,15 @@ const LEAF1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8
   (1 << 15) | (1 << 24) | (1 << 25) | (1 << 26); // bit 9: the local APIC (vmm/devices)
 /** Leaf 1 ECX: x2APIC (21) and the APIC timer's TSC-deadline mode (24). */
 const LEAF1_ECX_APIC = (1 << 21) | (1 << 24);
+/** Leaf 1 ECX: PCID (17; vmm/cpu/pcid.ts). */
+const LEAF1_ECX_PCID = 1 << 17;
+/** Leaf 7 subleaf 0 EBX: INVPCID (10; vmm/cpu/pcid.ts). */
+const LEAF7_EBX = 1 << 10;
 const LEAF1_ECX_XSAVE = 1 << 26;
 const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */
 const XCR0_SUPPORTED = 3;
-const XSAVE_AREA_BYTES = 576;
+
 /** Leaf 8000_0001H EDX: SYSCALL, NX, RDTSCP (27, with IA32_TSC_AUX), LM. */
 const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 27) | (1 << 29);
 /** Leaf 7 subleaf 0 ECX: RDPID (22). */
@@ -46,11 +51,11 @@ export function emulateCpuid(backend: BackendName, leaf: number, subleaf: number
     case 1:
       out[0] = 0x000306a9; // family 6, model 3A, stepping 9
       out[1] = ((vcpu & 0xff) << 24) | ((vcpus & 0xff) << 16) | (8 << 8);
-      out[2] = LEAF1_ECX_APIC | LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
+      out[2] = LEAF1_ECX_APIC | LEAF1_ECX_PCID | LEAF1_ECX_XSAVE | (cr4 & (1 << 18) ? LEAF1_ECX_OSXSAVE : 0);
       out[3] = LEAF1_EDX;
       return;
     case 7:
-      if (subleaf === 0) out[2] = LEAF7_ECX;
+      if (subleaf === 0) { out[1] = LEAF7_EBX; out[2] = LEAF7_ECX; }
       return;
     case 0xd:
       if (subleaf === 0) { // (subleaf 1: no XSAVEOPT/XSAVEC/XGETBV1/XSAVES)

@@ -25,7 +25,7 @@ import { DR6_BS, DR6_RESERVED1, DR7_RESERVED1, dr7EncodeSlot, dr7GlobalEnable, d
 import { MSR_DEBUGCTL, MSR_KERNEL_GS_BASE } from '../x86/msr';
 import { RF as RFLAGS_RF } from '../x86/rflags';
 import { RegName, isRegName } from '../api/registers';
-import { checkCapability, checkDebuggerSlots, checkRegisterWrite } from '../api/request-checks';
+import { checkCapability, checkDebuggerSlots, checkFpuImage, checkRegisterWrite } from '../api/request-checks';
 import {
   BackendName, Capability, DebugLeak, DebuggerSlot, VmApi, VmApiError, VmStats, VmStop,
 } from '../api/vm-api';
@@ -37,7 +37,7 @@ import { kvmOptionProblems } from './kvm-options';
 import { BOOT_AREA_BASE, BOOT_AREA_SIZE, buildBootArea, setLongModeSregs } from './long-mode';
 import {
   DEBUGREGS_DR6, DEBUGREGS_DR7, GUEST_DEBUG_DEBUGREG, KVM_DEBUGREGS_SIZE, KVM_GUEST_DEBUG_SIZE, KVM_REGS_ORDER,
-  KVM_REGS_SIZE, KVM_SREGS_SIZE, KvmRegName, SregControl, SregSegment, controlOffset, getU64, segmentOffset,
+  KVM_REGS_SIZE, KVM_SREGS_SIZE, KVM_TRANSLATION_SIZE, KVM_XSAVE_SIZE, TRANSLATION_PHYSICAL, TRANSLATION_VALID, fxsaveIntoXsave, xsaveToFxsave, KvmRegName, SregControl, SregSegment, controlOffset, getU64, segmentOffset,
   setNumber64, setU64, getNumber64,
 } from './structs';
 
@@ -136,6 +136,7 @@ export class KvmVm implements VmApi {
       ['kvm_debugregs', c.sizeof_kvm_debugregs, KVM_DEBUGREGS_SIZE], ['kvm_guest_debug', c.sizeof_kvm_guest_debug, KVM_GUEST_DEBUG_SIZE],
       ['kvm_sregs.cr0', c.off_sregs_cr0, controlOffset('cr0')], ['kvm_debugregs.dr7', c.off_debugregs_dr7, DEBUGREGS_DR7],
       ['kvm_guest_debug.debugreg', c.off_guest_debug_debugreg, GUEST_DEBUG_DEBUGREG],
+      ['kvm_xsave', c.sizeof_kvm_xsave, KVM_XSAVE_SIZE], ['kvm_translation', c.sizeof_kvm_translation, KVM_TRANSLATION_SIZE],
     ];
     for (const [what, real, ours] of expect) {
       if (real !== ours) throw new VmApiError(`kvm: struct ${what} is ${real} in <linux/kvm.h>, ${ours} here`);
@@ -235,6 +236,24 @@ export class KvmVm implements VmApi {
     throw new VmApiError(`register ${reg} is not available on kvm`);
   }
 
+  getFpuState(vcpu: number): Uint8Array {
+    return xsaveToFxsave(this.getXsave(this.vcpu(vcpu)));
+  }
+
+  setFpuState(vcpu: number, image: Uint8Array): void {
+    const v = this.vcpu(vcpu);
+    checkFpuImage(image);
+    const x = this.getXsave(v);
+    fxsaveIntoXsave(x, image);
+    this.check(this.b.ioctl(v.fd, this.b.constants.KVM_SET_XSAVE, x), 'KVM_SET_XSAVE');
+  }
+
+  private getXsave(v: KvmVcpu): Uint8Array {
+    const x = new Uint8Array(KVM_XSAVE_SIZE);
+    this.check(this.b.ioctl(v.fd, this.b.constants.KVM_GET_XSAVE, x), 'KVM_GET_XSAVE');
+    return x;
+  }
+
   setRegister(vcpu: number, reg: RegName, value: U64): void {
     const v = this.vcpu(vcpu);
     checkRegisterWrite(reg, value);
@@ -291,13 +310,53 @@ export class KvmVm implements VmApi {
     return true;
   }
 
-  /** The KVM guest runs on the identity map of long-mode.ts: virtual = physical (no KVM_TRANSLATE yet). */
-  readVirtual(_vcpu: number, address: U64, length: number): Uint8Array | undefined {
-    return address.hi === 0 ? this.readMemory(address.lo, length) : undefined;
+  /**
+   * Guest-virtual memory through the vCPU's current paging (KVM_TRANSLATE walks its page
+   * tables, as the CPU would, with no fault and no A/D update), page by page; undefined /
+   * false (nothing written) when any page is unmapped or outside RAM.
+   */
+  readVirtual(vcpu: number, address: U64, length: number): Uint8Array | undefined {
+    const pieces = this.translateRange(vcpu, address, length);
+    if (!pieces) return undefined;
+    const out = new Uint8Array(length);
+    for (const p of pieces) out.set(this.ram.subarray(p.physical, p.physical + p.length), p.offset);
+    return out;
   }
 
-  writeVirtual(_vcpu: number, address: U64, data: Uint8Array): boolean {
-    return address.hi === 0 && this.writeMemory(address.lo, data);
+  writeVirtual(vcpu: number, address: U64, data: Uint8Array): boolean {
+    const pieces = this.translateRange(vcpu, address, data.length);
+    if (!pieces) return false;
+    for (const p of pieces) this.ram.set(data.subarray(p.offset, p.offset + p.length), p.physical);
+    return true;
+  }
+
+  /** The RAM pieces of [address, address+length): one per page touched, or undefined. */
+  private translateRange(vcpu: number, address: U64, length: number): Array<{ offset: number; physical: number; length: number }> | undefined {
+    const v = this.vcpu(vcpu);
+    if (this.closed || !Number.isInteger(length) || length < 0) return undefined;
+    const pieces: Array<{ offset: number; physical: number; length: number }> = [];
+    let lo = address.lo >>> 0;
+    let hi = address.hi >>> 0;
+    for (let offset = 0; offset < length;) {
+      const inPage = Math.min(length - offset, 4096 - (lo & 0xfff));
+      const physical = this.translate(v, u64(lo, hi));
+      if (physical === undefined || !this.contains(physical, inPage)) return undefined;
+      pieces.push({ offset, physical, length: inPage });
+      offset += inPage;
+      const next = lo + inPage;
+      lo = next >>> 0;
+      if (next > 0xffffffff) hi = (hi + 1) >>> 0;
+    }
+    return pieces;
+  }
+
+  private translate(v: KvmVcpu, linear: U64): number | undefined {
+    const t = new DataView(new ArrayBuffer(KVM_TRANSLATION_SIZE));
+    setU64(t, 0, linear);
+    if (this.b.ioctl(v.fd, this.b.constants.KVM_TRANSLATE, new Uint8Array(t.buffer)) < 0) return undefined;
+    if (t.getUint8(TRANSLATION_VALID) === 0) return undefined;
+    const pa = getU64(t, TRANSLATION_PHYSICAL);
+    return pa.hi === 0 ? pa.lo >>> 0 : undefined;
   }
 
   // ---- debugger -----------------------------------------------------------------------

@@ -29,6 +29,38 @@ export const KVM_DEBUGREGS_SIZE = 128;
 export const DEBUGREGS_DR6 = 32;
 export const DEBUGREGS_DR7 = 40;
 
+/**
+ * struct kvm_xsave: the standard (non-compacted) XSAVE image, 4096 bytes: the 512-byte FXSAVE
+ * legacy region, then the XSAVE header (XSTATE_BV at 512). KVM_GET_FPU is not used: on
+ * XSAVE hosts it reports MXCSR 0 and drops an MXCSR written with KVM_SET_FPU.
+ */
+export const KVM_XSAVE_SIZE = 4096;
+const XSTATE_BV = 512;
+const FXSAVE_STATE_BYTES = 416;
+
+/** The 512-byte FXSAVE image in a kvm_xsave (a copy; bytes 416-511 zero). */
+export function xsaveToFxsave(x: Uint8Array): Uint8Array {
+  const img = new Uint8Array(512);
+  img.set(x.subarray(0, FXSAVE_STATE_BYTES));
+  return img;
+}
+
+/**
+ * A kvm_xsave with the x87 and SSE state of `img` put into `x` (in place): the legacy region
+ * but MXCSR_MASK (KVM's), and XSTATE_BV bits 0-1 set so that the loaded values are used
+ * rather than the components' initial state.
+ */
+export function fxsaveIntoXsave(x: Uint8Array, img: Uint8Array): void {
+  x.set(img.subarray(0, 28), 0);
+  x.set(img.subarray(32, FXSAVE_STATE_BYTES), 32);
+  x[XSTATE_BV] |= 3;
+}
+
+/** struct kvm_translation: linear_address in; physical_address, valid, writeable, usermode out. */
+export const KVM_TRANSLATION_SIZE = 24;
+export const TRANSLATION_PHYSICAL = 8;
+export const TRANSLATION_VALID = 16;
+
 /** struct kvm_guest_debug: control, pad, debugreg[8]. */
 export const KVM_GUEST_DEBUG_SIZE = 72;
 export const GUEST_DEBUG_DEBUGREG = 8;

@@ -18,3 +18,6 @@ export const CR4_UMIP = 1 << 11;
 export const CR4_OSXSAVE = 1 << 18;
 export const CR4_SMEP = 1 << 20;
 export const CR4_SMAP = 1 << 21;
+export const CR4_PCIDE = 1 << 17;
+/** CR3 bit 63 as a MOV-to-CR3 source with CR4.PCIDE=1: keep the TLB entries (not stored in CR3). */
+export const CR3_NOFLUSH_HI = 0x80000000;
