@@ -11,6 +11,12 @@ import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
 import { GprIndex } from '../../vmm/cpu/guest-cpu';
 import { u64 } from '../../vmm/u64';
 import { jitStats } from '../../vmm/cpu/jit/block-jit';
+import * as fs from 'fs';
+import * as path from 'path';
+import { createVm } from '../../vmm/api/create-vm';
+import { DEFAULT_VM_OPTIONS } from '../../vmm/api/vm-options';
+import { parseElf } from '../../vmm/loader/elf';
+import { vmOptionsFromArgs } from '../../cli/vm-options-cli';
 
 const ORIGIN = 0x10000;
 const MEM = 1 << 20;
@@ -33,6 +39,7 @@ function makeCpu(code: Uint8Array, jit: boolean, setup?: (c: Cpu) => void): Cpu 
   mem.write(ORIGIN, code);
   const cpu = new Cpu(mem, new PhysicalCpu());
   cpu.jitEnabled = jit;
+  cpu.jitThreshold = 3; // compile after three entries (the default waits for hotter code)
   cpu.setReg('rip', u64(ORIGIN));
   cpu.setGpr(4, u64(MEM));
   // #DB, #PF, #GP, #UD exit to us (no IDT needed)
@@ -308,5 +315,31 @@ data: .fill 64, 1, 1
 `;
     // memory ends at 1 MiB: reads past it are nested-page faults (npf exits) on both
     lockstep(assembleProgram(src, ORIGIN).code, [100000, 3], { onExit: (c, e) => { if (e.kind !== 'npf') return false; c.setGpr(6, u64(0)); return true; }, maxSlices: 200 });
+  });
+
+  it('--no-jit: the VM option reaches every vCPU, which then compiles nothing', function () {
+    expect(vmOptionsFromArgs({ 'no-jit': true }).jit).to.equal(false);
+    expect(vmOptionsFromArgs({}).jit).to.equal(undefined);
+    const elf = path.join(__dirname, '..', '..', '..', 'guests', 'counter.elf');
+    const image = parseElf(new Uint8Array(fs.readFileSync(elf)), 4 << 20, 1);
+    const cpus: Cpu[] = [];
+    const vm = createVm(image, { ...DEFAULT_VM_OPTIONS, memMiB: 4, vcpus: 2, jit: false }, (mem, phys) => {
+      const c = new Cpu(mem, phys);
+      cpus.push(c);
+      return c;
+    });
+    expect(cpus.length).to.equal(2);
+    for (const c of cpus) expect(c.jitEnabled).to.equal(false);
+    const before = jitStats.compiled;
+    vm.run([0], 200000);
+    expect(jitStats.compiled).to.equal(before);
+    // and a Cpu with it on compiles the same loop
+    const code = assembleProgram(randomProgram(77, 10, 2000), ORIGIN).code;
+    const on = makeCpu(code, true), off = makeCpu(code, false);
+    const b0 = jitStats.compiled;
+    off.run(100000);
+    expect(jitStats.compiled).to.equal(b0);
+    on.run(100000);
+    expect(jitStats.compiled).to.be.greaterThan(b0);
   });
 });

@@ -76,6 +76,8 @@ export class Cpu extends CpuCore implements GuestCpu {
   decodes = 0;
   /** Hot blocks run compiled (jit/); off: every instruction is interpreted. Same results either way. */
   jitEnabled = jitDefault();
+  /** Entries of a block before it is compiled (tests lower it to compile at once). */
+  jitThreshold = JIT_THRESHOLD;
 
   /** Decoded instructions held in this vCPU's code cache now (bounded). */
   get cachedInstructions(): number {
@@ -313,7 +315,7 @@ export class Cpu extends CpuCore implements GuestCpu {
       let n = insns.length;
       const left = stop - this.instret;
       if (blk.jit === null) {
-        if (++blk.hits === JIT_THRESHOLD && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
+        if (++blk.hits === this.jitThreshold && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
       } else if (this.attention === 0 && left >= n && this.jitEnabled) {
         // compiled: the same instructions with the same stops as the loop below
         let nx: number;

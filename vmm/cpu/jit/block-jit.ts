@@ -12,6 +12,8 @@ import type { Insn } from '../insn';
 import { PARITY } from '../flags';
 import { emitBlock } from './emit';
 import { imulTrunc } from '../alu';
+import { mul64lo, MUL } from './mul';
+import * as runtime from './runtime';
 
 /**
  * A compiled block: runs `insns` (and, looping on itself, again) within `left` instructions;
@@ -21,7 +23,12 @@ import { imulTrunc } from '../alu';
 export type JitFn = (c: CpuCore, left: number, insns: readonly Insn[]) => number;
 
 /** Executions of a block before it is compiled (once-run code such as a zero sled never is). */
-export const JIT_THRESHOLD = 40;
+export const JIT_THRESHOLD = thresholdFromEnv(process.env.VMM_JIT_THRESHOLD);
+
+function thresholdFromEnv(v: string | undefined): number {
+  const n = Number(v);
+  return v !== undefined && Number.isInteger(n) && n >= 1 ? n : 500;
+}
 /** Generated factories kept (by source text). */
 const MAX_FACTORIES = 4096;
 
@@ -38,8 +45,9 @@ export function compileBlock(insns: readonly Insn[], start: number): JitFn | nul
   let f = factories.get(b.source);
   if (f === undefined) {
     if (factories.size >= MAX_FACTORIES) factories.clear();
-    const make = new Function('PARITY', 'imulTrunc', b.source) as (p: Uint8Array, mul: typeof imulTrunc) => JitFn;
-    f = make(PARITY, imulTrunc);
+    const make = new Function('PARITY', 'imulTrunc', 'mul64lo', 'MUL', 'RT', b.source) as
+      (p: Uint8Array, mul: typeof imulTrunc, lo: typeof mul64lo, m: Int32Array, rt: typeof runtime) => JitFn;
+    f = make(PARITY, imulTrunc, mul64lo, MUL, runtime);
     factories.set(b.source, f);
   } else jitStats.factoryHits++;
   jitStats.compiled++;

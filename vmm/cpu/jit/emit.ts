@@ -20,7 +20,7 @@
  */
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
-import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS } from './flags-expr';
+import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, szapBits } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
 const RELOAD = '/*RELOAD*/';
@@ -67,7 +67,7 @@ function lit(n: number): string {
 }
 
 export interface EmittedBlock {
-  /** Body of `function (PARITY, imulTrunc)` returning the block function `(c, left, I = the block's insns)`. */
+  /** Body of `function (PARITY, imulTrunc, mul64lo, MUL, RT)` (RT: runtime.ts) returning the block function `(c, left, I = the block's insns)`. */
   source: string;
   /** Instruction count of the block. */
   length: number;
@@ -142,36 +142,26 @@ class Emitter {
   /** Reads n bytes at (aL,aH) into new locals [lo, hi] (hi '0' unless n = 8). */
   private load(aL: string, aH: string, n: number): [string, string] {
     const vL = this.t(), vH = n === 8 ? this.t() : '0';
-    const e = this.t(), p = this.t();
-    const tag = `tlbR[${e} = (${aL} >>> 12) & 255] === (${aL} & -4096) && tlbHi[${e}] === ${aH}`;
-    let fast: string, cond: string;
-    switch (n) {
-      case 1: cond = tag; fast = `${vL} = bytes[tlbPhys[${e}] + (${aL} & 4095)];`; break;
-      case 2: cond = `${tag} && (${aL} & 4095) <= 4094`; fast = `${p} = tlbPhys[${e}] + (${aL} & 4095); ${vL} = bytes[${p}] | (bytes[${p} + 1] << 8);`; break;
-      case 4: cond = `${tag} && (${aL} & 4095) <= 4092 && ((${p} = tlbPhys[${e}] + (${aL} & 4095)) & 3) === 0`; fast = `${vL} = u32[${p} >>> 2] | 0;`; break;
-      default: cond = `${tag} && (${aL} & 4095) <= 4088 && ((${p} = tlbPhys[${e}] + (${aL} & 4095)) & 3) === 0`;
-        fast = `${vL} = u32[${p} >>> 2] | 0; ${vH} = u32[(${p} >>> 2) + 1] | 0;`;
-    }
     const call = n === 8 ? `${vL} = c.rd64(${aL} >>> 0, ${aH} >>> 0) | 0; ${vH} = c.t | 0;` : `${vL} = c.rd${n * 8}(${aL} >>> 0, ${aH} >>> 0) | 0;`;
-    this.out.push(`if (${cond}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    const fast = n === 8 ? `${vL} = R[0]; ${vH} = R[1];` : `${vL} = R[0];`;
+    this.out.push(`if (fastRead${n * 8}(c, ${aL}, ${aH}) !== 0) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
     return [vL, vH];
   }
 
   /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH). */
   private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
-    const e = this.t(), p = this.t();
-    const tag = `tlbW[${e} = (${aL} >>> 12) & 255] === (${aL} & -4096) && tlbHi[${e}] === ${aH}`;
-    let cond: string, fast: string, call: string;
+    let fast: string, call: string;
     if (n === 1) {
-      cond = `${tag} && codePages[(${p} = tlbPhys[${e}] + (${aL} & 4095)) >>> 12] === 0`;
-      fast = `bytes[${p}] = ${vL};`;
+      fast = `fastWrite8(c, ${aL}, ${aH}, ${vL})`;
       call = `c.wr8(${aL} >>> 0, ${aH} >>> 0, ${vL});`;
+    } else if (n === 4) {
+      fast = `fastWrite32(c, ${aL}, ${aH}, ${vL})`;
+      call = `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
     } else {
-      cond = `${tag} && (${aL} & 4095) <= ${4096 - n} && ((${p} = tlbPhys[${e}] + (${aL} & 4095)) & 3) === 0 && codePages[${p} >>> 12] === 0`;
-      fast = n === 8 ? `u32[${p} >>> 2] = ${vL}; u32[(${p} >>> 2) + 1] = ${vH};` : `u32[${p} >>> 2] = ${vL};`;
-      call = n === 8 ? `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);` : `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
+      fast = `fastWrite64(c, ${aL}, ${aH}, ${vL}, ${vH})`;
+      call = `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);`;
     }
-    this.out.push(`if (${cond}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    this.out.push(`if (${fast} === 0) { ${this.beforeSlow()} ${call} sl = 1; }`);
   }
 
   /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
@@ -337,13 +327,21 @@ class Emitter {
       case Op.SETCC: this.setByteReg(i.rm, `${condExpr(this.flags, i.cc)} ? 1 : 0`); return true;
       case Op.SHIFT_E: return this.shift(i);
       case Op.IMUL_GE: case Op.IMUL_GEI: {
-        // the interpreter's own multiply (exact flags); it reads and merges the flags in c
+        // CF = OF = signed overflow; SF ZF AF PF unchanged (as the interpreter's imulTrunc)
         const a = i.op === Op.IMUL_GE ? this.reg64(i.reg, s) : this.reg64(i.rm, s);
-        const b = i.op === Op.IMUL_GE ? this.reg64(i.rm, s) : [lit(i.immLo), lit(i.immHi)];
-        const rL = this.t();
-        this.out.push(`${flushFlags(this.flags)} ${rL} = imulTrunc(c, ${s}, ${a[0]} >>> 0, ${a[1]} >>> 0, ${b[0]} >>> 0, ${b[1]} >>> 0) | 0;`);
-        this.flags = null;
-        this.setReg(i.reg, rL, s === 8 ? 'c.t | 0' : '0');
+        const b = i.op === Op.IMUL_GE ? this.reg64(i.rm, s) : [lit(i.immLo | 0), lit(i.immHi | 0)];
+        const rL = this.t(), rH = s === 8 ? this.t() : '0', bits = this.t(), ov = this.t();
+        if (s === 8) {
+          this.out.push(`${ov} = mul64lo(${a[0]}, ${a[1]}, ${b[0]}, ${b[1]});`);
+          this.out.push(`if (${ov} === 2) { ${flushFlags(this.flags)} ${rL} = imulTrunc(c, 8, ${a[0]} >>> 0, ${a[1]} >>> 0, ${b[0]} >>> 0, ${b[1]} >>> 0) | 0; ` +
+            `${rH} = c.t | 0; ${bits} = c.rflags & 0x8d5; } else { ${rL} = MUL[0]; ${rH} = MUL[1]; ${bits} = ${szapBits(this.flags)} | (${ov} !== 0 ? 0x801 : 0); }`);
+        } else {
+          const p = this.t();
+          this.out.push(`${rL} = Math.imul(${a[0]}, ${b[0]}); ${p} = ${a[0]} * ${b[0]}; ` +
+            `${bits} = ${szapBits(this.flags)} | (${p} > 2147483647 || ${p} < -2147483648 ? 0x801 : 0);`);
+        }
+        this.flags = { kind: 'bits', bits };
+        this.setReg(i.reg, rL, rH);
         return true;
       }
       case Op.CBW: // CDQE / CWDE
@@ -446,9 +444,9 @@ class Emitter {
     const decl = regs.map((r) => `l${r} = rl[${r}] | 0, h${r} = rh[${r}] | 0`);
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
+const { storeLazy, storeBits, R, fastRead8, fastRead16, fastRead32, fastRead64, fastWrite8, fastWrite32, fastWrite64 } = RT;
 return function jitBlock(c, left, I) {
-  const rl = c.rl, rh = c.rh, lf = c.lf, bytes = c.bytes, u32 = c.u32, codePages = c.codePages;
-  const tlbR = c.tlbR, tlbW = c.tlbW, tlbHi = c.tlbHi, tlbPhys = c.tlbPhys;
+  const rl = c.rl, rh = c.rh, lf = c.lf;
   let ${['ci = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
     B: ${this.loops ? 'for (;;) {' : '{'}

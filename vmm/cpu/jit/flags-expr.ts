@@ -34,13 +34,8 @@ const ARITH_MASK = 0x8d5;
 /** Statements that store the pending flags into CpuCore the way the interpreter does. */
 export function flushFlags(f: PendingFlags): string {
   if (f === null) return '';
-  if (f.kind === 'bits') return `c.rflags = (c.rflags & ${~ARITH_MASK}) | ${f.bits}; c.lfOp = 0;`;
-  if (f.op === LF.LOGIC) {
-    // the interpreter's LOGIC readers use the result only
-    return `c.lfOp = ${LF.LOGIC}; c.lfSize = ${f.size}; c.lfCin = 0; lf[4] = ${f.rLo}; lf[5] = ${f.rHi};`;
-  }
-  return `c.lfOp = ${f.op}; c.lfSize = ${f.size}; c.lfCin = ${f.cin}; lf[0] = ${f.dLo}; lf[1] = ${f.dHi}; ` +
-    `lf[2] = ${f.sLo}; lf[3] = ${f.sHi}; lf[4] = ${f.rLo}; lf[5] = ${f.rHi};`;
+  if (f.kind === 'bits') return `storeBits(c, ${f.bits});`;
+  return `storeLazy(c, ${f.op}, ${f.size}, ${f.cin}, ${f.dLo}, ${f.dHi}, ${f.sLo}, ${f.sHi}, ${f.rLo}, ${f.rHi});`;
 }
 
 /**
@@ -125,6 +120,14 @@ export function condExpr(f: PendingFlags, cc: number): string {
     }
   }
   return cc & 1 ? `!(${e})` : `(${e})`;
+}
+
+/** SF, ZF, AF, PF of the pending flags as RFLAGS bits (a number expression). */
+export function szapBits(f: PendingFlags): string {
+  if (f === null) return '(c.getFlags() & 0xd4)';
+  if (f.kind === 'bits') return `(${f.bits} & 0xd4)`;
+  const af = f.op === LF.LOGIC ? '0' : `(((${f.dLo} ^ ${f.sLo} ^ ${f.rLo}) >>> 4) & 1) << 4`;
+  return `((${pfExpr(f)} ? 4 : 0) | ${af} | (${zfExpr(f)} ? 0x40 : 0) | (${sfExpr(f)} ? 0x80 : 0))`;
 }
 
 /** CF as a 0/1 number expression (for INC/DEC, which keep it). */
