@@ -61,12 +61,21 @@ export function fastRead64(c: CpuCore, a: number, h: number): number {
   R[1] = c.u32[w + 1];
   return 1;
 }
-/** Stores also leave pages holding decoded code to the accessor (it drops what they overwrite). */
+/**
+ * Stores to a page holding decoded code: done here unless the bytes overlap decoded lines
+ * (then the accessor drops that code), as core.ts storeNearCode decides.
+ */
+function overlapsCode(c: CpuCore, p: number, n: number): boolean {
+  if (c.codePages[p >>> 12] === 0) return false;
+  const l = c.codeLines, e = p + n - 1;
+  return ((l[p >>> 9] >>> ((p >>> 4) & 31)) | (l[e >>> 9] >>> ((e >>> 4) & 31))) & 1 ? true : false;
+}
+
 export function fastWrite8(c: CpuCore, a: number, h: number, v: number): number {
   const e = (a >>> 12) & TLB_MASK;
   if (c.tlbW[e] !== (a & -4096) || c.tlbHi[e] !== h) return 0;
   const p = c.tlbPhys[e] + (a & 4095);
-  if (c.codePages[p >>> 12] !== 0) return 0;
+  if (overlapsCode(c, p, 1)) return 0;
   c.bytes[p] = v;
   return 1;
 }
@@ -74,7 +83,7 @@ export function fastWrite32(c: CpuCore, a: number, h: number, v: number): number
   const e = (a >>> 12) & TLB_MASK;
   if (c.tlbW[e] !== (a & -4096) || c.tlbHi[e] !== h || (a & 4095) > 4092) return 0;
   const p = c.tlbPhys[e] + (a & 4095);
-  if ((p & 3) !== 0 || c.codePages[p >>> 12] !== 0) return 0;
+  if ((p & 3) !== 0 || overlapsCode(c, p, 4)) return 0;
   c.u32[p >>> 2] = v;
   return 1;
 }
@@ -82,7 +91,7 @@ export function fastWrite64(c: CpuCore, a: number, h: number, v: number, vh: num
   const e = (a >>> 12) & TLB_MASK;
   if (c.tlbW[e] !== (a & -4096) || c.tlbHi[e] !== h || (a & 4095) > 4088) return 0;
   const p = c.tlbPhys[e] + (a & 4095);
-  if ((p & 3) !== 0 || c.codePages[p >>> 12] !== 0) return 0;
+  if ((p & 3) !== 0 || overlapsCode(c, p, 8)) return 0;
   const w = p >>> 2;
   c.u32[w] = v;
   c.u32[w + 1] = vh;
