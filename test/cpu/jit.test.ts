@@ -342,4 +342,34 @@ data: .fill 64, 1, 1
     on.run(100000);
     expect(jitStats.compiled).to.be.greaterThan(b0);
   });
+
+  it('an armed instruction breakpoint elsewhere leaves hot code compiled; it still fires exactly', function () {
+    const src = `
+  mov $3000, %r15d
+top:
+  add $1, %rax
+  imul %rax, %rcx
+  dec %r15d
+  jnz top
+after:
+  add $1, %rdx
+  hlt
+`;
+    const prog = assembleProgram(src, ORIGIN);
+    const arm = (c: Cpu): void => { c.phys.setDr(2, u64(prog.labels['after'])); c.phys.setDr(7, u64(0x400 | (1 << 4))); };
+    const before = jitStats.compiled;
+    const { exits, jit } = lockstep(prog.code, [100000, 77], {
+      setup: arm,
+      onExit: (c, e) => {
+        if (e.kind !== 'exception' || e.vector !== 1) return false;
+        c.setReg('rflags', u64(c.getFlags() | 0x10000));
+        return true;
+      },
+    });
+    expect(jitStats.compiled, 'the loop was compiled').to.be.greaterThan(before);
+    const db = exits.filter((e) => e.kind === 'exception');
+    expect(db.length).to.equal(1);
+    expect(exits[exits.length - 1].kind).to.equal('hlt');
+    expect(jit.instret).to.equal(1 + 3000 * 4 + 1); // HLT exits before it retires
+  });
 });

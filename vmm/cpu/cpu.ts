@@ -68,6 +68,8 @@ export class Cpu extends CpuCore implements GuestCpu {
   private intrVector = -1;
   /** An NMI waiting for NMI blocking to end (requestNmi). */
   private nmiPending = false;
+  /** RIP whose instruction breakpoints the boundary has just checked (-1: none). */
+  private bpCheckedRip = -1;
   /** The instruction about to run began with TF=1. */
   private stepArmed = false;
   private shutdownReason: string | null = null;
@@ -314,9 +316,19 @@ export class Cpu extends CpuCore implements GuestCpu {
       const insns = blk.insns;
       let n = insns.length;
       const left = stop - this.instret;
+      // Armed instruction breakpoints: the block runs up to the first breakpoint address (not
+      // counting the one the boundary just checked, with RF and the shadows); at it, the
+      // boundary decides.
+      let bpAt = n;
+      if (this.bp.execEnabled !== 0 && this.attention === 0) {
+        bpAt = this.bpCheckedRip === rip ? 1 : 0;
+        while (bpAt < n && this.bp.matchExec(insns[bpAt].addr) === 0) bpAt++;
+        if (bpAt === 0) { this.attention = 1; prev = null; continue; }
+      }
+      this.bpCheckedRip = -1;
       if (blk.jit === null) {
         if (++blk.hits === this.jitThreshold && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
-      } else if (this.attention === 0 && left >= n && this.jitEnabled) {
+      } else if (this.attention === 0 && left >= n && bpAt === n && this.jitEnabled) {
         // compiled: the same instructions with the same stops as the loop below
         let nx: number;
         try {
@@ -353,6 +365,7 @@ export class Cpu extends CpuCore implements GuestCpu {
       // With anything needing per-instruction attention (TF, shadows, MTF, instruction
       // breakpoints...), run one instruction and take the slow path after it.
       if (this.attention !== 0) n = 1;
+      else if (bpAt < n) n = bpAt;
       let k = 0;
       let next = rip;
       try {
@@ -533,8 +546,10 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.repOne = this.stepArmed || this.intercepts.mtf;
     this.rflags &= ~RF;
     this.branchTaken = false;
-    this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf || this.bp.execEnabled !== 0 ||
+    this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf ||
       this.pendingDbg !== 0 || this.injected !== null || (this.nmiPending && !this.nmiBlocked) ? 1 : 0;
+    // the instruction breakpoints of this address are decided (the run loop checks the others)
+    this.bpCheckedRip = this.rip;
     return null;
   }
 
