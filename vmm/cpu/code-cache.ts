@@ -111,7 +111,20 @@ export class Block {
   crossLo = 0;
   crossHi = 0;
   crossPpn = -1;
-  constructor(readonly addr: number, readonly page: CodePage | null) {}
+  constructor(public addr: number, readonly page: CodePage | null) {}
+
+  /** Makes this (uncached, page-less) block empty for a new start address (the scratch block). */
+  reuse(addr: number): void {
+    this.addr = addr;
+    this.insns.length = 0;
+    this.succ0 = null;
+    this.succ1 = null;
+    this.linkEpoch = -1;
+    this.valid = false;
+    this.crossLo = 0;
+    this.crossHi = 0;
+    this.crossPpn = -1;
+  }
 }
 
 export class CodePage {

@@ -37,6 +37,9 @@ const MTF: CpuExit = { kind: 'mtf' };
 const EVENT_DELIVERED: CpuExit = { kind: 'event-delivered' };
 
 const MAX_BLOCK = 32;
+/** The first-run record (seenBefore): 2^16 slots, cleared after 2^14 first runs. */
+const SEEN_BITS = 16;
+const SEEN_CLEAR = 1 << 14;
 /** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */
 const MAX_CACHED_INSNS = 1 << 15;
 
@@ -54,11 +57,21 @@ function endsBlock(op: Op): boolean {
   }
 }
 
+/** endsBlock by opcode (the decoder's loop reads this table). */
+const ENDS_BLOCK = new Uint8Array(256);
+for (let op = 0; op < 256; op++) ENDS_BLOCK[op] = endsBlock(op as Op) ? 1 : 0;
+
 type EventType = 'hw' | 'sw' | 'swexc' | 'priv' | 'ext' | 'nmi';
 
 export class Cpu extends CpuCore implements GuestCpu {
   /** Decoded blocks by (physical page, mode) and linear RIP (code-cache.ts). */
   private readonly blocks: CodeCache;
+  /** The block and Insns of a block's first run (seenBefore), reused for every such block. */
+  private readonly scratchBlock = new Block(0, null);
+  private readonly scratchInsns: Insn[] = Array.from({ length: MAX_BLOCK }, () => new Insn());
+  /** Hashed record of blocks run once recently (seenBefore). */
+  private readonly seen = new Uint8Array(1 << SEEN_BITS);
+  private seenCount = 0;
   /** Instruction bytes of a fetch that crosses a page boundary. */
   private readonly fetchBuf = new Uint8Array(32);
   /** Debug traps pending for the next boundary: B0-B3 and BS (DR6 layout). */
@@ -377,11 +390,31 @@ export class Cpu extends CpuCore implements GuestCpu {
       if (p2 >= 0 && Math.floor(p2 / 4096) === b.crossPpn) return b;
       this.blocks.removeBlock(b); // the second page is mapped elsewhere now
     }
+    if (!this.seenBefore(p)) return this.decodeBlock(rip, lo, hi, p, null);
     return this.decodeBlock(rip, lo, hi, p, this.blocks.page(key));
   }
 
+  /**
+   * Whether a block starting at physical p (in this code mode) was probably decoded recently.
+   * A block's first run decodes it into the few scratch Insns and does not cache it: code that
+   * runs once (a zero sled, start-up code) then costs no cache insertion, eviction or cold
+   * Insn objects; code that runs again is cached at its second run. The record is a hashed
+   * bitmap cleared every SEEN_CLEAR first runs, so a collision only caches a block early.
+   */
+  private seenBefore(p: number): boolean {
+    const h = Math.imul((p | 0) ^ (this.codeMode << 29), 0x9e3779b1) >>> (32 - SEEN_BITS);
+    if (this.seen[h] !== 0) return true;
+    this.seen[h] = 1;
+    if (++this.seenCount >= SEEN_CLEAR) { this.seen.fill(0); this.seenCount = 0; }
+    return false;
+  }
+
+  /** Decodes the block at rip; page null: a first run, into the scratch Insns (not cached). */
   private decodeBlock(rip: number, lo: number, hi: number, phys: number, page: CodePage | null): Block {
-    const b = new Block(rip, page);
+    const scratch = page === null && phys >= 0;
+    let b: Block;
+    if (scratch) { b = this.scratchBlock; b.reuse(rip); } // never cached, never chained to
+    else b = new Block(rip, page);
     if (phys < 0) {
       // the first byte cannot be fetched
       const i = this.scratchInsn(b);
@@ -393,7 +426,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     let a = rip;
     let crossPage: CodePage | null = null;
     for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
-      const i = this.blocks.newInsn();
+      const i = scratch ? this.scratchInsns[k] : this.blocks.newInsn();
       const p = phys + (a - rip);
       if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i, this.codeMode);
       else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
@@ -401,10 +434,13 @@ export class Cpu extends CpuCore implements GuestCpu {
       this.decodes++;
       b.insns.push(i);
       if (i.op === Op.FETCH_NPF) { b.valid = false; break; } // not cached
-      this.code.mark(p, Math.min(i.len, pageEnd - a));
-      if (endsBlock(i.op) || b.crossPpn >= 0) break;
       a = i.nextAddr;
+      if (ENDS_BLOCK[i.op] !== 0 || b.crossPpn >= 0) break;
     }
+    // The block's bytes on this page are contiguous: one mark (decodeCrossing marks the
+    // crossing tail). Scratch blocks are marked too: a store into the running block must
+    // stop it (CodeCache's onDrop) like a store into cached code.
+    if (b.valid || scratch) this.code.mark(phys, Math.min(a, pageEnd) - rip);
     if (b.valid) this.blocks.add(b, crossPage);
     return b;
   }
