@@ -111,6 +111,9 @@ export class Block {
   crossLo = 0;
   crossHi = 0;
   crossPpn = -1;
+  /** Outside 64-bit mode: the CS base and limit it was decoded under (fetch = base + EIP, up to the limit). */
+  csBase = 0;
+  csLimit = 0;
   constructor(public addr: number, readonly page: CodePage | null) {}
 
   /** Makes this (uncached, page-less) block empty for a new start address (the scratch block). */
