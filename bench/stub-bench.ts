@@ -218,6 +218,10 @@ export async function benchStub(): Promise<Record<string, number>> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  const ratio = (a: number | undefined, b: number | undefined): number =>
+    a !== undefined && b !== undefined && a > 0 && b > 0 ? Math.round(a / b * 100) / 100 : -1;
+  r['stepi_ratio_stub_over_gdbserver (target >= 1.3)'] = ratio(r.stub_stepi_per_s, r.gdbserver_stepi_per_s);
+  r['stops_ratio_stub_watch_over_gdbserver_break (target >= 1.3)'] = ratio(r.stub_watch_hits_per_s, r.gdbserver_break_stops_per_s);
   return r;
 }
 

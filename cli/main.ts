@@ -137,7 +137,9 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('trace', { type: 'string', requiresArg: true, describe: 'write a Chrome trace-event timeline (Perfetto, chrome://tracing) to FILE' })
         .option('jobs', { type: 'string', requiresArg: true, describe: 'at most N cells run in parallel (default: the verifier chooses)' })
         .option('wide', { type: 'boolean', describe: 'one table row per cell (expected, observed) instead of the compact grid' })
-        .epilogue('Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure, 1 otherwise; 128 usage error; 134 verify not in this build; 137 gdb not installed.'),
+        .epilogue('Scenario kut-debug runs kvm-unit-tests\' debug.flat from $KVM_UNIT_TESTS_DIR (default: a shared/kvm-unit-tests '
+          + 'folder beside or above the repository); without it its cells are n/a.\n\n'
+          + 'Exit status: 0 only if every full cell passes and every pre-fix cell shows its failure, 1 otherwise; 128 usage error; 134 verify not in this build; 137 gdb not installed.'),
       (args: Args) => {
         const extra = (args['_'] as unknown[]).slice(1);
         if (extra.length > 0) throw new UsageError(`unexpected argument '${String(extra[0])}'`);

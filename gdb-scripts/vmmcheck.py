@@ -21,6 +21,9 @@ import gdb
 
 RESULT_PREFIX = "VMMCHECK "
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Seconds gdb waits for each reply when the user has not set remotetimeout (gdb's default,
+# 2, is less than a serve's start-up on a loaded machine).
+ATTACH_REMOTE_TIMEOUT = 30
 
 
 class _State:
@@ -553,6 +556,12 @@ class AttachCommand(_Subcommand):
             serve += shlex.split(args.serve_args)
             serve += shlex.split(os.environ.get("VMMCHECK_SERVE_ARGS", ""))
             target = "| " + " ".join(shlex.quote(part) for part in serve)
+        # gdb resends a packet not answered within remotetimeout (2 s by default) and then
+        # takes the late second answer as the reply to its next packet ("Remote replied
+        # unexpectedly to 'vMustReplyEmpty'"): a stub that is still starting (node, a
+        # loaded machine) needs longer. A value the user set is kept.
+        if gdb.parameter("remotetimeout") == 2:
+            gdb.execute("set remotetimeout %d" % ATTACH_REMOTE_TIMEOUT)
         gdb.write("vmmcheck: target remote %s\n" % target)
         gdb.execute("target remote " + target)
 

@@ -7,15 +7,16 @@ import { ResumeCommand } from './commands/resume';
 import { ThreadId } from './commands/thread-id';
 import { handleBase } from './features/base';
 import { handleBreakpoints } from './features/breakpoints';
-import { EMPTY, ERR_BAD_PACKET, ERR_FAILED, HandlerResult, SessionContext } from './features/context';
+import { EMPTY, ERR_BAD_PACKET, ERR_FAILED, HandlerResult, HexReply, SessionContext } from './features/context';
 import { handleMemory } from './features/memory';
 import { handleMonitor } from './features/monitor';
 import { handleRegisters } from './features/registers';
 import { handleResume } from './features/resume';
 import { handleThreads, threadIdHex } from './features/threads';
 import { handleXfer } from './features/xfer';
-import { encodeReply, FrameEvent, framePacket, PacketDecoder, rleEncodeBytes } from './protocol/framing';
-import { bytesToHex, hex2, textToHex } from './protocol/hex';
+import { FrameEvent, PacketDecoder } from './protocol/framing';
+import { hex2, textToHex } from './protocol/hex';
+import { ReplyWriter } from './protocol/reply-writer';
 import { REGNO_RBP, REGNO_RIP, REGNO_RSP } from './register-layout';
 import { ResumePlan, RunControl, StopReport } from './run-control';
 import { VmTarget } from './target';
@@ -45,14 +46,24 @@ export interface SessionHooks {
  */
 export const QUEUE_LIMIT_BYTES = 256 * 1024;
 
+/**
+ * Registers sent with every stop reply. gdb 13 reads nothing else after a stepi or a watch hit
+ * (`set debug remote 1`: the stop reply, then memory for the unwinder), as with gdbserver.
+ */
 const EXPEDITED = [REGNO_RBP, REGNO_RSP, REGNO_RIP];
+const EXPEDITED_PREFIX = EXPEDITED.map((n) => `${hex2(n)}:`);
+
+/** Output held in one batch before it is written anyway (the write's backpressure then applies). */
+const BATCH_FLUSH_BYTES = 16 * 1024;
 
 export class GdbSession implements SessionContext {
   gdbFeatures = new Set<string>();
   gVcpu = 0;
   cThread: ThreadId = 'all';
   private noAck = false;
-  private lastReply: Buffer | undefined;
+  private readonly out = new ReplyWriter();
+  /** Inside onData / drainQueue: replies wait in `out` and leave in one write at the end. */
+  private batching = false;
   private readonly decoder: PacketDecoder;
   /**
    * Packets held back while the VM runs (gdb should send none) or while the connection's
@@ -80,10 +91,22 @@ export class GdbSession implements SessionContext {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.decoder.push(chunk, (e) => this.onFrame(e));
+    this.batched(() => this.decoder.push(chunk, this.onFrame));
   }
 
-  private onFrame(e: FrameEvent): void {
+  /** Runs f with output batched: everything it sends leaves in one write. */
+  private batched(f: () => void): void {
+    if (this.batching) return f();
+    this.batching = true;
+    try {
+      f();
+    } finally {
+      this.batching = false;
+      this.flush();
+    }
+  }
+
+  private readonly onFrame = (e: FrameEvent): void => {
     if (e.kind === 'interrupt') {
       this.trace('<- ^C');
       this.run.interrupt();
@@ -94,7 +117,7 @@ export class GdbSession implements SessionContext {
       return;
     }
     this.handleFrame(e);
-  }
+  };
 
   private hold(e: FrameEvent): void {
     const size = e.kind === 'packet' ? e.body.length + 4 : 4;
@@ -123,14 +146,14 @@ export class GdbSession implements SessionContext {
       case 'ack':
         return;
       case 'nack':
-        if (!this.noAck && this.lastReply) {
+        if (!this.noAck && this.out.resend()) {
           this.trace('<- - (resend)');
-          this.write(this.lastReply);
+          this.flushIfFull();
         }
         return;
       case 'oversized':
         this.trace('<- (oversized packet dropped)');
-        if (!this.noAck) this.write(Buffer.from('+'));
+        if (!this.noAck) this.out.ack(true);
         this.send(ERR_BAD_PACKET);
         return;
       case 'packet': {
@@ -139,20 +162,21 @@ export class GdbSession implements SessionContext {
         if (!this.noAck) {
           if (!e.checksumOk) {
             this.trace('-> - (bad checksum)');
-            this.write(Buffer.from('-'));
+            this.out.ack(false);
             return;
           }
-          this.write(Buffer.from('+'));
+          // leaves together with the reply (one write), or alone when the reply comes later
+          this.out.ack(true);
         }
-        this.dispatch(text, e.body);
+        this.dispatch(text);
       }
     }
   }
 
-  private dispatch(p: string, raw: Buffer): void {
+  private dispatch(p: string): void {
     let result: HandlerResult;
     try {
-      result = this.handle(p, raw);
+      result = this.handle(p);
     } catch (err) {
       this.trace(`!! ${p.slice(0, 40)}: ${err instanceof Error ? err.message : String(err)}`);
       result = ERR_FAILED;
@@ -163,12 +187,12 @@ export class GdbSession implements SessionContext {
   }
 
   /** Routes by the first character, so the hot packets (g, m, Z, vCont) go straight to their feature. */
-  private handle(p: string, raw: Buffer): HandlerResult {
+  private handle(p: string): HandlerResult {
     switch (p[0]) {
       case 'g': case 'G': case 'p': case 'P':
         return handleRegisters(this, p) ?? EMPTY;
       case 'm': case 'M': case 'X':
-        return handleMemory(this, p, raw) ?? EMPTY;
+        return handleMemory(this, p) ?? EMPTY;
       case 'Z': case 'z':
         return handleBreakpoints(this, p) ?? EMPTY;
       case 'c': case 'C': case 's': case 'S':
@@ -188,25 +212,34 @@ export class GdbSession implements SessionContext {
 
   // ---- bytes out ---------------------------------------------------------------------
 
-  private send(reply: string): void {
+  private send(reply: string | HexReply): void {
     if (this.closed) return;
-    // long all-hex replies (g, m, p) go run-length encoded, as gdbserver sends them
-    const buf = reply.length >= 64 && /^[0-9a-f]+$/.test(reply)
-      ? framePacket(rleEncodeBytes(Buffer.from(reply, 'latin1')))
-      : encodeReply(reply);
-    this.lastReply = buf;
-    if (this.hooks.trace) this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
-    this.write(buf);
+    if (typeof reply === 'string') {
+      if (this.hooks.trace) this.trace('-> $' + (reply.length > 200 ? reply.slice(0, 200) + '...' : reply));
+      this.out.text(reply);
+    } else {
+      // hex replies (g, m, p) go run-length encoded, as gdbserver sends them
+      if (this.hooks.trace) this.trace('-> $' + Buffer.from(reply.bytes.subarray(0, 100)).toString('hex') + (reply.bytes.length > 100 ? '...' : ''));
+      this.out.hex(reply.bytes);
+    }
+    if (this.batching) this.flushIfFull();
+    else this.flush();
   }
 
-  private write(buf: Buffer): void {
-    if (!this.io.write(buf)) this.writeBlocked = true;
+  /** A batch that has grown large is written at once, so the write's backpressure holds gdb's next packets. */
+  private flushIfFull(): void {
+    if (!this.batching || this.out.pendingBytes >= BATCH_FLUSH_BYTES) this.flush();
+  }
+
+  private flush(): void {
+    const buf = this.out.take();
+    if (buf && !this.closed && !this.io.write(buf)) this.writeBlocked = true;
   }
 
   /** The connection took what we wrote: handle the packets held back meanwhile. */
   onWritable(): void {
     this.writeBlocked = false;
-    this.drainQueue();
+    this.batched(() => this.drainQueue());
   }
 
   /** Guest console output while the VM runs, shown by gdb. */
@@ -223,6 +256,7 @@ export class GdbSession implements SessionContext {
   startNoAck(): void {
     // our '+' for this packet is already out; gdb acks the OK, then nobody acks any more
     this.noAck = true;
+    this.out.keepLast = false;
   }
 
   resume(cmd: ResumeCommand): void {
@@ -243,15 +277,17 @@ export class GdbSession implements SessionContext {
 
   private onStop(r: StopReport): void {
     if (this.closed) return;
-    if (r.kind === 'exited') {
-      this.send('W' + hex2(r.status & 0xff));
-      this.hooks.onGuestExit(r.status);
-    } else {
-      if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
-      this.gVcpu = r.vcpu;
-      this.send(this.stopReply(r));
-    }
-    this.drainQueue();
+    this.batched(() => {
+      if (r.kind === 'exited') {
+        this.send('W' + hex2(r.status & 0xff));
+        this.hooks.onGuestExit(r.status);
+      } else {
+        if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
+        this.gVcpu = r.vcpu;
+        this.send(this.stopReply(r));
+      }
+      this.drainQueue();
+    });
   }
 
   private drainQueue(): void {
@@ -269,11 +305,11 @@ export class GdbSession implements SessionContext {
 
   private stopReply(r: Extract<StopReport, { kind: 'stopped' }>): string {
     let s = 'T' + hex2(r.signal);
-    for (const n of EXPEDITED) {
-      const v = this.target.readRegister(r.vcpu, n);
-      if (v) s += `${hex2(n)}:${bytesToHex(v)};`;
+    for (let i = 0; i < EXPEDITED.length; i++) {
+      const v = this.target.registerHex(r.vcpu, EXPEDITED[i]);
+      if (v !== undefined) s += EXPEDITED_PREFIX[i] + v + ';';
     }
-    s += `thread:${threadIdHex(r.vcpu)};`;
+    s += 'thread:' + threadIdHex(r.vcpu) + ';';
     const reason = r.reason;
     if (reason) {
       if (reason.kind === 'swbreak') {
@@ -310,6 +346,7 @@ export class GdbSession implements SessionContext {
   /** The connection is gone (or we end it): stop the VM where it is, remove our traces. */
   close(): void {
     if (this.closed) return;
+    this.flush();
     this.closed = true;
     this.run.cancel();
     try {

@@ -9,6 +9,7 @@ import { DebuggerSlot, VmApi, VmApiError } from '../vmm/api/vm-api';
 import {
   DregSlot, DregState, emptyDregState, insertRegion, removeRegion, SlotType,
 } from './dregs';
+import { bytesToHex, hexLe32 } from './protocol/hex';
 import { G_PACKET_BYTES, REMOTE_REGS, RemoteReg } from './register-layout';
 import { readFpuField, writeFpuField } from './fpu-registers';
 
@@ -70,6 +71,15 @@ export class VmTarget {
     const r = REMOTE_REGS[regno];
     if (!r || !this.validVcpu(vcpu)) return undefined;
     return this.readReg(vcpu, r);
+  }
+
+  /** A register as gdb's hex (little-endian), built without a byte array: the stop reply's path. */
+  registerHex(vcpu: number, regno: number): string | undefined {
+    const r = REMOTE_REGS[regno];
+    if (!r || !this.validVcpu(vcpu)) return undefined;
+    if (r.source.kind === 'fpu') return bytesToHex(this.readReg(vcpu, r));
+    const v = this.vm.getRegister(vcpu, r.source.name);
+    return r.size === 8 ? hexLe32(v.lo) + hexLe32(v.hi) : hexLe32(v.lo);
   }
 
   private readReg(vcpu: number, r: RemoteReg): Uint8Array {

@@ -16,6 +16,10 @@ export interface Observation {
   failure?: string;
   /** The name of the first failed check. */
   check?: string;
+  /** Every failed check, when the run reports more than the first (kvm-unit-tests cases). */
+  failedChecks?: string[];
+  /** What the failed checks printed, one line each (kvm-unit-tests' FAIL lines). */
+  failLines?: string[];
   /** One line: what was seen (the failed check's message, or a summary of the pass). */
   detail: string;
   seconds: number;
@@ -41,17 +45,32 @@ export function expectationText(e: Expectation): string {
   return `detect ${e.failures.join('|')}`;
 }
 
-export function observationText(o: Observation | undefined): string {
+/**
+ * The observation in a few words: `pass`, or `fail KIND (CHECK)`, where CHECK is the failed
+ * check the expectation names when the run has it (else the first), with the count of the
+ * others when the run reports several.
+ */
+export function observationText(o: Observation | undefined, e?: Expectation): string {
   if (o === undefined) return '-';
   if (o.pass) return 'pass';
-  return `fail ${o.failure ?? 'unknown'}${o.check ? ` (${o.check})` : ''}`;
+  const named = e?.kind === 'detect' ? failedChecks(o).find((c) => e.failures.includes(`${c}:${o.failure}`)) : undefined;
+  const shown = named ?? o.check;
+  const others = (o.failedChecks?.length ?? 0) - 1;
+  return `fail ${o.failure ?? 'unknown'}${shown ? ` (${shown}${others > 0 ? `, +${others} more` : ''})` : ''}`;
 }
 
-/** Whether a failure matches an expected failure name: "kind" or "check:kind". */
+function failedChecks(o: Observation): string[] {
+  return o.check === undefined ? o.failedChecks ?? [] : [o.check, ...o.failedChecks ?? []];
+}
+
+/**
+ * Whether a failure matches an expected failure name: "kind", or "check:kind" where check is
+ * the first failed check or any other the run reports as failed.
+ */
 function failureMatches(o: Observation, expected: string): boolean {
   if (o.failure === undefined) return false;
   if (expected === o.failure) return true;
-  return o.check !== undefined && expected === `${o.check}:${o.failure}`;
+  return failedChecks(o).some((check) => expected === `${check}:${o.failure}`);
 }
 
 export function judge(e: Expectation, o: Observation | undefined): Verdict {

@@ -10,7 +10,8 @@ import { Observation } from './expectations';
 import { Cell } from './matrix';
 import * as fs from 'fs';
 import * as os from 'os';
-import { GdbRun, GuestRun, ScenarioRun, StatsRun } from './scenarios';
+import { kutCaseName, parseKutReport } from './kut-results';
+import { GdbRun, GuestRun, KutRun, ScenarioRun, StatsRun } from './scenarios';
 import { parseResultLines } from './vmmcheck-results';
 
 export type CellRunner = (cell: Cell) => Promise<Observation>;
@@ -145,6 +146,40 @@ export function observeGuestRun(finished: Finished, seconds: number): Observatio
   };
 }
 
+/**
+ * A kvm-unit-tests run: it passes when the test reported its SUMMARY with no FAIL and `run`
+ * exited 0; otherwise every FAIL line is kept (the first names the check).
+ */
+export function observeKutRun(run: KutRun, finished: Finished, seconds: number): Observation {
+  const at = `${run.file} (${run.label})`;
+  if (finished.timedOut) {
+    return { pass: false, failure: 'timeout', check: 'run', detail: `${at}: run killed after ${Math.round(seconds)}s`, seconds };
+  }
+  if (finished.status !== null && finished.status >= 128) {
+    return { pass: false, failure: 'vm-error', check: 'run', detail: `${at}: ${tail(finished.stderr, 1)}`, seconds };
+  }
+  const report = parseKutReport(finished.stdout);
+  const cases = report.passed.length + report.failed.length + report.skipped.length;
+  const skipped = report.skipped.length > 0 ? `, ${report.skipped.length} skipped` : '';
+  if (finished.status === 0 && report.failed.length === 0 && report.summary !== undefined) {
+    return { pass: true, detail: `${at}: ${report.passed.length} cases passed${skipped}`, seconds };
+  }
+  if (report.failed.length === 0) {
+    return {
+      pass: false, failure: 'guest-checks-failed', check: 'exit-status', seconds,
+      detail: `${at}: exit status ${finished.status}, ${report.summary === undefined ? 'no SUMMARY' : 'no FAIL line'} ` +
+        `after ${cases} cases`,
+    };
+  }
+  const names = report.failed.map(kutCaseName);
+  return {
+    pass: false, failure: 'guest-checks-failed', check: names[0], failedChecks: names,
+    failLines: report.failed.map((l) => `${run.label}: FAIL: ${l}`),
+    detail: `${at}: ${report.failed.length} of ${cases} cases FAIL: ${names.join('; ')}`,
+    seconds,
+  };
+}
+
 /** The fields of `run --json` that a stats run reads. */
 interface RunJson {
   exitStatus?: number;
@@ -196,6 +231,16 @@ export function gdbCellRunner(ctx: CellRunnerContext): CellRunner {
       const json = fs.existsSync(jsonFile) ? fs.readFileSync(jsonFile, 'utf8') : undefined;
       fs.rmSync(dir, { recursive: true, force: true });
       return observeStatsRun(run, finished, json, (Date.now() - started) / 1000);
+    }
+    if (run.kind === 'kut') {
+      if (cell.kvmUnitTestsDir === undefined) {
+        return { pass: false, failure: 'script-error', check: 'run', detail: `no folder with ${run.file}`, seconds: 0 };
+      }
+      const finished = await runProcess(ctx.node,
+        [path.join(ctx.repoRoot, 'bin', 'vmm-gdbstub.js'), 'run', path.join(cell.kvmUnitTestsDir, run.file),
+          ...vmArgs(cell, ctx, index), ...forBackend(cell, run.args)],
+        ctx.repoRoot, process.env, ctx.processTimeoutMs);
+      return observeKutRun(run, finished, (Date.now() - started) / 1000);
     }
     if (run.kind === 'guest') {
       const guest = run as GuestRun;

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Observation } from './expectations';
 import { findGdb, MissingToolError } from './find-gdb';
 import { CellRunner, gdbCellRunner, killRunningCells } from './gdb-cell-runner';
-import { buildMatrix, Cell, MatrixSelectionError } from './matrix';
+import { buildMatrix, Cell, KvmUnitTestsLocator, MatrixSelectionError } from './matrix';
 import { runPool } from './pool';
 import { formatCompactTable, shortVerdict } from './compact-table';
 import { formatTable, summarize, tableJson, TableRow, toRow } from './table';
@@ -41,6 +41,8 @@ export interface VerifyDeps {
   repoRoot?: string;
   /** Progress as one line redrawn in place (default: stderr is a terminal). */
   stderrIsTty?: boolean;
+  /** Finds the kvm-unit-tests binaries (default: $KVM_UNIT_TESTS_DIR or shared/kvm-unit-tests). */
+  locateKvmUnitTests?: KvmUnitTestsLocator;
 }
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -70,6 +72,11 @@ function progressLine(done: number, total: number, row: TableRow, tty: boolean):
   return `\r${text.slice(0, 79).padEnd(79)}${done === total ? '\n' : ''}`;
 }
 
+/** A cell's cost in gdb-session units: a debug.flat run (25 cases, UART output) costs about two. */
+function cellCost(cell: Cell): number {
+  return cell.scenario.runs(cell.backend).reduce((sum, run) => sum + (run.kind === 'kut' ? 2 : 1), 0);
+}
+
 export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Promise<number> {
   const out = deps.stdout ?? ((t: string) => { process.stdout.write(t); });
   const err = deps.stderr ?? ((t: string) => { process.stderr.write(t); });
@@ -77,7 +84,7 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
 
   let cells: Cell[];
   try {
-    cells = buildMatrix(opts);
+    cells = buildMatrix(opts, deps.locateKvmUnitTests);
   } catch (e) {
     if (e instanceof MatrixSelectionError) {
       err(`vmm-gdbstub verify: ${e.message}\n`);
@@ -121,6 +128,12 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
     });
   }
 
+  // A scenario whose kvm-unit-tests binary is missing is left out (n/a), with one line why.
+  for (const name of new Set(cells.filter((c) => c.missing !== undefined).map((c) => c.scenario.name))) {
+    const cell = cells.find((c) => c.scenario.name === name && c.missing !== undefined) as Cell;
+    err(`vmm-gdbstub verify: ${name} left out (n/a): ${cell.missing}; ` +
+      `set KVM_UNIT_TESTS_DIR to the folder with kvm-unit-tests' ${cell.scenario.kvmUnitTest}\n`);
+  }
   const runnable = cells.filter((c) => c.expected.kind !== 'n/a');
   // A cell spends much of its time waiting on gdb <-> serve round trips: two per CPU keep the
   // CPUs busy (measured on 2 cores: 15 s with 2 jobs, 11 s with 4-6).
@@ -139,7 +152,10 @@ export async function runVerify(opts: VerifyOptions, deps: VerifyDeps = {}): Pro
   process.on('SIGTERM', onSignal);
   process.on('exit', killRunningCells);
   try {
-    await runPool(runnable, jobs, async (cell) => {
+    // The longest cells first (a stable sort: table order otherwise), so that they do not start
+    // last and leave the other lanes idle at the end.
+    const byLength = [...runnable].sort((a, b) => cellCost(b) - cellCost(a));
+    await runPool(byLength, jobs, async (cell) => {
       let observation: Observation;
       try {
         observation = await (runCell as CellRunner)(cell);

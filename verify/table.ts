@@ -14,6 +14,8 @@ export interface TableRow {
   /** What was seen: the failed check's message, or a summary of the passing run. */
   detail: string;
   seconds: number;
+  /** The FAIL lines of a kvm-unit-tests run, each prefixed with the run's label (JSON only). */
+  failLines?: string[];
 }
 
 export function toRow(cell: Cell, observation: Observation | undefined): TableRow {
@@ -23,11 +25,12 @@ export function toRow(cell: Cell, observation: Observation | undefined): TableRo
     mode: cell.mode,
     scenario: cell.scenario.name,
     expected: expectationText(e),
-    observed: e.kind === 'n/a' ? 'not run' : observationText(observation),
+    observed: e.kind === 'n/a' ? 'not run' : observationText(observation, e),
     verdict: judge(e, observation),
     why: e.kind === 'pass' ? e.why ?? '' : e.why,
     detail: observation?.detail ?? '',
     seconds: Math.round((observation?.seconds ?? 0) * 10) / 10,
+    ...(observation?.failLines === undefined ? {} : { failLines: observation.failLines }),
   };
 }
 

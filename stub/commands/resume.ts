@@ -11,9 +11,9 @@ export interface ResumeAction {
 
 /** A resume request: ordered actions, the first that names a thread wins for it (vCont rules). */
 export interface ResumeCommand {
-  actions: ResumeAction[];
+  readonly actions: readonly Readonly<ResumeAction>[];
   /** c addr / s addr: resume at this address. */
-  address?: bigint;
+  readonly address?: bigint;
 }
 
 /**

@@ -6,7 +6,7 @@ import { EMPTY, HandlerResult, SessionContext } from './context';
 export function handleBase(ctx: SessionContext, p: string): HandlerResult | undefined {
   if (p.startsWith('qSupported')) {
     ctx.gdbFeatures = parseSupported(p);
-    return `PacketSize=${ctx.packetSize.toString(16)};qXfer:features:read+;QStartNoAckMode+;swbreak+;hwbreak+;vContSupported+`;
+    return `PacketSize=${ctx.packetSize.toString(16)};qXfer:features:read+;qXfer:threads:read+;QStartNoAckMode+;swbreak+;hwbreak+;vContSupported+`;
   }
   switch (p) {
     case 'vMustReplyEmpty': return EMPTY;

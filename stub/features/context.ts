@@ -5,8 +5,13 @@ import { ThreadId } from '../commands/thread-id';
 import { RunControl } from '../run-control';
 import { VmTarget } from '../target';
 
+/** A reply that is the hex digits of these bytes (g, p, m): encoded without an intermediate string. */
+export class HexReply {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 /** A handler's answer: one reply, several (O packets then OK), or 'async' (a stop reply comes later). */
-export type HandlerResult = string | string[] | 'async';
+export type HandlerResult = string | HexReply | string[] | 'async';
 
 export interface SessionContext {
   readonly vm: VmApi;

@@ -1,9 +1,8 @@
 /** m, M, X: guest-VIRTUAL memory of the Hg vCPU (through its page tables), with gdb's int3s hidden. */
 import { parseReadMemory, parseWriteMemoryBinary, parseWriteMemoryHex } from '../commands/memory';
-import { bytesToHex } from '../protocol/hex';
-import { ERR_BAD_PACKET, ERR_MEMORY, HandlerResult, SessionContext } from './context';
+import { ERR_BAD_PACKET, ERR_MEMORY, HandlerResult, HexReply, SessionContext } from './context';
 
-export function handleMemory(ctx: SessionContext, p: string, raw: Buffer): HandlerResult | undefined {
+export function handleMemory(ctx: SessionContext, p: string): HandlerResult | undefined {
   switch (p[0]) {
     case 'm': {
       const cmd = parseReadMemory(p);
@@ -11,7 +10,7 @@ export function handleMemory(ctx: SessionContext, p: string, raw: Buffer): Handl
       // a reply never exceeds what the packet size allows; gdb asks again for the rest
       const length = Math.min(cmd.length, Math.floor((ctx.packetSize - 4) / 2));
       const data = ctx.target.readMemory(ctx.gVcpu, cmd.address, length);
-      return data ? bytesToHex(data) : ERR_MEMORY;
+      return data ? new HexReply(data) : ERR_MEMORY;
     }
     case 'M': {
       const cmd = parseWriteMemoryHex(p);
@@ -19,7 +18,8 @@ export function handleMemory(ctx: SessionContext, p: string, raw: Buffer): Handl
       return ctx.target.writeMemory(ctx.gVcpu, cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
     }
     case 'X': {
-      const cmd = parseWriteMemoryBinary(raw);
+      // the packet text holds one character per byte (latin1): its bytes are the raw packet
+      const cmd = parseWriteMemoryBinary(Buffer.from(p, 'latin1'));
       if (!cmd) return ERR_BAD_PACKET;
       return ctx.target.writeMemory(ctx.gVcpu, cmd.address, cmd.data) ? 'OK' : ERR_MEMORY;
     }

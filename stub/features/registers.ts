@@ -1,13 +1,12 @@
 /** g, G, p, P over the register layout of target.xml. */
 import { parseReadRegister, parseWriteAllRegisters, parseWriteRegister } from '../commands/registers';
-import { bytesToHex } from '../protocol/hex';
-import { ERR_BAD_PACKET, ERR_FAILED, errorText, HandlerResult, SessionContext } from './context';
+import { ERR_BAD_PACKET, ERR_FAILED, errorText, HandlerResult, HexReply, SessionContext } from './context';
 
 export function handleRegisters(ctx: SessionContext, p: string): HandlerResult | undefined {
   switch (p[0]) {
     case 'g':
       if (p !== 'g') return undefined;
-      return bytesToHex(ctx.target.readAllRegisters(ctx.gVcpu));
+      return new HexReply(ctx.target.readAllRegisters(ctx.gVcpu));
     case 'G': {
       const block = parseWriteAllRegisters(p);
       if (!block) return ERR_BAD_PACKET;
@@ -17,7 +16,7 @@ export function handleRegisters(ctx: SessionContext, p: string): HandlerResult |
       const cmd = parseReadRegister(p);
       if (!cmd) return ERR_BAD_PACKET;
       const value = ctx.target.readRegister(ctx.gVcpu, cmd.regno);
-      return value ? bytesToHex(value) : ERR_FAILED;
+      return value ? new HexReply(value) : ERR_FAILED;
     }
     case 'P': {
       const cmd = parseWriteRegister(p);

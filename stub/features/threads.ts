@@ -35,9 +35,31 @@ export function handleThreads(ctx: SessionContext, p: string): HandlerResult | u
     if (t === undefined || typeof t !== 'number') return ERR_BAD_PACKET;
     const v = vcpuOf(ctx, t);
     if (v === undefined) return ERR_BAD_PACKET;
-    return textToHex(`vCPU ${v}, ${ctx.vm.backend}, ${threadState(ctx.vm.vcpuState(v))}`);
+    return textToHex(threadExtraInfo(ctx, v));
   }
   return undefined;
+}
+
+/** What `info threads` shows after the thread's name (qThreadExtraInfo, and the qXfer:threads text). */
+export function threadExtraInfo(ctx: SessionContext, vcpu: number): string {
+  return `vCPU ${vcpu}, ${ctx.vm.backend}, ${threadState(ctx.vm.vcpuState(vcpu))}`;
+}
+
+/**
+ * qXfer:threads:read: every thread and its extra info in one document, so gdb updates its
+ * thread list after a stop with one round trip instead of qfThreadInfo + qsThreadInfo (and
+ * asks no qThreadExtraInfo: the text is in the document).
+ */
+export function threadsXml(ctx: SessionContext): string {
+  let xml = '<?xml version="1.0"?>\n<threads>\n';
+  for (let v = 0; v < ctx.target.vcpuCount; v++) {
+    xml += `<thread id="${threadIdHex(v)}" core="${v}">${escapeXml(threadExtraInfo(ctx, v))}</thread>\n`;
+  }
+  return xml + '</threads>\n';
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**

@@ -18,6 +18,12 @@ const STAR = 0x2a;
 
 type State = 'idle' | 'body' | 'cs1' | 'cs2';
 
+// the events without data are the same objects every time (no allocation per ack)
+const ACK: FrameEvent = { kind: 'ack' };
+const NACK: FrameEvent = { kind: 'nack' };
+const INTERRUPT: FrameEvent = { kind: 'interrupt' };
+const OVERSIZED: FrameEvent = { kind: 'oversized' };
+
 function hexVal(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
@@ -45,9 +51,9 @@ export class PacketDecoder {
       switch (this.state) {
         case 'idle':
           if (c === DOLLAR) this.startPacket();
-          else if (c === 0x2b) emit({ kind: 'ack' });
-          else if (c === 0x2d) emit({ kind: 'nack' });
-          else if (c === 0x03) emit({ kind: 'interrupt' });
+          else if (c === 0x2b) emit(ACK);
+          else if (c === 0x2d) emit(NACK);
+          else if (c === 0x03) emit(INTERRUPT);
           // anything else between packets is line noise: ignored
           break;
         case 'body':
@@ -73,7 +79,7 @@ export class PacketDecoder {
           if (v < 0) this.csBad = true;
           else this.cs |= v;
           this.state = 'idle';
-          if (this.overflow) emit({ kind: 'oversized' });
+          if (this.overflow) emit(OVERSIZED);
           else {
             const body = Buffer.from(this.buf.subarray(0, this.len));
             emit({ kind: 'packet', body, checksumOk: !this.csBad && this.cs === this.sum });

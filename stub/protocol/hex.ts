@@ -31,8 +31,16 @@ export function bytesToHex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 }
 
+/** "00".."ff": a byte's two hex digits, looked up instead of built. */
+const BYTE_HEX: readonly string[] = Array.from({ length: 256 }, (_, n) => HEX_DIGITS[n >> 4] + HEX_DIGITS[n & 15]);
+
 export function hex2(n: number): string {
-  return HEX_DIGITS[(n >> 4) & 15] + HEX_DIGITS[n & 15];
+  return BYTE_HEX[n & 0xff];
+}
+
+/** The four bytes of a 32-bit value, little-endian, as hex (register values in stop replies). */
+export function hexLe32(n: number): string {
+  return BYTE_HEX[n & 0xff] + BYTE_HEX[(n >>> 8) & 0xff] + BYTE_HEX[(n >>> 16) & 0xff] + BYTE_HEX[n >>> 24];
 }
 
 export function textToHex(text: string): string {

@@ -142,7 +142,7 @@ describe('cli: argument validation', () => {
         expect(r.stdout).to.match(/--help/);
         if (args[0] === 'run') expect(r.stdout).to.match(/--dr-switch[\s\S]*--stats[\s\S]*--json/);
         if (args[0] === 'serve') expect(r.stdout).to.match(/--gdb[\s\S]*--allow-remote[\s\S]*--trace-packets/);
-        if (args[0] === 'verify') expect(r.stdout).to.match(/--backend[\s\S]*--scenario[\s\S]*--trace/);
+        if (args[0] === 'verify') expect(r.stdout).to.match(/--backend[\s\S]*--scenario[\s\S]*--trace[\s\S]*KVM_UNIT_TESTS_DIR/);
       });
     }
     it('vmmctl --help prints usage and exits 0', async () => {

@@ -3,6 +3,8 @@
  * hardware watchpoints (vmmcheck fails every check of a software one: command-files.test.ts).
  */
 import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { buildNative, gdbAvailable, REPO_ROOT, runGdbScript } from './gdb-session';
 
@@ -191,6 +193,7 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
       'set sysroot /',
       'vmmcheck on-fail continue',
       'vmmcheck attach',
+      'show remotetimeout',
       'break tick',
       'vmmcheck continue --breakpoint tick --function tick',
       'vmmcheck monitor help --match "Quit GDBserver" --name monitor-matches',
@@ -198,6 +201,8 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
       'vmmcheck exit',
     ], { VMMCHECK_TARGET: `| gdbserver - ${program}` });
     expect(session.stdout).to.contain(`vmmcheck: target remote | gdbserver - ${program}`);
+    // gdb's 2 s default would make a slow-starting stub's late answer the reply to the next packet.
+    expect(session.stdout).to.match(/Timeout limit to wait for target to respond is 30\./);
     const byName = Object.fromEntries(session.results.map((r) => [r.name, r]));
     expect(byName['continue'].pass).to.equal(true);
     expect(byName['monitor-matches'].pass).to.equal(true);
@@ -205,6 +210,27 @@ describe('vmmcheck.py with stock gdb on a native program', function () {
     expect(byName['monitor-must-not-match'].kind).to.equal('leak');
     expect(byName['monitor-must-not-match'].message).to.match(/^expected no output matching \/Quit GDBserver\/; saw: The following monitor commands/);
     expect(session.status).to.equal(1);
+  });
+
+  it('attach keeps a remotetimeout the user set', function () {
+    const session = runGdbScript(program, ['set sysroot /', 'set remotetimeout 7', 'vmmcheck attach', 'show remotetimeout', 'vmmcheck exit'],
+      { VMMCHECK_TARGET: `| gdbserver - ${program}` });
+    expect(session.stdout).to.match(/Timeout limit to wait for target to respond is 7\./);
+  });
+
+  it('attach launches serve and waits for it when it starts slower than gdb\'s 2 s remotetimeout', function () {
+    this.timeout(60000);
+    // A node that starts 3 s late, as serve may on a loaded machine.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmmcheck-slow-'));
+    const slowNode = path.join(dir, 'slow-node.sh');
+    fs.writeFileSync(slowNode, `#!/bin/sh\nsleep 3\nexec ${JSON.stringify(process.execPath)} "$@"\n`, { mode: 0o755 });
+    const session = runGdbScript(path.join(REPO_ROOT, 'guests', 'stepper.elf'), [
+      'vmmcheck attach', 'vmmcheck continue --exited 0', 'vmmcheck exit',
+    ], { VMMCHECK_TARGET: 'launch', VMMCHECK_NODE: slowNode }, 50000);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(session.stderr).not.to.contain('Remote replied unexpectedly');
+    expect(session.results.map((r) => [r.name, r.pass])).to.deep.equal([['continue', true], ['summary', true]]);
+    expect(session.status, session.stdout + session.stderr).to.equal(0);
   });
 
   it('a watchpoint still awaited when the program exits is a missed hit', function () {

@@ -146,6 +146,26 @@ describe('stub with stock gdb (FakeVm)', function () {
     expect(await server.guestExit).to.deep.equal({ kind: 'exit', status: 7 });
   });
 
+  it('gdb takes the fast protocol paths: no-ack mode, the thread list in one qXfer, stop replies gdb reads nothing after', async () => {
+    await start(2);
+    const r = await runGdb(target, ['stepi', 'stepi', 'info threads'], { before: ['set debug remote 1'] });
+    const sent = [...r.out.matchAll(/Sending packet: \$([^#]*)#/g)].map((m) => m[1]);
+    const received = [...r.out.matchAll(/Packet received: (.*)/g)].map((m) => m[1]);
+    expect(sent).to.include('QStartNoAckMode');
+    // once no-ack mode is on gdb waits for no '+' (it logs "Received Ack" for each one it reads)
+    const noAckAt = r.out.indexOf('Sending packet: $QStartNoAckMode');
+    expect(r.out.slice(r.out.indexOf('Packet received: OK', noAckAt) + 20)).to.not.contain('Received Ack');
+    expect(sent.filter((p) => p.startsWith('qXfer:threads:read::')).length).to.be.at.least(1);
+    expect(sent.filter((p) => p === 'qfThreadInfo' || p.startsWith('qThreadExtraInfo'))).to.deep.equal([]);
+    // after each step: the stop reply with rbp, rsp, rip, and no g/p for the registers
+    const steps = sent.map((p, i) => [p, sent[i + 1]]).filter(([p]) => p.startsWith('vCont;s'));
+    expect(steps).to.have.length(2);
+    for (const [, next] of steps) expect(next ?? '').to.not.match(/^[gp]/);
+    expect(received.filter((p) => /^T05.*06:[0-9a-f]{16};07:[0-9a-f]{16};10:[0-9a-f]{16};thread:01;/.test(p)).length).to.be.at.least(2);
+    expect(r.out).to.match(/\* 1\s+Thread 1 \(vCPU 0, vmx, stopped\)/);
+    expect(r.out).to.match(/2\s+Thread 2 \(vCPU 1, vmx, stopped\)/);
+  });
+
   it('kill ends the guest: guestExit and closed resolve', async () => {
     await start();
     const r = await runGdb(target, ['stepi', 'kill']);

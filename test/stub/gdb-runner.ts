@@ -14,18 +14,21 @@ export interface GdbRunOptions {
   /** Send SIGKILL to gdb after this many ms (a dropped connection). */
   killAfterMs?: number;
   cwd?: string;
+  /** gdb commands before `target remote` (e.g. `set debug remote 1` to see the handshake). */
+  before?: string[];
 }
 
-export function gdbArgs(target: string, commands: string[]): string[] {
-  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 10',
-    '-ex', `target remote ${target}`];
+export function gdbArgs(target: string, commands: string[], before: string[] = []): string[] {
+  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 10'];
+  for (const c of before) args.push('-ex', c);
+  args.push('-ex', `target remote ${target}`);
   for (const c of commands) args.push('-ex', c);
   return args;
 }
 
 export function runGdb(target: string, commands: string[], opts: GdbRunOptions = {}): Promise<GdbRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn('gdb', gdbArgs(target, commands), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    const child = spawn('gdb', gdbArgs(target, commands, opts.before), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     let out = '';
     child.stdout.on('data', (d) => { out += d.toString(); });
     child.stderr.on('data', (d) => { out += d.toString(); });

@@ -40,7 +40,7 @@ describe('stub session (packet level, FakeVm)', function () {
   it('answers the handshake as gdb 13 expects', async () => {
     c.sendRaw('+');
     const sup = await c.request('qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386');
-    expect(sup).to.equal('PacketSize=4000;qXfer:features:read+;QStartNoAckMode+;swbreak+;hwbreak+;vContSupported+');
+    expect(sup).to.equal('PacketSize=4000;qXfer:features:read+;qXfer:threads:read+;QStartNoAckMode+;swbreak+;hwbreak+;vContSupported+');
     expect(await c.request('vMustReplyEmpty')).to.equal('');
     expect(await c.request('QStartNoAckMode')).to.equal('OK');
     c.noAck = true;
@@ -64,6 +64,38 @@ describe('stub session (packet level, FakeVm)', function () {
     expect(c.acks).to.deep.equal(['-', '+']);
     c.sendRaw('-');
     expect(await c.next()).to.equal('1');
+  });
+
+  it('sends the ack and the reply of a packet in one write', async () => {
+    const chunks: string[] = [];
+    c.socket.on('data', (d: Buffer) => chunks.push(d.toString('latin1')));
+    c.send('qAttached');
+    await c.next();
+    expect(chunks[0]).to.equal('+$1#31');
+    chunks.length = 0;
+    c.send('?');
+    await c.next();
+    expect(chunks).to.have.length(1);
+    expect(chunks[0]).to.match(/^\+\$T05.*#[0-9a-f]{2}$/);
+  });
+
+  it('lists the threads with their extra info in one qXfer:threads:read document', async () => {
+    await c.handshake();
+    const r = await c.request('qXfer:threads:read::0,1000');
+    expect(r).to.equal('l<?xml version="1.0"?>\n<threads>\n' +
+      '<thread id="01" core="0">vCPU 0, vmx, stopped</thread>\n<thread id="02" core="1">vCPU 1, vmx, stopped</thread>\n</threads>\n');
+    // in chunks: offset and length are honoured, the last one is 'l'
+    let doc = '';
+    for (let off = 0; ;) {
+      const part = await c.request(`qXfer:threads:read::${off.toString(16)},20`);
+      doc += part.slice(1);
+      off += part.length - 1;
+      if (part[0] === 'l') break;
+      expect(part[0]).to.equal('m');
+    }
+    expect(doc).to.equal(r.slice(1));
+    expect(await c.request('qXfer:threads:read:x:0,100')).to.equal('E00');
+    expect(await c.request('qXfer:threads:read::zz,100')).to.match(/^E[0-9a-f]{2}$/);
   });
 
   it('serves target.xml in chunks that honour offset and length', async () => {
