@@ -103,3 +103,36 @@ describe('cpu: segment bases and limits outside 64-bit mode', () => {
     expect([cpu.getGpr(0).lo, cpu.getGpr(3).lo]).to.deep.equal([7, 9]);
   });
 });
+
+describe('cpu: 16-bit IRET (66 CF) and task switches', () => {
+  it('64-bit mode: IRET with a 16-bit operand size pops IP, CS, FLAGS, SP and SS as 2-byte slots', () => {
+    const p = assembleProgram(`movq %rsp, %r12
+      pushw $0x10\n pushw $0x8000\n pushw $0x0202\n pushw $0x08\n pushw $target\n iretw
+      target: movq %rsp, %rbx\n hlt`, 0x1000);
+    const cpu = makeCpu(p.code, { origin: 0x1000 });
+    expect(cpu.run(1000).kind).to.equal('hlt');
+    expect(cpu.getGpr(3).lo).to.equal(0x8000);
+    expect(cpu.getReg('rflags').lo & 0x200).to.equal(0x200); // IF from the 16-bit image
+    expect(eip(cpu)).to.equal(p.labels.target + 3); // at the HLT
+  });
+
+  it('protected mode: a 16-bit IRET at the same level pops IP, CS and FLAGS (2 bytes each), the upper EFLAGS bits stay', () => {
+    const r = run32(`pushfl\n orl $0x40000, (%esp)\n popfl
+      pushw $0x0002\n pushw $0x08\n pushw $target\n iretw
+      target: mov %esp, %ebx`, (c) => c.setGpr(4, { lo: 0x9000, hi: 0 }));
+    expect(r.exit.kind).to.equal('hlt');
+    expect(r.cpu.getGpr(3).lo).to.equal(0x9000);
+    expect(r.cpu.getReg('rflags').lo & 0x40000).to.equal(0x40000); // AC (bit 18) kept
+  });
+
+  it('task switching is not modelled: a far JMP to a TSS descriptor is #GP(selector), IRET with NT=1 is #GP(0)', () => {
+    let r = run32('ljmp $0x50, $0', (c) => { // 0x50: an available 32-bit TSS descriptor
+      c.mem.view.setUint32(GDT + 0x50, 0x20000067, true); c.mem.view.setUint32(GDT + 0x54, 0x00008900, true);
+      c.setReg('gdtr_limit', { lo: 0x57, hi: 0 });
+    });
+    expect(r.exit).to.include({ kind: 'exception', vector: 13, errorCode: 0x50 });
+    r = run32('pushfl\n orl $0x4000, (%esp)\n popfl\n x: iret', (c) => c.setGpr(4, { lo: 0x9000, hi: 0 }));
+    expect(r.exit).to.include({ kind: 'exception', vector: 13, errorCode: 0 });
+    expect(eip(r.cpu)).to.equal(r.labels.x);
+  });
+});

@@ -3,7 +3,12 @@
  * JMP/CALL through a code-segment descriptor (m16:16/32/64), far RET (`lret`, `lretq`) to the
  * same or an outer privilege level, and IRET/IRETQ with privilege change and to
  * compatibility mode. Every check is made before any register changes, so a fault leaves
- * the state as it was. Call gates and task gates are not modelled (#GP(selector)).
+ * the state as it was.
+ *
+ * Call gates, task gates and TSS descriptors as far-transfer targets are #GP(selector), and
+ * IRET with NT=1 (a return from a nested task) is #GP(0): hardware task switching (saving and
+ * loading the whole register state through TSSs) is not modelled, since no 32-bit or 64-bit
+ * kernel this project targets uses it (IA-32e mode has none at all).
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
@@ -143,8 +148,9 @@ export function farRet(c: CpuCore, i: Insn): number {
 }
 
 /**
- * IRET/IRETD/IRETQ in protected mode and IA-32e mode. In 64-bit mode SS:RSP are always
- * popped; elsewhere only on a return to an outer level. RFLAGS: IOPL changes only at CPL 0,
+ * IRET (16-bit operand size, 66 CF)/IRETD/IRETQ in protected mode and IA-32e mode. In 64-bit
+ * mode SS:RSP are always popped; elsewhere only on a return to an outer level. A 16-bit IRET
+ * pops 2-byte slots and loads FLAGS (bits 15:0) only. RFLAGS: IOPL changes only at CPL 0,
  * IF only when CPL <= IOPL; RF is loaded from the image. NT=1 (task return) is #GP(0) in
  * IA-32e mode and not modelled outside it.
  */
@@ -176,6 +182,7 @@ export function iret(c: CpuCore, i: Insn): number {
   if (c.cpl > 0) mask &= ~IOPL;
   if (c.cpl > ((old & IOPL) >>> 12)) mask &= ~IF;
   if (c.cpl > 0) mask &= ~(VIF | VIP);
+  if (size === 2) mask &= 0xffff; // a 16-bit image holds FLAGS only
   c.putFlags((old & ~mask) | (fl & mask));
   if (fl & RF) c.rflags |= RF;
   desc.w0 = csW0; desc.w1 = csW1;
