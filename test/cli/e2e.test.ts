@@ -311,7 +311,8 @@ function hasGdb(): boolean {
 /** Runs stock gdb in batch mode with the given commands. */
 function gdbBatch(elf: string, commands: string[], env: NodeJS.ProcessEnv, timeoutMs = 60000): Promise<{ status: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const args = ['-nx', '-batch', ...commands.flatMap((c) => ['-ex', c]), elf];
+    // A serve started by `target remote |` on a loaded machine may answer after gdb's 2 s default.
+    const args = ['-nx', '-batch', '-ex', 'set remotetimeout 20', ...commands.flatMap((c) => ['-ex', c]), elf];
     const child = spawn('gdb', args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
