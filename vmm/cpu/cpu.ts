@@ -37,6 +37,8 @@ const MTF: CpuExit = { kind: 'mtf' };
 const EVENT_DELIVERED: CpuExit = { kind: 'event-delivered' };
 
 const MAX_BLOCK = 32;
+/** A first-run (scratch) block may be longer: it costs no cache space, and fewer block starts mean fewer lookups. */
+const MAX_SCRATCH_BLOCK = 128;
 /** The first-run record (seenBefore): 2^16 slots, cleared after 2^14 first runs. */
 const SEEN_BITS = 16;
 const SEEN_CLEAR = 1 << 14;
@@ -68,7 +70,7 @@ export class Cpu extends CpuCore implements GuestCpu {
   private readonly blocks: CodeCache;
   /** The block and Insns of a block's first run (seenBefore), reused for every such block. */
   private readonly scratchBlock = new Block(0, null);
-  private readonly scratchInsns: Insn[] = Array.from({ length: MAX_BLOCK }, () => new Insn());
+  private readonly scratchInsns: Insn[] = Array.from({ length: MAX_SCRATCH_BLOCK }, () => new Insn());
   /** Hashed record of blocks run once recently (seenBefore). */
   private readonly seen = new Uint8Array(1 << SEEN_BITS);
   private seenCount = 0;
@@ -441,7 +443,8 @@ export class Cpu extends CpuCore implements GuestCpu {
     if (legacy) { b.csBase = this.segBase[CS]; b.csLimit = this.segLimit[CS]; }
     let a = rip;
     let crossPage: CodePage | null = null;
-    for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
+    const maxInsns = scratch ? MAX_SCRATCH_BLOCK : MAX_BLOCK;
+    for (let k = 0; k < maxInsns && a < pageEnd; k++) {
       const i = scratch ? this.scratchInsns[k] : this.blocks.newInsn();
       const p = phys + (a - rip);
       if (pageEnd - a >= 15 || limEnd < pageEnd) decodeAt(this.bytes, p - a, Math.min(pageEnd, limEnd), a, i, this.codeMode);
