@@ -515,6 +515,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
       if (m >> 6 === 3) {
         if (m === 0xf8) i.op = Op.SWAPGS;
         else if (m === 0xf9) i.op = Op.RDTSCP;
+        else if (m === 0xcb || m === 0xca) i.op = m === 0xcb ? Op.STAC : Op.CLAC;
         else if (m === 0xd0 || m === 0xd1) { i.op = Op.SSE; i.sub = m === 0xd0 ? S.XGETBV : S.XSETBV; }
         else if (((m >> 3) & 7) === 4 || ((m >> 3) & 7) === 6) { pos = save; i.op = modrm(i) === 4 ? Op.SMSW : Op.LMSW; }
         else i.op = Op.UD;

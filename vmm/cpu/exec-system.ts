@@ -16,7 +16,8 @@ import { descriptorTables } from './descriptor-tables';
 import { checkIoPermission } from './io-permission';
 import { fetchPhys } from './mmu';
 import { writeCr3, checkCr4Pcide, invpcid } from './pcid';
-import { CR4_PCIDE } from '../x86/control-regs';
+import { CR0_ET, CR4_PCIDE } from '../x86/control-regs';
+import { AC as RFLAGS_AC_BIT } from '../x86/rflags';
 
 /** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
 const CR0_PAGING_BITS = 0x80010001;
@@ -40,6 +41,12 @@ export function execSystem(c: CpuCore, i: Insn): number {
       fetchPhys(c, i.immLo, i.immHi, false);
       return i.addr;
     case Op.INVPCID: return invpcid(c, i);
+    case Op.STAC: case Op.CLAC:
+      // SMAP's override (SDM Vol. 2, STAC/CLAC): #UD at CPL > 0, in every mode.
+      if (c.cpl !== 0) return c.ud();
+      c.rflags = i.op === Op.STAC ? (c.rflags | RFLAGS_AC_BIT) >>> 0 : (c.rflags & ~RFLAGS_AC_BIT) >>> 0;
+      c.syncAlignCheck();
+      return i.nextAddr;
     case Op.INVLPG:
       if (c.cpl !== 0) return c.gp0();
       ea(c, i, 1);
@@ -222,7 +229,7 @@ function writeCr0(c: CpuCore, v: number): void {
     c.efer = (c.efer & ~EFER_LMA) >>> 0;
   }
   const old = c.cr0;
-  c.cr0 = v >>> 0;
+  c.cr0 = (v | CR0_ET) >>> 0; // ET is hard-wired to 1 since the P6 family
   if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
   c.syncAlignCheck(); // CR0.AM
   updateCodeMode(c);
