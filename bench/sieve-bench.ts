@@ -10,7 +10,7 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { kvmUnitTestsDir } from '../test/platform/kvm-unit-tests-dir';
+import { findKvmUnitTests } from '../verify/kvm-unit-tests-dir';
 
 const MEM_MIB = 128;
 const BIN = path.join(__dirname, '..', '..', 'bin', 'vmm-gdbstub.js');
@@ -64,12 +64,12 @@ function hasQemu(): boolean {
 const round = (x: number): number => Math.round(x * 10) / 10;
 
 export async function benchSieve(): Promise<Record<string, number | string>> {
-  const dir = kvmUnitTestsDir();
-  const flat = dir && path.join(dir, 'sieve.flat');
-  if (!flat || !fs.existsSync(flat)) {
-    console.log('sieve: skipped: no ../shared/kvm-unit-tests/sieve.flat (set KVM_UNIT_TESTS_DIR to use another folder)');
+  const found = findKvmUnitTests('sieve.flat', path.join(__dirname, '..', '..'));
+  if (found.dir === undefined) {
+    console.log(`sieve: skipped: ${found.why} (set KVM_UNIT_TESTS_DIR to use another folder)`);
     return {};
   }
+  const flat = path.join(found.dir, 'sieve.flat');
   const r: Record<string, number | string> = { sieve_mem_mib: MEM_MIB };
   let qemu: Timed | undefined;
   if (hasQemu()) {

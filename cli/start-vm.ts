@@ -36,6 +36,9 @@ export function createVmFromElf(elfPath: string, opts: VmOptions, deps: CliDeps,
 
 /** A Multiboot / PVH kernel: its boot plan (with --cmdline / --module), then the VM. */
 function createVmFromKernel(kernelPath: string, bytes: Uint8Array, protocol: BootProtocol, opts: VmOptions, boot?: BootFlags): VmApi {
+  if (opts.backend === 'kvm') {
+    throw new CliError(`--backend kvm boots ELF64-ABI guests only; ${kernelPath} is a ${protocol} kernel (use --backend vmx or svm)`, EXIT.USAGE);
+  }
   let kernel;
   try {
     kernel = loadKernel(bytes, {

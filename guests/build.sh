@@ -60,3 +60,9 @@ $CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -Wall -Wextra -O1 -mcmodel=ker
 $CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -c hhkernel/boot.S -o "$OUT/hhboot.o"
 $CC $CFLAGS_ABI -mcmodel=kernel -T hhkernel/hhkernel.ld -Wl,--build-id=none -o hhkernel.elf "$OUT/hhboot.o" "$OUT/hhkernel.o"
 echo "built guests/hhkernel.elf"
+# hobby: a Multiboot v1 kernel (32-bit entry, its own switch to long mode, higher half, local
+# APIC timer, UART, a second CPU started with INIT-SIPI-SIPI); ELF64, loaded by p_paddr.
+$CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -Wall -Wextra -O1 -mcmodel=kernel -c hobby/hobby.c -o "$OUT/hobby.o"
+$CC $CFLAGS_ABI -g -fdebug-prefix-map=$PWD=guests -c hobby/boot.S -o "$OUT/hobbyboot.o"
+$CC $CFLAGS_ABI -mcmodel=kernel -T hobby/hobby.ld -Wl,--build-id=none -Wl,--no-warn-rwx-segments -o hobby.elf "$OUT/hobbyboot.o" "$OUT/hobby.o"
+echo "built guests/hobby.elf"

@@ -70,6 +70,7 @@ function threadState(state: string): string {
   switch (state) {
     case 'running': return 'stopped';
     case 'halted': return 'halted (HLT, waiting for an interrupt)';
+    case 'wait-for-sipi': return 'waiting for INIT-SIPI-SIPI';
     case 'stopped': return 'ended (the VM cannot run on)';
     default: return state;
   }

@@ -39,6 +39,9 @@ describe('platform: run with --boot, --cmdline, --module', function () {
     r = run([kernel, '--boot', 'pvh']);
     expect(r.status).to.equal(129);
     expect(r.stderr).to.match(/no PVH entry/);
+    r = run([kernel, '--backend', 'kvm']);
+    expect(r.status).to.equal(128);
+    expect(r.stderr).to.match(/--backend kvm boots ELF64-ABI guests only; .*k\.elf is a multiboot kernel \(use --backend vmx or svm\)/);
     expect(run([counter, '--boot', 'elf64']).status).to.equal(0);
   });
 

@@ -37,7 +37,11 @@ const GPR_ENCODING: Record<string, GprIndex> = {
 const DR_INDEX: Record<string, GuestDrIndex> = { dr0: 0, dr1: 1, dr2: 2, dr3: 3, dr6: 6, dr7: 7 };
 
 /** The real guest CPU (vmm/cpu/cpu.ts). */
-export const realGuestCpu: GuestCpuFactory = (memory, phys) => new Cpu(memory, phys);
+export const realGuestCpu: GuestCpuFactory = (memory, phys, vcpu) => {
+  const cpu = new Cpu(memory, phys);
+  cpu.vcpuIndex = vcpu; // MMIO devices (the xAPIC page) answer each vCPU with its own registers
+  return cpu;
+};
 
 function validateOptions(o: VmOptions): void {
   if (o.backend !== 'vmx' && o.backend !== 'svm') throw new VmApiError(`unknown backend '${String(o.backend)}' (vmx or svm)`);
@@ -302,6 +306,7 @@ export class Vm implements VmApi {
   vcpuState(vcpu: number): string {
     const v = this.vcpu(vcpu);
     if (v.state === 'stopped') return 'stopped';
+    if (this.devices.platform.apics.apics[vcpu].waitingForSipi) return 'wait-for-sipi';
     return v.state === 'halted' ? 'halted' : 'running';
   }
 

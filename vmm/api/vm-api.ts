@@ -59,7 +59,7 @@ export interface VmApi {
   reset?(): void;
   /** `info lapic`-style summary of a vCPU's local APIC (absent: this VM has none to show). */
   describeLocalApic?(vcpu: number): string;
-  /** Human-readable state of a vCPU for qThreadExtraInfo ('running', 'halted', ...). */
+  /** Human-readable state of a vCPU for qThreadExtraInfo ('running', 'halted', 'wait-for-sipi' (an AP before its SIPI), ...). */
   vcpuState(vcpu: number): string;
   stats(): VmStats;
   leaks(): readonly DebugLeak[];
