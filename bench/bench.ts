@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every speed figure the issues name, in one run.
- *   cpu.*   guest instructions/s of the interpreter on the workload guest, with and without
+ *   cpu.*   guest instructions/s of the CPU (block compiler on; _interpreter: off) on the workload guest, with and without
  *           four data breakpoints armed (issue 2 section 8);
  *   vm.*    the same guest through the whole hypervisor (VT-x, dr-switch full);
  *   exits*  VM exit/entry round trips/s on the cpuid-loop guest, full vs none (issue 3 section 9);

@@ -34,10 +34,11 @@ function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
-export function runLoop(varOff: number): number {
+export function runLoop(varOff: number, jit = true): number {
   const mem = new GuestMemory(16 << 20);
   mem.write(CODE, loopProgram(varOff));
   const cpu = new Cpu(mem, new PhysicalCpu());
+  cpu.jitEnabled = jit;
   cpu.setReg('rip', { lo: CODE, hi: 0 });
   cpu.setGpr(4 as GprIndex, { lo: mem.size, hi: 0 });
   const c0 = process.cpuUsage();
@@ -73,10 +74,11 @@ function zeroSled(): { seconds: number; cpuSeconds: number; rssMiB: number; kind
 
 export function benchMmu(): Record<string, number> {
   runLoop(0x2000); // warm-up
-  let separate = 0, shared = 0;
+  let separate = 0, shared = 0, sharedInterp = 0;
   for (let r = 0; r < 3; r++) {
     separate = Math.max(separate, runLoop(0x2000));
     shared = Math.max(shared, runLoop(0x100));
+    sharedInterp = Math.max(sharedInterp, runLoop(0x100, false));
   }
   const sled = zeroSled();
   if (sled.kind !== 'npf') throw new Error(`zero sled ended with ${sled.kind}`);
@@ -84,6 +86,7 @@ export function benchMmu(): Record<string, number> {
     'mmu.mips_per_cpu_second_data_on_separate_page': Math.round(separate * 10) / 10,
     'mmu.mips_per_cpu_second_data_on_code_page': Math.round(shared * 10) / 10,
     'mmu.shared_page_ratio_percent': Math.round((shared / separate) * 1000) / 10,
+    'mmu.mips_per_cpu_second_data_on_code_page_interpreter': Math.round(sharedInterp * 10) / 10,
     'mmu.zero_sled_64MiB_seconds': Math.round(sled.seconds * 100) / 100,
     'mmu.zero_sled_64MiB_cpu_seconds': Math.round(sled.cpuSeconds * 100) / 100,
     'mmu.zero_sled_peak_rss_MiB': sled.rssMiB,

@@ -38,6 +38,10 @@ export const VM_OPTION_SPECS = {
     type: 'string', describe: 'a host timer external-interrupt VM exit every N guest instructions (0 = off)',
     default: String(DEFAULT_VM_OPTIONS.preemptEvery),
   },
+  'no-jit': {
+    type: 'boolean', describe: 'interpret every guest instruction (no block compiler); results are the same, only slower',
+    default: false,
+  },
   'host-scenario': {
     type: 'string',
     describe: `what the host does with its own debug registers: ${HOST_SCENARIOS.join(', ')}`,
@@ -67,6 +71,7 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
     );
   }
   const opts: VmOptions = { backend, drSwitch, vcpus, memMiB, preemptEvery, hostScenario };
+  if (args['no-jit'] === true) opts.jit = false;
   checkKvmOptions(opts);
   return opts;
 }

@@ -89,6 +89,11 @@ export interface VmOptions {
   /** A host timer external-interrupt exit every N guest instructions; 0 = off. */
   preemptEvery: number;
   hostScenario: HostScenario;
+  /**
+   * Hot guest code runs compiled (vmm/cpu/jit) unless false (`--no-jit`): the results are
+   * the same either way, only the speed differs. Simulated backends only.
+   */
+  jit?: boolean;
 }
 
 /**

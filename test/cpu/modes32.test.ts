@@ -372,6 +372,8 @@ h13:
   addl $2, 0(%esp)
   iret
 h31:
+  mov $0x10, %cx     # the IRET to CPL 3 made DS null (DPL 0 < CPL 3): reload it before any data access
+  mov %cx, %ds
   movl %esp, res31_esp
   movl 4(%esp), %eax
   movl %eax, res31_cs

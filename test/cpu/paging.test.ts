@@ -254,6 +254,20 @@ describe('cpu: the decoded-code cache', () => {
     expect(prog.labels.var >>> 12).to.equal(prog.labels.patch >>> 12); // same page
   });
 
+  it('code that runs once (a first-run block, not cached) sees a store into its own next instruction', () => {
+    const prog = assembleProgram(`
+      movb $0x90, patch(%rip)    # the INT3 below becomes a NOP before it runs
+    patch:
+      int3
+      movl $7, %eax
+      hlt`);
+    const cpu = makeCpu(prog.code);
+    cpu.intercepts.exceptionBitmap = 1 << 3;
+    expect(cpu.run(1000).kind).to.equal('hlt');
+    expect(cpu.getGpr(0).lo).to.equal(7);
+    expect(cpu.cachedInstructions).to.equal(0);
+  });
+
   it('a zero sled through all of RAM ends in a fetch nested-page fault with the cache bounded', () => {
     const mem = 16 << 20;
     const cpu = makeCpu(assemble('nop'), { memSize: mem });

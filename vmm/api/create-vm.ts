@@ -116,6 +116,7 @@ export class Vm implements VmApi {
     };
     for (let i = 0; i < opts.vcpus; i++) {
       const cpu = factory(this.memory, this.phys, i);
+      if (opts.jit === false && cpu instanceof Cpu) cpu.jitEnabled = false;
       const backend: VmBackend = opts.backend === 'vmx'
         ? new VmxBackend(cpu, this.phys, opts.drSwitch)
         : new SvmBackend(cpu, this.phys, opts.drSwitch);

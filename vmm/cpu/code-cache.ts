@@ -14,6 +14,7 @@
  * current mapping of the second page.
  */
 import { Insn } from './insn';
+import type { JitFn } from './jit/block-jit';
 import type { GuestMemory } from '../memory';
 
 /** Bytes per tracked line (sub-page invalidation granularity). */
@@ -111,7 +112,29 @@ export class Block {
   crossLo = 0;
   crossHi = 0;
   crossPpn = -1;
-  constructor(readonly addr: number, readonly page: CodePage | null) {}
+  /** Times the run loop entered this block (the compiler takes it at the vCPU's jitThreshold). */
+  hits = 0;
+  /** The compiled form (jit/), or null: interpreted. */
+  jit: JitFn | null = null;
+  /** Outside 64-bit mode: the CS base and limit it was decoded under (fetch = base + EIP, up to the limit). */
+  csBase = 0;
+  csLimit = 0;
+  constructor(public addr: number, readonly page: CodePage | null) {}
+
+  /** Makes this (uncached, page-less) block empty for a new start address (the scratch block). */
+  reuse(addr: number): void {
+    this.addr = addr;
+    this.insns.length = 0;
+    this.succ0 = null;
+    this.succ1 = null;
+    this.linkEpoch = -1;
+    this.valid = false;
+    this.crossLo = 0;
+    this.crossHi = 0;
+    this.crossPpn = -1;
+    this.hits = 0;
+    this.jit = null;
+  }
 }
 
 export class CodePage {

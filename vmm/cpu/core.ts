@@ -22,6 +22,9 @@ import { FpuState } from './fpu-state';
 import { LF, PARITY, CF, PF, AF, ZF, SF, OF, AC, ARITH_MASK } from './flags';
 import { CR0_AM } from '../x86/control-regs';
 
+/** Segment attribute bits (VMX access-rights layout, segments.ts): unusable, type bit 2 (expand-down data / conforming code). */
+const SEG_UNUSABLE = 0x10000, SEG_TYPE_E = 4;
+
 /** What was thrown: see CpuCore.faultKind. */
 export const FAULT = { fault: true };
 /** Returned by a handler instead of a RIP: the instruction caused an intercept exit. */
@@ -176,6 +179,11 @@ export class CpuCore {
   softType: 'sw' | 'swexc' | 'priv' = 'sw';
   /** DR6 bits of a fault-like #DB raised by an instruction (general detect: BD). */
   faultDr6 = 0;
+
+  // compiled blocks (jit/emit.ts): instructions a compiled block completed, and the index in
+  // its block of the instruction that faulted or exited
+  jitN = 0;
+  jitIdx = 0;
 
   // fault details
   faultKind = FaultKind.EXCEPTION;
@@ -594,8 +602,11 @@ export class CpuCore {
 
   // ---- effective addresses --------------------------------------------------------------
 
-  /** Computes the effective (linear) address of a memory operand into eaLo/eaHi. */
-  calcEA(base: number, index: number, scale: number, dispLo: number, dispHi: number, asize: number, seg: number): void {
+  /**
+   * Computes the effective (linear) address of a memory operand into eaLo/eaHi. `size` = the
+   * bytes the instruction accesses from there (outside 64-bit mode: the segment-limit check).
+   */
+  calcEA(base: number, index: number, scale: number, dispLo: number, dispHi: number, asize: number, seg: number, size: number): void {
     let lo = dispLo, hi = dispHi;
     if (base >= 0) {
       lo += this.rl[base];
@@ -607,7 +618,7 @@ export class CpuCore {
       hi += this.rh[index] * m;
     }
     if (seg !== 0) {
-      if (seg >= 3) { this.legacyEA(lo, asize, seg - 3); return; }
+      if (seg >= 3) { this.legacyEA(lo, asize, seg - 3, size); return; }
       if (seg === 1) { lo += this.fsBaseLo; hi += this.fsBaseHi; } else { lo += this.gsBaseLo; hi += this.gsBaseHi; }
     }
     if (asize === 4 && seg === 0) {
@@ -619,12 +630,33 @@ export class CpuCore {
     this.eaHi = (hi + Math.floor(lo / 4294967296)) >>> 0;
   }
 
-  /** Outside 64-bit mode: the offset wraps at the address size, the segment base is added, the linear address wraps at 32 bits. */
-  private legacyEA(off: number, asize: number, sreg: number): void {
+  /**
+   * Outside 64-bit mode: the offset wraps at the address size, is checked against the
+   * segment (segmentCheck, only for segments that are not flat 4 GiB expand-up), the segment
+   * base is added, the linear address wraps at 32 bits.
+   */
+  private legacyEA(off: number, asize: number, sreg: number, size: number): void {
     const o = asize === 2 ? off & 0xffff : off >>> 0;
+    if (this.segLimit[sreg] !== 0xffffffff || (this.segAttr[sreg] & (SEG_UNUSABLE | SEG_TYPE_E)) !== 0) this.segmentCheck(sreg, o, size);
     const base = sreg === 4 ? this.fsBaseLo : sreg === 5 ? this.gsBaseLo : this.segBase[sreg];
     this.eaLo = (o + base) >>> 0;
     this.eaHi = 0;
+  }
+
+  /**
+   * The segment checks of a data access of `size` bytes at offset o (SDM Vol. 3 5.3): an
+   * unusable (null) segment, beyond the limit of an expand-up segment, or outside (limit,
+   * 0xFFFF or 0xFFFFFFFF by the B flag] of an expand-down one: #SS(0) for SS, else #GP(0).
+   * Type checks (writes to read-only or code segments) are not modelled.
+   */
+  segmentCheck(sreg: number, o: number, size: number): void {
+    const ar = this.segAttr[sreg], lim = this.segLimit[sreg];
+    const last = o + (size > 0 ? size : 1) - 1;
+    let bad: boolean;
+    if (ar & SEG_UNUSABLE) bad = true;
+    else if ((ar & (0x10 | 8 | SEG_TYPE_E)) === (0x10 | SEG_TYPE_E)) bad = o <= lim || last > (ar & 0x4000 ? 0xffffffff : 0xffff); // expand-down data
+    else bad = last > lim;
+    if (bad) this.exception(sreg === 2 ? 12 : 13, 0);
   }
 
   // ---- stack ----------------------------------------------------------------------------

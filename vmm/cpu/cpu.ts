@@ -26,10 +26,11 @@ import { DR6_BS } from '../x86/debug-regs';
 import { TF, RF, IF } from './flags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
 import { readMsr, writeMsr } from './msr';
-import { EFER_LMA } from './segments';
+import { EFER_LMA, CS } from './segments';
 import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
+import { compileBlock, jitDefault, JIT_THRESHOLD } from './jit/block-jit';
 import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -37,6 +38,11 @@ const MTF: CpuExit = { kind: 'mtf' };
 const EVENT_DELIVERED: CpuExit = { kind: 'event-delivered' };
 
 const MAX_BLOCK = 32;
+/** A first-run (scratch) block may be longer: it costs no cache space, and fewer block starts mean fewer lookups. */
+const MAX_SCRATCH_BLOCK = 128;
+/** The first-run record (seenBefore): 2^16 slots, cleared after 2^14 first runs. */
+const SEEN_BITS = 16;
+const SEEN_CLEAR = 1 << 14;
 /** Decoded instructions one vCPU keeps (about 250 bytes each): a bounded working set. */
 const MAX_CACHED_INSNS = 1 << 15;
 
@@ -54,11 +60,21 @@ function endsBlock(op: Op): boolean {
   }
 }
 
+/** endsBlock by opcode (the decoder's loop reads this table). */
+const ENDS_BLOCK = new Uint8Array(256);
+for (let op = 0; op < 256; op++) ENDS_BLOCK[op] = endsBlock(op as Op) ? 1 : 0;
+
 type EventType = 'hw' | 'sw' | 'swexc' | 'priv' | 'ext' | 'nmi';
 
 export class Cpu extends CpuCore implements GuestCpu {
   /** Decoded blocks by (physical page, mode) and linear RIP (code-cache.ts). */
   private readonly blocks: CodeCache;
+  /** The block and Insns of a block's first run (seenBefore), reused for every such block. */
+  private readonly scratchBlock = new Block(0, null);
+  private readonly scratchInsns: Insn[] = Array.from({ length: MAX_SCRATCH_BLOCK }, () => new Insn());
+  /** Hashed record of blocks run once recently (seenBefore). */
+  private readonly seen = new Uint8Array(1 << SEEN_BITS);
+  private seenCount = 0;
   /** Instruction bytes of a fetch that crosses a page boundary. */
   private readonly fetchBuf = new Uint8Array(32);
   /** Debug traps pending for the next boundary: B0-B3 and BS (DR6 layout). */
@@ -67,12 +83,18 @@ export class Cpu extends CpuCore implements GuestCpu {
   private intrVector = -1;
   /** An NMI waiting for NMI blocking to end (requestNmi). */
   private nmiPending = false;
+  /** RIP whose instruction breakpoints the boundary has just checked (-1: none). */
+  private bpCheckedRip = -1;
   /** The instruction about to run began with TF=1. */
   private stepArmed = false;
   private shutdownReason: string | null = null;
   halted = false;
   /** Instructions decoded so far (code-cache misses), for tests and the bench. */
   decodes = 0;
+  /** Hot blocks run compiled (jit/); off: every instruction is interpreted. Same results either way. */
+  jitEnabled = jitDefault();
+  /** Entries of a block before it is compiled (tests lower it to compile at once). */
+  jitThreshold = JIT_THRESHOLD;
 
   /** Decoded instructions held in this vCPU's code cache now (bounded). */
   get cachedInstructions(): number {
@@ -309,10 +331,56 @@ export class Cpu extends CpuCore implements GuestCpu {
       const insns = blk.insns;
       let n = insns.length;
       const left = stop - this.instret;
+      // Armed instruction breakpoints: the block runs up to the first breakpoint address (not
+      // counting the one the boundary just checked, with RF and the shadows); at it, the
+      // boundary decides.
+      let bpAt = n;
+      if (this.bp.execEnabled !== 0 && this.attention === 0) {
+        bpAt = this.bpCheckedRip === rip ? 1 : 0;
+        while (bpAt < n && this.bp.matchExec(insns[bpAt].addr) === 0) bpAt++;
+        if (bpAt === 0) { this.attention = 1; prev = null; continue; }
+      }
+      this.bpCheckedRip = -1;
+      if (blk.jit === null) {
+        if (++blk.hits === this.jitThreshold && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
+      } else if (this.attention === 0 && left >= n && bpAt === n && this.jitEnabled) {
+        // compiled: the same instructions with the same stops as the loop below
+        let nx: number;
+        try {
+          nx = blk.jit(this, left, insns);
+        } catch (x) {
+          const i = insns[this.jitIdx];
+          if (x !== FAULT) return this.internalError(x, i);
+          this.instret += this.jitN;
+          this.rip = i.addr;
+          prev = null;
+          const e = this.instructionFault(i);
+          if (e !== null) return e;
+          continue;
+        }
+        if (nx === EXIT_RIP) {
+          const i = insns[this.jitIdx];
+          this.instret += this.jitN;
+          this.rip = i.addr;
+          prev = null;
+          const e = this.instructionFault(i);
+          if (e !== null) return e;
+          continue;
+        }
+        this.instret += this.jitN;
+        this.rip = nx;
+        prev = blk;
+        if (this.attention !== 0) {
+          const e = this.afterInstruction();
+          if (e !== null) return e;
+        }
+        continue;
+      }
       if (n > left) n = left;
       // With anything needing per-instruction attention (TF, shadows, MTF, instruction
       // breakpoints...), run one instruction and take the slow path after it.
       if (this.attention !== 0) n = 1;
+      else if (bpAt < n) n = bpAt;
       let k = 0;
       let next = rip;
       try {
@@ -366,22 +434,54 @@ export class Cpu extends CpuCore implements GuestCpu {
    * runs; such blocks are not cached.
    */
   private blockAt(rip: number): Block {
-    const lo = rip >>> 0, hi = Math.floor(rip / 4294967296) >>> 0;
+    let lo: number, hi: number;
+    const legacy = this.codeMode !== 0;
+    if (legacy) {
+      // outside 64-bit mode: the fetch is at CS.base + EIP, within the CS limit (else #GP(0), see FETCH_NPF)
+      if (rip > this.segLimit[CS]) return this.decodeBlock(rip, 0, 0, -1, null);
+      lo = (rip + this.segBase[CS]) >>> 0; hi = 0;
+    } else {
+      lo = rip >>> 0; hi = Math.floor(rip / 4294967296) >>> 0;
+    }
     const p = fetchPhys(this, lo, hi, true);
     if (p < 0) return this.decodeBlock(rip, lo, hi, -1, null);
     const key = pageKey(Math.floor(p / 4096), this.codeMode);
-    const b = this.blocks.find(key, rip);
+    let b = this.blocks.find(key, rip);
+    if (b !== undefined && legacy && (b.csBase !== this.segBase[CS] || b.csLimit !== this.segLimit[CS])) {
+      this.blocks.removeBlock(b); // decoded under another CS base or limit
+      b = undefined;
+    }
     if (b !== undefined) {
       if (b.crossPpn < 0) return b;
       const p2 = fetchPhys(this, b.crossLo, b.crossHi, true);
       if (p2 >= 0 && Math.floor(p2 / 4096) === b.crossPpn) return b;
       this.blocks.removeBlock(b); // the second page is mapped elsewhere now
     }
+    if (!this.seenBefore(p)) return this.decodeBlock(rip, lo, hi, p, null);
     return this.decodeBlock(rip, lo, hi, p, this.blocks.page(key));
   }
 
+  /**
+   * Whether a block starting at physical p (in this code mode) was probably decoded recently.
+   * A block's first run decodes it into the few scratch Insns and does not cache it: code that
+   * runs once (a zero sled, start-up code) then costs no cache insertion, eviction or cold
+   * Insn objects; code that runs again is cached at its second run. The record is a hashed
+   * bitmap cleared every SEEN_CLEAR first runs, so a collision only caches a block early.
+   */
+  private seenBefore(p: number): boolean {
+    const h = Math.imul((p | 0) ^ (this.codeMode << 29), 0x9e3779b1) >>> (32 - SEEN_BITS);
+    if (this.seen[h] !== 0) return true;
+    this.seen[h] = 1;
+    if (++this.seenCount >= SEEN_CLEAR) { this.seen.fill(0); this.seenCount = 0; }
+    return false;
+  }
+
+  /** Decodes the block at rip; page null: a first run, into the scratch Insns (not cached). */
   private decodeBlock(rip: number, lo: number, hi: number, phys: number, page: CodePage | null): Block {
-    const b = new Block(rip, page);
+    const scratch = page === null && phys >= 0;
+    let b: Block;
+    if (scratch) { b = this.scratchBlock; b.reuse(rip); } // never cached, never chained to
+    else b = new Block(rip, page);
     if (phys < 0) {
       // the first byte cannot be fetched
       const i = this.scratchInsn(b);
@@ -389,22 +489,30 @@ export class Cpu extends CpuCore implements GuestCpu {
       bindHandler(i);
       return b;
     }
-    const pageEnd = rip + (4096 - (lo & 0xfff)); // linear address of the next page
+    const pageEnd = rip + (4096 - (lo & 0xfff)); // RIP/EIP of the next page's first byte
+    // outside 64-bit mode no byte beyond the CS limit is fetched (the decoder then yields FETCH_NPF)
+    const legacy = this.codeMode !== 0;
+    const limEnd = legacy ? this.segLimit[CS] + 1 : Infinity;
+    if (legacy) { b.csBase = this.segBase[CS]; b.csLimit = this.segLimit[CS]; }
     let a = rip;
     let crossPage: CodePage | null = null;
-    for (let k = 0; k < MAX_BLOCK && a < pageEnd; k++) {
-      const i = this.blocks.newInsn();
+    const maxInsns = scratch ? MAX_SCRATCH_BLOCK : MAX_BLOCK;
+    for (let k = 0; k < maxInsns && a < pageEnd; k++) {
+      const i = scratch ? this.scratchInsns[k] : this.blocks.newInsn();
       const p = phys + (a - rip);
-      if (pageEnd - a >= 15) decodeAt(this.bytes, p - a, pageEnd, a, i, this.codeMode);
-      else crossPage = this.decodeCrossing(b, a, p, pageEnd, i);
+      if (pageEnd - a >= 15 || limEnd < pageEnd) decodeAt(this.bytes, p - a, Math.min(pageEnd, limEnd), a, i, this.codeMode);
+      else crossPage = this.decodeCrossing(b, a, p, pageEnd, limEnd, i);
       bindHandler(i);
       this.decodes++;
       b.insns.push(i);
       if (i.op === Op.FETCH_NPF) { b.valid = false; break; } // not cached
-      this.code.mark(p, Math.min(i.len, pageEnd - a));
-      if (endsBlock(i.op) || b.crossPpn >= 0) break;
       a = i.nextAddr;
+      if (ENDS_BLOCK[i.op] !== 0 || b.crossPpn >= 0) break;
     }
+    // The block's bytes on this page are contiguous: one mark (decodeCrossing marks the
+    // crossing tail). Scratch blocks are marked too: a store into the running block must
+    // stop it (CodeCache's onDrop) like a store into cached code.
+    if (b.valid || scratch) this.code.mark(phys, Math.min(a, pageEnd) - rip);
     if (b.valid) this.blocks.add(b, crossPage);
     return b;
   }
@@ -422,16 +530,18 @@ export class Cpu extends CpuCore implements GuestCpu {
    * fetchBuf from both physical pages. Returns the second page's code page if the
    * instruction does cross (the block then ends with it).
    */
-  private decodeCrossing(b: Block, a: number, p: number, pageEnd: number, i: Insn): CodePage | null {
+  private decodeCrossing(b: Block, a: number, p: number, pageEnd: number, limEnd: number, i: Insn): CodePage | null {
     const n1 = pageEnd - a;
     const buf = this.fetchBuf;
     buf.set(this.bytes.subarray(p, p + n1), 0);
-    const lo2 = pageEnd >>> 0, hi2 = Math.floor(pageEnd / 4294967296) >>> 0;
-    const p2 = fetchPhys(this, lo2, hi2, true);
+    const legacy = this.codeMode !== 0;
+    const lo2 = legacy ? (pageEnd + this.segBase[CS]) >>> 0 : pageEnd >>> 0;
+    const hi2 = legacy ? 0 : Math.floor(pageEnd / 4294967296) >>> 0;
+    const p2 = limEnd > pageEnd ? fetchPhys(this, lo2, hi2, true) : -1;
     let end = pageEnd;
     if (p2 >= 0) {
       buf.set(this.bytes.subarray(p2, p2 + 16 - n1), n1);
-      end = pageEnd + 16 - n1;
+      end = Math.min(pageEnd + 16 - n1, limEnd);
     }
     decodeAt(buf, -a, end, a, i, this.codeMode);
     if (i.op === Op.FETCH_NPF || i.nextAddr <= pageEnd) return null;
@@ -478,7 +588,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         continue;
       }
       if (this.bp.execEnabled !== 0 && !(this.rflags & RF) && !(this.shadow & SHADOW_MOVSS)) {
-        const bits = this.bp.matchExec(this.rip);
+        const bits = this.bp.matchExec(this.linearRip());
         if (bits !== 0) {
           // instruction breakpoint: a fault, RIP at the instruction, RF pushed as is
           const e = this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
@@ -493,9 +603,16 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.repOne = this.stepArmed || this.intercepts.mtf;
     this.rflags &= ~RF;
     this.branchTaken = false;
-    this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf || this.bp.execEnabled !== 0 ||
+    this.attention = this.stepArmed || this.shadow !== 0 || this.intercepts.mtf ||
       this.pendingDbg !== 0 || this.injected !== null || (this.nmiPending && !this.nmiBlocked) ? 1 : 0;
+    // the instruction breakpoints of this address are decided (the run loop checks the others)
+    this.bpCheckedRip = this.rip;
     return null;
+  }
+
+  /** The linear address of the next instruction (instruction breakpoints match linear addresses): CS.base + EIP outside 64-bit mode. */
+  private linearRip(): number {
+    return this.codeMode === 0 ? this.rip : (this.rip + this.segBase[CS]) >>> 0;
   }
 
   /** Delivers the pending debug traps as one #DB (trap-like, RIP = the next instruction). */
@@ -504,7 +621,7 @@ export class Cpu extends CpuCore implements GuestCpu {
     this.pendingDbg = 0;
     // The code breakpoint of the next instruction is reported in the same #DB
     // (SDM 17.3.1: "may report one or both"; checklist 6.1 step 4).
-    if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.rip);
+    if (this.bp.execEnabled !== 0 && !(this.rflags & RF)) bits |= this.bp.matchExec(this.linearRip());
     return this.raiseEvent(1, -1, 'hw', this.rip, bits, false);
   }
 

@@ -282,7 +282,7 @@ function decodeLegacyOnly(i: Insn, b: number, osz: number, stk: number): boolean
         default: i.op = Op.UD; return true;
       }
     }
-    case 0xcf: i.op = osz === 2 ? Op.UD : Op.IRET; return true; // 16-bit IRET not modelled
+    case 0xcf: i.op = Op.IRET; return true; // IRETD, or IRET with a 16-bit operand size (66 CF)
     default: return false;
   }
 }
@@ -440,7 +440,7 @@ function decodeOneByte(i: Insn, b: number, osz: number, stk: number, op16: boole
     case 0xcb: i.op = Op.RETF; return;
     case 0xcc: i.op = Op.INT3; return;
     case 0xcd: i.op = Op.INTN; i.immLo = fetch(); return;
-    case 0xcf: i.op = Op.IRET; i.size = osz === 8 ? 8 : 4; if (op16) i.op = Op.UD; return;
+    case 0xcf: i.op = Op.IRET; i.size = osz === 8 ? 8 : op16 ? 2 : 4; return; // IRETQ, IRETD, 66 CF: IRET (16-bit)
     case 0xe0: case 0xe1: case 0xe2: case 0xe3:
       i.op = Op.LOOP; i.sub = b - 0xe0; relTarget(i, imm8s()); return;
     case 0xe4: case 0xe5: case 0xe6: case 0xe7: case 0xec: case 0xed: case 0xee: case 0xef:
@@ -517,6 +517,7 @@ function decodeTwoByte(i: Insn, osz: number, stk: number, op16: boolean): void {
         else if (m === 0xf9) i.op = Op.RDTSCP;
         else if (m === 0xc1) i.op = Op.VMCALL;
         else if (m === 0xd9) i.op = Op.VMMCALL;
+        else if (m === 0xcb || m === 0xca) i.op = m === 0xcb ? Op.STAC : Op.CLAC;
         else if (m === 0xd0 || m === 0xd1) { i.op = Op.SSE; i.sub = m === 0xd0 ? S.XGETBV : S.XSETBV; }
         else if (((m >> 3) & 7) === 4 || ((m >> 3) & 7) === 6) { pos = save; i.op = modrm(i) === 4 ? Op.SMSW : Op.LMSW; }
         else i.op = Op.UD;

@@ -20,7 +20,7 @@ export function descriptorTables(c: CpuCore, i: Insn): number {
   switch (i.op) {
     case Op.LGDT: case Op.LIDT: {
       privileged(c);
-      ea(c, i);
+      ea(c, i, in64BitMode(c) ? 10 : 6);
       const limit = c.rd16(c.eaLo, c.eaHi);
       const a = c.eaLo + 2;
       const aHi = (c.eaHi + (a > 0xffffffff ? 1 : 0)) >>> 0;
@@ -32,7 +32,7 @@ export function descriptorTables(c: CpuCore, i: Insn): number {
     }
     case Op.SGDT: case Op.SIDT: {
       umip(c);
-      ea(c, i);
+      ea(c, i, in64BitMode(c) ? 10 : 6);
       const g = i.op === Op.SGDT;
       const wide = in64BitMode(c);
       c.probeWrite(c.eaLo, c.eaHi, wide ? 10 : 6);
@@ -46,7 +46,7 @@ export function descriptorTables(c: CpuCore, i: Insn): number {
     case Op.SLDT: case Op.STR: {
       umip(c);
       const v = i.op === Op.SLDT ? c.ldtrSel : c.trSel;
-      if (i.isMem) { ea(c, i); storeE(c, i, 2, v, 0); } else c.setR(i.size, i.rm, v, 0);
+      if (i.isMem) { ea(c, i, 2); storeE(c, i, 2, v, 0); } else c.setR(i.size, i.rm, v, 0);
       return i.nextAddr;
     }
     case Op.LLDT: {

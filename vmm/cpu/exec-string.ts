@@ -22,11 +22,11 @@ function advance(c: CpuCore, r: number, delta: number, a64: boolean): void {
 
 /** Source address DS:rSI (FS/GS override allowed). */
 function srcAddr(c: CpuCore, i: Insn): void {
-  c.calcEA(6, -1, 0, 0, 0, i.asize, i.seg);
+  c.calcEA(6, -1, 0, 0, 0, i.asize, i.seg, i.size);
 }
 /** Destination ES:rDI (no override; the ES base applies outside 64-bit mode). */
 function dstAddr(c: CpuCore, i: Insn): void {
-  c.calcEA(7, -1, 0, 0, 0, i.asize, i.mode !== 0 ? 3 : 0);
+  c.calcEA(7, -1, 0, 0, 0, i.asize, i.mode !== 0 ? 3 : 0, i.size);
 }
 
 /** One iteration. Returns false when REPE/REPNE should stop after it. */

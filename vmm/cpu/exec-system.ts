@@ -9,14 +9,15 @@ import { Insn, Op } from './insn';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
 import { movDr } from './mov-dr';
-import { loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP, EFER_LME, EFER_LMA } from './segments';
+import { CS, loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP, EFER_LME, EFER_LMA } from './segments';
 import { farJmpCall, farRet, iret } from './far-transfer';
 import { syscall, sysret } from './syscall';
 import { descriptorTables } from './descriptor-tables';
 import { checkIoPermission } from './io-permission';
 import { fetchPhys } from './mmu';
 import { writeCr3, checkCr4Pcide, invpcid } from './pcid';
-import { CR4_PCIDE } from '../x86/control-regs';
+import { CR0_ET, CR4_PCIDE } from '../x86/control-regs';
+import { AC as RFLAGS_AC_BIT } from '../x86/rflags';
 
 /** CR0 bits whose change re-selects paging / flushes the TLB: PE, WP, PG. */
 const CR0_PAGING_BITS = 0x80010001;
@@ -30,13 +31,25 @@ export function execSystem(c: CpuCore, i: Insn): number {
   switch (i.op) {
     case Op.FETCH_NPF:
       // An instruction byte that cannot be fetched: raise what the fetch gets (#PF, #GP,
-      // NPF); if the mapping has changed since decoding, fetch again.
+      // NPF); if the mapping has changed since decoding, fetch again. Outside 64-bit mode
+      // immLo is the EIP of that byte: beyond the CS limit #GP(0), else at CS.base + EIP.
+      if (i.mode !== 0) {
+        if (i.immLo > c.segLimit[CS]) return c.gp0();
+        fetchPhys(c, (i.immLo + c.segBase[CS]) >>> 0, 0, false);
+        return i.addr;
+      }
       fetchPhys(c, i.immLo, i.immHi, false);
       return i.addr;
     case Op.INVPCID: return invpcid(c, i);
+    case Op.STAC: case Op.CLAC:
+      // SMAP's override (SDM Vol. 2, STAC/CLAC): #UD at CPL > 0, in every mode.
+      if (c.cpl !== 0) return c.ud();
+      c.rflags = i.op === Op.STAC ? (c.rflags | RFLAGS_AC_BIT) >>> 0 : (c.rflags & ~RFLAGS_AC_BIT) >>> 0;
+      c.syncAlignCheck();
+      return i.nextAddr;
     case Op.INVLPG:
       if (c.cpl !== 0) return c.gp0();
-      ea(c, i);
+      ea(c, i, 1);
       c.invlpg(c.eaLo, c.eaHi);
       return i.nextAddr;
     case Op.CLI: ioplCheck(c); c.rflags &= ~IF; return i.nextAddr;
@@ -145,7 +158,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
     }
     case Op.MOV_E_SREG: {
       const v = c.sreg[i.reg];
-      if (i.isMem) { ea(c, i); storeE(c, i, 2, v, 0); } else c.setR(i.size === 2 ? 2 : i.size, i.rm, v, 0);
+      if (i.isMem) { ea(c, i, 2); storeE(c, i, 2, v, 0); } else c.setR(i.size === 2 ? 2 : i.size, i.rm, v, 0);
       return i.nextAddr;
     }
     case Op.PUSH_SEG:
@@ -178,7 +191,7 @@ export function execSystem(c: CpuCore, i: Insn): number {
     case Op.INVD: privileged(c); return i.nextAddr; // INVD/WBINVD: no caches to flush, but privileged
     case Op.SMSW: {
       if ((c.cr4 & CR4_UMIP) && c.cpl > 0) c.gp0();
-      if (i.isMem) { ea(c, i); c.writeMem(2, c.eaLo, c.eaHi, c.cr0 & 0xffff, 0); }
+      if (i.isMem) { ea(c, i, 2); c.writeMem(2, c.eaLo, c.eaHi, c.cr0 & 0xffff, 0); }
       else c.setR(i.size, i.rm, i.size === 2 ? c.cr0 & 0xffff : c.cr0 >>> 0, 0); // r32/r64: all of CR0
       return i.nextAddr;
     }
@@ -221,7 +234,7 @@ function writeCr0(c: CpuCore, v: number): void {
     c.efer = (c.efer & ~EFER_LMA) >>> 0;
   }
   const old = c.cr0;
-  c.cr0 = v >>> 0;
+  c.cr0 = (v | CR0_ET) >>> 0; // ET is hard-wired to 1 since the P6 family
   if ((old ^ v) & CR0_PAGING_BITS) c.pagingChanged();
   c.syncAlignCheck(); // CR0.AM
   updateCodeMode(c);

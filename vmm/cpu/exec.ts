@@ -155,7 +155,7 @@ export function exec(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.LEA:
-      c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, 0);
+      c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, 0, 0);
       c.setR(size, i.reg, c.eaLo, c.eaHi);
       return i.nextAddr;
     case Op.XCHG_EG: {
@@ -398,7 +398,7 @@ function bitTest(c: CpuCore, i: Insn): number {
 
 /** CMPXCHG8B (no REX.W) / CMPXCHG16B (REX.W, 16-byte aligned). */
 function cmpxchgWide(c: CpuCore, i: Insn): number {
-  ea(c, i);
+  ea(c, i, i.size === 8 ? 16 : 8);
   const a = c.eaLo, ah = c.eaHi;
   if (i.size === 8) {
     if (a & 15) c.gp0();

@@ -3,7 +3,12 @@
  * JMP/CALL through a code-segment descriptor (m16:16/32/64), far RET (`lret`, `lretq`) to the
  * same or an outer privilege level, and IRET/IRETQ with privilege change and to
  * compatibility mode. Every check is made before any register changes, so a fault leaves
- * the state as it was. Call gates and task gates are not modelled (#GP(selector)).
+ * the state as it was.
+ *
+ * Call gates, task gates and TSS descriptors as far-transfer targets are #GP(selector), and
+ * IRET with NT=1 (a return from a nested task) is #GP(0): hardware task switching (saving and
+ * loading the whole register state through TSSs) is not modelled, since no 32-bit or 64-bit
+ * kernel this project targets uses it (IA-32e mode has none at all).
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
@@ -14,16 +19,23 @@ import {
 } from './segments';
 import { IF, IOPL, NT, VM, VIF, VIP, RF, IRET_MASK } from './flags';
 
-/** RSP + off as a linear address (wraps at 32 bits outside 64-bit mode). */
-function spAddr(c: CpuCore, off: number): [number, number] {
+/**
+ * RSP + off as a linear address. Outside 64-bit mode: ESP + off wraps at 32 bits, is checked
+ * against SS (#SS(0), for `size` bytes) and gets the SS base.
+ */
+function spAddr(c: CpuCore, off: number, size: number): [number, number] {
   const lo = c.rl[4] + off;
-  if (!in64BitMode(c)) return [lo >>> 0, 0];
+  if (!in64BitMode(c)) {
+    const o = lo >>> 0;
+    if (c.segLimit[SS] !== 0xffffffff || (c.segAttr[SS] & 4) !== 0) c.segmentCheck(SS, o, size);
+    return [(o + c.segBase[SS]) >>> 0, 0];
+  }
   return [lo >>> 0, (c.rh[4] + (lo > 0xffffffff ? 1 : 0)) >>> 0];
 }
 
 /** Reads `size` bytes at RSP+off: low half returned, high half (size 8) in c.t, else c.t = 0. */
 function stackRead(c: CpuCore, off: number, size: number): number {
-  const [lo, hi] = spAddr(c, off);
+  const [lo, hi] = spAddr(c, off, size);
   const v = c.readMem(size, lo, hi);
   if (size !== 8) c.t = 0;
   return v;
@@ -70,7 +82,7 @@ function checkFarTarget(c: CpuCore, sel: number): number {
 
 /** Far JMP/CALL m16:16/32/64 (FF /5, FF /3). */
 export function farJmpCall(c: CpuCore, i: Insn, call: boolean): number {
-  ea(c, i);
+  ea(c, i, i.size + 2);
   const size = i.size;
   const offLo = c.readMem(size, c.eaLo, c.eaHi);
   const offHi = size === 8 ? c.t : 0;
@@ -92,13 +104,13 @@ function farTransfer(c: CpuCore, i: Insn, call: boolean, sel: number, offLo: num
   const target = targetRip(c, offLo, offHi, to64, sel);
   if (call) {
     // push CS then the return RIP, each at the operand size; probe both slots first
-    const [lo, hi] = spAddr(c, -2 * size);
+    const [lo, hi] = spAddr(c, -2 * size, 2 * size);
     c.probeWrite(lo, hi, 2 * size);
     const ret = i.nextAddr;
-    const [cl, ch] = spAddr(c, -size);
+    const [cl, ch] = spAddr(c, -size, size);
     c.writeMem(size, cl, ch, c.sreg[CS], 0);
     c.writeMem(size, lo, hi, ret >>> 0, Math.floor(ret / 4294967296) >>> 0);
-    setRsp(c, lo, hi);
+    if (in64BitMode(c)) setRsp(c, lo, hi); else c.rl[4] = (c.rl[4] - 2 * size) >>> 0; // (lo is linear: SS base added)
   }
   desc.w0 = w0; desc.w1 = w1;
   loadCs(c, sel, c.cpl);
@@ -136,8 +148,9 @@ export function farRet(c: CpuCore, i: Insn): number {
 }
 
 /**
- * IRET/IRETD/IRETQ in protected mode and IA-32e mode. In 64-bit mode SS:RSP are always
- * popped; elsewhere only on a return to an outer level. RFLAGS: IOPL changes only at CPL 0,
+ * IRET (16-bit operand size, 66 CF)/IRETD/IRETQ in protected mode and IA-32e mode. In 64-bit
+ * mode SS:RSP are always popped; elsewhere only on a return to an outer level. A 16-bit IRET
+ * pops 2-byte slots and loads FLAGS (bits 15:0) only. RFLAGS: IOPL changes only at CPL 0,
  * IF only when CPL <= IOPL; RF is loaded from the image. NT=1 (task return) is #GP(0) in
  * IA-32e mode and not modelled outside it.
  */
@@ -169,6 +182,7 @@ export function iret(c: CpuCore, i: Insn): number {
   if (c.cpl > 0) mask &= ~IOPL;
   if (c.cpl > ((old & IOPL) >>> 12)) mask &= ~IF;
   if (c.cpl > 0) mask &= ~(VIF | VIP);
+  if (size === 2) mask &= 0xffff; // a 16-bit image holds FLAGS only
   c.putFlags((old & ~mask) | (fl & mask));
   if (fl & RF) c.rflags |= RF;
   desc.w0 = csW0; desc.w1 = csW1;

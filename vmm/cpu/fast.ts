@@ -25,7 +25,7 @@ function ea(c: CpuCore, i: Insn): void {
     c.eaHi = (c.rh[b] + i.dispHi + (lo > 0xffffffff ? 1 : 0)) >>> 0;
     return;
   }
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, i.size);
 }
 
 /** Condition codes with a fast path for the lazy flags of CMP/SUB and logic results. */
@@ -168,7 +168,7 @@ const lea64: Handler = (c, i) => {
     c.rl[i.reg] = lo >>> 0;
     return i.nextAddr;
   }
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, 8, 0);
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, 8, 0, i.size);
   c.rl[i.reg] = c.eaLo; c.rh[i.reg] = c.eaHi;
   return i.nextAddr;
 };
@@ -453,7 +453,7 @@ const movzxReg: Handler = (c, i) => {
   return i.nextAddr;
 };
 const lea32: Handler = (c, i) => {
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, 0);
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, 0, i.size);
   c.rl[i.reg] = c.eaLo; c.rh[i.reg] = 0;
   return i.nextAddr;
 };

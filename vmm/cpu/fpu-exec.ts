@@ -33,7 +33,7 @@ export function execFpuState(c: CpuCore, i: Insn, s: S): number {
     case S.LDMXCSR: case S.STMXCSR:
       if ((cr0 & CR0_EM) !== 0 || (c.cr4 & CR4_OSFXSR) === 0) c.ud();
       if ((cr0 & CR0_TS) !== 0) c.exception(7);
-      ea(c, i);
+      ea(c, i, 4);
       if (s === S.STMXCSR) c.wr32(c.eaLo, c.eaHi, f.mxcsr);
       else {
         const v = c.rd32(c.eaLo, c.eaHi);
@@ -43,7 +43,7 @@ export function execFpuState(c: CpuCore, i: Insn, s: S): number {
       return i.nextAddr;
     case S.FXSAVE: case S.FXRSTOR:
       if ((cr0 & (CR0_EM | CR0_TS)) !== 0) c.exception(7);
-      ea(c, i);
+      ea(c, i, FXSAVE_BYTES);
       if ((c.eaLo & 15) !== 0) c.gp0();
       if (s === S.FXSAVE) {
         image.fill(0);
@@ -62,7 +62,7 @@ export function execFpuState(c: CpuCore, i: Insn, s: S): number {
     case S.XSAVE: case S.XRSTOR:
       if ((c.cr4 & CR4_OSXSAVE) === 0) c.ud();
       if ((cr0 & CR0_TS) !== 0) c.exception(7);
-      ea(c, i);
+      ea(c, i, XSAVE_AREA_BYTES);
       if ((c.eaLo & 63) !== 0) c.gp0();
       return s === S.XSAVE ? xsave(c, i, f) : xrstor(c, i, f);
     case S.XGETBV:
@@ -85,8 +85,8 @@ export function execFpuState(c: CpuCore, i: Insn, s: S): number {
   }
 }
 
-function ea(c: CpuCore, i: Insn): void {
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
+function ea(c: CpuCore, i: Insn, size: number): void {
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, size);
 }
 
 function x87(c: CpuCore, i: Insn, s: S, f: FpuState): number {
@@ -94,9 +94,9 @@ function x87(c: CpuCore, i: Insn, s: S, f: FpuState): number {
     case S.FNINIT: f.fninit(); break;
     case S.FNCLEX: f.fsw &= 0x7f00; break; // exception flags, SF, ES and B
     case S.FNSTSW_AX: c.setR(2, 0, f.fsw, 0); break;
-    case S.FNSTCW: ea(c, i); c.wr16(c.eaLo, c.eaHi, f.fcw); break;
-    case S.FNSTSW: ea(c, i); c.wr16(c.eaLo, c.eaHi, f.fsw); break;
-    default: ea(c, i); f.fcw = (c.rd16(c.eaLo, c.eaHi) & 0x1f3f) | 0x40; break; // FLDCW: bit 6 reads as 1
+    case S.FNSTCW: ea(c, i, 2); c.wr16(c.eaLo, c.eaHi, f.fcw); break;
+    case S.FNSTSW: ea(c, i, 2); c.wr16(c.eaLo, c.eaHi, f.fsw); break;
+    default: ea(c, i, 2); f.fcw = (c.rd16(c.eaLo, c.eaHi) & 0x1f3f) | 0x40; break; // FLDCW: bit 6 reads as 1
   }
   return i.nextAddr;
 }

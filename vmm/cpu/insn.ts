@@ -51,6 +51,7 @@ export const enum Op {
   INVD, // INVD and WBINVD (#GP(0) at CPL > 0)
   SMSW, LMSW,
   INVPCID, // 66 0F 38 82 /r (pcid.ts)
+  STAC, CLAC, // 0F 01 CB / 0F 01 CA: RFLAGS.AC for SMAP
 }
 
 /** Executes one decoded instruction; returns the next RIP (see exec.ts). */

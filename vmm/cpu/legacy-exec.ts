@@ -11,7 +11,7 @@ import { CpuCore } from './core';
 import { Insn, Op } from './insn';
 import { exec } from './exec';
 import { loadE, storeE, ea } from './operands';
-import { SS, AR_DB, loadDataSegment } from './segments';
+import { CS, SS, AR_DB, loadDataSegment } from './segments';
 import { farJmpCallDirect } from './far-transfer';
 import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
 import { SHADOW_MOVSS } from './exec-system';
@@ -26,9 +26,10 @@ function movedSp(c: CpuCore, delta: number): number {
   return wide(c) ? (sp + delta) >>> 0 : ((sp & 0xffff0000) | ((sp + delta) & 0xffff)) >>> 0;
 }
 
-/** Linear address of the stack slot `off` bytes above the current top. */
-function slot(c: CpuCore, off: number): number {
-  const sp = wide(c) ? c.rl[4] + off : (c.rl[4] + off) & 0xffff;
+/** Linear address of the `size`-byte stack slot `off` bytes above the current top (SS limit: #SS(0)). */
+function slot(c: CpuCore, off: number, size: number): number {
+  const sp = wide(c) ? (c.rl[4] + off) >>> 0 : (c.rl[4] + off) & 0xffff;
+  if (c.segLimit[SS] !== 0xffffffff || (c.segAttr[SS] & 4) !== 0) c.segmentCheck(SS, sp, size);
   return (c.segBase[SS] + sp) >>> 0;
 }
 
@@ -38,25 +39,36 @@ function setSp(c: CpuCore, sp: number): void {
 }
 
 export function lpush(c: CpuCore, size: number, v: number): void {
-  const a = slot(c, -size);
+  const a = slot(c, -size, size);
   c.writeMem(size, a, 0, v, 0);
   setSp(c, movedSp(c, -size));
 }
 
 export function lpop(c: CpuCore, size: number): number {
-  const v = c.readMem(size, slot(c, 0), 0);
+  const v = c.readMem(size, slot(c, 0, size), 0);
   setSp(c, movedSp(c, size));
   return v;
 }
 
+/** A near branch: the target EIP (IP) must be within the CS limit, else #GP(0) at the branch (SDM JMP, CALL, RET, Jcc). */
 function branch(c: CpuCore, i: Insn, target: number): number {
+  const t = i.size === 2 ? target & 0xffff : target >>> 0;
+  if (t > c.segLimit[CS]) c.gp0();
   c.branchTaken = true;
-  return i.size === 2 ? target & 0xffff : target >>> 0;
+  return t;
+}
+
+/** Jcc, JMP rel, LOOPcc/JECXZ: the generic path, then the CS-limit check of a taken branch (ECX unchanged on #GP). */
+function relBranch(c: CpuCore, i: Insn): number {
+  const ecx = c.rl[1];
+  const t = exec(c, i);
+  if (t !== i.nextAddr && t > c.segLimit[CS]) { c.rl[1] = ecx; c.gp0(); }
+  return t;
 }
 
 /** A segment register and a general register from memory (m16:16/32/64). */
 function loadFarPointer(c: CpuCore, i: Insn): number {
-  ea(c, i);
+  ea(c, i, i.size + 2);
   const size = i.size;
   const off = c.readMem(size, c.eaLo, c.eaHi), offHi = size === 8 ? c.t : 0;
   const a = c.eaLo + size;
@@ -65,6 +77,13 @@ function loadFarPointer(c: CpuCore, i: Insn): number {
   if (i.sub === SS) { c.shadowNext |= SHADOW_MOVSS; c.attention = 1; }
   c.setR(size, i.reg, off, offHi);
   return i.nextAddr;
+}
+
+/** The CS-limit check of a CALL/RET target before the stack changes. */
+function checkedTarget(c: CpuCore, i: Insn, target: number): number {
+  const t = i.size === 2 ? target & 0xffff : target >>> 0;
+  if (t > c.segLimit[CS]) c.gp0();
+  return t;
 }
 
 export function execLegacy(c: CpuCore, i: Insn): number {
@@ -77,7 +96,7 @@ export function execLegacy(c: CpuCore, i: Insn): number {
     case Op.POP_E: {
       // the destination address is computed with ESP already incremented (SDM POP)
       const old = c.rl[4];
-      const v = c.readMem(size, slot(c, 0), 0);
+      const v = c.readMem(size, slot(c, 0, size), 0);
       setSp(c, movedSp(c, size));
       if (i.isMem) {
         ea(c, i);
@@ -90,7 +109,7 @@ export function execLegacy(c: CpuCore, i: Insn): number {
     case Op.PUSH_SEG: lpush(c, size, c.sreg[i.sub]); return i.nextAddr;
     case Op.POP_SEG: {
       // the segment is loaded before ESP moves, so a faulting load leaves ESP as it was
-      const v = c.readMem(size, slot(c, 0), 0) & 0xffff;
+      const v = c.readMem(size, slot(c, 0, size), 0) & 0xffff;
       loadDataSegment(c, i.sub, v);
       setSp(c, movedSp(c, size));
       if (i.sub === SS) { c.shadowNext |= SHADOW_MOVSS; c.attention = 1; }
@@ -98,7 +117,7 @@ export function execLegacy(c: CpuCore, i: Insn): number {
     }
     case Op.PUSHA: {
       const sp = c.rl[4];
-      c.probeWrite(slot(c, -8 * size), 0, 8 * size);
+      c.probeWrite(slot(c, -8 * size, 8 * size), 0, 8 * size);
       for (let r = 0; r < 8; r++) lpush(c, size, r === 4 ? sp : c.rl[r]);
       return i.nextAddr;
     }
@@ -125,14 +144,15 @@ export function execLegacy(c: CpuCore, i: Insn): number {
       c.putFlags(((old & ~mask) | (v & mask)) & ~RF); // POPF clears RF
       return i.nextAddr;
     }
-    case Op.CALL_REL: lpush(c, size, i.nextAddr); return branch(c, i, i.targetLo);
-    case Op.CALL_E: { const t = loadE(c, i, size); lpush(c, size, i.nextAddr); return branch(c, i, t); }
+    case Op.CALL_REL: { const t = checkedTarget(c, i, i.targetLo); lpush(c, size, i.nextAddr); return branch(c, i, t); }
+    case Op.CALL_E: { const t = checkedTarget(c, i, loadE(c, i, size)); lpush(c, size, i.nextAddr); return branch(c, i, t); }
     case Op.JMP_E: return branch(c, i, loadE(c, i, size));
     case Op.RET: {
-      const t = c.readMem(size, slot(c, 0), 0);
+      const t = checkedTarget(c, i, c.readMem(size, slot(c, 0, size), 0));
       setSp(c, movedSp(c, size + i.imm2));
       return branch(c, i, t);
     }
+    case Op.JCC: case Op.JMP_REL: case Op.LOOP: return relBranch(c, i);
     case Op.LEAVE: {
       const bp = wide(c) ? c.rl[5] : c.rl[5] & 0xffff;
       setSp(c, wide(c) ? bp : ((c.rl[4] & 0xffff0000) | bp) >>> 0);
@@ -153,6 +173,7 @@ export function isLegacyOp(op: Op): boolean {
     case Op.PUSH_SEG: case Op.POP_SEG: case Op.PUSHA: case Op.POPA: case Op.PUSHF: case Op.POPF:
     case Op.CALL_REL: case Op.CALL_E: case Op.JMP_E: case Op.RET: case Op.LEAVE:
     case Op.JMP_FAR_PTR: case Op.CALL_FAR_PTR: case Op.LOAD_FAR_PTR:
+    case Op.JCC: case Op.JMP_REL: case Op.LOOP:
       return true;
     default:
       return false;

@@ -8,7 +8,7 @@ import { Insn } from './insn';
 
 export function loadE(c: CpuCore, i: Insn, size: number): number {
   if (!i.isMem) return c.getR(size, i.rm);
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, size);
   return c.readMem(size, c.eaLo, c.eaHi);
 }
 
@@ -18,8 +18,9 @@ export function storeE(c: CpuCore, i: Insn, size: number, lo: number, hi: number
   else c.writeMem(size, c.eaLo, c.eaHi, lo, hi);
 }
 
-export function ea(c: CpuCore, i: Insn): void {
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
+/** The EA of the memory operand; `size` = bytes accessed from it (the segment-limit check outside 64-bit mode). */
+export function ea(c: CpuCore, i: Insn, size = i.size): void {
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, size);
 }
 
 /** A control transfer to a 64-bit target: #GP(0) if non-canonical. */

@@ -43,7 +43,7 @@ export function invpcid(c: CpuCore, i: Insn): number {
   if (c.cpl !== 0) c.gp0();
   const typeHi = i.mode === 0 ? c.rh[i.reg] : 0;
   const type = c.rl[i.reg];
-  ea(c, i);
+  ea(c, i, 16);
   const dLo = c.rd64(c.eaLo, c.eaHi), dHi = c.t;
   const a = c.eaLo + 8;
   const aLo = c.rd64(a >>> 0, (c.eaHi + (a > 0xffffffff ? 1 : 0)) >>> 0), aHi = c.t;

@@ -7,9 +7,16 @@
  * Cache attributes use the VMX access-rights layout: type 3:0, S 4, DPL 6:5, P 7, AVL 12,
  * L 13, D/B 14, G 15, unusable 16 (a null selector loaded in a data register).
  *
- * Not modelled: segment limit and type checks of ordinary data accesses (bases of ES/CS/SS/DS
- * are taken as 0: the flat model every 32-bit and 64-bit kernel uses); call gates and task
- * gates (a far transfer through one is #GP(selector)); task switches.
+ * Outside 64-bit mode every data access adds its segment's base and is checked against its
+ * limit (CpuCore.legacyEA/segmentCheck: expand-up and expand-down, #GP(0) or #SS(0) for SS,
+ * unusable segments), instruction fetch is at CS.base + EIP within the CS limit (cpu.ts), and
+ * near branch targets are checked against the CS limit (legacy-exec.ts). 64-bit mode: no
+ * limits, only the FS/GS bases, non-canonical addresses #GP(0) in the MMU.
+ *
+ * Not modelled: type checks of data accesses (a write to a read-only or code segment, a read
+ * of an execute-only one); the limit checks of the implicit stack pushes of event delivery
+ * and of the BT family's bit-offset addressing; call gates and task gates (a far transfer
+ * through one is #GP(selector), see far-transfer.ts); task switches.
  */
 import { CpuCore } from './core';
 import { EFER_LMA } from '../x86/msr';
@@ -138,10 +145,12 @@ export function updateCodeMode(c: CpuCore): void {
 /** Loads segment register r's selector and cache from the descriptor in `desc`. */
 export function loadCache(c: CpuCore, r: number, sel: number): void {
   const w0 = desc.w0, w1 = desc.w1;
+  const base = baseOf(w0, w1), limit = limitOf(w0, w1);
+  // a new CS base or limit changes what the fetch sees: decoded-block links are re-checked
+  if (r === CS && (c.segBase[CS] !== base || c.segLimit[CS] !== limit)) { c.xlatEpoch++; c.attention = 1; }
   c.sreg[r] = sel;
   c.segAttr[r] = arOf(w1);
-  c.segLimit[r] = limitOf(w0, w1);
-  const base = baseOf(w0, w1);
+  c.segLimit[r] = limit;
   if (r === FS) { c.fsBaseLo = base; c.fsBaseHi = 0; }
   else if (r === GS) { c.gsBaseLo = base; c.gsBaseHi = 0; }
   else c.segBase[r] = base;

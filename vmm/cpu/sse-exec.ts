@@ -28,8 +28,8 @@ export function execSse(c: CpuCore, i: Insn): number {
   return execData(c, i, s, c.fpu);
 }
 
-function ea(c: CpuCore, i: Insn): void {
-  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg);
+function ea(c: CpuCore, i: Insn, size = i.size): void {
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, size);
 }
 /** The address 8 bytes after the EA (halves in c.t for the high half). */
 function eaPlus8(c: CpuCore): number {
@@ -48,7 +48,7 @@ function wrHalf(c: CpuCore, lo: number, hi: number, vLo: number, vHi: number): v
 
 /** Reads n (4, 8, 16) bytes of the memory operand into scratch slot XMM_SRC. */
 function readMem(c: CpuCore, i: Insn, f: FpuState, n: number, aligned: boolean): void {
-  ea(c, i);
+  ea(c, i, n);
   const o = XMM_SRC * 4;
   if (n === 4) { f.u32[o] = c.rd32(c.eaLo, c.eaHi); return; }
   if (n === 8) {
@@ -75,7 +75,7 @@ function src(c: CpuCore, i: Insn, f: FpuState, n: number, aligned = true): numbe
 
 /** Writes n bytes of slot r (from its lane 0) to the memory operand. */
 function writeMem(c: CpuCore, i: Insn, f: FpuState, r: number, n: number, aligned: boolean): void {
-  ea(c, i);
+  ea(c, i, n);
   const o = r * 4;
   if (n === 4) { c.wr32(c.eaLo, c.eaHi, f.u32[o]); return; }
   if (n === 8) { c.wr64(c.eaLo, c.eaHi, f.u32[o], f.u32[o + 1]); return; }
@@ -250,7 +250,7 @@ function execData(c: CpuCore, i: Insn, s: S, f: FpuState): number {
       return i.nextAddr;
     }
     case S.PINSRW: {
-      const v = i.isMem ? (ea(c, i), c.rd16(c.eaLo, c.eaHi)) : c.rl[i.rm] & 0xffff;
+      const v = i.isMem ? (ea(c, i, 2), c.rd16(c.eaLo, c.eaHi)) : c.rl[i.rm] & 0xffff;
       f.u16[d * 8 + (i.immLo & 7)] = v;
       return i.nextAddr;
     }

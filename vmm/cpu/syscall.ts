@@ -19,6 +19,7 @@ const USER_CODE32 = 0xc0fb; // D=1, DPL 3 (compatibility mode)
 const USER_DATA = 0xc0f3;
 
 function flat(c: CpuCore, r: number, sel: number, attr: number): void {
+  if (r === 1 && (c.segBase[r] !== 0 || c.segLimit[r] !== 0xffffffff)) c.xlatEpoch++; // CS: decoded-block links re-checked
   c.sreg[r] = sel;
   c.segAttr[r] = attr;
   c.segBase[r] = 0;

@@ -21,8 +21,8 @@ const LEAF1_EDX = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8
 const LEAF1_ECX_APIC = (1 << 21) | (1 << 24);
 /** Leaf 1 ECX: PCID (17; vmm/cpu/pcid.ts). */
 const LEAF1_ECX_PCID = 1 << 17;
-/** Leaf 7 subleaf 0 EBX: INVPCID (10; vmm/cpu/pcid.ts). */
-const LEAF7_EBX = 1 << 10;
+/** Leaf 7 subleaf 0 EBX: SMEP (7) and SMAP (20, with STAC/CLAC; vmm/cpu/mmu.ts), INVPCID (10; vmm/cpu/pcid.ts). */
+const LEAF7_EBX = (1 << 7) | (1 << 10) | (1 << 20);
 const LEAF1_ECX_XSAVE = 1 << 26;
 const LEAF1_ECX_OSXSAVE = 1 << 27;
 /** Leaf 0DH: XCR0 may hold x87|SSE; their XSAVE area is the legacy region plus the header. */

@@ -3,6 +3,8 @@ export const CR0_PE = 1 << 0;
 export const CR0_MP = 1 << 1;
 export const CR0_EM = 1 << 2;
 export const CR0_TS = 1 << 3;
+/** Extension type: reserved and hard-wired to 1 since the P6 family (reads 1, writes ignored). */
+export const CR0_ET = 1 << 4;
 export const CR0_NE = 1 << 5;
 export const CR0_WP = 1 << 16;
 export const CR0_AM = 1 << 18;

@@ -1,0 +1,472 @@
+/**
+ * Source generation for one decoded block (code-cache.ts Block): the JavaScript of a function
+ * `(c, left) => next RIP` that runs the block's instructions with exactly the interpreter's
+ * semantics (cpu.ts run loop + fast.ts/exec.ts handlers).
+ *
+ * - Guest registers live in int32 locals (l<r> bits 31:0, h<r> bits 63:32) across the block,
+ *   loaded at entry and stored back at every exit, on a fault (catch) and before a call-out.
+ * - Instruction forms listed in `inlineable` are generated inline; every other instruction
+ *   is a call-out to its interpreter handler (registers and flags stored first, reloaded
+ *   after), so the block behaves as the interpreter loop does for it: it stops after an
+ *   instruction that branched, returned EXIT_RIP or set `attention`.
+ * - Memory operands: the TLB fast tags inline (as fast.ts); anything else (TLB miss, data
+ *   breakpoint page, MMIO, page-crossing, stores to pages holding code) calls the CpuCore
+ *   accessor, after which `attention` is checked at the instruction's end.
+ * - A block that branches back to its own start with no call-outs loops inside the function
+ *   while the budget allows a whole pass (the interpreter would run the same instructions).
+ *
+ * Results: c.jitN = instructions completed; on a fault or EXIT_RIP, c.jitIdx = index of the
+ * instruction that did not complete.
+ */
+import { Insn, Op } from '../insn';
+import { LF } from '../flags';
+import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, szapBits } from './flags-expr';
+
+const FLUSH = '/*FLUSH*/';
+const RELOAD = '/*RELOAD*/';
+
+/** Whether the compiler generates instruction i inline (else: a call-out to i.fn). */
+export function inlineable(i: Insn): boolean {
+  if (i.mode !== 0 || i.lock) return false;
+  const s = i.size, q = s === 8 || s === 4;
+  const memOk = !i.isMem || (i.asize === 8 && i.seg === 0);
+  if (!memOk) return false;
+  switch (i.op) {
+    case Op.NOP: return true;
+    case Op.MOV_EG: return q || (s === 1 && i.isMem);
+    case Op.MOV_GE: return q;
+    case Op.MOV_RI: return q;
+    case Op.MOV_EI: return q && i.isMem;
+    case Op.LEA: return (s === 8 && i.asize === 8) || s === 4;
+    case Op.MOVZX: return q && (i.srcSize === 1 || i.srcSize === 2);
+    case Op.MOVSX: return q;
+    case Op.ALU_EG: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
+    case Op.ALU_GE: return q && i.sub !== 2 && i.sub !== 3;
+    case Op.ALU_EI: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
+    case Op.TEST_EG: return q && !i.isMem;
+    case Op.INC_E: case Op.DEC_E: return q && !i.isMem;
+    case Op.PUSH_R: case Op.POP_R: return s === 8;
+    case Op.JCC: case Op.JMP_REL: case Op.CALL_REL: return true;
+    case Op.CMOV: return q && !i.isMem;
+    case Op.IMUL_GE: case Op.IMUL_GEI: return q && !i.isMem;
+    case Op.RET: return true;
+    case Op.CBW: case Op.CWD: return q;
+    case Op.SETCC: return !i.isMem;
+    case Op.SHIFT_E: return q && !i.isMem && i.sub >= 4 && i.cnt !== 2;
+    default: return false;
+  }
+}
+
+/** The absolute address a relative branch goes to (as fast.ts jumpTarget). */
+function branchTarget(i: Insn): number {
+  return i.targetHi === 0 ? i.targetLo : (i.targetHi | 0) * 4294967296 + i.targetLo;
+}
+
+function lit(n: number): string {
+  return Object.is(n, -0) ? '0' : String(n);
+}
+
+export interface EmittedBlock {
+  /** Body of `function (PARITY, imulTrunc, mul64lo, MUL, RT)` (RT: runtime.ts) returning the block function `(c, left, I = the block's insns)`. */
+  source: string;
+  /** Instruction count of the block. */
+  length: number;
+  inlined: number;
+}
+
+class Emitter {
+  private out: string[] = [];
+  private readonly used = new Set<number>();
+  private readonly written = new Set<number>();
+  private flags: PendingFlags = null;
+  private temps = 0;
+  private callouts = 0;
+  inlined = 0;
+  private loops = false;
+  /** The instruction being emitted (index in the block). */
+  private k = 0;
+  private slow = false;
+
+  constructor(private readonly insns: readonly Insn[], private readonly start: number) {}
+
+  private t(): string {
+    return `t${this.temps++}`;
+  }
+  private lo(r: number): string { this.used.add(r); return `l${r}`; }
+  private hi(r: number): string { this.used.add(r); return `h${r}`; }
+  private setReg(r: number, lo: string, hi: string): void {
+    this.used.add(r); this.written.add(r);
+    this.out.push(`l${r} = ${lo}; h${r} = ${hi};`);
+  }
+  /** A byte register (16-19: AH CH DH BH) as a 0-255 expression. */
+  private byteReg(r: number): string {
+    return r < 16 ? `(${this.lo(r)} & 0xff)` : `((${this.lo(r - 16)} >>> 8) & 0xff)`;
+  }
+  private setByteReg(r: number, v: string): void {
+    if (r < 16) { this.used.add(r); this.written.add(r); this.out.push(`l${r} = (l${r} & -256) | (${v});`); }
+    else { const b = r - 16; this.used.add(b); this.written.add(b); this.out.push(`l${b} = (l${b} & -65281) | ((${v}) << 8);`); }
+  }
+
+  private exit(count: string, next: string): string {
+    return `{ ${flagsToLocals(this.flags)} xn = ${count}; xr = ${next}; break B; }`;
+  }
+
+  /** Prepares a call into CpuCore that may fault or set attention (slow paths). */
+  private beforeSlow(): string {
+    this.slow = true;
+    return `ci = ${this.k}; ${flushFlags(this.flags)}`;
+  }
+
+  /** The effective address of i's memory operand into two new int32 locals. */
+  private ea(i: Insn): [string, string] {
+    const aL = this.t(), aH = this.t();
+    const dLo = i.dispLo >>> 0, dHi = i.dispHi | 0;
+    if (i.base < 0 && i.index < 0) {
+      this.out.push(`${aL} = ${dLo | 0}; ${aH} = ${dHi};`);
+      return [aL, aH];
+    }
+    const s = this.t();
+    let sum = `${dLo}`, hsum = `${dHi}`;
+    if (i.base >= 0) { sum += ` + (${this.lo(i.base)} >>> 0)`; hsum += ` + ${this.hi(i.base)}`; }
+    if (i.index < 0) {
+      this.out.push(`${s} = ${sum}; ${aL} = ${s} | 0; ${aH} = (${hsum} + (${s} > 4294967295 ? 1 : 0)) | 0;`);
+    } else {
+      const m = 1 << i.scale;
+      sum += ` + (${this.lo(i.index)} >>> 0) * ${m}`;
+      hsum += ` + ${this.hi(i.index)} * ${m}`;
+      this.out.push(`${s} = ${sum}; ${aL} = ${s} | 0; ${aH} = (${hsum} + Math.floor(${s} / 4294967296)) | 0;`);
+    }
+    return [aL, aH];
+  }
+
+  /** Reads n bytes at (aL,aH) into new locals [lo, hi] (hi '0' unless n = 8). */
+  private load(aL: string, aH: string, n: number): [string, string] {
+    const vL = this.t(), vH = n === 8 ? this.t() : '0';
+    const call = n === 8 ? `${vL} = c.rd64(${aL} >>> 0, ${aH} >>> 0) | 0; ${vH} = c.t | 0;` : `${vL} = c.rd${n * 8}(${aL} >>> 0, ${aH} >>> 0) | 0;`;
+    const fast = n === 8 ? `${vL} = R[0]; ${vH} = R[1];` : `${vL} = R[0];`;
+    this.out.push(`if (fastRead${n * 8}(c, ${aL}, ${aH}) !== 0) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    return [vL, vH];
+  }
+
+  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH). */
+  private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
+    let fast: string, call: string;
+    if (n === 1) {
+      fast = `fastWrite8(c, ${aL}, ${aH}, ${vL})`;
+      call = `c.wr8(${aL} >>> 0, ${aH} >>> 0, ${vL});`;
+    } else if (n === 4) {
+      fast = `fastWrite32(c, ${aL}, ${aH}, ${vL})`;
+      call = `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
+    } else {
+      fast = `fastWrite64(c, ${aL}, ${aH}, ${vL}, ${vH})`;
+      call = `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);`;
+    }
+    this.out.push(`if (${fast} === 0) { ${this.beforeSlow()} ${call} sl = 1; }`);
+  }
+
+  /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
+  private alu(op: number, size: number, d: [string, string], s: [string, string]): [string, string] {
+    const dL = this.t(), dH = size === 8 ? this.t() : '0', sL = this.t(), sH = size === 8 ? this.t() : '0';
+    const rL = this.t(), rH = size === 8 ? this.t() : '0';
+    this.out.push(`${dL} = ${d[0]}; ${sL} = ${s[0]};` + (size === 8 ? ` ${dH} = ${d[1]}; ${sH} = ${s[1]};` : ''));
+    let lf: LF;
+    if (size === 8) {
+      switch (op) {
+        case 0: this.out.push(`${rL} = (${dL} + ${sL}) | 0; ${rH} = (${dH} + ${sH} + ((${rL} >>> 0) < (${dL} >>> 0) ? 1 : 0)) | 0;`); lf = LF.ADD; break;
+        case 5: case 7: this.out.push(`${rL} = (${dL} - ${sL}) | 0; ${rH} = (${dH} - ${sH} - ((${dL} >>> 0) < (${sL} >>> 0) ? 1 : 0)) | 0;`); lf = LF.SUB; break;
+        default: {
+          const o = op === 4 ? '&' : op === 1 ? '|' : '^';
+          this.out.push(`${rL} = ${dL} ${o} ${sL}; ${rH} = ${dH} ${o} ${sH};`); lf = LF.LOGIC;
+        }
+      }
+    } else {
+      switch (op) {
+        case 0: this.out.push(`${rL} = (${dL} + ${sL}) | 0;`); lf = LF.ADD; break;
+        case 5: case 7: this.out.push(`${rL} = (${dL} - ${sL}) | 0;`); lf = LF.SUB; break;
+        default: {
+          const o = op === 4 ? '&' : op === 1 ? '|' : '^';
+          this.out.push(`${rL} = ${dL} ${o} ${sL};`); lf = LF.LOGIC;
+        }
+      }
+    }
+    this.flags = { kind: 'lazy', op: lf, size, dLo: dL, dHi: dH, sLo: sL, sHi: sH, rLo: rL, rHi: rH, cin: '0' };
+    return [rL, rH];
+  }
+
+  private reg64(r: number, size: number): [string, string] {
+    return [this.lo(r), size === 8 ? this.hi(r) : '0'];
+  }
+
+  /** A store of the result at operand size into register r (4: bits 63:32 cleared). */
+  private setSized(r: number, size: number, v: [string, string]): void {
+    this.setReg(r, v[0], size === 8 ? v[1] : '0');
+  }
+
+  private callout(i: Insn): void {
+    this.callouts++;
+    const k = this.k;
+    this.out.push(`ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${k} = I[${k}], r${k} = i${k}.fn(c, i${k}); ok = 1; ${RELOAD}`);
+    this.flags = null;
+    this.out.push(`if (r${k} !== ${lit(i.nextAddr)} || c.attention !== 0) { fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+  }
+
+  /** A taken branch to `target` after instruction k. */
+  private branch(target: number): string {
+    const k = this.k;
+    if (target === this.start) {
+      // back to the block's start: what the run loop would do between the two runs
+      this.loops = true;
+      return `{ ${flushFlags(this.flags)} c.instret += ${k + 1}; left -= ${k + 1}; if (left >= ${this.insns.length}) continue; fo = -1; xn = 0; xr = ${lit(target)}; break B; }`;
+    }
+    return this.exit(String(k + 1), lit(target));
+  }
+
+  private emitInsn(i: Insn): boolean {
+    const s = i.size;
+    switch (i.op) {
+      case Op.NOP: return true;
+      case Op.MOV_EG:
+        if (!i.isMem) { this.setSized(i.rm, s, this.reg64(i.reg, s)); return true; }
+        if (s === 1) { const [aL, aH] = this.ea(i); this.store(aL, aH, 1, this.byteReg(i.reg), '0'); return true; }
+        { const [aL, aH] = this.ea(i); const v = this.reg64(i.reg, s); this.store(aL, aH, s, v[0], v[1]); return true; }
+      case Op.MOV_GE:
+        if (!i.isMem) { this.setSized(i.reg, s, this.reg64(i.rm, s)); return true; }
+        { const [aL, aH] = this.ea(i); this.setSized(i.reg, s, this.load(aL, aH, s)); return true; }
+      case Op.MOV_RI: this.setReg(i.rm, lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'); return true;
+      case Op.MOV_EI: { const [aL, aH] = this.ea(i); this.store(aL, aH, s, lit(i.immLo | 0), lit(i.immHi | 0)); return true; }
+      case Op.LEA: { const [aL, aH] = this.ea(i); this.setReg(i.reg, aL, s === 8 ? aH : '0'); return true; }
+      case Op.MOVZX: {
+        let v: string;
+        if (i.isMem) { const [aL, aH] = this.ea(i); v = this.load(aL, aH, i.srcSize)[0]; }
+        else v = i.srcSize === 1 ? this.byteReg(i.rm) : `(${this.lo(i.rm)} & 0xffff)`;
+        this.setReg(i.reg, v, '0');
+        return true;
+      }
+      case Op.MOVSX: {
+        const n = i.srcSize;
+        let raw: string;
+        if (i.isMem) { const [aL, aH] = this.ea(i); raw = this.load(aL, aH, n)[0]; }
+        else raw = n === 1 && i.rm >= 16 ? `(${this.lo(i.rm - 16)} >>> 8)` : this.lo(i.rm);
+        const v = this.t();
+        this.out.push(`${v} = ${n === 1 ? `(${raw} << 24) >> 24` : n === 2 ? `(${raw} << 16) >> 16` : `${raw} | 0`};`);
+        this.setReg(i.reg, v, s === 8 ? `(${v} < 0 ? -1 : 0)` : '0');
+        return true;
+      }
+      case Op.ALU_EG: { // rm op= reg
+        const r = this.alu(i.sub, s, this.reg64(i.rm, s), this.reg64(i.reg, s));
+        if (i.sub !== 7) this.setSized(i.rm, s, r);
+        return true;
+      }
+      case Op.ALU_GE: { // reg op= rm / [mem]
+        let src: [string, string];
+        if (i.isMem) { const [aL, aH] = this.ea(i); src = this.load(aL, aH, s); } else src = this.reg64(i.rm, s);
+        const r = this.alu(i.sub, s, this.reg64(i.reg, s), src);
+        if (i.sub !== 7) this.setSized(i.reg, s, r);
+        return true;
+      }
+      case Op.ALU_EI: {
+        const r = this.alu(i.sub, s, this.reg64(i.rm, s), [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
+        if (i.sub !== 7) this.setSized(i.rm, s, r);
+        return true;
+      }
+      case Op.TEST_EG: {
+        const rL = this.t(), rH = s === 8 ? this.t() : '0';
+        this.out.push(`${rL} = ${this.lo(i.rm)} & ${this.lo(i.reg)};` + (s === 8 ? ` ${rH} = ${this.hi(i.rm)} & ${this.hi(i.reg)};` : ''));
+        this.flags = { kind: 'lazy', op: LF.LOGIC, size: s, dLo: '0', dHi: '0', sLo: '0', sHi: '0', rLo: rL, rHi: rH, cin: '0' };
+        return true;
+      }
+      case Op.INC_E: case Op.DEC_E: {
+        const dec = i.op === Op.DEC_E;
+        const cin = this.t(), dL = this.t(), dH = s === 8 ? this.t() : '0', rL = this.t(), rH = s === 8 ? this.t() : '0';
+        this.out.push(`${cin} = ${cfNumber(this.flags)}; ${dL} = ${this.lo(i.rm)};`);
+        if (s === 8) {
+          this.out.push(`${dH} = ${this.hi(i.rm)};`);
+          this.out.push(dec ? `${rL} = (${dL} - 1) | 0; ${rH} = ${dL} === 0 ? (${dH} - 1) | 0 : ${dH};`
+            : `${rL} = (${dL} + 1) | 0; ${rH} = ${rL} === 0 ? (${dH} + 1) | 0 : ${dH};`);
+        } else this.out.push(`${rL} = (${dL} ${dec ? '-' : '+'} 1) | 0;`);
+        this.flags = { kind: 'lazy', op: dec ? LF.DEC : LF.INC, size: s, dLo: dL, dHi: dH, sLo: '1', sHi: '0', rLo: rL, rHi: rH, cin };
+        this.setReg(i.rm, rL, rH);
+        return true;
+      }
+      case Op.PUSH_R: {
+        const vL = this.t(), vH = this.t(), sL = this.t(), sH = this.t();
+        this.out.push(`${vL} = ${this.lo(i.rm)}; ${vH} = ${this.hi(i.rm)}; ${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
+        this.store(sL, sH, 8, vL, vH);
+        this.setReg(4, sL, sH);
+        return true;
+      }
+      case Op.POP_R: {
+        const [vL, vH] = this.load(this.lo(4), this.hi(4), 8);
+        const x = this.t();
+        this.out.push(`${x} = (l4 >>> 0) + 8;`);
+        this.setReg(4, `${x} | 0`, `${x} > 4294967295 ? (h4 + 1) | 0 : h4`);
+        this.setReg(i.rm, vL, vH);
+        return true;
+      }
+      case Op.CALL_REL: {
+        const nx = i.nextAddr;
+        const nL = nx >>> 0, nH = nx > 0xffffffff || nx < 0 ? Math.floor(nx / 4294967296) | 0 : 0;
+        const sL = this.t(), sH = this.t();
+        this.out.push(`${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
+        this.store(sL, sH, 8, lit(nL | 0), lit(nH));
+        this.setReg(4, sL, sH);
+        this.endSlow(lit(branchTarget(i)));
+        this.out.push(this.branch(branchTarget(i)));
+        return true;
+      }
+      case Op.JMP_REL: this.out.push(this.branch(branchTarget(i))); return true;
+      case Op.JCC: this.out.push(`if (${condExpr(this.flags, i.cc)}) ${this.branch(branchTarget(i))}`); return true;
+      case Op.CMOV: {
+        const c = this.t();
+        this.out.push(`${c} = ${condExpr(this.flags, i.cc)};`);
+        if (s === 8) this.out.push(`if (${c}) { l${i.reg} = ${this.lo(i.rm)}; h${i.reg} = ${this.hi(i.rm)}; }`);
+        else this.out.push(`if (${c}) l${i.reg} = ${this.lo(i.rm)}; h${i.reg} = 0;`);
+        this.used.add(i.reg); this.written.add(i.reg);
+        return true;
+      }
+      case Op.SETCC: this.setByteReg(i.rm, `${condExpr(this.flags, i.cc)} ? 1 : 0`); return true;
+      case Op.SHIFT_E: return this.shift(i);
+      case Op.IMUL_GE: case Op.IMUL_GEI: {
+        // CF = OF = signed overflow; SF ZF AF PF unchanged (as the interpreter's imulTrunc)
+        const a = i.op === Op.IMUL_GE ? this.reg64(i.reg, s) : this.reg64(i.rm, s);
+        const b = i.op === Op.IMUL_GE ? this.reg64(i.rm, s) : [lit(i.immLo | 0), lit(i.immHi | 0)];
+        const rL = this.t(), rH = s === 8 ? this.t() : '0', bits = this.t(), ov = this.t();
+        if (s === 8) {
+          this.out.push(`${ov} = mul64lo(${a[0]}, ${a[1]}, ${b[0]}, ${b[1]});`);
+          this.out.push(`if (${ov} === 2) { ${flushFlags(this.flags)} ${rL} = imulTrunc(c, 8, ${a[0]} >>> 0, ${a[1]} >>> 0, ${b[0]} >>> 0, ${b[1]} >>> 0) | 0; ` +
+            `${rH} = c.t | 0; ${bits} = c.rflags & 0x8d5; } else { ${rL} = MUL[0]; ${rH} = MUL[1]; ${bits} = ${szapBits(this.flags)} | (${ov} !== 0 ? 0x801 : 0); }`);
+        } else {
+          const p = this.t();
+          this.out.push(`${rL} = Math.imul(${a[0]}, ${b[0]}); ${p} = ${a[0]} * ${b[0]}; ` +
+            `${bits} = ${szapBits(this.flags)} | (${p} > 2147483647 || ${p} < -2147483648 ? 0x801 : 0);`);
+        }
+        this.flags = { kind: 'bits', bits };
+        this.setReg(i.reg, rL, rH);
+        return true;
+      }
+      case Op.CBW: // CDQE / CWDE
+        if (s === 8) this.setReg(0, this.lo(0), `(${this.lo(0)} >> 31)`);
+        else this.setReg(0, `((${this.lo(0)} << 16) >> 16)`, '0');
+        return true;
+      case Op.CWD: // CQO / CDQ
+        if (s === 8) this.setReg(2, `(${this.hi(0)} >> 31)`, `(${this.hi(0)} >> 31)`);
+        else this.setReg(2, `(${this.lo(0)} >> 31)`, '0');
+        return true;
+      case Op.RET: {
+        // as fast.ts ret: a target with bits 63:32 set goes to the interpreter's handler
+        const [vL, vH] = this.load(this.lo(4), this.hi(4), 8);
+        this.slow = false; // RET always ends the block: no attention check needed
+        const k = this.k;
+        this.out.push(`if (${vH} !== 0) { ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const r${k} = I[${k}].fn(c, I[${k}]); ok = 1; ${RELOAD} ` +
+          `fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+        const x = this.t();
+        this.out.push(`${x} = (l4 >>> 0) + ${8 + i.imm2};`);
+        this.setReg(4, `${x} | 0`, `${x} > 4294967295 ? (h4 + 1) | 0 : h4`);
+        this.out.push(this.exit(String(k + 1), `${vL} >>> 0`));
+        return true;
+      }
+      default: return false;
+    }
+  }
+
+  /** SHL/SHR/SAR by a constant count (as fast.ts shiftFast). */
+  private shift(i: Insn): boolean {
+    const sub = i.sub, d = i.rm, s = i.size;
+    let count = i.cnt === 0 ? i.immLo : 1;
+    const rL = this.t(), rH = this.t(), bits = this.t();
+    if (s === 4) {
+      count &= 31;
+      if (count === 0) { this.setReg(d, this.lo(d), '0'); return true; }
+      const v = this.lo(d);
+      let cf: string, of: string;
+      if (sub === 5) { this.out.push(`${rL} = (${v} >>> ${count}) | 0;`); cf = `((${v} >>> ${count - 1}) & 1)`; of = count === 1 ? `(${v} >>> 31)` : '0'; }
+      else if (sub === 7) { this.out.push(`${rL} = ${v} >> ${count};`); cf = `((${v} >> ${count - 1}) & 1)`; of = '0'; }
+      else { this.out.push(`${rL} = ${v} << ${count};`); cf = `((${v} >>> ${32 - count}) & 1)`; of = `((${rL} >>> 31) ^ ${cf})`; }
+      this.out.push(`${bits} = ${cf} | (${of} << 11) | 0x10 | (${rL} === 0 ? 0x40 : 0) | ((${rL} >>> 31) << 7) | (PARITY[${rL} & 0xff] << 2);`);
+      this.flags = { kind: 'bits', bits };
+      this.setReg(d, rL, '0');
+      return true;
+    }
+    count &= 63;
+    if (count === 0) return true;
+    const lo = this.lo(d), hi = this.hi(d);
+    let cf: string, of: string;
+    if (sub === 5) {
+      if (count < 32) { this.out.push(`${rL} = (${lo} >>> ${count}) | (${count === 0 ? 0 : `${hi} << ${32 - count}`}); ${rH} = (${hi} >>> ${count}) | 0;`); cf = `((${lo} >>> ${count - 1}) & 1)`; }
+      else { this.out.push(`${rL} = (${hi} >>> ${count - 32}) | 0; ${rH} = 0;`); cf = count === 32 ? `(${lo} >>> 31)` : `((${hi} >>> ${count - 33}) & 1)`; }
+      of = count === 1 ? `(${hi} >>> 31)` : '0';
+    } else if (sub === 7) {
+      if (count < 32) { this.out.push(`${rL} = (${lo} >>> ${count}) | (${hi} << ${32 - count}); ${rH} = ${hi} >> ${count};`); cf = `((${lo} >>> ${count - 1}) & 1)`; }
+      else { this.out.push(`${rL} = ${hi} >> ${count - 32}; ${rH} = ${hi} >> 31;`); cf = count === 32 ? `(${lo} >>> 31)` : `((${hi} >> ${count - 33}) & 1)`; }
+      of = '0';
+    } else {
+      const k = 64 - count;
+      cf = k >= 32 ? `((${hi} >>> ${k - 32}) & 1)` : `((${lo} >>> ${k}) & 1)`;
+      if (count < 32) this.out.push(`${rH} = (${hi} << ${count}) | (${lo} >>> ${32 - count}); ${rL} = ${lo} << ${count};`);
+      else this.out.push(`${rH} = ${lo} << ${count - 32}; ${rL} = 0;`);
+      of = `(((${rH} >>> 31) & 1) ^ ${cf})`;
+    }
+    // cf/of read the operand before the register is written
+    this.out.push(`${bits} = ${cf} | (${of} << 11) | 0x10 | ((${rL} | ${rH}) === 0 ? 0x40 : 0) | (((${rH} >>> 31) & 1) << 7) | (PARITY[${rL} & 0xff] << 2);`);
+    this.flags = { kind: 'bits', bits };
+    this.setReg(d, rL, rH);
+    return true;
+  }
+
+  /** After an instruction with a slow path: a set `attention` ends the block after it. */
+  private endSlow(next: string): void {
+    if (!this.slow) return;
+    this.slow = false;
+    this.out.push(`if (sl !== 0) { sl = 0; if (c.attention !== 0) ${this.exit(String(this.k + 1), next)} }`);
+  }
+
+  emit(): EmittedBlock {
+    const insns = this.insns;
+    for (let k = 0; k < insns.length; k++) {
+      this.k = k;
+      const i = insns[k];
+      const firstTemp = this.temps, at = this.out.length;
+      this.out.push('');
+      if (inlineable(i) && this.emitInsn(i)) {
+        this.inlined++;
+        if (i.op !== Op.CALL_REL && i.op !== Op.RET) this.endSlow(lit(i.nextAddr));
+      } else this.callout(i);
+      // this instruction's temporaries: fresh bindings (no loop phis, no mixed representations)
+      if (this.temps > firstTemp) this.out[at] = `let ${Array.from({ length: this.temps - firstTemp }, (_, n) => `t${firstTemp + n} = 0`).join(', ')};`;
+    }
+    const last = insns[insns.length - 1];
+    const lastOp = last.op;
+    const ends = lastOp === Op.JMP_REL || lastOp === Op.CALL_REL || (lastOp === Op.RET && inlineable(last));
+    if (!ends) this.out.push(this.exit(String(insns.length), lit(last.nextAddr)));
+    const regs = [...this.used].sort((a, b) => a - b);
+    const flush = [...this.written].sort((a, b) => a - b).map((r) => `rl[${r}] = l${r}; rh[${r}] = h${r};`).join(' ');
+    const reload = regs.map((r) => `l${r} = rl[${r}] | 0; h${r} = rh[${r}] | 0;`).join(' ');
+    const decl = regs.map((r) => `l${r} = rl[${r}] | 0, h${r} = rh[${r}] | 0`);
+    const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
+    const source = `"use strict";
+const { storeLazy, storeBits, R, fastRead8, fastRead16, fastRead32, fastRead64, fastWrite8, fastWrite32, fastWrite64 } = RT;
+return function jitBlock(c, left, I) {
+  const rl = c.rl, rh = c.rh, lf = c.lf;
+  let ${['ci = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
+  try {
+    B: ${this.loops ? 'for (;;) {' : '{'}
+${body}
+    }
+    ${flush}
+    ${EXIT_FLAGS}
+    c.jitN = xn;
+    return xr;
+  } catch (x) {
+    if (ok !== 0) { ${flush} }
+    c.jitIdx = ci; c.jitN = ci;
+    throw x;
+  }
+};`;
+    return { source, length: insns.length, inlined: this.inlined };
+  }
+}
+
+/** Generates the source of block `insns` starting at linear address `start`. */
+export function emitBlock(insns: readonly Insn[], start: number): EmittedBlock {
+  return new Emitter(insns, start).emit();
+}

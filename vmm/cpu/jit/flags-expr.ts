@@ -1,0 +1,137 @@
+/**
+ * The arithmetic flags of a compiled block while it runs: which flag-setting instruction was
+ * last (statically known at compile time) and the JavaScript locals that hold its operands.
+ * Conditions (Jcc, SETcc, CMOVcc) are computed straight from those locals; the lazy record
+ * the interpreter keeps in CpuCore (lfOp, lfSize, lfCin, lf[]) is written only where the
+ * flags become visible: block exits, slow paths that may fault, interpreter call-outs.
+ * The record written is exactly the one the interpreter's handler would have written.
+ */
+import { LF } from '../flags';
+
+/** A lazy record: kind, size (4 or 8) and the int32 locals (or literals) of its halves. */
+export interface LazyFlags {
+  kind: 'lazy';
+  op: LF;
+  size: number;
+  dLo: string; dHi: string;
+  sLo: string; sHi: string;
+  rLo: string; rHi: string;
+  /** INC/DEC: the carry flag kept (a 0/1 local), else '0'. */
+  cin: string;
+}
+
+/** Materialized flags: the six arithmetic bits (RFLAGS layout) in a local. */
+export interface BitsFlags {
+  kind: 'bits';
+  bits: string;
+}
+
+/** null: the flags are in CpuCore (nothing pending). */
+export type PendingFlags = LazyFlags | BitsFlags | null;
+
+const ARITH_MASK = 0x8d5;
+
+/** Statements that store the pending flags into CpuCore the way the interpreter does. */
+export function flushFlags(f: PendingFlags): string {
+  if (f === null) return '';
+  if (f.kind === 'bits') return `storeBits(c, ${f.bits});`;
+  return `storeLazy(c, ${f.op}, ${f.size}, ${f.cin}, ${f.dLo}, ${f.dHi}, ${f.sLo}, ${f.sHi}, ${f.rLo}, ${f.rHi});`;
+}
+
+/**
+ * Assignments that hand the pending flags to the block's common exit (locals fo, fs, fc,
+ * f0-f5; fo = -1 nothing pending, -2 materialized bits in f0), written there by
+ * EXIT_FLAGS: one copy of the stores per block instead of one per exit.
+ */
+export function flagsToLocals(f: PendingFlags): string {
+  if (f === null) return 'fo = -1;';
+  if (f.kind === 'bits') return `fo = -2; f0 = ${f.bits};`;
+  if (f.op === LF.LOGIC) return `fo = ${LF.LOGIC}; fs = ${f.size}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
+  return `fo = ${f.op}; fs = ${f.size}; fc = ${f.cin}; f0 = ${f.dLo}; f1 = ${f.dHi}; f2 = ${f.sLo}; f3 = ${f.sHi}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
+}
+
+/** The common exit's store of what flagsToLocals handed over (as flushFlags would have). */
+export const EXIT_FLAGS = `if (fo >= 0) { c.lfOp = fo; c.lfSize = fs; c.lfCin = fo === ${LF.LOGIC} ? 0 : fc; ` +
+  `if (fo !== ${LF.LOGIC}) { lf[0] = f0; lf[1] = f1; lf[2] = f2; lf[3] = f3; } lf[4] = f4; lf[5] = f5; } ` +
+  `else if (fo === -2) { c.rflags = (c.rflags & ${~ARITH_MASK}) | f0; c.lfOp = 0; }`;
+
+/** CF of the pending flags as a JavaScript boolean expression. */
+function cfExpr(f: LazyFlags | BitsFlags): string {
+  if (f.kind === 'bits') return `(${f.bits} & 1) !== 0`;
+  switch (f.op) {
+    case LF.ADD:
+      return f.size === 8
+        ? `((${f.rHi} >>> 0) < (${f.dHi} >>> 0) || (${f.rHi} === ${f.dHi} && (${f.rLo} >>> 0) < (${f.dLo} >>> 0)))`
+        : `(${f.rLo} >>> 0) < (${f.dLo} >>> 0)`;
+    case LF.SUB:
+      return f.size === 8
+        ? `((${f.dHi} >>> 0) < (${f.sHi} >>> 0) || (${f.dHi} === ${f.sHi} && (${f.dLo} >>> 0) < (${f.sLo} >>> 0)))`
+        : `(${f.dLo} >>> 0) < (${f.sLo} >>> 0)`;
+    case LF.LOGIC: return 'false';
+    default: return `${f.cin} !== 0`;
+  }
+}
+
+function zfExpr(f: LazyFlags | BitsFlags): string {
+  if (f.kind === 'bits') return `(${f.bits} & 0x40) !== 0`;
+  return f.size === 8 ? `(${f.rLo} | ${f.rHi}) === 0` : `${f.rLo} === 0`;
+}
+
+function sfExpr(f: LazyFlags | BitsFlags): string {
+  if (f.kind === 'bits') return `(${f.bits} & 0x80) !== 0`;
+  return f.size === 8 ? `${f.rHi} < 0` : `${f.rLo} < 0`;
+}
+
+function ofExpr(f: LazyFlags | BitsFlags): string {
+  if (f.kind === 'bits') return `(${f.bits} & 0x800) !== 0`;
+  const d = f.size === 8 ? f.dHi : f.dLo, s = f.size === 8 ? f.sHi : f.sLo, r = f.size === 8 ? f.rHi : f.rLo;
+  switch (f.op) {
+    case LF.LOGIC: return 'false';
+    case LF.ADD: case LF.INC: return `((${d} ^ ${r}) & (${s} ^ ${r})) < 0`;
+    default: return `((${d} ^ ${s}) & (${d} ^ ${r})) < 0`;
+  }
+}
+
+function pfExpr(f: LazyFlags | BitsFlags): string {
+  if (f.kind === 'bits') return `(${f.bits} & 4) !== 0`;
+  return `PARITY[${f.rLo} & 0xff] !== 0`;
+}
+
+/** Condition code cc (0-15) as a JavaScript boolean expression over the pending flags. */
+export function condExpr(f: PendingFlags, cc: number): string {
+  if (f === null) return `c.cond(${cc})`;
+  let e: string;
+  if (f.kind === 'lazy' && f.op === LF.SUB && (cc >> 1) >= 6) {
+    // signed compares straight from the operands (SF != OF is signed less-than)
+    const lt = f.size === 8
+      ? `(${f.dHi} < ${f.sHi} || (${f.dHi} === ${f.sHi} && (${f.dLo} >>> 0) < (${f.sLo} >>> 0)))`
+      : `${f.dLo} < ${f.sLo}`;
+    e = (cc >> 1) === 6 ? lt : `(${lt} || ${zfExpr(f)})`;
+  } else {
+    switch (cc >> 1) {
+      case 0: e = ofExpr(f); break;
+      case 1: e = cfExpr(f); break;
+      case 2: e = zfExpr(f); break;
+      case 3: e = `(${cfExpr(f)} || ${zfExpr(f)})`; break;
+      case 4: e = sfExpr(f); break;
+      case 5: e = pfExpr(f); break;
+      case 6: e = `(${sfExpr(f)}) !== (${ofExpr(f)})`; break;
+      default: e = `(${zfExpr(f)} || (${sfExpr(f)}) !== (${ofExpr(f)}))`; break;
+    }
+  }
+  return cc & 1 ? `!(${e})` : `(${e})`;
+}
+
+/** SF, ZF, AF, PF of the pending flags as RFLAGS bits (a number expression). */
+export function szapBits(f: PendingFlags): string {
+  if (f === null) return '(c.getFlags() & 0xd4)';
+  if (f.kind === 'bits') return `(${f.bits} & 0xd4)`;
+  const af = f.op === LF.LOGIC ? '0' : `(((${f.dLo} ^ ${f.sLo} ^ ${f.rLo}) >>> 4) & 1) << 4`;
+  return `((${pfExpr(f)} ? 4 : 0) | ${af} | (${zfExpr(f)} ? 0x40 : 0) | (${sfExpr(f)} ? 0x80 : 0))`;
+}
+
+/** CF as a 0/1 number expression (for INC/DEC, which keep it). */
+export function cfNumber(f: PendingFlags): string {
+  if (f === null) return 'c.getCF()';
+  return `(${cfExpr(f)} ? 1 : 0)`;
+}
