@@ -12,10 +12,10 @@ const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'vmm-gdbstub.js');
  *
  * vmexit runs each case until 2^30 TSC ticks have passed (twice over, doubling its
  * iterations): with one tick per instruction and 1000 per emulated exit, a case is about
- * 2 x 10^6 exits or 2 x 10^9 instructions. Only vmcall (the case QEMU TCG fails) is in the
- * default run (~7 s CPU per backend); the others take 6-8 s (cpuid, inl_from_pmtimer),
- * ~25 s (ipi) and minutes (the MOV CR8 cases: no exit at all) per backend, and run with
- * KVM_UNIT_TESTS_SLOW=1. Longest first: two at a time, the long ones overlap the short ones.
+ * 2 x 10^6 exits or 3 x 10^9 instructions. Only vmcall (the case QEMU TCG fails) is in the
+ * default run (~5 s CPU per backend, idle machine); the others take ~4.5 s each (cpuid,
+ * inl_from_pmtimer), ~13 s (ipi) and minutes (the MOV CR8 cases: no exit at all) per
+ * backend, and run with KVM_UNIT_TESTS_SLOW=1. Longest first: two at a time, the long ones overlap the short ones.
  */
 interface Case { file: string; args?: string[]; slow?: boolean; summary?: boolean; lines?: RegExp[] }
 const CASES: Case[] = [
