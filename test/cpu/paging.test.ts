@@ -82,6 +82,23 @@ describe('cpu: paging (4-level, PAE, 32-bit) through the MMU', () => {
     expect(rdq(k.cpu, 0x6000)).to.equal(9);
   });
 
+  it('read-modify-write on a read-only page: #PF with W/R = 1 (error 3) before the flags change, fast and generic forms', () => {
+    // Flags set to a known state (ZF, PF) by the XOR; each RMW would leave ZF clear.
+    const forms = ['addl $1, 0x6000', 'addq $1, 0x6000', 'addl %ecx, 0x6000', 'incl 0x6000', 'negl 0x6000',
+      'xaddl %ecx, 0x6000', 'cmpxchgl %ecx, 0x6000', 'shll $1, 0x6000', 'notl 0x6000'];
+    for (const form of forms) {
+      const k = paged(`movl $1, %ecx\n xorl %eax, %eax\n x: ${form}`);
+      q(k.cpu, pte(6), 0x6000 | P);
+      k.cpu.mem.view.setUint32(0x6000, 5, true);
+      k.run();
+      expect(pf(k), form).to.deep.equal([14, 3, '0x6000']);
+      const e = k.log()[0];
+      expect(e.rip, form).to.equal(k.labels.x);
+      expect(e.rflags & 0x8d5, `${form}: the flags the XOR left`).to.equal(0x44);
+      expect(k.cpu.mem.view.getUint32(0x6000, true), form).to.equal(5);
+    }
+  });
+
   it('NX: a fetch from an XD page faults with P|I (0x11) when EFER.NXE=1; XD with NXE=0 is a reserved-bit fault (9)', () => {
     let k = paged('movq $0x7000, %rax\n jmp *%rax');
     q(k.cpu, pte(7), 0x7000 | P | RW, 0x80000000);

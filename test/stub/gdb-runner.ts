@@ -11,6 +11,13 @@ export interface GdbRunOptions {
   timeoutMs?: number;
   /** Send SIGINT to gdb after this many ms (Ctrl-C). */
   interruptAfterMs?: number;
+  /**
+   * Send SIGINT to gdb 500 ms after this text appears in its output (not on a timer from the
+   * start, so a slow machine cannot interrupt an earlier command).
+   */
+  interruptAfterText?: string;
+  /** The program file gdb loads symbols from (its last argument). */
+  program?: string;
   /** Send SIGKILL to gdb after this many ms (a dropped connection). */
   killAfterMs?: number;
   cwd?: string;
@@ -18,20 +25,30 @@ export interface GdbRunOptions {
   before?: string[];
 }
 
-export function gdbArgs(target: string, commands: string[], before: string[] = []): string[] {
-  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 10'];
+export function gdbArgs(target: string, commands: string[], before: string[] = [], program?: string): string[] {
+  // A `target remote |` serve starting on a loaded machine may answer after gdb's 2 s default.
+  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 20'];
   for (const c of before) args.push('-ex', c);
   args.push('-ex', `target remote ${target}`);
   for (const c of commands) args.push('-ex', c);
+  if (program !== undefined) args.push(program);
   return args;
 }
 
 export function runGdb(target: string, commands: string[], opts: GdbRunOptions = {}): Promise<GdbRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn('gdb', gdbArgs(target, commands, opts.before), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    const child = spawn('gdb', gdbArgs(target, commands, opts.before, opts.program), { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     let out = '';
-    child.stdout.on('data', (d) => { out += d.toString(); });
-    child.stderr.on('data', (d) => { out += d.toString(); });
+    let textSeen = false;
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (opts.interruptAfterText !== undefined && !textSeen && out.includes(opts.interruptAfterText)) {
+        textSeen = true;
+        setTimeout(() => child.kill('SIGINT'), 500);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
     let intr: NodeJS.Timeout | undefined;
     if (opts.interruptAfterMs !== undefined) intr = setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);

@@ -8,44 +8,24 @@
  * addresses come from the ELF at test time.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseAnyElf } from '../../vmm/loader/elf-any';
 import { readmeExample } from '../helpers/readme';
+import { GdbRun, runGdb } from './gdb-runner';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const ELF = 'guests/hobby.elf';
-
-interface Run { out: string; code: number | null }
 
 /**
  * gdb in batch mode, from the repository root, on `serve ARGS --gdb stdio` with the ELF's
  * symbols. With `interruptAfter`, SIGINT (Ctrl-C) goes to gdb 500 ms after that text appears
  * in its output (the kernel's own UART line, so the interrupt cannot hit an earlier command).
  */
-function gdb(serveArgs: string[], commands: string[], interruptAfter?: string): Promise<Run> {
-  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 20',
-    '-ex', `target remote | ${process.execPath} ${serveArgs.join(' ')} --gdb stdio`];
-  for (const c of commands) args.push('-ex', c);
-  args.push(ELF);
-  return new Promise((resolve, reject) => {
-    const child = spawn('gdb', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let interrupted = false;
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (interruptAfter && !interrupted && out.includes(interruptAfter)) {
-        interrupted = true;
-        setTimeout(() => child.kill('SIGINT'), 500);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ out, code }); });
-  });
+function gdb(serveArgs: string[], commands: string[], interruptAfter?: string): Promise<GdbRun> {
+  return runGdb(`| ${process.execPath} ${serveArgs.join(' ')} --gdb stdio`, commands,
+    { cwd: ROOT, program: ELF, interruptAfterText: interruptAfter, timeoutMs: 60000 });
 }
 
 /** The values of `printf "TAG k=v k=v\n"` lines, in order. */

@@ -8,44 +8,21 @@
  * Addresses come from the .flat's own symbol table at test time (nothing hard-coded).
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseAnyElf } from '../../vmm/loader/elf-any';
 import { kvmUnitTestsOrSkip } from '../platform/kvm-unit-tests-dir';
+import { GdbRun, runGdb } from './gdb-runner';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'vmm-gdbstub.js');
 
-interface Run { out: string; code: number | null }
-
-/**
- * gdb in batch mode on `serve FLAT --gdb stdio`. With `interruptAfter`, SIGINT (Ctrl-C) goes
- * to gdb 500 ms after that text appears in its output (not on a timer from the start, so a
- * slow machine cannot interrupt the wrong command).
- */
-function gdb(flat: string, commands: string[], opts: { file?: boolean; interruptAfter?: string } = {}): Promise<Run> {
-  const pre = opts.file ? ['-ex', 'set architecture i386:x86-64', '-ex', `file ${flat}`] : [];
-  const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 20', ...pre,
-    '-ex', `target remote | ${process.execPath} ${BIN} serve ${flat} --gdb stdio`];
-  for (const c of [...commands, 'kill']) args.push('-ex', c);
-  return new Promise((resolve, reject) => {
-    const child = spawn('gdb', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let interrupted = false;
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (opts.interruptAfter && !interrupted && out.includes(opts.interruptAfter)) {
-        interrupted = true;
-        setTimeout(() => child.kill('SIGINT'), 500);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 50000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ out, code }); });
-  });
+/** gdb in batch mode on `serve FLAT --gdb stdio`; `interruptAfter`: Ctrl-C 500 ms after that text appears. */
+function gdb(flat: string, commands: string[], opts: { file?: boolean; interruptAfter?: string } = {}): Promise<GdbRun> {
+  const before = opts.file ? ['set architecture i386:x86-64', `file ${flat}`] : [];
+  return runGdb(`| ${process.execPath} ${BIN} serve ${flat} --gdb stdio`, [...commands, 'kill'],
+    { before, interruptAfterText: opts.interruptAfter, timeoutMs: 50000 });
 }
 
 /** The values of `printf "TAG k=v k=v\n"` lines, in order. */

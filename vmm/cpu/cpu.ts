@@ -349,21 +349,13 @@ export class Cpu extends CpuCore implements GuestCpu {
         try {
           nx = blk.jit(this, left, insns);
         } catch (x) {
-          const i = insns[this.jitIdx];
-          if (x !== FAULT) return this.internalError(x, i);
-          this.instret += this.jitN;
-          this.rip = i.addr;
-          prev = null;
-          const e = this.instructionFault(i);
-          if (e !== null) return e;
-          continue;
+          if (x !== FAULT) return this.internalError(x, insns[this.jitIdx]);
+          nx = EXIT_RIP;
         }
         if (nx === EXIT_RIP) {
-          const i = insns[this.jitIdx];
-          this.instret += this.jitN;
-          this.rip = i.addr;
+          // a fault or an intercept at insns[jitIdx], after jitN instructions of the block
           prev = null;
-          const e = this.instructionFault(i);
+          const e = this.stopInBlock(insns[this.jitIdx], this.jitN);
           if (e !== null) return e;
           continue;
         }
@@ -391,21 +383,12 @@ export class Cpu extends CpuCore implements GuestCpu {
         }
       } catch (x) {
         if (x !== FAULT) return this.internalError(x, insns[k - 1]);
-        const i = insns[k - 1];
-        this.instret += k - 1;
-        this.rip = i.addr;
-        prev = null;
-        const e = this.instructionFault(i);
-        if (e !== null) return e;
-        continue;
+        next = EXIT_RIP;
       }
       if (next === EXIT_RIP) {
-        // an instruction intercept: the instruction has not executed
-        const i = insns[k - 1];
-        this.instret += k - 1;
-        this.rip = i.addr;
+        // a fault, or an instruction intercept: the instruction has not executed
         prev = null;
-        const e = this.instructionFault(i);
+        const e = this.stopInBlock(insns[k - 1], k - 1);
         if (e !== null) return e;
         continue;
       }
@@ -417,6 +400,13 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (e !== null) return e;
       }
     }
+  }
+
+  /** Instruction `i` of a block faulted or was intercepted after `retired` others: RIP back at it, then its handling. */
+  private stopInBlock(i: Insn, retired: number): CpuExit | null {
+    this.instret += retired;
+    this.rip = i.addr;
+    return this.instructionFault(i);
   }
 
   /** A bug in the simulator must not take the process down: stop this vCPU with a diagnosis. */

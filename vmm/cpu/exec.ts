@@ -10,7 +10,7 @@ import { shiftOp, shiftDouble } from './shift';
 import { execString } from './exec-string';
 import { execSystem } from './exec-system';
 import { execSse } from './sse-exec';
-import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
+import { loadE, loadRmw, storeE, ea, jumpTo, push16, pop16 } from './operands';
 import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
 
 function pushNext(c: CpuCore, next: number): void {
@@ -56,7 +56,7 @@ export function exec(c: CpuCore, i: Insn): number {
       c.setR(size, i.rm, i.immLo, i.immHi);
       return i.nextAddr;
     case Op.ALU_EG: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = i.sub !== 7 ? loadRmw(c, i, size) : loadE(c, i, size), dHi = c.t;
       const sLo = c.getR(size, i.reg), sHi = c.t;
       const r = alu(c, i.sub, size, dLo, dHi, sLo, sHi);
       if (i.sub !== 7) storeE(c, i, size, r, c.t);
@@ -70,7 +70,7 @@ export function exec(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.ALU_EI: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = i.sub !== 7 ? loadRmw(c, i, size) : loadE(c, i, size), dHi = c.t;
       const r = alu(c, i.sub, size, dLo, dHi, i.immLo, i.immHi);
       if (i.sub !== 7) storeE(c, i, size, r, c.t);
       return i.nextAddr;
@@ -87,18 +87,18 @@ export function exec(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.INC_E: case Op.DEC_E: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = loadRmw(c, i, size), dHi = c.t;
       const r = incDec(c, i.op === Op.DEC_E, size, dLo, dHi);
       storeE(c, i, size, r, c.t);
       return i.nextAddr;
     }
     case Op.NOT_E: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = loadRmw(c, i, size), dHi = c.t;
       storeE(c, i, size, ~dLo >>> 0, ~dHi >>> 0);
       return i.nextAddr;
     }
     case Op.NEG_E: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = loadRmw(c, i, size), dHi = c.t;
       const r = alu(c, 5, size, 0, 0, dLo, size === 8 ? dHi : 0);
       storeE(c, i, size, r, c.t);
       return i.nextAddr;
@@ -128,18 +128,18 @@ export function exec(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.SHIFT_E: {
-      const vLo = loadE(c, i, size), vHi = c.t;
       const count = i.cnt === 0 ? i.immLo : i.cnt === 1 ? 1 : c.rl[1] & 0xff;
       const masked = count & (size === 8 ? 63 : 31);
+      const vLo = masked !== 0 ? loadRmw(c, i, size) : loadE(c, i, size), vHi = c.t;
       const r = shiftOp(c, i.sub, size, vLo, vHi, count);
       if (masked !== 0 || !i.isMem) storeE(c, i, size, r, c.t);
       return i.nextAddr;
     }
     case Op.SHLD: case Op.SHRD: {
-      const dLo = loadE(c, i, size), dHi = c.t;
-      const sLo = c.getR(size, i.reg), sHi = c.t;
       const count = i.cnt === 0 ? i.immLo : c.rl[1] & 0xff;
       const masked = count & (size === 8 ? 63 : 31);
+      const dLo = masked !== 0 ? loadRmw(c, i, size) : loadE(c, i, size), dHi = c.t;
+      const sLo = c.getR(size, i.reg), sHi = c.t;
       const r = shiftDouble(c, i.op === Op.SHLD, size, dLo, dHi, sLo, sHi, count);
       if (masked !== 0 || !i.isMem) storeE(c, i, size, r, c.t);
       return i.nextAddr;
@@ -159,7 +159,7 @@ export function exec(c: CpuCore, i: Insn): number {
       c.setR(size, i.reg, c.eaLo, c.eaHi);
       return i.nextAddr;
     case Op.XCHG_EG: {
-      const aLo = loadE(c, i, size), aHi = c.t;
+      const aLo = loadRmw(c, i, size), aHi = c.t;
       const bLo = c.getR(size, i.reg), bHi = c.t;
       storeE(c, i, size, bLo, bHi);
       c.setR(size, i.reg, aLo, aHi);
@@ -282,16 +282,15 @@ export function exec(c: CpuCore, i: Insn): number {
       return i.nextAddr;
     }
     case Op.XADD: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = loadRmw(c, i, size), dHi = c.t;
       const sLo = c.getR(size, i.reg), sHi = c.t;
       const r = alu(c, 0, size, dLo, dHi, sLo, sHi), rHi = c.t;
-      if (i.isMem) c.probeWrite(c.eaLo, c.eaHi, size);
       c.setR(size, i.reg, dLo, dHi);
       storeE(c, i, size, r, rHi);
       return i.nextAddr;
     }
     case Op.CMPXCHG: {
-      const dLo = loadE(c, i, size), dHi = c.t;
+      const dLo = loadRmw(c, i, size), dHi = c.t; // the destination is written either way
       const aLo = c.getR(size, 0), aHi = c.t;
       alu(c, 7, size, aLo, aHi, dLo, dHi);
       if (c.getZF()) {

@@ -361,6 +361,7 @@ const aluRI64: Handler = (c, i) => {
 const aluRI32: Handler = (c, i) => alu32Reg(c, i.sub, i.rm, i.immLo, i.nextAddr);
 const aluMI32: Handler = (c, i) => {
   ea(c, i);
+  if (i.sub !== 7) c.probeWrite(c.eaLo, c.eaHi, 4); // write intent: no flags change before a faulting store
   X[0] = c.rd32(c.eaLo, c.eaHi); X[2] = i.immLo;
   alu32(c, i.sub);
   if (i.sub !== 7) c.wr32(c.eaLo, c.eaHi, X[4]);
@@ -368,6 +369,7 @@ const aluMI32: Handler = (c, i) => {
 };
 const aluMI64: Handler = (c, i) => {
   ea(c, i);
+  if (i.sub !== 7) c.probeWrite(c.eaLo, c.eaHi, 8);
   X[0] = c.rd64(c.eaLo, c.eaHi); X[1] = c.t; X[2] = i.immLo; X[3] = i.immHi;
   alu64(c, i.sub);
   if (i.sub !== 7) c.wr64(c.eaLo, c.eaHi, X[4], X[5]);

@@ -12,6 +12,18 @@ export function loadE(c: CpuCore, i: Insn, size: number): number {
   return c.readMem(size, c.eaLo, c.eaHi);
 }
 
+/**
+ * Reads operand E of a read-modify-write instruction: a memory operand is read with write
+ * intent, as the CPU does (a read-only or absent page faults with W/R = 1 in the #PF error
+ * code before anything, flags included, has changed).
+ */
+export function loadRmw(c: CpuCore, i: Insn, size: number): number {
+  if (!i.isMem) return c.getR(size, i.rm);
+  c.calcEA(i.base, i.index, i.scale, i.dispLo, i.dispHi, i.asize, i.seg, size);
+  c.probeWrite(c.eaLo, c.eaHi, size);
+  return c.readMem(size, c.eaLo, c.eaHi);
+}
+
 /** Writes operand E: the register, or memory at the EA computed by loadE/ea. */
 export function storeE(c: CpuCore, i: Insn, size: number, lo: number, hi: number): void {
   if (!i.isMem) c.setR(size, i.rm, lo, hi);
