@@ -2,7 +2,7 @@
 // FXSAVE/FXRSTOR, XSAVE/XRSTOR/XGETBV/XSETBV (SDM Vol. 1 ch. 10-13, Vol. 2). The results of
 // the SSE data instructions are checked against the real CPU by test/difftest.
 import { expect } from 'chai';
-import { buildKernel } from './kernel';
+import { buildKernel, LOG_EVENT } from './kernel';
 import { emulateCpuid } from '../../vmm/hypervisor/guest-abi';
 
 const SSE_ON = 'movq %cr4, %rax\n orq $0x600, %rax\n movq %rax, %cr4\n';
@@ -17,22 +17,7 @@ const FIXUP_VECTORS = [6, 7, 13, 16, 19];
 const FIXUP = `
 ${FIXUP_VECTORS.map((v) => `fix_${v}:\n${v === 13 ? '' : '  pushq $0\n'}  pushq $${v}\n  jmp fixup\n`).join('')}
 fixup:
-  pushq %rax
-  pushq %rbx
-  movq log_n(%rip), %rax
-  imulq $48, %rax, %rax
-  leaq log(%rip), %rbx
-  addq %rax, %rbx
-  movq 16(%rsp), %rax
-  movq %rax, 0(%rbx)
-  movq 24(%rsp), %rax
-  movq %rax, 8(%rbx)
-  movq 32(%rsp), %rax
-  movq %rax, 16(%rbx)
-  movq 48(%rsp), %rax
-  movq %rax, 24(%rbx)
-  incq log_n(%rip)
-  movq %r15, 32(%rsp)
+${LOG_EVENT}  movq %r15, 32(%rsp)
   popq %rbx
   popq %rax
   addq $16, %rsp

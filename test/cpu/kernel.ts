@@ -29,12 +29,12 @@ function stubs(): string {
   return s;
 }
 
-export function buildKernel(body: string, opts: { memSize?: number; withIdt?: boolean; extra?: string; gates?: Record<number, string> } = {}): Kernel {
-  const src = `
-.text
-  jmp body_start
-common_handler:
-  pushq %rax
+/**
+ * The first half of every logging handler: with the vector and an error code pushed on the
+ * interrupt frame, saves RAX/RBX and appends vector, error, RIP and RFLAGS to `log` (RBX
+ * then points at the entry). The handler pops RBX/RAX and the two words before IRETQ.
+ */
+export const LOG_EVENT = `  pushq %rax
   pushq %rbx
   movq log_n(%rip), %rax
   imulq $48, %rax, %rax
@@ -49,7 +49,14 @@ common_handler:
   movq 48(%rsp), %rax
   movq %rax, 24(%rbx)
   incq log_n(%rip)
-  movq 16(%rsp), %rax
+`;
+
+export function buildKernel(body: string, opts: { memSize?: number; withIdt?: boolean; extra?: string; gates?: Record<number, string> } = {}): Kernel {
+  const src = `
+.text
+  jmp body_start
+common_handler:
+${LOG_EVENT}  movq 16(%rsp), %rax
   cmpq $1, %rax
   jne 1f
   movq %dr6, %rax
