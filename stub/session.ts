@@ -222,11 +222,10 @@ export class GdbSession implements SessionContext {
       if (this.hooks.trace) this.trace('-> $' + Buffer.from(reply.bytes.subarray(0, 100)).toString('hex') + (reply.bytes.length > 100 ? '...' : ''));
       this.out.hex(reply.bytes);
     }
-    if (this.batching) this.flushIfFull();
-    else this.flush();
+    this.flushIfFull();
   }
 
-  /** A batch that has grown large is written at once, so the write's backpressure holds gdb's next packets. */
+  /** Writes the output now outside a batch; inside one, only once it has grown large (so the write's backpressure holds gdb's next packets). */
   private flushIfFull(): void {
     if (!this.batching || this.out.pendingBytes >= BATCH_FLUSH_BYTES) this.flush();
   }
