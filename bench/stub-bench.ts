@@ -176,7 +176,12 @@ function buildPrograms(dir: string): { native?: string; guest?: string } {
   return { native, guest };
 }
 
-export async function benchStub(): Promise<Record<string, number>> {
+/**
+ * `parts` picks measurements (for iterating on one: `node dist/bench/stub-bench.js stepi`):
+ * interrupt, rt (g/m round trips), stepi, watch; undefined = all.
+ */
+export async function benchStub(parts?: ReadonlySet<string>): Promise<Record<string, number>> {
+  const want = (p: string): boolean => parts === undefined || parts.has(p);
   const r: Record<string, number> = {};
   const best = (key: string, v: number): void => { r[key] = Math.max(r[key] ?? -1, Math.round(v)); };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
@@ -184,31 +189,38 @@ export async function benchStub(): Promise<Record<string, number>> {
     const { native, guest } = buildPrograms(dir);
     const withServer = native !== undefined && hasTool('gdbserver');
     r.stub_on_fake_vm = stubSubject(guest).fake ? 1 : 0;
-    // 0x03 to T02 while the guest loops (issue 4: within 50 ms)
-    const it = stubSubject(guest);
-    const intr = await withStub(it, (_t, port) => rspRate<{ worstMs: number; meanMs: number }>(port, 'intr', 10));
-    r.stub_interrupt_worst_ms = Math.round(intr.worstMs * 10) / 10;
-    r.stub_interrupt_mean_ms = Math.round(intr.meanMs * 10) / 10;
+    if (want('interrupt')) {
+      // 0x03 to T02 while the guest loops (issue 4: within 50 ms)
+      const it = stubSubject(guest);
+      const intr = await withStub(it, (_t, port) => rspRate<{ worstMs: number; meanMs: number }>(port, 'intr', 10));
+      r.stub_interrupt_worst_ms = Math.round(intr.worstMs * 10) / 10;
+      r.stub_interrupt_mean_ms = Math.round(intr.meanMs * 10) / 10;
+    }
     for (let round = 0; round < ROUNDS; round++) {
-      const rt = stubSubject(guest);
-      await withStub(rt, async (_t, port) => {
-        const rates = await roundTrips(port, rt.counter);
-        best('stub_g_round_trips_per_s', rates.g);
-        best('stub_m_round_trips_per_s', rates.m);
-      });
-      if (withServer) {
-        await withGdbserver(native, async (port) => {
-          const rates = await roundTrips(port, 'rsp');
-          best('gdbserver_g_round_trips_per_s', rates.g);
-          best('gdbserver_m_round_trips_per_s', rates.m);
+      if (want('rt')) {
+        const rt = stubSubject(guest);
+        await withStub(rt, async (_t, port) => {
+          const rates = await roundTrips(port, rt.counter);
+          best('stub_g_round_trips_per_s', rates.g);
+          best('stub_m_round_trips_per_s', rates.m);
         });
+        if (withServer) {
+          await withGdbserver(native, async (port) => {
+            const rates = await roundTrips(port, 'rsp');
+            best('gdbserver_g_round_trips_per_s', rates.g);
+            best('gdbserver_m_round_trips_per_s', rates.m);
+          });
+        }
       }
-      const st = stubSubject(guest);
-      best('stub_stepi_per_s', await measured(() => withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT))));
-      if (withServer) {
-        best('gdbserver_stepi_per_s', await measured(() => withGdbserver(native,
-          (port) => gdbRate(`127.0.0.1:${port}`, native, [], STEPI_SCRIPT))));
+      if (want('stepi')) {
+        const st = stubSubject(guest);
+        best('stub_stepi_per_s', await measured(() => withStub(st, (t) => gdbRate(t, st.file, [], STEPI_SCRIPT))));
+        if (withServer) {
+          best('gdbserver_stepi_per_s', await measured(() => withGdbserver(native,
+            (port) => gdbRate(`127.0.0.1:${port}`, native, [], STEPI_SCRIPT))));
+        }
       }
+      if (!want('watch')) continue;
       const wt = stubSubject(guest);
       best('stub_watch_hits_per_s', await measured(() => withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT, 60000))));
       if (withServer) {
@@ -227,7 +239,9 @@ export async function benchStub(): Promise<Record<string, number>> {
 }
 
 if (require.main === module) {
-  benchStub().then((r) => {
+  const parts = process.argv.slice(2);
+  process.stdout.write(`load average ${os.loadavg()[0].toFixed(1)}\n`);
+  benchStub(parts.length > 0 ? new Set(parts) : undefined).then((r) => {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   }, (e) => {
     process.stderr.write(`stub-bench: ${e instanceof Error ? e.stack : String(e)}\n`);

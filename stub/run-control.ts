@@ -80,11 +80,24 @@ export class RunControl {
     this.lastVcpu = plan.step[0] ?? plan.run[0];
     this.generation++;
     try {
-      for (const v of plan.step) this.target.setStepping(v, true);
+      this.target.stepOnly(plan.step);
     } catch (e) {
       return this.finish(this.errorStop(e));
     }
     this.tick();
+  }
+
+  /**
+   * Drops the step set-up a step stop left in place (see finish) while the guest is stopped:
+   * before anything that shows the VM's debug state (monitor commands).
+   */
+  settle(): void {
+    if (this.running) return;
+    try {
+      this.target.clearStepping();
+    } catch {
+      // the VM refused to drop TF: the next resume tries again
+    }
   }
 
   /** 0x03 from gdb: stop at the next slice boundary with SIGINT. */
@@ -219,15 +232,18 @@ export class RunControl {
     return { kind: 'stopped', vcpu: this.lastVcpu, signal: SIGSEGV, message: `vmm error: ${msg}` };
   }
 
+  /**
+   * The step set-up (the VM's step capability, #DB interception) stays while the guest is
+   * stopped: gdb's next stepi usually steps the same vCPU again, which then costs no
+   * tear-down and set-up. The guest sees nothing of it (TF is set only for the instruction
+   * being stepped); resume() changes it to what the next plan steps, settle() and the
+   * session's end drop it.
+   */
   private finish(report: StopReport | undefined): void {
     const done = this.done;
     this.runningPlan = undefined;
     this.done = undefined;
-    try {
-      this.target.clearStepping();
-    } catch {
-      // the VM refused to drop TF; the stop is still reported
-    }
+    if (report === undefined) this.settle();
     if (report && done) done(report);
   }
 }

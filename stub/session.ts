@@ -16,7 +16,7 @@ import { handleThreads, threadIdHex } from './features/threads';
 import { handleXfer } from './features/xfer';
 import { FrameEvent, PacketDecoder } from './protocol/framing';
 import { hex2, textToHex } from './protocol/hex';
-import { ReplyWriter } from './protocol/reply-writer';
+import { ReplyParts, ReplyWriter, TextReply } from './protocol/reply-writer';
 import { REGNO_RBP, REGNO_RIP, REGNO_RSP } from './register-layout';
 import { ResumePlan, RunControl, StopReport } from './run-control';
 import { VmTarget } from './target';
@@ -52,6 +52,9 @@ export const QUEUE_LIMIT_BYTES = 256 * 1024;
  */
 const EXPEDITED = [REGNO_RBP, REGNO_RSP, REGNO_RIP];
 const EXPEDITED_PREFIX = EXPEDITED.map((n) => `${hex2(n)}:`);
+const SIGNAL_PREFIX = Array.from({ length: 256 }, (_, n) => 'T' + hex2(n));
+/** `thread:NN;` of the first vCPUs, built once. */
+const THREAD_PART = Array.from({ length: 64 }, (_, v) => `thread:${threadIdHex(v)};`);
 
 /** Output held in one batch before it is written anyway (the write's backpressure then applies). */
 const BATCH_FLUSH_BYTES = 16 * 1024;
@@ -75,6 +78,8 @@ export class GdbSession implements SessionContext {
   private readingPaused = false;
   private dropped = 0;
   private closed = false;
+  /** Resume plans of (cached, never modified) resume commands. */
+  private readonly plans = new WeakMap<ResumeCommand, { vcpus: number; plan: ResumePlan }>();
 
   constructor(
     readonly vm: VmApi,
@@ -91,7 +96,14 @@ export class GdbSession implements SessionContext {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    this.batched(() => this.decoder.push(chunk, this.onFrame));
+    if (this.batching) return this.decoder.push(chunk, this.onFrame);
+    this.batching = true;
+    try {
+      this.decoder.push(chunk, this.onFrame);
+    } finally {
+      this.batching = false;
+      this.flush();
+    }
   }
 
   /** Runs f with output batched: everything it sends leaves in one write. */
@@ -202,6 +214,8 @@ export class GdbSession implements SessionContext {
       case 'H': case 'T':
         return handleThreads(this, p) ?? EMPTY;
       case 'q': case 'Q':
+        // a monitor command sees the VM as it is between resumes, without a step's set-up
+        if (p.startsWith('qRcmd,')) this.run.settle();
         return handleBase(this, p) ?? handleThreads(this, p) ?? handleXfer(this, p) ?? handleMonitor(this, p) ?? EMPTY;
       case '?': case 'D': case 'k':
         return handleBase(this, p) ?? EMPTY;
@@ -263,15 +277,26 @@ export class GdbSession implements SessionContext {
       const t = cmd.actions[0].thread;
       this.target.setPc(typeof t === 'number' && this.target.validVcpu(t - 1) ? t - 1 : this.gVcpu, cmd.address);
     }
+    this.run.resume(this.planOf(cmd), this.onStopBound);
+  }
+
+  private readonly onStopBound = (r: StopReport): void => this.onStop(r);
+
+  /** The vCPUs a resume runs and steps; kept per command (gdb repeats the same vCont). */
+  private planOf(cmd: ResumeCommand): ResumePlan {
+    const n = this.target.vcpuCount;
+    const known = this.plans.get(cmd);
+    if (known !== undefined && known.vcpus === n) return known.plan;
     const plan: ResumePlan = { run: [], step: [] };
-    for (let v = 0; v < this.target.vcpuCount; v++) {
+    for (let v = 0; v < n; v++) {
       const tid = v + 1;
       const a = cmd.actions.find((x) => x.thread === 'all' || x.thread === tid);
       if (!a || a.kind === 'stop') continue;
       plan.run.push(v);
       if (a.kind === 'step') plan.step.push(v);
     }
-    this.run.resume(plan, (r) => this.onStop(r));
+    this.plans.set(cmd, { vcpus: n, plan });
+    return plan;
   }
 
   private onStop(r: StopReport): void {
@@ -283,7 +308,15 @@ export class GdbSession implements SessionContext {
       } else {
         if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
         this.gVcpu = r.vcpu;
-        this.send(this.stopReply(r));
+        if (this.hooks.trace) {
+          this.send(this.currentStopReplyOf(r));
+        } else if (!this.closed) {
+          // framed in place: no strings built for the most frequent reply
+          this.out.beginPacket();
+          this.stopReply(this.out, r);
+          this.out.endPacket();
+          this.flushIfFull();
+        }
       }
       this.drainQueue();
     });
@@ -302,30 +335,38 @@ export class GdbSession implements SessionContext {
     }
   }
 
-  private stopReply(r: Extract<StopReport, { kind: 'stopped' }>): string {
-    let s = 'T' + hex2(r.signal);
-    for (let i = 0; i < EXPEDITED.length; i++) {
-      const v = this.target.registerHex(r.vcpu, EXPEDITED[i]);
-      if (v !== undefined) s += EXPEDITED_PREFIX[i] + v + ';';
+  private stopReply(out: ReplyParts, r: Extract<StopReport, { kind: 'stopped' }>): void {
+    out.putText(SIGNAL_PREFIX[r.signal & 0xff]);
+    if (this.target.validVcpu(r.vcpu)) {
+      for (let i = 0; i < EXPEDITED.length; i++) {
+        out.putText(EXPEDITED_PREFIX[i]);
+        this.target.putRegisterHex(out, r.vcpu, EXPEDITED[i]);
+        out.putText(';');
+      }
     }
-    s += 'thread:' + threadIdHex(r.vcpu) + ';';
+    out.putText(THREAD_PART[r.vcpu] ?? `thread:${threadIdHex(r.vcpu)};`);
     const reason = r.reason;
     if (reason) {
       if (reason.kind === 'swbreak') {
-        if (this.gdbFeatures.has('swbreak+')) s += 'swbreak:;';
+        if (this.gdbFeatures.has('swbreak+')) out.putText('swbreak:;');
       } else if (reason.kind === 'hwbreak') {
-        if (this.gdbFeatures.has('hwbreak+')) s += 'hwbreak:;';
+        if (this.gdbFeatures.has('hwbreak+')) out.putText('hwbreak:;');
       } else {
-        s += `${reason.kind}:${reason.address.toString(16).padStart(16, '0')};`;
+        out.putText(`${reason.kind}:${reason.address.toString(16).padStart(16, '0')};`);
       }
     }
-    return s;
+  }
+
+  private currentStopReplyOf(r: Extract<StopReport, { kind: 'stopped' }>): string {
+    const t = new TextReply();
+    this.stopReply(t, r);
+    return t.text;
   }
 
   currentStopReply(): string {
     const status = this.run.exited;
     if (status !== undefined) return 'W' + hex2(status & 0xff);
-    return this.stopReply({ kind: 'stopped', vcpu: this.gVcpu, signal: 5 });
+    return this.currentStopReplyOf({ kind: 'stopped', vcpu: this.gVcpu, signal: 5 });
   }
 
   detach(): void {

@@ -9,7 +9,8 @@ import { DebuggerSlot, VmApi, VmApiError } from '../vmm/api/vm-api';
 import {
   DregSlot, DregState, emptyDregState, insertRegion, removeRegion, SlotType,
 } from './dregs';
-import { bytesToHex, hexLe32 } from './protocol/hex';
+import { bytesToHex } from './protocol/hex';
+import { ReplyParts } from './protocol/reply-writer';
 import { G_PACKET_BYTES, REMOTE_REGS, RemoteReg } from './register-layout';
 import { readFpuField, writeFpuField } from './fpu-registers';
 
@@ -73,13 +74,18 @@ export class VmTarget {
     return this.readReg(vcpu, r);
   }
 
-  /** A register as gdb's hex (little-endian), built without a byte array: the stop reply's path. */
-  registerHex(vcpu: number, regno: number): string | undefined {
+  /** A register as gdb's hex (little-endian) into a reply being built: the stop reply's path. False if there is none. */
+  putRegisterHex(out: ReplyParts, vcpu: number, regno: number): boolean {
     const r = REMOTE_REGS[regno];
-    if (!r || !this.validVcpu(vcpu)) return undefined;
-    if (r.source.kind === 'fpu') return bytesToHex(this.readReg(vcpu, r));
+    if (!r || !this.validVcpu(vcpu)) return false;
+    if (r.source.kind === 'fpu') {
+      out.putText(bytesToHex(this.readReg(vcpu, r)));
+      return true;
+    }
     const v = this.vm.getRegister(vcpu, r.source.name);
-    return r.size === 8 ? hexLe32(v.lo) + hexLe32(v.hi) : hexLe32(v.lo);
+    out.putHexLe32(v.lo);
+    if (r.size === 8) out.putHexLe32(v.hi);
+    return true;
   }
 
   private readReg(vcpu: number, r: RemoteReg): Uint8Array {
@@ -310,7 +316,16 @@ export class VmTarget {
   }
 
   clearStepping(): void {
+    if (this.stepping.size === 0) return;
     for (const v of [...this.stepping]) this.setStepping(v, false);
+  }
+
+  /** Exactly `vcpus` step: the others stop stepping first (a no-op when nothing changes). */
+  stepOnly(vcpus: readonly number[]): void {
+    if (this.stepping.size > 0) {
+      for (const v of [...this.stepping]) if (!vcpus.includes(v)) this.setStepping(v, false);
+    }
+    for (const v of vcpus) this.setStepping(v, true);
   }
 
   private updateInterceptDb(vcpu: number): void {

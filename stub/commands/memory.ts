@@ -6,11 +6,28 @@ export interface WriteMemoryCommand { address: bigint; data: Uint8Array }
 
 const ADDR_LEN = /^([0-9a-fA-F]{1,16}),([0-9a-fA-F]{1,8})$/;
 
-/** m addr,length */
+/** Digits of a hex character, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  return -1;
+}
+
+/** m addr,length (what ADDR_LEN accepts, scanned without a regular expression: gdb sends one after every stop). */
 export function parseReadMemory(p: string): ReadMemoryCommand | undefined {
-  const m = ADDR_LEN.exec(p.slice(1));
-  if (!m) return undefined;
-  return { address: parseHexBig(m[1])!, length: parseHexNum(m[2])! };
+  const comma = p.indexOf(',');
+  const addrDigits = comma - 1;
+  const lenDigits = p.length - comma - 1;
+  if (comma < 0 || addrDigits < 1 || addrDigits > 16 || lenDigits < 1 || lenDigits > 8) return undefined;
+  for (let i = 1; i < comma; i++) if (hexDigit(p.charCodeAt(i)) < 0) return undefined;
+  let length = 0;
+  for (let i = comma + 1; i < p.length; i++) {
+    const d = hexDigit(p.charCodeAt(i));
+    if (d < 0) return undefined;
+    length = length * 16 + d;
+  }
+  return { address: BigInt('0x' + p.slice(1, comma)), length };
 }
 
 /** M addr,length:hexdata */

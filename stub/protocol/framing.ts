@@ -81,7 +81,8 @@ export class PacketDecoder {
           this.state = 'idle';
           if (this.overflow) emit(OVERSIZED);
           else {
-            const body = Buffer.from(this.buf.subarray(0, this.len));
+            const body = Buffer.allocUnsafe(this.len);
+            this.buf.copy(body, 0, 0, this.len);
             emit({ kind: 'packet', body, checksumOk: !this.csBad && this.cs === this.sum });
           }
           break;

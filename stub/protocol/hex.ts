@@ -38,11 +38,6 @@ export function hex2(n: number): string {
   return BYTE_HEX[n & 0xff];
 }
 
-/** The four bytes of a 32-bit value, little-endian, as hex (register values in stop replies). */
-export function hexLe32(n: number): string {
-  return BYTE_HEX[n & 0xff] + BYTE_HEX[(n >>> 8) & 0xff] + BYTE_HEX[(n >>> 16) & 0xff] + BYTE_HEX[n >>> 24];
-}
-
 export function textToHex(text: string): string {
   return bytesToHex(Buffer.from(text, 'utf8'));
 }

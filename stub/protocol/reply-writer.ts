@@ -16,7 +16,31 @@ const RLE_MIN_DIGITS = 64;
 /** Longest run one "X*n" covers: n = run - 1 + 29 must stay printable (<= '~'). */
 const RLE_MAX_RUN = 98;
 
-export class ReplyWriter {
+/** Where a reply is built piece by piece (the stop reply): into the output bytes, or a string. */
+export interface ReplyParts {
+  /** Text with no '$', '#', '}' or '*' in it. */
+  putText(s: string): void;
+  /** A 32-bit value's four bytes, little-endian, as eight hex digits. */
+  putHexLe32(n: number): void;
+}
+
+/** ReplyParts gathered into a string (the `?` reply, traces). */
+export class TextReply implements ReplyParts {
+  text = '';
+
+  putText(s: string): void {
+    this.text += s;
+  }
+
+  putHexLe32(n: number): void {
+    for (let k = 0; k < 32; k += 8) {
+      const b = (n >>> k) & 0xff;
+      this.text += String.fromCharCode(HEX[b >> 4], HEX[b & 15]);
+    }
+  }
+}
+
+export class ReplyWriter implements ReplyParts {
   private buf = Buffer.allocUnsafe(4096);
   private len = 0;
   /** The last framed packet, for a resend on '-' (kept only while acks are in use). */
@@ -98,6 +122,57 @@ export class ReplyWriter {
       }
     }
     this.end(start, j, sum);
+  }
+
+  /** Where the packet being built in place started (its '$'), or -1. */
+  private open = -1;
+  private openSum = 0;
+
+  /** Starts a packet built in place with putText / putHexLe32 (no strings in between), ended by endPacket. */
+  beginPacket(): void {
+    this.room(1);
+    this.open = this.len;
+    this.openSum = 0;
+    this.buf[this.len++] = DOLLAR;
+  }
+
+  putText(s: string): void {
+    const n = s.length;
+    this.room(n + 3);
+    const b = this.buf;
+    let j = this.len;
+    let sum = this.openSum;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i) & 0xff;
+      b[j++] = c;
+      sum += c;
+    }
+    this.len = j;
+    this.openSum = sum;
+  }
+
+  putHexLe32(n: number): void {
+    this.room(8 + 3);
+    const b = this.buf;
+    let j = this.len;
+    let sum = this.openSum;
+    for (let k = 0; k < 32; k += 8) {
+      const v = (n >>> k) & 0xff;
+      const hi = HEX[v >> 4];
+      const lo = HEX[v & 15];
+      b[j++] = hi;
+      b[j++] = lo;
+      sum += hi + lo;
+    }
+    this.len = j;
+    this.openSum = sum;
+  }
+
+  endPacket(): void {
+    if (this.open < 0) return;
+    this.room(3);
+    this.end(this.open, this.len, this.openSum);
+    this.open = -1;
   }
 
   /** Appends the last framed packet again (gdb asked for a resend). */

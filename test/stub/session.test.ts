@@ -251,9 +251,27 @@ describe('stub session (packet level, FakeVm)', function () {
       pcs.push(Number(Buffer.from(/10:([0-9a-f]{16});/.exec(r)![1], 'hex').readBigUInt64LE()));
     }
     expect(pcs).to.deep.equal([CODE + 7, CODE + 14, CODE + 15, CODE, CODE + 7]);
+    expect(vm.getRegister(0, 'rflags').lo & 0x100, 'no TF in the guest state').to.equal(0);
+    expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 7); // vCPU 1 stayed stopped
+    // the step set-up waits for the next step; a monitor command or a continue drops it first
+    expect(vm.getCapability(0, 'rflags-tf')).to.equal(true);
+    c.send('qRcmd,' + textToHex('help'));
+    while ((await c.next()) !== 'OK');
     expect(vm.getCapability(0, 'rflags-tf')).to.equal(false);
     expect(vm.getCapability(0, 'intercept-db')).to.equal(false);
-    expect(vm.getRegister(1, 'rip').lo).to.equal(CODE + 7); // vCPU 1 stayed stopped
+    expect(await c.request('vCont;s:1')).to.match(/^T05/);
+    expect(vm.getCapability(0, 'rflags-tf')).to.equal(true);
+    c.send('vCont;c');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(vm.getCapability(0, 'rflags-tf'), 'a continue runs without the step set-up').to.equal(false);
+    expect(vm.getCapability(0, 'intercept-db')).to.equal(false);
+    c.sendRaw('\x03');
+    expect(await c.next()).to.match(/^T02/);
+    // stepping the other vCPU drops vCPU 0's set-up
+    expect(await c.request('vCont;s:1')).to.match(/^T05/);
+    expect(await c.request('vCont;s:2')).to.match(/^T05.*thread:02;/);
+    expect(vm.getCapability(0, 'rflags-tf')).to.equal(false);
+    expect(vm.getCapability(1, 'rflags-tf')).to.equal(true);
   });
 
   it('legacy s steps only the Hc thread; legacy c resumes all', async () => {

@@ -25,6 +25,8 @@ export class TfStepper {
   instret = 0;
   private rsp = 0;
   private opcode = 0;
+  /** The stepped instruction's bytes (every step reads them: no allocation). */
+  private readonly insnBytes = new Uint8Array(15);
 
   constructor(private readonly cpu: GuestCpu, private readonly backend: VmBackend, private readonly memory: GuestMemory) {}
 
@@ -53,9 +55,10 @@ export class TfStepper {
 
   /** The first opcode byte after legacy and REX prefixes. */
   private opcodeAt(rip: number): number {
-    const bytes = this.readLinear(rip, 15);
+    const bytes = this.readLinear(rip, 15, this.insnBytes);
     if (bytes === undefined) return 0;
-    for (const b of bytes) {
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i];
       const prefix = b === 0x66 || b === 0x67 || b === 0xf2 || b === 0xf3 || b === 0xf0 || b === 0x2e || b === 0x36 ||
         b === 0x3e || b === 0x26 || b === 0x64 || b === 0x65 || (b >= 0x40 && b <= 0x4f);
       if (!prefix) return b;
@@ -112,11 +115,11 @@ export class TfStepper {
     this.writeLinear(addr, b);
   }
 
-  /** Guest LINEAR memory through the vCPU's paging structures (no faults): undefined if unmapped. */
-  private readLinear(addr: number, len: number): Uint8Array | undefined {
+  /** Guest LINEAR memory through the vCPU's paging structures (no faults): undefined if unmapped. `into`: reused for the bytes. */
+  private readLinear(addr: number, len: number, into?: Uint8Array): Uint8Array | undefined {
     const c = this.cpu;
     if (c.accessLinear === undefined) return this.memory.read(addr, len);
-    const out = new Uint8Array(len);
+    const out = into ?? new Uint8Array(len);
     return c.accessLinear({ lo: addr >>> 0, hi: Math.floor(addr / 4294967296) >>> 0 }, out, false) ? out : undefined;
   }
 
