@@ -4,6 +4,8 @@
  */
 import { expect } from 'chai';
 import { CpuExit } from '../../vmm/cpu/cpu-exit';
+import * as blockJit from '../../vmm/cpu/jit/block-jit';
+import { blockDiffRun } from './block-compare';
 import { diffRun } from './compare';
 import { blobSpec } from './corpus';
 import { CpuClass, loadCpuClass } from './sim';
@@ -77,5 +79,60 @@ describe('differential harness', function () {
     expect(undefinedFlags(b(0x48, 0xc1, 0xc0, 0x05), 0)).to.equal(OF); // rol $5,%rax
     expect(undefinedFlags(b(0x48, 0x0f, 0xbc, 0xc3), 0)).to.equal(CF | OF | SF | AF | PF); // bsf
     expect(undefinedFlags(b(0x48, 0x01, 0xd8), 0)).to.equal(0); // add
+  });
+});
+
+describe('differential harness, block mode (the compiler on)', function () {
+  this.timeout(30000);
+  let Cpu: CpuClass | undefined;
+  before(function () {
+    Cpu = loadCpuClass();
+    if (!Cpu) this.skip();
+  });
+
+  /** Compiled blocks that misbehave as `spoil` says, while `fn` runs. */
+  async function withFaultyCompiler<T>(spoil: (c: { rl: Uint32Array }, threw: boolean) => void, fn: () => Promise<T>): Promise<T> {
+    const mod = blockJit as unknown as { compileBlock: typeof blockJit.compileBlock };
+    const original = mod.compileBlock;
+    mod.compileBlock = (insns, start) => {
+      const f = original(insns, start);
+      return f === null ? null : (c, left, I) => {
+        try {
+          const next = f(c, left, I);
+          spoil(c as unknown as { rl: Uint32Array }, false);
+          return next;
+        } catch (x) {
+          spoil(c as unknown as { rl: Uint32Array }, true);
+          throw x;
+        }
+      };
+    };
+    try {
+      return await fn();
+    } finally {
+      mod.compileBlock = original;
+    }
+  }
+
+  const LOOP = ['mov $0x300000, %ebx', 'mov $50, %ecx', '1: add $3, %eax', 'mov %eax, 8(%rbx)', 'xor %edx, %eax', 'dec %ecx', 'jnz 1b'].join('\n');
+
+  it('agrees with the real CPU and the interpreter on a correct run, inside compiled blocks', async () => {
+    const r = await blockDiffRun(blobSpec('block-ok', LOOP), Cpu!, { threshold: 1, warmups: 12, seed: 1n });
+    expect(r.mismatch).to.equal(undefined);
+    expect(r.steps).to.equal(2 + 5 * 50);
+    expect(r.compiledInsns).to.be.greaterThan(200);
+  });
+
+  it('reports a register that compiled code gets wrong', async () => {
+    const r = await withFaultyCompiler((c, threw) => { if (!threw) c.rl[2] ^= 0x100; },
+      () => blockDiffRun(blobSpec('block-bad-reg', LOOP), Cpu!, { threshold: 1, warmups: 12, seed: 1n }));
+    expect(r.mismatch).to.match(/against the interpreter: rdx interpreter=.* sim=/);
+  });
+
+  it('reports a fault inside a compiled block that leaves a wrong state', async () => {
+    const spec = blobSpec('block-bad-fault', 'mov $5, %eax\nxor %edx, %edx\nxor %ebx, %ebx\ndivq %rbx');
+    const r = await withFaultyCompiler((c, threw) => { if (threw) c.rl[0] ^= 1; }, () => blockDiffRun(spec, Cpu!, { threshold: 1, warmups: 12, seed: 1n }));
+    expect(r.compiledFaults).to.equal(1);
+    expect(r.mismatch).to.match(/rax/);
   });
 });
