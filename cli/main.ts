@@ -85,6 +85,10 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('json', { type: 'string', requiresArg: true, describe: 'write the statistics as JSON to FILE' })
         .option('name', { type: 'string', requiresArg: true, describe: 'name the VM: vmmctl --vm NAME can reach it' })
         .option('trace-vm', { type: 'string', requiresArg: true, describe: TRACE_VM_HELP })
+        .option('serial-input', {
+          type: 'string', requiresArg: true,
+          describe: 'feed FILE (- for stdin) into COM1\'s receive line (the 16550 at 0x3F8); the run waits for input while every vCPU is halted',
+        })
         .epilogue(EXIT_EPILOGUE),
       (args: Args) => {
         const req = {
@@ -95,6 +99,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
           json: optionalFile('json', args),
           name: nameFlag(args),
           traceVm: optionalFile('trace-vm', args),
+          serialInput: optionalFile('serial-input', args),
         };
         setAction(() => runCommand(req, deps, out));
       },
