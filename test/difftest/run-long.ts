@@ -50,7 +50,7 @@ async function main(): Promise<number> {
       const r = await blockDiffRun(spec, Cpu, { threshold, warmups, seed: seed ^ 0xb10cn });
       const secs = ((Date.now() - t0) / 1000).toFixed(1);
       report(`${spec.name} [compiled, threshold ${threshold}]`, secs, r,
-        `; ${r.stops} stops, ${r.compiledInsns} instructions in compiled blocks, ${r.compiledFaults} faults/exits there` +
+        `; ${r.stops} stops, ${r.compiledInsns} instructions in compiled blocks, ${r.compiledFaults} exceptions raised there` +
         (r.undefinedReads ? `, ${r.undefinedReads} reads of undefined flags (${r.resyncs} resyncs${r.memoryDiffersAfterUndefinedReads ? ', memory differs from native, equals the interpreter' : ''})` : ''));
     }
   }
