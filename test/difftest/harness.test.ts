@@ -9,7 +9,7 @@ import { blockDiffRun } from './block-compare';
 import { diffRun } from './compare';
 import { blobSpec } from './corpus';
 import { CpuClass, loadCpuClass } from './sim';
-import { AF, CF, OF, SF, ZF, PF, undefinedFlags } from './undefined-flags';
+import { AF, CF, OF, SF, ZF, PF, readFlags, undefinedFlags, writtenFlags } from './undefined-flags';
 
 /** A Cpu that misbehaves once, after its `nth` instruction, in the way `spoil` says. */
 function faultyCpu(Base: CpuClass, nth: number, spoil: (cpu: InstanceType<CpuClass>) => void): CpuClass {
@@ -79,6 +79,22 @@ describe('differential harness', function () {
     expect(undefinedFlags(b(0x48, 0xc1, 0xc0, 0x05), 0)).to.equal(OF); // rol $5,%rax
     expect(undefinedFlags(b(0x48, 0x0f, 0xbc, 0xc3), 0)).to.equal(CF | OF | SF | AF | PF); // bsf
     expect(undefinedFlags(b(0x48, 0x01, 0xd8), 0)).to.equal(0); // add
+  });
+
+  it('knows which flags an instruction writes and reads (the block mode tracks undefined flags with them)', () => {
+    const b = (...x: number[]) => Uint8Array.from([...x, 0, 0, 0, 0]);
+    const ARITH = CF | PF | AF | ZF | SF | OF;
+    expect(writtenFlags(b(0x48, 0x01, 0xd8), 0)).to.equal(ARITH); // add
+    expect(writtenFlags(b(0x48, 0xff, 0xc0), 0)).to.equal(ARITH & ~CF); // inc %rax
+    expect(writtenFlags(b(0x48, 0x89, 0xd8), 0)).to.equal(0); // mov
+    expect(writtenFlags(b(0x48, 0xd3, 0xe0), 0)).to.equal(0); // shl %cl,%rax, CL=0
+    expect(writtenFlags(b(0x48, 0xc1, 0xc0, 0x05), 0)).to.equal(CF | OF); // rol $5
+    expect(writtenFlags(b(0xf9), 0)).to.equal(CF); // stc
+    expect(readFlags(b(0x48, 0x11, 0xd8))).to.equal(CF); // adc
+    expect(readFlags(b(0x70, 0x00))).to.equal(OF); // jo
+    expect(readFlags(b(0x0f, 0x9f, 0xc0))).to.equal(ZF | SF | OF); // setg
+    expect(readFlags(b(0x9f))).to.equal(SF | ZF | AF | PF | CF); // lahf
+    expect(readFlags(b(0x48, 0x01, 0xd8))).to.equal(0); // add
   });
 });
 
