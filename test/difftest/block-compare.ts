@@ -324,8 +324,9 @@ async function blockDiffRunCounted(spec: RunSpec, Cpu: CpuClass, opts: BlockOpti
       }
       const d = diffRecords(nat, stop.rec, COMPARED & ~taint);
       if (d || sim.problem) {
-        if (undefRead && !sim.problem && !stop.final) {
-          // code read a flag the SDM leaves undefined: both simulators take the native registers
+        if (undefRead && !sim.problem) {
+          // code read a flag the SDM leaves undefined (the compiled code did as the
+          // interpreter, checked above): both simulators take the native registers
           result.resyncs++;
           resync(sim, nat);
           resync(ref, nat);
