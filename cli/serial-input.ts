@@ -1,7 +1,7 @@
 /**
- * --serial-input FILE|-: the host side of COM1's receive line. Bytes read from the file
- * (or stdin) go into the VM's UART as they arrive; reading pauses while the guest has not
- * taken what it was given, so a large file never piles up in memory.
+ * --serial-input FILE|- of run and serve: the host side of COM1's receive line. Bytes read
+ * from the file (or stdin) go into the VM's UART as they arrive; reading pauses while the
+ * guest has not taken what it was given, so a large file never piles up in memory.
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -15,11 +15,13 @@ export class SerialInput {
   private ended = false;
   private error: Error | undefined;
   private wakeWaiter: (() => void) | undefined;
+  /** Set while reading is paused for the guest to catch up. */
+  private drainTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly vm: VmApi, private readonly stream: Readable) {
     stream.on('data', (chunk: Buffer) => {
       vm.serialInput?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      if ((vm.serialInputPending?.() ?? 0) > HIGH_WATER) stream.pause();
+      if ((vm.serialInputPending?.() ?? 0) > HIGH_WATER) this.pauseUntilDrained();
       this.wake();
     });
     stream.on('end', () => { this.ended = true; this.wake(); });
@@ -46,9 +48,19 @@ export class SerialInput {
   /** The read error that ended the source, if one did. */
   get failure(): Error | undefined { return this.error; }
 
-  /** Between slices: read on once the guest has drained the line below the mark. */
+  /** Read on once the guest has drained the line below half the mark (checked between slices, and by a timer). */
   resumeIfDrained(): void {
-    if (!this.ended && this.stream.isPaused() && (this.vm.serialInputPending?.() ?? 0) <= HIGH_WATER / 2) this.stream.resume();
+    if (this.ended || this.drainTimer === undefined || (this.vm.serialInputPending?.() ?? 0) > HIGH_WATER / 2) return;
+    clearInterval(this.drainTimer);
+    this.drainTimer = undefined;
+    this.stream.resume();
+  }
+
+  private pauseUntilDrained(): void {
+    if (this.drainTimer !== undefined) return;
+    this.stream.pause();
+    this.drainTimer = setInterval(() => this.resumeIfDrained(), 20);
+    this.drainTimer.unref();
   }
 
   /** Resolves when more input arrives or the source ends (for a VM idle until it types). */
@@ -65,6 +77,7 @@ export class SerialInput {
   close(): void {
     this.ended = true;
     this.wake();
+    if (this.drainTimer !== undefined) clearInterval(this.drainTimer);
     this.stream.removeAllListeners('data');
     this.stream.destroy();
   }

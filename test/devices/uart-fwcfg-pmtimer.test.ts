@@ -60,8 +60,24 @@ describe('devices: 16550 UART receive side', () => {
     return Buffer.from(got).toString();
   };
 
+  it('flow control: host bytes wait on the line until the guest asserts RTS', () => {
+    const u = new Uart16550(() => undefined);
+    u.feed(bytes('early'));
+    expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
+    u.portWrite(0x3fa, 1, 0x07, 0);                            // FIFO on and cleared: nothing lost
+    expect(u.pendingInput).to.equal(5);
+    u.portWrite(0x3fc, 1, 0x03, 0);                            // DTR RTS
+    expect(drain(u)).to.equal('early');
+    u.portWrite(0x3fc, 1, 0x01, 0);                            // RTS off again
+    u.feed(bytes('late'));
+    expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
+    u.portWrite(0x3fc, 1, 0x03, 0);
+    expect(drain(u)).to.equal('late');
+  });
+
   it('FIFOs off: one byte at a time in the holding register, the rest waits on the line', () => {
     const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
     expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
     u.feed(bytes('abc'));
     expect(u.receiveRoom).to.equal(0);
@@ -75,6 +91,7 @@ describe('devices: 16550 UART receive side', () => {
 
   it('FIFOs on: 16 bytes in the FIFO, a 100-byte paste arrives whole and in order', () => {
     const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
     u.portWrite(0x3fa, 1, 0x07, 0);                            // FIFO on, cleared
     const text = Array.from({ length: 100 }, (_, i) => String.fromCharCode(33 + (i % 90))).join('');
     u.feed(bytes(text.slice(0, 60)));
@@ -86,6 +103,7 @@ describe('devices: 16550 UART receive side', () => {
 
   it('FCR: clearing the receive FIFO drops what it holds, not what waits on the line', () => {
     const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
     u.portWrite(0x3fa, 1, 0x01, 0);
     u.feed(bytes('0123456789abcdefXYZ'));
     u.portWrite(0x3fa, 1, 0x03, 0);                            // FIFO on, receive FIFO cleared
@@ -96,7 +114,7 @@ describe('devices: 16550 UART receive side', () => {
     const levels: boolean[] = [];
     const u = new Uart16550(() => undefined, (l) => levels.push(l));
     u.portWrite(0x3fa, 1, 0x81, 0);                            // FIFO on, trigger level 8
-    u.portWrite(0x3fc, 1, 0x08, 0);                            // OUT2
+    u.portWrite(0x3fc, 1, 0x0a, 0);                            // RTS OUT2
     u.portWrite(0x3f9, 1, 0x01, 0);                            // IER: RDA only
     expect(levels).to.deep.equal([]);
     expect(u.feed(bytes('abc'))).to.equal(true);               // the line went up
@@ -106,7 +124,7 @@ describe('devices: 16550 UART receive side', () => {
     expect(drain(u)).to.equal('abcdefgh');
     expect(u.portRead(0x3fa, 1, 0)).to.equal(0xc1);            // none pending
     expect(levels).to.deep.equal([true, false]);
-    u.portWrite(0x3fc, 1, 0x00, 0);                            // OUT2 off: the line stays low
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // OUT2 off: the line stays low
     expect(u.feed(bytes('x'))).to.equal(false);
     expect(u.portRead(0x3fa, 1, 0)).to.equal(0xcc);            // identified all the same
     expect(levels).to.deep.equal([true, false]);

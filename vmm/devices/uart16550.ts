@@ -4,8 +4,9 @@
  * IIR/FCR, LCR, MCR (with loopback, which Linux's probe uses), MSR, and the scratch
  * register. Transmitted bytes go to `output` (where the 0xE9 console goes). Received bytes
  * come from the host through `feed`: they wait on the line and move into the receive FIFO
- * (16 bytes with FCR.0, else the one holding register) as the guest makes room, so nothing
- * overruns however fast the host sends.
+ * (16 bytes with FCR.0, else the one holding register) as the guest makes room and while it
+ * asserts RTS (MCR.1: hardware flow control, so bytes sent before the guest set the UART up
+ * are not lost to its FIFO reset), so nothing overruns however fast the host sends.
  */
 import { AccessSize, DeviceEffect, PortDevice } from './device';
 
@@ -15,7 +16,7 @@ export const COM1_IRQ = 4;
 const LSR_DR = 0x01, LSR_THRE = 0x20, LSR_TEMT = 0x40;
 const IER_RDA = 0x01, IER_THRE = 0x02;
 const LCR_DLAB = 0x80;
-const MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
+const MCR_RTS = 0x02, MCR_OUT2 = 0x08, MCR_LOOP = 0x10;
 const IIR_NONE = 0x01, IIR_THRE = 0x02, IIR_RDA = 0x04, IIR_TIMEOUT = 0x0c, IIR_FIFO = 0xc0;
 const FCR_ENABLE = 0x01, FCR_CLEAR_RX = 0x02;
 const FIFO_SIZE = 16;
@@ -125,9 +126,9 @@ export class Uart16550 implements PortDevice {
     return this.updateIrq() && !was;
   }
 
-  /** Moves waiting host bytes into the FIFO while it has room (not in loopback: the line is cut). */
+  /** Moves waiting host bytes into the FIFO while it has room and RTS is on (not in loopback: the line is cut). */
   private refill(): void {
-    if (this.mcr & MCR_LOOP) return;
+    if ((this.mcr & (MCR_RTS | MCR_LOOP)) !== MCR_RTS) return;
     while (this.lineBytes > 0 && this.receiveRoom > 0) {
       const chunk = this.line[0];
       this.rx.push(chunk[this.lineOffset++]);
