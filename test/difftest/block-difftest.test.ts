@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { blockDiffRun, BlockDiffResult } from './block-compare';
-import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
+import { edgeCaseSpecs, faultSpecs, randomLoopSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
 import { CpuClass, loadCpuClass } from './sim';
@@ -51,12 +51,12 @@ describe('differential test with the block compiler on (compiled blocks against 
     expect(r.compiledInsns, COUNTED).to.be.greaterThan(FPMATH_STEPS / 4);
   });
 
-  for (const spec of [...edgeCaseSpecs(1), ...sseEdgeSpecs(1), ...randomSpecs(2, 2500, 0x5eed0001n)]) {
-    it(`straight-line code run compiled (after warm-up runs): ${spec.name}`, async function () {
+  for (const spec of [...edgeCaseSpecs(1), ...sseEdgeSpecs(1), ...randomSpecs(2, 2500, 0x5eed0001n), ...randomLoopSpecs(2, 60, 30, 0x100b0001n)]) {
+    it(`${spec.name.startsWith('random-loop') ? 'loops' : 'straight-line code'} run compiled (after warm-up runs): ${spec.name}`, async function () {
       const r = await check(this, spec, ['int3'], WARMUPS);
       if (spec.name === 'port-io') expect(r.console).to.equal('OK');
       // SSE instructions are call-outs that mostly end their block (MXCSR writes): little runs compiled there
-      if (!spec.name.startsWith('sse-')) expect(r.compiledInsns, COUNTED).to.be.greaterThan(r.steps / 5);
+      if (!spec.name.startsWith('sse-') && spec.name !== 'port-io') expect(r.compiledInsns, COUNTED).to.be.greaterThan(r.steps / 2);
     });
   }
 

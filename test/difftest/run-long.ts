@@ -1,14 +1,14 @@
 /**
  * npm run difftest: the long differential run. Whole workload guests (-O0, -O1, -O2, -Os, to
  * their exit), the whole fpmath guest, the SSE edge cases, the edge cases at 4x the bounded run's size and 40 random instruction
- * sequences (DIFFTEST_SEED=n repeats a run's). Exit status 1 on a mismatch.
+ * sequences and 20 random loops (DIFFTEST_SEED=n repeats a run's). Exit status 1 on a mismatch.
  * Then the same corpus with the block compiler on (block-compare.ts): every block compiled
  * at its first cached entry (VMM_JIT_THRESHOLD=1), and the workloads and fpmath also with
  * the default threshold. DIFFTEST_MODE=step or block runs one half only.
  */
 import { blockDiffRun } from './block-compare';
 import { diffRun } from './compare';
-import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
+import { edgeCaseSpecs, faultSpecs, randomLoopSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
 import { loadCpuClass } from './sim';
@@ -24,7 +24,7 @@ async function main(): Promise<number> {
   const seed = process.env.DIFFTEST_SEED ? BigInt(process.env.DIFFTEST_SEED) : BigInt(Date.now());
   console.log(`random sequences: seed ${seed} (DIFFTEST_SEED=${seed} repeats them)`);
   const longSpecs = () => [...['O2', 'O0', 'O1', 'Os'].map((o) => workloadSpec(`workload-${o}`)), fpmathSpec()];
-  const blobSpecs = () => [...edgeCaseSpecs(4), ...sseEdgeSpecs(4), ...faultSpecs(), ...sseFaultSpecs(), ...randomSpecs(40, 5000, seed)];
+  const blobSpecs = () => [...edgeCaseSpecs(4), ...sseEdgeSpecs(4), ...faultSpecs(), ...sseFaultSpecs(), ...randomSpecs(40, 5000, seed), ...randomLoopSpecs(20, 120, 50, seed)];
   const mode = process.env.DIFFTEST_MODE ?? 'both';
   let failed = 0;
   const report = (what: string, secs: string, r: { mismatch?: string; steps: number; end: string; console: string; name: string }, extra = '') => {
