@@ -3,7 +3,8 @@
  * the Cpu's public run API with random instruction budgets (so compiled blocks run whole,
  * chained, looping on themselves, and stop only at the budget or an exit), while the native
  * process single-steps as in compare.ts. At each simulator stop, after N instructions, its
- * whole state must equal the native state after N instructions; memory at the end.
+ * whole state must equal the native state after N instructions (memory at the end), and
+ * exactly the state of an interpreter run (compiler off) to N, memory regions included.
  *
  * Flags the SDM leaves undefined cannot be compared after an instruction that leaves them
  * so, until an instruction writes them again: the native side's instructions between two
@@ -32,9 +33,10 @@ export interface BlockOptions {
   /** VMM_JIT_THRESHOLD for the simulator: 1 compiles every block at its first cached entry. */
   threshold: number;
   /**
-   * Runs of the whole spec before the compared one (then registers and memory go back to
-   * the start, the compiled blocks stay): straight-line code runs once, and a block runs
-   * compiled only after it was decoded and cached (second run) and compiled (threshold).
+   * Runs of the whole spec before the compared one, at most (they stop when one decodes
+   * nothing; then registers and memory go back to the start, the compiled blocks stay):
+   * straight-line code runs once, and a block runs compiled only after it was decoded and
+   * cached (a block's first run is not cached) and compiled (threshold).
    */
   warmups: number;
   /** Seed of the budgets. */
