@@ -142,46 +142,72 @@ function ripOf(r: TraceRecord | undefined, spec: RunSpec): number {
   return r ? r.regs[32] + r.regs[33] * 4294967296 : Number(spec.regs.rip ?? 0);
 }
 
-/** What compiled blocks did while counting (see countCompiledRuns). */
+/** What compiled blocks did while counting (see withCompiledRunsCounted). */
 const compiledRuns = { counting: false, insns: 0, faults: 0 };
-type CompileBlock = typeof blockJit.compileBlock;
+
+/** The vCPU as compiled code sees it (CpuCore fields). */
+export interface CompiledCpu {
+  instret: number;
+  /** Instructions the compiled function completed (after its last whole self-loop pass). */
+  jitN: number;
+  /** GPR bits 31:0. */
+  rl: Uint32Array;
+}
+/** A compiled function as the Cpu calls it: (vCPU, budget left, ...) => the next RIP. */
+export type CompiledFn = (c: CompiledCpu, ...rest: unknown[]) => number;
 
 /**
- * Counts the instructions that run inside compiled blocks (only to prove that the compared
- * run exercised them): while `fn` runs, every block the compiler returns is wrapped in a
- * counter of its completed instructions (CpuCore.jitN and the passes of a self-loop) and of
- * the faults or exits it raises (an INT3 or I/O call-out at a block's end is one). Nothing
- * else changes; without the module's compileBlock export (or if the Cpu compiles through
- * another function) the counts stay 0, and the tests that expect compiled code say so.
+ * Wraps every compiled function the compiler hands out from now on (jit/block-jit's
+ * compileBlock result, or compileRegion's `fn` where the compiler builds regions); returns
+ * the undo, or null if the module has neither export. For tests only: the harness counts
+ * and spoils compiled code this way, the Cpu is driven through its public run API.
+ */
+export function hookCompiledCode(wrap: (f: CompiledFn) => CompiledFn): (() => void) | null {
+  const mod = blockJit as unknown as Record<string, unknown>;
+  const block = mod.compileBlock, region = mod.compileRegion;
+  if (typeof block === 'function') {
+    const original = block as (...a: unknown[]) => CompiledFn | null;
+    mod.compileBlock = (...a: unknown[]) => {
+      const f = original(...a);
+      return f === null ? null : wrap(f);
+    };
+    return () => { mod.compileBlock = original; };
+  }
+  if (typeof region === 'function') {
+    const original = region as (...a: unknown[]) => { fn: CompiledFn } | null;
+    mod.compileRegion = (...a: unknown[]) => {
+      const r = original(...a);
+      return r === null ? null : { ...r, fn: wrap(r.fn) };
+    };
+    return () => { mod.compileRegion = original; };
+  }
+  return null;
+}
+
+/**
+ * Counts the instructions that run inside compiled code (only to prove that the compared
+ * run exercised it): while `fn` runs, every compiled function is wrapped in a counter of its
+ * completed instructions (CpuCore.jitN and the passes of a self-loop, which go to instret)
+ * and of the exceptions it raises (an INT3 call-out at a block's end is one). Nothing else
+ * changes; if the compiler module has no hook (hookCompiledCode) the counts stay 0, and the
+ * tests that expect compiled code say so.
  */
 async function withCompiledRunsCounted<T>(fn: () => Promise<T>): Promise<T> {
-  const mod = blockJit as unknown as { compileBlock: CompileBlock };
-  const original = mod.compileBlock;
-  if (typeof original !== 'function') return fn();
-  try {
-    mod.compileBlock = (insns, start) => {
-      const f = original(insns, start);
-      if (f === null) return null;
-      return (c, left, I) => {
-        // a block looping on itself adds each whole pass to instret, the last one's count to jitN
-        const before = c.instret;
-        try {
-          const next = f(c, left, I);
-          if (compiledRuns.counting) compiledRuns.insns += c.instret - before + c.jitN;
-          return next;
-        } catch (x) {
-          if (compiledRuns.counting) { compiledRuns.insns += c.instret - before + c.jitN; compiledRuns.faults++; }
-          throw x;
-        }
-      };
-    };
-  } catch {
-    return fn(); // an ES module namespace cannot be patched: no counts
-  }
+  const undo = hookCompiledCode((f) => (c, ...rest) => {
+    const before = c.instret;
+    try {
+      const next = f(c, ...rest);
+      if (compiledRuns.counting) compiledRuns.insns += c.instret - before + c.jitN;
+      return next;
+    } catch (x) {
+      if (compiledRuns.counting) { compiledRuns.insns += c.instret - before + c.jitN; compiledRuns.faults++; }
+      throw x;
+    }
+  });
   try {
     return await fn();
   } finally {
-    mod.compileBlock = original;
+    undo?.();
   }
 }
 

@@ -16,7 +16,7 @@ const WORKLOAD_STEPS = 25000;
 const FPMATH_STEPS = 20000;
 /** Warm-up runs at most (until a run decodes nothing: every block then comes compiled from the code cache). */
 const WARMUPS = 12;
-const COUNTED = 'instructions completed inside compiled blocks (counted by wrapping vmm/cpu/jit/block-jit compileBlock\'s result)';
+const COUNTED = 'instructions completed inside compiled code (counted through block-compare.ts hookCompiledCode)';
 
 describe('differential test with the block compiler on (compiled blocks against the real CPU)', function () {
   this.timeout(120000);
