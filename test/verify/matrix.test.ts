@@ -18,7 +18,8 @@ interface MatrixRow { backend: string; mode: string; scenario: string; expected:
 
 /** The matrix's rows (JSON) with the environment's compiler settings `env` for every VM it starts. */
 async function matrixRows(env: Record<string, string | undefined>, drSwitch: DrSwitchMode[] = []): Promise<{ status: number; rows: MatrixRow[]; table: string }> {
-  const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'verify-matrix-')), 'table.json');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'verify-matrix-'));
+  const json = path.join(dir, 'table.json');
   const table: string[] = [];
   const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
   // The cells' `serve`/`run` processes inherit the environment: VMM_JIT / VMM_JIT_THRESHOLD reach their vCPUs.
@@ -28,6 +29,7 @@ async function matrixRows(env: Record<string, string | undefined>, drSwitch: DrS
     return { status, rows: JSON.parse(fs.readFileSync(json, 'utf8')).rows as MatrixRow[], table: table.join('') };
   } finally {
     for (const [k, v] of saved) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
