@@ -61,6 +61,12 @@ export interface VmStats {
   transitions: number;
   leaks: number;
   hostWatchHits: number;
+  /**
+   * Host NMIs the host handled after NMI exits, and how many of those handlers found debug
+   * registers that were not the host's (the guest's, left there by the exit path). Absent
+   * where the VM has no host model (kvm).
+   */
+  hostNmis?: { handled: number; sawForeignDebugState: number };
 }
 
 /**

@@ -137,7 +137,7 @@ describe('VT-x backend (SDM rules of VM entry and VM exit)', () => {
     vmx.setExceptionIntercept(1, true);
     expect(vmx.vmcs.read32(VMCS.PRI_PROC_BASED_CTLS) & (PROCBASED_MOV_DR_EXITING | PROCBASED_MTF)).to.equal((1 << 23) | (1 << 27));
     vmx.hardwareEntry();
-    expect(cpu.intercepts).to.deep.equal({ exceptionBitmap: (1 << 18) | 2, movDr: true, mtf: true, eventDelivered: false, hypercall: 'vmcall' });
+    expect(cpu.intercepts).to.deep.equal({ exceptionBitmap: (1 << 18) | 2, movDr: true, mtf: true, eventDelivered: false, hypercall: 'vmcall', nmiWindow: false, iret: false });
   });
 
   it('encodes and decodes exits: I/O, MOV DR, CPUID, HLT, RDMSR, WRMSR, triple fault, EPT violation, MTF', () => {

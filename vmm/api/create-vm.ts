@@ -307,6 +307,14 @@ export class Vm implements VmApi {
     return this.vcpu(vcpu).describeDebugState();
   }
 
+  injectNmi(vcpu: number): void {
+    this.vcpu(vcpu).injectNmi();
+  }
+
+  raiseHostNmi(vcpu: number): void {
+    this.vcpu(vcpu).raiseHostNmi();
+  }
+
   vcpuState(vcpu: number): string {
     const v = this.vcpu(vcpu);
     if (v.state === 'stopped') return 'stopped';
@@ -321,6 +329,7 @@ export class Vm implements VmApi {
       transitions: this.shared.transitions,
       leaks: this.leakDetector.count,
       hostWatchHits: this.host.watchHits,
+      hostNmis: { handled: this.host.nmisHandled, sawForeignDebugState: this.host.nmisSawForeignDebugState },
     };
   }
 

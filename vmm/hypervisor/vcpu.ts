@@ -18,6 +18,7 @@ import { DebugViews } from './debug-views';
 import { DrStep, StepObserver, StepProgram, runProgram, runSteps } from './dr-switch';
 import { ExitHandlers, VcpuContext, VcpuRunState } from './exit-handlers';
 import { GenericExit, newGenericExit } from './exit';
+import { VirtualNmi } from './nmi';
 import { TfStepper } from './stepping';
 import { VmShared } from './vm-shared';
 
@@ -25,6 +26,7 @@ export type { VcpuRunState } from './exit-handlers';
 export type { VmShared } from './vm-shared';
 
 const EXTINT_EXIT: CpuExit = { kind: 'extint' };
+const HOST_NMI_EXIT: CpuExit = { kind: 'nmi' };
 
 /**
  * The TSC ticks a VM exit the guest causes costs it: the round trip through the hypervisor
@@ -45,6 +47,10 @@ function exitTakesTime(kind: GenericExit['kind']): boolean {
 export class Vcpu implements VcpuContext {
   readonly views: DebugViews;
   readonly stepper: TfStepper;
+  /** The guest's NMIs: pending, injected, the window (nmi.ts). */
+  readonly nmi: VirtualNmi;
+  /** A host NMI arrives at the next instruction boundary the guest reaches (raiseHostNmi). */
+  private hostNmiPending = false;
   readonly timer: VcpuTimer;
   readonly caps = new Set<Capability>();
   /** caps.has('rflags-tf') / 'mtf', cached for the run loop. */
@@ -67,6 +73,7 @@ export class Vcpu implements VcpuContext {
     this.nextPreempt = vm.opts.preemptEvery > 0 ? vm.opts.preemptEvery : Infinity;
     this.views = new DebugViews(index, backend, vm);
     this.stepper = new TfStepper(cpu, backend, vm.memory);
+    this.nmi = new VirtualNmi(cpu, backend, this.views, vm.memory, this.caps);
     this.timer = vm.timer.of(index);
     this.handlers = new ExitHandlers(this);
     const scenarioObserver = vm.scenario.stepObserver;
@@ -91,6 +98,18 @@ export class Vcpu implements VcpuContext {
 
   /** Run up to `budget` guest instructions; a VmStop for the client, or null when the budget is used. */
   runSlice(budget: number): VmStop | null {
+    const stop = this.runGuest(budget);
+    // The hypervisor's own TF never shows outside the run (gdb's registers, the next slice).
+    if (this.nmi.step.armed) this.nmi.finishStep(false);
+    return stop;
+  }
+
+  /** A host NMI while this vCPU runs its guest: an NMI exit after its next instruction. */
+  raiseHostNmi(): void {
+    this.hostNmiPending = true;
+  }
+
+  private runGuest(budget: number): VmStop | null {
     const cpu = this.cpu;
     const timer = this.timer;
     const views = this.views;
@@ -111,6 +130,7 @@ export class Vcpu implements VcpuContext {
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
+        if (this.nmi.step.armed) this.nmi.finishStep(false); // one TF at a time: the client's
         if (!this.stepper.armed) this.stepper.arm();
         b = 1;
       }
@@ -118,6 +138,8 @@ export class Vcpu implements VcpuContext {
         views.reflectDb(views.pendingGuestDb);
         views.pendingGuestDb = 0;
       }
+      this.nmi.beforeEntry(holdInterrupts);
+      if (this.hostNmiPending) b = 1;
       const stop = this.transition(b);
       if (stop !== null) return stop;
     }
@@ -196,8 +218,9 @@ export class Vcpu implements VcpuContext {
     if (apic.quiet && !(this.index === 0 && apic.lint0ExtInt())) return Infinity;
     const tsc = this.tsc();
     apics.update(this.index, tsc);
+    // The hypervisor injects it when the guest can take it (nmi.ts).
+    if (apic.takeNmi()) this.nmi.raise();
     if (!holdInterrupts) {
-      if (apic.takeNmi()) this.cpu.requestNmi(); // held by the CPU while an NMI handler runs
       if (this.apicHeld >= 0) {
         // Not taken yet (IF=0, a shadow): back to the IRR, so that the vector the CPU takes
         // is the highest one when it takes it (INTA), as with vectors 32 then 33.
@@ -247,9 +270,12 @@ export class Vcpu implements VcpuContext {
 
     // The client's TF step ends after an event's delivery, at the handler's first instruction
     // (as an MTF step would); an MTF step gets that from the MTF exit itself.
-    this.cpu.intercepts.eventDelivered = this.stepper.armed && !this.stepper.viaMtf;
+    this.cpu.intercepts.eventDelivered = (this.stepper.armed && !this.stepper.viaMtf) || this.nmi.step.armed;
     let ce = this.cpu.run(budget);
-    if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
+    if (ce.kind === 'budget' && this.hostNmiPending) {
+      this.hostNmiPending = false;
+      ce = HOST_NMI_EXIT;
+    } else if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
     const g = this.exit;
     backend.saveGuestState(ce, g);
     this.views.arch.captureFrom(phys);
@@ -260,6 +286,8 @@ export class Vcpu implements VcpuContext {
     else runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
     if (this.leaveRestoresDr6) host.dr6HoldsGuest = false;
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
+    // bhyve's vmx_exit_handle_nmi: the host's NMI handler runs here, after the DR restore.
+    if (g.kind === 'nmi') host.handleNmi(vm.leaks.foreignRegisters(phys, host.owned, host.ownedTF));
     vm.exits[g.kind] = (vm.exits[g.kind] ?? 0) + 1;
     if (vm.trace !== null) {
       const ts = vm.now();
@@ -345,11 +373,18 @@ export class Vcpu implements VcpuContext {
     if (this.state !== 'halted') return false;
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && (this.timer.period > 0 || this.cpu.interruptPending)) this.state = 'running';
+    else if (this.nmi.wakesFromHlt()) this.state = 'running';
     else if (this.vm.platform.apics.wakesFromHlt(this.index, ifSet)) this.state = 'running';
     return this.state === 'running';
   }
 
   describeDebugState(): string {
-    return this.views.describe(this.vm.phys);
+    return `${this.views.describe(this.vm.phys)}\n${this.nmi.describe()}`;
+  }
+
+  /** A virtual NMI for the guest (KVM_NMI): injected when it can take one. */
+  injectNmi(): void {
+    this.nmi.raise();
+    this.reconsiderHalt();
   }
 }
