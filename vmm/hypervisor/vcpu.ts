@@ -272,7 +272,8 @@ export class Vcpu implements VcpuContext {
     // (as an MTF step would); an MTF step gets that from the MTF exit itself.
     this.cpu.intercepts.eventDelivered = (this.stepper.armed && !this.stepper.viaMtf) || this.nmi.step.armed;
     let ce = this.cpu.run(budget);
-    if (ce.kind === 'budget' && this.hostNmiPending) {
+    // A host NMI is held by a MOV-SS shadow, as every NMI is (SDM 6.8.3): the next boundary.
+    if (ce.kind === 'budget' && this.hostNmiPending && (this.cpu.interruptibility & 2) === 0) {
       this.hostNmiPending = false;
       ce = HOST_NMI_EXIT;
     } else if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
