@@ -96,6 +96,11 @@ export interface VmOptions {
   preemptEvery: number;
   hostScenario: HostScenario;
   /**
+   * A host NMI (a watchdog's) while the guest runs, every N guest instructions of each vCPU:
+   * an NMI exit the host handles (README "NMIs"). 0 or absent = none. Simulated backends only.
+   */
+  hostNmiEvery?: number;
+  /**
    * Hot guest code runs compiled (vmm/cpu/jit) unless false (`--no-jit`): the results are
    * the same either way, only the speed differs. Simulated backends only.
    */

@@ -51,6 +51,8 @@ export class Vcpu implements VcpuContext {
   readonly nmi: VirtualNmi;
   /** A host NMI arrives at the next instruction boundary the guest reaches (raiseHostNmi). */
   private hostNmiPending = false;
+  /** The next periodic host NMI (--host-nmi-every), in this vCPU's instructions. */
+  private nextHostNmi: number;
   readonly timer: VcpuTimer;
   readonly caps = new Set<Capability>();
   /** caps.has('rflags-tf') / 'mtf', cached for the run loop. */
@@ -71,6 +73,7 @@ export class Vcpu implements VcpuContext {
 
   constructor(readonly index: number, readonly cpu: GuestCpu, readonly backend: VmBackend, readonly vm: VmShared) {
     this.nextPreempt = vm.opts.preemptEvery > 0 ? vm.opts.preemptEvery : Infinity;
+    this.nextHostNmi = (vm.opts.hostNmiEvery ?? 0) > 0 ? (vm.opts.hostNmiEvery ?? 0) : Infinity;
     this.views = new DebugViews(index, backend, vm);
     this.stepper = new TfStepper(cpu, backend, vm.memory);
     this.nmi = new VirtualNmi(cpu, backend, this.views, vm.memory, this.caps);
@@ -128,6 +131,11 @@ export class Vcpu implements VcpuContext {
       let b = budget - (now - start);
       if (apicTimer < b) b = Math.max(1, apicTimer);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
+      if (now >= this.nextHostNmi) {
+        this.hostNmiPending = true;
+        this.nextHostNmi = now + (this.vm.opts.hostNmiEvery ?? 0);
+      }
+      if (this.nextHostNmi - now < b) b = Math.max(1, this.nextHostNmi - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
         if (this.nmi.step.armed) this.nmi.finishStep(false); // one TF at a time: the client's
