@@ -69,6 +69,9 @@ const SESSION = [
   'stepi',
   'printf "STEP count=%d\\n", *(int *)&nmi_count',
   'monitor nmi',
+  // the second NMI waits for the handler's IRET; stepi over that IRET: one instruction, back in the loop
+  'stepi',
+  'printf "IRET pc=%lx\\n", $pc',
   'continue',
   'printf "STOP2 pc=%lx count=%d\\n", $pc, *(int *)&nmi_count',
 ];
@@ -82,10 +85,11 @@ const KVM_SESSION = [
   'delete', 'hbreak main_loop', 'continue', 'delete',
   'printf "STEP count=%d\\n", *(int *)&nmi_count',
   'hbreak nmi_handler',
-  ...SESSION.slice(SESSION.indexOf('stepi') + 2),
+  'monitor nmi',
+  ...SESSION.slice(SESSION.indexOf('continue', SESSION.indexOf('stepi'))),
 ];
 
-function check(out: string): void {
+function check(out: string, steppedIret = true): void {
   expect(out).to.contain('NMI injected into vCPU 0');
   const s1 = /STOP1 pc=([0-9a-f]+) handler=([0-9a-f]+) count=(\d+) frame=([0-9a-f]+) loop=([0-9a-f]+)/.exec(out);
   expect(s1, out).to.not.equal(null);
@@ -93,6 +97,9 @@ function check(out: string): void {
   expect(s1![3], 'before its first instruction').to.equal('0');
   expect(s1![4], 'the NMI came where gdb had stopped the loop').to.equal(s1![5]);
   expect(/STEP count=1/.test(out), out).to.equal(true);
+  const iret = /IRET pc=([0-9a-f]+)/.exec(out);
+  expect(iret !== null, out).to.equal(steppedIret);
+  if (iret !== null) expect(iret[1], 'stepi over the IRET: at the interrupted loop, the NMI held while stepping').to.equal(s1![5]);
   const s2 = /STOP2 pc=([0-9a-f]+) count=(\d+)/.exec(out);
   expect(s2, out).to.not.equal(null);
   expect(s2![1], 'the second NMI: in the handler again').to.equal(s1![2]);
@@ -117,7 +124,7 @@ describe('monitor nmi with the real gdb', function () {
 
   it('kvm: monitor nmi through KVM_NMI', function () {
     if (kvmProblem() !== undefined) this.skip();
-    check(gdb(elf, 'kvm', KVM_SESSION));
+    check(gdb(elf, 'kvm', KVM_SESSION), false);
   });
 
   it('monitor nmi takes no argument; monitor help lists it', () => {

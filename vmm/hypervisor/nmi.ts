@@ -36,6 +36,8 @@ export class VirtualNmi {
   readonly step: TfStepper;
   /** SVM: the instruction count at the IRET intercept (-1: none): blocking ends once that IRET retired. */
   private iretAt = -1;
+  /** VT-x: NMI-window exiting is on (the control, cached). */
+  private windowOn = false;
   /** The guest's DR6 / DR7 when the step began: an SVM #DB intercept writes both. */
   private dr6Lo = 0;
   private dr7Lo = 0;
@@ -71,9 +73,13 @@ export class VirtualNmi {
   beforeEntry(hold: boolean): void {
     const b = this.backend;
     if (b.name === 'vmx') {
-      const inject = this.pending && !hold && b.nmiInjectable();
-      if (inject) this.inject();
-      b.setNmiWindowExiting(this.pending && !hold);
+      if (!this.pending && !this.windowOn) return; // the common case: nothing to do
+      if (this.pending && !hold && b.nmiInjectable()) this.inject();
+      const window = this.pending && !hold;
+      if (window !== this.windowOn) {
+        this.windowOn = window;
+        b.setNmiWindowExiting(window);
+      }
       return;
     }
     this.updateMask();
@@ -97,6 +103,7 @@ export class VirtualNmi {
 
   /** VT-x exit 8: the window is open; the next entry injects. */
   windowExit(): void {
+    this.windowOn = false;
     this.backend.setNmiWindowExiting(false);
   }
 
