@@ -44,7 +44,7 @@ const INTERRUPTIBILITY_MOVSS = 2;
 const INTERRUPTIBILITY_NMI = 8;
 /** VM-entry interruption information: valid, type NMI (the bits an NMI injection sets). */
 const ENTRY_INFO_VALID_TYPE = INTR_INFO_VALID | (7 << 8);
-const ENTRY_INFO_NMI = INTR_INFO_VALID | (INTR_T_NMI << 8);
+const ENTRY_INFO_NMI = (INTR_INFO_VALID | (INTR_T_NMI << 8)) >>> 0;
 const ACTIVITY_HLT = 1;
 
 const EVENT_TYPE: Record<InjectedEvent['type'], number> = {
@@ -106,7 +106,7 @@ export class VmxBackend implements VmBackend {
     }
     const c = this.cpu;
     c.pendingDebugExceptions = lo[S_PENDING_DBG];
-    c.interruptibility = lo[S_INTERRUPTIBILITY];
+    c.interruptibility = lo[S_INTERRUPTIBILITY] & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS);
     // Virtual-NMI blocking lives in the VMCS: loaded here, saved at the exit.
     if ((lo[S_PINBASED] & PINBASED_VIRTUAL_NMIS) !== 0) c.nmiBlocked = (lo[S_INTERRUPTIBILITY] & INTERRUPTIBILITY_NMI) !== 0;
     c.halted = lo[S_ACTIVITY] === ACTIVITY_HLT;
