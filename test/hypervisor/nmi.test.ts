@@ -133,6 +133,21 @@ db_h:
   iretq
 ${DATA}`;
 
+/** An NMI that arrives in an STI shadow (the shadow's instruction is a PUSHF): held for one instruction. */
+const SHADOW = `${PROLOGUE}
+test:
+  sti
+  pushfq
+after_pushf:
+  popq %rax; mov %rax, pushed(%rip)
+1: cmpl $2, nmis(%rip); jne 1b
+  jmp done
+${NMI_HANDLER('')}
+db_h: incl dbs(%rip); iretq
+${DATA}
+pushed: .quad 0
+`;
+
 interface Guest { image: LoadedImage; labels: Record<string, number> }
 
 function guest(source: string): Guest {
@@ -225,6 +240,26 @@ describe('hypervisor: guest NMIs by injection, the NMI window, host NMI exits', 
         expect(u32(vm, g, 'nmis')).to.equal(2);
         expect(u32(vm, g, 'frames', 24) & TF).to.equal(0);
         expect(u32(vm, g, 'dbs')).to.equal(0);
+      });
+
+      it('an NMI in an STI shadow waits for the shadow\'s instruction (a PUSHF: no hypervisor TF in what it pushed), then comes at once', () => {
+        const g = guest(SHADOW);
+        const vm = vmFor(g, backend);
+        vm.setDebuggerSlots(0, [{ address: { lo: g.labels.test, hi: 0 }, type: 'exec', len: 1 }, null, null, null]);
+        expect(runToEnd(vm)).to.deep.equal({ kind: 'debug', vcpu: 0, slotsHit: 1, step: false });
+        vm.setDebuggerSlots(0, [null, null, null, null]);
+        expect(vm.run([0], 1)).to.deep.equal({ kind: 'slice', vcpu: 0 });  // the STI: its shadow is on now
+        expect(vm.getRegister(0, 'rip').lo).to.equal(g.labels.test + 1);
+        vm.injectNmi(0);
+        expect(runToEnd(vm)).to.deep.equal({ kind: 'exit', vcpu: 0, status: 0 });
+        expect(u32(vm, g, 'frames', 0), 'after the PUSHF, not before it').to.equal(g.labels.after_pushf);
+        expect(u32(vm, g, 'frames', 8) & (TF | 0x200), 'IF set by the STI, no TF').to.equal(0x200);
+        expect(u32(vm, g, 'pushed') & TF, 'PUSHF pushed the guest\'s own TF').to.equal(0);
+        expect(u32(vm, g, 'dbs')).to.equal(0);
+        const exits = vm.stats().exits;
+        if (backend === 'vmx') expect(exits['nmi-window'], 'VT-x: the window opens after the shadow').to.be.at.least(1);
+        else expect(exits['exception'], 'SVM: the hypervisor stepped over the shadow').to.be.at.least(1);
+        expect(vm.leaks()).to.deep.equal([]);
       });
 
       it('host NMIs after every guest instruction: NMI exits the host handles; the guest\'s own watchpoint and TF traps, DR6 and registers are as without them', () => {
