@@ -107,8 +107,11 @@ function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[]
     case 'host': {
       const scenario = ctx.vm.hostScenario;
       const meaning = scenario === undefined ? 'not reported by this VM' : `${scenario}: ${HOST_SCENARIO_MEANING[scenario] ?? 'see --help'}`;
-      const hits = scenario === 'host-watch' ? [`host watchpoint hits so far: ${ctx.vm.stats().hostWatchHits}`] : [];
-      return [`host scenario ${meaning}`, `backend: ${ctx.vm.backend}`, ...hits];
+      const st = ctx.vm.stats();
+      const hits = scenario === 'host-watch' ? [`host watchpoint hits so far: ${st.hostWatchHits}`] : [];
+      const nmis = st.hostNmis !== undefined && st.hostNmis.handled > 0
+        ? [`host NMIs handled so far: ${st.hostNmis.handled} (their handler found foreign debug registers ${st.hostNmis.sawForeignDebugState} times)`] : [];
+      return [`host scenario ${meaning}`, `backend: ${ctx.vm.backend}`, ...hits, ...nmis];
     }
     default:
       return HELP;

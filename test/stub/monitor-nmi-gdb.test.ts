@@ -51,9 +51,9 @@ function buildGuest(): string {
   return path.join(dir, 'nmi.elf');
 }
 
-function gdb(image: string, backend: string, commands: string[]): string {
+function gdb(image: string, backend: string, commands: string[], serveArgs = ''): string {
   const args = ['-batch', '-nx', '-ex', 'set confirm off', '-ex', 'set pagination off', '-ex', 'set remotetimeout 20',
-    '-ex', `target remote | ${process.execPath} ${BIN} serve ${image} --backend ${backend} --gdb stdio`];
+    '-ex', `target remote | ${process.execPath} ${BIN} serve ${image} --backend ${backend}${serveArgs} --gdb stdio`];
   for (const c of [...commands, 'kill']) args.push('-ex', c);
   args.push(image);
   const r = spawnSync('gdb', args, { encoding: 'utf8', timeout: 50000 });
@@ -125,6 +125,16 @@ describe('monitor nmi with the real gdb', function () {
   it('kvm: monitor nmi through KVM_NMI', function () {
     if (kvmProblem() !== undefined) this.skip();
     check(gdb(elf, 'kvm', KVM_SESSION), false);
+  });
+
+  it('serve --host-nmi-every: monitor vmexits counts the NMI exits, monitor host the host\'s handlers; the guest saw none of them', () => {
+    const out = gdb(elf, 'svm', ['hbreak main_loop', 'continue', 'continue', 'continue', 'monitor vmexits', 'monitor host',
+      'printf "COUNT %d\\n", *(int *)&nmi_count'], ' --host-nmi-every 3');
+    const exits = /^ {2}nmi +(\d+)$/m.exec(out);
+    expect(exits, out).to.not.equal(null);
+    expect(Number(exits![1])).to.be.greaterThan(0);
+    expect(out).to.match(new RegExp(`host NMIs handled so far: ${exits![1]} \\(their handler found foreign debug registers 0 times\\)`));
+    expect(out).to.contain('COUNT 0');
   });
 
   it('monitor nmi takes no argument; monitor help lists it', () => {
