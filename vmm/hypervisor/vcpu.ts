@@ -131,10 +131,7 @@ export class Vcpu implements VcpuContext {
       let b = budget - (now - start);
       if (apicTimer < b) b = Math.max(1, apicTimer);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
-      if (now >= this.nextHostNmi) {
-        this.hostNmiPending = true;
-        this.nextHostNmi = now + (this.vm.opts.hostNmiEvery ?? 0);
-      }
+      // The periodic host NMI arrives where this run's budget ends (transition).
       if (this.nextHostNmi - now < b) b = Math.max(1, this.nextHostNmi - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
@@ -281,8 +278,9 @@ export class Vcpu implements VcpuContext {
     this.cpu.intercepts.eventDelivered = (this.stepper.armed && !this.stepper.viaMtf) || this.nmi.step.armed;
     let ce = this.cpu.run(budget);
     // A host NMI is held by a MOV-SS shadow, as every NMI is (SDM 6.8.3): the next boundary.
-    if (ce.kind === 'budget' && this.hostNmiPending && (this.cpu.interruptibility & 2) === 0) {
+    if (ce.kind === 'budget' && (this.hostNmiPending || this.cpu.instret >= this.nextHostNmi) && (this.cpu.interruptibility & 2) === 0) {
       this.hostNmiPending = false;
+      if (this.cpu.instret >= this.nextHostNmi) this.nextHostNmi = this.cpu.instret + (this.vm.opts.hostNmiEvery ?? 0);
       ce = HOST_NMI_EXIT;
     } else if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
     const g = this.exit;
