@@ -67,6 +67,8 @@ export interface VmBackend {
   guestNmiBlocked(): boolean;
   /** VT-x NMI-window exiting; false when the backend has none (SVM). */
   setNmiWindowExiting(on: boolean): boolean;
+  /** VT-x: clear blocking by NMI (interruptibility bit 3) for the next entry (INIT); SVM: nothing to clear. */
+  clearNmiBlocking(): void;
   /** SVM IRET intercept; false when the backend has none (VT-x). */
   setIretIntercept(on: boolean): boolean;
   /** Event injection at the next entry (VM-entry interruption information / EVENTINJ). */

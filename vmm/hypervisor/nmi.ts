@@ -150,6 +150,19 @@ export class VirtualNmi {
     return guestTF ? DR6_BS : 0;
   }
 
+  /** INIT: no NMI pending or in service any more (KVM's vCPU reset), no window, no IRET intercept. */
+  reset(): void {
+    this.finishStep(false);
+    this.pending = false;
+    this.masked = false;
+    this.iretAt = -1;
+    this.windowOn = false;
+    this.backend.setNmiWindowExiting(false);
+    this.backend.setIretIntercept(false);
+    this.backend.clearNmiBlocking();
+    this.cpu.nmiBlocked = false;
+  }
+
   describe(): string {
     const b = this.backend;
     const state = b.name === 'vmx' ? `virtual-NMI blocking ${b.guestNmiBlocked() ? 1 : 0}`

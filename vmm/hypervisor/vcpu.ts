@@ -217,6 +217,7 @@ export class Vcpu implements VcpuContext {
       // INIT: a CPU that can restart in protected mode waits for its SIPI; our ELF64 ABI's
       // CPU cannot (its APs start at the entry point), so the INIT only resets the APIC.
       apic.takeInit();
+      this.nmi.reset();
       if (canStartFlat32(this.cpu)) { this.awaitingSipi = true; return Infinity; }
       apic.waitingForSipi = false;
     }

@@ -319,6 +319,8 @@ export class SvmBackend implements VmBackend {
 
   setNmiWindowExiting(_on: boolean): boolean { return false; }
 
+  clearNmiBlocking(): void { /* the hypervisor's own record (nmi.ts) */ }
+
   setIretIntercept(on: boolean): boolean {
     this.vmcb.control.iretIntercept = on;
     this.dirty |= VMCB_CLEAN_I;

@@ -372,6 +372,8 @@ export class VmxBackend implements VmBackend {
 
   setIretIntercept(_on: boolean): boolean { return false; }
 
+  clearNmiBlocking(): void { this.vmcs.lo[S_INTERRUPTIBILITY] &= ~INTERRUPTIBILITY_NMI; }
+
   private setProcbased(bit: number, on: boolean): void {
     const c = this.vmcs.read32(VMCS.PRI_PROC_BASED_CTLS);
     this.vmcs.write32(VMCS.PRI_PROC_BASED_CTLS, on ? c | bit : c & ~bit);
