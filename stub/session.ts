@@ -313,7 +313,12 @@ export class GdbSession implements SessionContext {
         } else if (!this.closed) {
           // framed in place: no strings built for the most frequent reply
           this.out.beginPacket();
-          this.stopReply(this.out, r);
+          try {
+            this.stopReply(this.out, r);
+          } catch (e) {
+            this.out.abortPacket(); // no half-built packet on the wire
+            throw e;
+          }
           this.out.endPacket();
           this.flushIfFull();
         }

@@ -168,6 +168,13 @@ export class ReplyWriter implements ReplyParts {
     this.openSum = sum;
   }
 
+  /** Drops the packet being built (its builder failed): nothing of it leaves. */
+  abortPacket(): void {
+    if (this.open < 0) return;
+    this.len = this.open;
+    this.open = -1;
+  }
+
   endPacket(): void {
     if (this.open < 0) return;
     this.room(3);

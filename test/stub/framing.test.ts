@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fc from 'fast-check';
 import { encodeReply, escapeBinary, FrameEvent, PacketDecoder, rleEncodeHex, unescapeBinary } from '../../stub/protocol/framing';
-import { ReplyWriter } from '../../stub/protocol/reply-writer';
+import { ReplyWriter, TextReply } from '../../stub/protocol/reply-writer';
 import { RspClient } from './rsp-client';
 
 function decode(bytes: string | Uint8Array, max = 64): FrameEvent[] {
@@ -89,6 +89,41 @@ describe('stub protocol framing', () => {
     expect(w.take()!.toString()).to.equal('$OK#9a');
     expect(w.resend()).to.equal(true);
     expect(w.take()!.toString()).to.equal('$OK#9a');
+  });
+
+  it('a reply built in place (the stop reply) frames as its text does; an aborted one leaves nothing', () => {
+    const piece = fc.oneof(fc.stringMatching(/^[0-9a-zA-Z:;.]{0,20}$/), fc.integer({ min: 0, max: 0xffffffff }));
+    fc.assert(fc.property(fc.array(piece, { maxLength: 12 }), fc.boolean(), (pieces, keepLast) => {
+      const inPlace = new ReplyWriter();
+      inPlace.keepLast = keepLast;
+      const text = new TextReply();
+      inPlace.text('OK');
+      inPlace.beginPacket();
+      for (const p of pieces) {
+        if (typeof p === 'string') { inPlace.putText(p); text.putText(p); }
+        else { inPlace.putHexLe32(p); text.putHexLe32(p); }
+      }
+      inPlace.endPacket();
+      const byText = new ReplyWriter();
+      byText.text('OK');
+      byText.text(text.text);
+      expect(inPlace.take()!.toString('latin1')).to.equal(byText.take()!.toString('latin1'));
+      if (keepLast) {
+        // a resend ('-') repeats the packet built in place
+        const alone = new ReplyWriter();
+        alone.text(text.text);
+        expect(inPlace.resend()).to.equal(true);
+        expect(inPlace.take()!.toString('latin1')).to.equal(alone.take()!.toString('latin1'));
+      }
+      inPlace.text('OK');
+      inPlace.beginPacket();
+      for (const p of pieces) if (typeof p === 'string') inPlace.putText(p); else inPlace.putHexLe32(p);
+      inPlace.abortPacket();
+      expect(inPlace.take()!.toString('latin1')).to.equal('$OK#9a');
+    }), { numRuns: 300 });
+    const t = new TextReply();
+    t.putHexLe32(0x00101050);
+    expect(t.text).to.equal('50101000');
   });
 
   it('never throws and round-trips any framed reply (property)', () => {
