@@ -17,6 +17,16 @@ export function storeLazy(c: CpuCore, op: LF, size: number, cin: number, d: numb
   L[5] = rh;
 }
 
+/**
+ * Stores the flags a region's block left in its exit locals (flags-expr.ts flagsToLocals:
+ * fo = LF op, or -2 for materialized bits in f0) as EXIT_FLAGS does; returns -1 (now nothing pending).
+ */
+export function flushDyn(c: CpuCore, fo: number, fs: number, fc: number, f0: number, f1: number, f2: number, f3: number, f4: number, f5: number): number {
+  if (fo >= 0) storeLazy(c, fo as LF, fs, fo === LF.LOGIC ? 0 : fc, f0, f1, f2, f3, f4, f5);
+  else if (fo === -2) storeBits(c, f0);
+  return -1;
+}
+
 /** Stores materialized arithmetic flags (RFLAGS layout), as CpuCore.setArith. */
 export function storeBits(c: CpuCore, bits: number): void {
   c.rflags = (c.rflags & ~ARITH_MASK) | bits;
