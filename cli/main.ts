@@ -25,6 +25,8 @@ type Action = () => Promise<number>;
 const TRACE_VM_HELP = 'write the VM\'s trace events (guest/host phases, VM exits, #DB, debug-register writes, leaks) '
   + 'to FILE as Chrome trace events (verify --trace merges them)';
 
+const SERIAL_INPUT_HELP = 'feed FILE (- for stdin) into COM1\'s receive line (the 16550 at 0x3F8)';
+
 const EXIT_EPILOGUE =
   'Exit status: the guest\'s own status (0-127), or 128 usage error, 129 bad ELF, 130 guest triple fault, '
   + '131 access outside guest memory, 132 all vCPUs halted, 133 VM entry failed, 134 internal error, '
@@ -33,7 +35,8 @@ const EXIT_EPILOGUE =
 function withVmOptions(y: Argv): Argv {
   let out = y;
   for (const [flag, spec] of Object.entries(VM_OPTION_SPECS)) {
-    out = out.option(flag, { ...spec, requiresArg: true, group: 'VM options:' });
+    // a switch (--no-jit) takes no value: only the valued options require one
+    out = out.option(flag, { ...spec, requiresArg: spec.type !== 'boolean', group: 'VM options:' });
   }
   for (const [flag, spec] of Object.entries(BOOT_OPTION_SPECS)) {
     out = out.option(flag, { ...spec, requiresArg: true, group: 'Boot (Multiboot/PVH kernels):' });
@@ -85,6 +88,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('json', { type: 'string', requiresArg: true, describe: 'write the statistics as JSON to FILE' })
         .option('name', { type: 'string', requiresArg: true, describe: 'name the VM: vmmctl --vm NAME can reach it' })
         .option('trace-vm', { type: 'string', requiresArg: true, describe: TRACE_VM_HELP })
+        .option('serial-input', { type: 'string', requiresArg: true, describe: SERIAL_INPUT_HELP + '; the run waits for input while every vCPU is halted' })
         .epilogue(EXIT_EPILOGUE),
       (args: Args) => {
         const req = {
@@ -95,6 +99,7 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
           json: optionalFile('json', args),
           name: nameFlag(args),
           traceVm: optionalFile('trace-vm', args),
+          serialInput: optionalFile('serial-input', args),
         };
         setAction(() => runCommand(req, deps, out));
       },
@@ -111,12 +116,14 @@ export function buildParser(argv: readonly string[], deps: CliDeps, out: Output,
         .option('allow-remote', { type: 'boolean', describe: 'allow a --gdb address other than loopback (anyone reaching it controls the VM)' })
         .option('trace-packets', { type: 'string', requiresArg: true, describe: 'log every RSP packet to FILE, or - for stderr' })
         .option('trace-vm', { type: 'string', requiresArg: true, describe: TRACE_VM_HELP })
+        .option('serial-input', { type: 'string', requiresArg: true, describe: SERIAL_INPUT_HELP })
         .epilogue(EXIT_EPILOGUE),
       (args: Args) => {
         const req = {
           elf: guestArg(args),
           vm: vmOptionsFromArgs(args),
           boot: bootFlagsFromArgs(args),
+          serialInput: optionalFile('serial-input', args),
           gdb: singleString('gdb', args['gdb']) ?? DEFAULT_GDB_SPEC,
           name: nameFlag(args),
           allowRemote: switchFlag('allow-remote', args['allow-remote']),
@@ -200,7 +207,7 @@ export async function vmmGdbstubMain(argv: readonly string[], out: Output, deps:
     if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
       throw new UsageError(`unknown command '${first}' (commands: ${COMMANDS.join(', ')})`);
     }
-    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help', 'wide'].includes(f));
+    refuseSwitchValues(argv, (f) => ['stats', 'allow-remote', 'help', 'wide', 'no-jit'].includes(f));
     refuseKvmOnlyFlags(argv);
     let action: Action | undefined;
     await buildParser(argv, deps, out, (a) => { action = a; }).parseAsync();

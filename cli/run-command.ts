@@ -8,6 +8,7 @@ import type { CliDeps } from './modules';
 import { Output } from './output';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 import { BootFlags } from './boot-flags';
+import { SerialInput } from './serial-input';
 import { startVmTrace } from './trace-vm';
 import { checkWritable } from './writable-file';
 
@@ -21,6 +22,8 @@ export interface RunRequest {
   name?: string;
   /** --trace-vm FILE */
   traceVm?: string;
+  /** --serial-input FILE|-: COM1's input */
+  serialInput?: string;
 }
 
 /** Slice sizes: long enough to amortize the yield, short enough to serve vmmctl in milliseconds. */
@@ -41,10 +44,13 @@ export interface RunOutcome {
 
 const INTERRUPTING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** Notes SIGINT/SIGTERM/SIGHUP for the run loop, which ends the run at the next slice. */
-function watchSignals(): { signal(): NodeJS.Signals | undefined; dispose(): void } {
+/**
+ * Notes SIGINT/SIGTERM/SIGHUP for the run loop, which ends the run at the next slice;
+ * `onSignal` wakes a loop that waits for serial input.
+ */
+function watchSignals(onSignalCaught?: () => void): { signal(): NodeJS.Signals | undefined; dispose(): void } {
   let caught: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals): void => { caught ??= sig; };
+  const onSignal = (sig: NodeJS.Signals): void => { caught ??= sig; onSignalCaught?.(); };
   for (const s of INTERRUPTING_SIGNALS) process.on(s, onSignal);
   return {
     signal: () => caught,
@@ -88,16 +94,18 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
   if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
   if (req.name !== undefined) await checkNameFree(req.name);
   const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
+  const serial = req.serialInput === undefined ? undefined : SerialInput.open(req.serialInput, vm);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'run', guest: req.elf });
   const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);
   const started = process.hrtime.bigint();
   let outcome: RunOutcome;
-  const signals = watchSignals();
+  const signals = watchSignals(() => serial?.interrupt());
   try {
-    outcome = await runToEnd(vm, out, signals.signal);
+    outcome = await runToEnd(vm, out, signals.signal, serial);
   } finally {
     signals.dispose();
+    serial?.close();
     stopTrace?.();
     const rest = vm.takeConsoleOutput();
     if (rest) out.stdout(rest);
@@ -119,7 +127,7 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
 }
 
 /** Runs slices until the VM stops for good, yielding to the event loop between slices. */
-async function runToEnd(vm: VmApi, out: Output, interrupted: () => NodeJS.Signals | undefined): Promise<RunOutcome> {
+async function runToEnd(vm: VmApi, out: Output, interrupted: () => NodeJS.Signals | undefined, serial?: SerialInput): Promise<RunOutcome> {
   const vcpus = Array.from({ length: vm.vcpuCount }, (_, i) => i);
   let budget = FIRST_SLICE;
   for (;;) {
@@ -136,7 +144,13 @@ async function runToEnd(vm: VmApi, out: Output, interrupted: () => NodeJS.Signal
     const text = vm.takeConsoleOutput();
     if (text) out.stdout(text);
     const outcome = outcomeOf(stop, vm);
+    if (outcome?.stop.kind === 'all-halted' && serial !== undefined && !serial.done) {
+      // Idle until the user types: the UART's interrupt may wake a vCPU.
+      await serial.nextInput();
+      continue;
+    }
     if (outcome) return outcome;
+    serial?.resumeIfDrained();
     // Aim each slice at TARGET_SLICE_MS of wall time.
     if (ms > 0) budget = Math.round(Math.min(MAX_SLICE, Math.max(MIN_SLICE, budget * (TARGET_SLICE_MS / ms))));
     else budget = Math.min(MAX_SLICE, budget * 2);

@@ -10,6 +10,7 @@ import { checkWritable } from './writable-file';
 import { checkNameFree, createVmFromElf, openControlSocket } from './start-vm';
 import { BootFlags } from './boot-flags';
 import { startVmTrace } from './trace-vm';
+import { SerialInput } from './serial-input';
 
 export interface ServeRequest {
   elf: string;
@@ -22,6 +23,8 @@ export interface ServeRequest {
   tracePackets?: string;
   /** --trace-vm FILE */
   traceVm?: string;
+  /** --serial-input FILE|-: COM1's input */
+  serialInput?: string;
 }
 
 /** Checks the serve-only flags; a non-loopback address needs --allow-remote. */
@@ -34,6 +37,9 @@ export function serveTransport(req: ServeRequest): GdbTransport {
   }
   if (req.tracePackets !== undefined && req.tracePackets !== '-') checkWritable(req.tracePackets, '--trace-packets');
   if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
+  if (req.serialInput === '-' && transport.kind === 'stdio') {
+    throw new UsageError('--serial-input -: with --gdb stdio, stdin carries the gdb protocol; give a file');
+  }
   return transport;
 }
 
@@ -47,6 +53,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   const startGdbServer = deps.startGdbServer();
   if (req.name !== undefined) await checkNameFree(req.name);
   const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
+  const serial = req.serialInput === undefined ? undefined : SerialInput.open(req.serialInput, vm);
   const consoleOut = transport.kind === 'stdio' ? out.stderr : out.stdout;
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);
   const control = req.name === undefined ? undefined
@@ -78,6 +85,7 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
     if (transport.kind !== 'stdio') log(`waiting for gdb on ${describeAddress(server.address) ?? describeTransport(transport)}`);
     return await serverEnd(server);
   } finally {
+    serial?.close();
     await server?.close();
     stopTrace?.();
     const rest = vm.takeConsoleOutput();

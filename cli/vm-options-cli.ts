@@ -71,7 +71,7 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
     );
   }
   const opts: VmOptions = { backend, drSwitch, vcpus, memMiB, preemptEvery, hostScenario };
-  if (args['no-jit'] === true) opts.jit = false;
+  if (args['no-jit'] === true) opts.jit = false; // --no-jit=VALUE: refused with the other switches (main.ts)
   checkKvmOptions(opts);
   return opts;
 }

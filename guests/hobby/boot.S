@@ -204,6 +204,7 @@ isr\vec:
 	STUB 13, 1
 	STUB 14, 1
 	STUB 32, 0
+	STUB 52, 0
 	STUB 255, 0
 isr_common:
 	push %rax

@@ -10,13 +10,18 @@
  * by a handshake between the CPUs, so the output is the same on every run.
  *
  * Command line words (after the kernel path): `idle` = stay in HLT with the timer running
- * at the end instead of exiting (for gdb's Ctrl-C).
+ * at the end instead of exiting (for gdb's Ctrl-C); `echo` = then read lines from COM1,
+ * interrupt-driven (the 8259 remapped to 0x30, IRQ 4 through LINT0 in ExtINT mode, UART
+ * IER.RDA), answer each with `echo: LINE`, and exit 0 on the line `exit` (`run
+ * --serial-input`).
  */
 #include <stdint.h>
 
 #define TRAMPOLINE_BASE 0x8000 /* below 1 MiB, page-aligned: SIPI vector 0x08 */
 #define APIC_BASE 0xfee00000UL  /* identity-mapped (boot.S) */
 #define TIMER_VECTOR 0x20
+#define PIC_BASE_VECTOR 0x30    /* the 8259 pair remapped: IRQ n at 0x30 + n */
+#define COM1_VECTOR (PIC_BASE_VECTOR + 4)
 #define SPURIOUS_VECTOR 0xff
 #define TIMER_PERIOD 20000      /* APIC timer counts (TSC / 1) per tick */
 #define BOOT_TICKS 3            /* ticks each CPU waits for before it goes on */
@@ -36,6 +41,12 @@ volatile uint32_t ap_stage;
 /* Set by the BSP when the AP may start incrementing. */
 volatile uint32_t go;
 static int idle_at_end;
+static int echo_at_end;
+/* Bytes the COM1 interrupt handler took from the receive FIFO, not yet echoed (a ring). */
+static volatile uint8_t rx_ring[256];
+static volatile uint32_t rx_head, rx_tail;
+/* Bytes received over COM1, and its interrupts taken. */
+volatile uint64_t serial_bytes, serial_irqs;
 
 /* ---- hardware access --------------------------------------------------------------------- */
 
@@ -98,7 +109,7 @@ struct isr_frame {
 
 static struct { uint64_t lo, hi; } idt[256];
 struct __attribute__((packed)) dtr { uint16_t limit; uint64_t base; };
-extern char isr0[], isr6[], isr8[], isr13[], isr14[], isr32[], isr255[];
+extern char isr0[], isr6[], isr8[], isr13[], isr14[], isr32[], isr52[], isr255[];
 
 static void set_gate(int v, void *handler) {
   uint64_t h = (uint64_t)handler;
@@ -118,6 +129,16 @@ void isr_dispatch(struct isr_frame *f) {
     return;
   }
   if (f->vector == SPURIOUS_VECTOR) return; /* no EOI for a spurious interrupt */
+  if (f->vector == COM1_VECTOR) {
+    serial_irqs++;
+    while (inb(COM1 + 5) & 1) { /* LSR.DR: drain the FIFO */
+      rx_ring[rx_head & 255] = inb(COM1);
+      rx_head++;
+      serial_bytes++;
+    }
+    outb(0x20, 0x20); /* non-specific EOI to the master 8259 (ExtINT: no local APIC EOI) */
+    return;
+  }
   lock_print();
   puts_u("cpu");
   putdec(cpu_id());
@@ -185,6 +206,11 @@ void ap_main(void) {
   puts_u(" increments\n");
   unlock_print();
   __atomic_store_n(&ap_stage, 2, __ATOMIC_RELEASE);
+  if (echo_at_end) {
+    /* Out of the way for good: while the BSP waits for input, every CPU is halted. */
+    apic_write(0x320, 1u << 16);
+    for (;;) __asm__ volatile("cli; hlt");
+  }
   for (;;) __asm__ volatile("hlt");
 }
 
@@ -199,6 +225,45 @@ static void start_ap(void) {
   apic_write(0x300, 0x4600 | (TRAMPOLINE_BASE >> 12)); /* SIPI */
   apic_write(0x310, 1u << 24);
   apic_write(0x300, 0x4600 | (TRAMPOLINE_BASE >> 12));
+}
+
+/* ---- serial input (`echo`) ---------------------------------------------------------------- */
+
+/* The 8259 pair remapped above the exceptions, every line masked but IRQ 4 (COM1). */
+static void pic_init(void) {
+  outb(0x20, 0x11); outb(0xa0, 0x11);                       /* ICW1: edge, cascade, ICW4 */
+  outb(0x21, PIC_BASE_VECTOR); outb(0xa1, PIC_BASE_VECTOR + 8); /* ICW2: vector bases */
+  outb(0x21, 0x04); outb(0xa1, 0x02);                       /* ICW3: slave on IRQ 2 */
+  outb(0x21, 0x01); outb(0xa1, 0x01);                       /* ICW4: 8086 mode */
+  outb(0x21, 0xef); outb(0xa1, 0xff);                       /* masks: IRQ 4 only */
+}
+
+/* Lines from COM1 answered with `echo: LINE`; the line `exit` ends the VM with 0. */
+static void echo_lines(void) {
+  char line[128];
+  uint32_t n = 0;
+  set_gate(COM1_VECTOR, isr52);
+  pic_init();
+  apic_write(0x350, 0x700);      /* LINT0: ExtINT, unmasked (the 8259's INTR) */
+  apic_write(0x320, 1u << 16);   /* the timer masked: only input wakes this CPU */
+  outb(COM1 + 1, 0x01);          /* IER: received data available */
+  outb(COM1 + 4, 0x0b);          /* DTR RTS OUT2: the IRQ line reaches the 8259 */
+  puts_u("echo: type lines, `exit` ends\n");
+  for (;;) {
+    __asm__ volatile("cli" ::: "memory");
+    if (rx_tail == rx_head) { __asm__ volatile("sti; hlt" ::: "memory"); continue; }
+    __asm__ volatile("sti" ::: "memory");
+    char c = (char)rx_ring[rx_tail & 255];
+    rx_tail++;
+    if (c == '\r') continue;
+    if (c != '\n') { if (n < sizeof line - 1) line[n++] = c; continue; }
+    line[n] = 0;
+    puts_u("echo: ");
+    puts_u(line);
+    puts_u("\n");
+    if (n == 4 && line[0] == 'e' && line[1] == 'x' && line[2] == 'i' && line[3] == 't') exit_vm(0);
+    n = 0;
+  }
 }
 
 /* ---- Multiboot information ---------------------------------------------------------------- */
@@ -240,6 +305,7 @@ static void print_boot_info(const struct multiboot_info *mb) {
     /* the first word is the kernel's path */
     while (*cmdline && *cmdline != ' ') cmdline++;
     idle_at_end = word_in(cmdline, "idle");
+    echo_at_end = word_in(cmdline, "echo");
   }
   if (mb->flags & (1u << 6)) {
     uint64_t p = mb->mmap_addr, end = p + mb->mmap_length;
@@ -315,5 +381,6 @@ void kmain(uint32_t magic, uint32_t info) {
     for (;;) __asm__ volatile("hlt");
   }
   unlock_print();
+  if (echo_at_end && shared_counter == 2 * (TURNS + RACE)) echo_lines();
   exit_vm(shared_counter == 2 * (TURNS + RACE) ? 0 : 1);
 }

@@ -39,6 +39,9 @@ describe('cli: argument validation', () => {
     ['bad VM name', (e) => ['run', e, '--name', '../etc'], /--name: '..\/etc' is not a valid VM name/],
     ['--json into a missing directory', (e) => ['run', e, '--json', '/nonexistent-dir/x.json'], /--json \/nonexistent-dir\/x.json: cannot write there/],
     ['--stats with a value', (e) => ['run', e, '--stats=yes'], /--stats takes no value|Unknown argument/],
+    ['--no-jit with a value', (e) => ['run', e, '--no-jit=3'], /--no-jit takes no value/],
+    ['--serial-input without a file', (e) => ['run', e, '--serial-input'], /Not enough arguments following: serial-input/],
+    ['serve: --serial-input - with --gdb stdio', (e) => ['serve', e, '--gdb', 'stdio', '--serial-input', '-'], /stdin carries the gdb protocol/],
     ['serve: bad --gdb', (e) => ['serve', e, '--gdb', 'http://x'], /--gdb must be tcp:HOST:PORT, unix:PATH or stdio/],
     ['serve: bad port', (e) => ['serve', e, '--gdb', 'tcp:127.0.0.1:70000'], /port must be 1-65535/],
     ['serve: non-loopback without --allow-remote', (e) => ['serve', e, '--gdb', 'tcp:0.0.0.0:1234'], /non-loopback address.*--allow-remote/],
@@ -63,6 +66,13 @@ describe('cli: argument validation', () => {
       expect(deps.created).to.have.length(0);
     });
   }
+
+  it('--no-jit is a switch (no value follows it): the VM is created with the compiler off', async () => {
+    const deps = fakeDeps(exitAfter(10, 0));
+    expect(await vmmGdbstubMain(['run', '--no-jit', elf], capture(), deps)).to.equal(0);
+    expect(deps.created).to.have.length(1);
+    expect(deps.created[0].options.jit).to.equal(false);
+  });
 
   it('VM options default to the CONTRACT values', () => {
     expect(vmOptionsFromArgs({})).to.deep.equal(DEFAULT_VM_OPTIONS);

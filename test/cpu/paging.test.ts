@@ -82,10 +82,12 @@ describe('cpu: paging (4-level, PAE, 32-bit) through the MMU', () => {
     expect(rdq(k.cpu, 0x6000)).to.equal(9);
   });
 
-  it('read-modify-write on a read-only page: #PF with W/R = 1 (error 3) before the flags change, fast and generic forms', () => {
+  it('read-modify-write on a read-only page: #PF with W/R = 1 (error 3) before the flags change, fast and generic forms, BTS/BTR/BTC', () => {
     // Flags set to a known state (ZF, PF) by the XOR; each RMW would leave ZF clear.
     const forms = ['addl $1, 0x6000', 'addq $1, 0x6000', 'addl %ecx, 0x6000', 'incl 0x6000', 'negl 0x6000',
-      'xaddl %ecx, 0x6000', 'cmpxchgl %ecx, 0x6000', 'shll $1, 0x6000', 'notl 0x6000'];
+      'xaddl %ecx, 0x6000', 'cmpxchgl %ecx, 0x6000', 'shll $1, 0x6000', 'notl 0x6000',
+      // bit 0 of 5 is set: each would set CF
+      'btsl $0, 0x6000', 'btrq $0, 0x6000', 'btcl %eax, 0x6000', 'btsq %rax, 0x6000'];
     for (const form of forms) {
       const k = paged(`movl $1, %ecx\n xorl %eax, %eax\n x: ${form}`);
       q(k.cpu, pte(6), 0x6000 | P);

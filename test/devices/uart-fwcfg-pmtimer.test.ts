@@ -51,6 +51,99 @@ describe('devices: 16550 UART', () => {
   });
 });
 
+describe('devices: 16550 UART receive side', () => {
+  const bytes = (t: string) => new Uint8Array(Buffer.from(t));
+  /** RBR reads while LSR.DR is set. */
+  const drain = (u: Uart16550) => {
+    const got: number[] = [];
+    while (u.portRead(0x3fd, 1, 0) & 1) got.push(u.portRead(0x3f8, 1, 0));
+    return Buffer.from(got).toString();
+  };
+
+  it('flow control: host bytes wait on the line until the guest asserts RTS', () => {
+    const u = new Uart16550(() => undefined);
+    u.feed(bytes('early'));
+    expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
+    u.portWrite(0x3fa, 1, 0x07, 0);                            // FIFO on and cleared: nothing lost
+    expect(u.pendingInput).to.equal(5);
+    u.portWrite(0x3fc, 1, 0x03, 0);                            // DTR RTS
+    expect(drain(u)).to.equal('early');
+    u.portWrite(0x3fc, 1, 0x01, 0);                            // RTS off again
+    u.feed(bytes('late'));
+    expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
+    u.portWrite(0x3fc, 1, 0x03, 0);
+    expect(drain(u)).to.equal('late');
+  });
+
+  it('FIFOs off: one byte at a time in the holding register, the rest waits on the line', () => {
+    const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
+    expect(u.portRead(0x3fd, 1, 0) & 1).to.equal(0);
+    u.feed(bytes('abc'));
+    expect(u.receiveRoom).to.equal(0);
+    expect(u.pendingInput).to.equal(2);
+    expect(u.portRead(0x3f8, 1, 0)).to.equal(0x61);
+    expect(u.pendingInput).to.equal(1);                       // refilled from the line
+    expect(drain(u)).to.equal('bc');
+    expect(u.portRead(0x3f8, 1, 0)).to.equal(0);              // empty: 0, DR clear
+    expect(u.pendingInput).to.equal(0);
+  });
+
+  it('FIFOs on: 16 bytes in the FIFO, a 100-byte paste arrives whole and in order', () => {
+    const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
+    u.portWrite(0x3fa, 1, 0x07, 0);                            // FIFO on, cleared
+    const text = Array.from({ length: 100 }, (_, i) => String.fromCharCode(33 + (i % 90))).join('');
+    u.feed(bytes(text.slice(0, 60)));
+    u.feed(bytes(text.slice(60)));
+    expect(u.receiveRoom).to.equal(0);
+    expect(u.pendingInput).to.equal(100 - 16);
+    expect(drain(u)).to.equal(text);
+  });
+
+  it('FCR: clearing the receive FIFO drops what it holds, not what waits on the line', () => {
+    const u = new Uart16550(() => undefined);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // RTS
+    u.portWrite(0x3fa, 1, 0x01, 0);
+    u.feed(bytes('0123456789abcdefXYZ'));
+    u.portWrite(0x3fa, 1, 0x03, 0);                            // FIFO on, receive FIFO cleared
+    expect(drain(u)).to.equal('XYZ');
+  });
+
+  it('received-data interrupt: IER.RDA, trigger level (RDA) and below it the timeout ID, IRQ gated by OUT2', () => {
+    const levels: boolean[] = [];
+    const u = new Uart16550(() => undefined, (l) => levels.push(l));
+    u.portWrite(0x3fa, 1, 0x81, 0);                            // FIFO on, trigger level 8
+    u.portWrite(0x3fc, 1, 0x0a, 0);                            // RTS OUT2
+    u.portWrite(0x3f9, 1, 0x01, 0);                            // IER: RDA only
+    expect(levels).to.deep.equal([]);
+    expect(u.feed(bytes('abc'))).to.equal(true);               // the line went up
+    expect(u.portRead(0x3fa, 1, 0)).to.equal(0xcc);            // FIFO bits | character timeout
+    expect(u.feed(bytes('defgh'))).to.equal(false);            // already up
+    expect(u.portRead(0x3fa, 1, 0)).to.equal(0xc4);            // 8 bytes: data available
+    expect(drain(u)).to.equal('abcdefgh');
+    expect(u.portRead(0x3fa, 1, 0)).to.equal(0xc1);            // none pending
+    expect(levels).to.deep.equal([true, false]);
+    u.portWrite(0x3fc, 1, 0x02, 0);                            // OUT2 off: the line stays low
+    expect(u.feed(bytes('x'))).to.equal(false);
+    expect(u.portRead(0x3fa, 1, 0)).to.equal(0xcc);            // identified all the same
+    expect(levels).to.deep.equal([true, false]);
+  });
+
+  it('loopback cuts the line: host bytes wait until it ends, looped bytes are received', () => {
+    const out: number[] = [];
+    const u = new Uart16550((b) => out.push(b));
+    u.portWrite(0x3fa, 1, 0x01, 0);
+    u.portWrite(0x3fc, 1, 0x10, 0);                            // loopback
+    u.feed(bytes('host'));
+    u.portWrite(0x3f8, 1, 0x41, 0);
+    expect(drain(u)).to.equal('A');
+    u.portWrite(0x3fc, 1, 0x03, 0);                            // loopback off
+    expect(drain(u)).to.equal('host');
+    expect(out).to.deep.equal([]);
+  });
+});
+
 describe('devices: fw_cfg', () => {
   const read = (f: FwCfg, key: number, n: number) => {
     f.portWrite(SEL, 2, key, 0);

@@ -7,8 +7,9 @@
  * svm, with --dr-switch full, every time (the output is deterministic).
  */
 import { expect } from 'chai';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { detectBootProtocol } from '../../vmm/loader/boot-format';
 import { loadMultiboot } from '../../vmm/loader/multiboot';
@@ -67,6 +68,51 @@ describe('guest: hobby (Multiboot, 32-bit entry, higher half, APIC timer, UART, 
     expect(r.stdout).to.include('memory: lower 639 KiB, upper 31744 KiB\n');
     expect(r.stdout).to.include('mmap: 0x00100000-0x01ffffff available\n');
     expect(r.status).to.equal(0);
+  });
+
+  it('the README\'s echo example: lines typed into COM1 come back, `exit` ends with 0', () => {
+    const [line] = readmeExample('hobby-echo');
+    const r = spawnSync('bash', ['-c', line], { cwd: ROOT, encoding: 'utf8', timeout: 50000 });
+    const want = readmeExample('hobby-echo-output').join('\n') + '\n';
+    expect(r.stdout.endsWith(want), r.stdout + r.stderr).to.equal(true);
+    expect(r.status).to.equal(0);
+  });
+
+  it('--serial-input FILE without `exit`: once the input has ended and every vCPU is halted, exit 132', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hobby-')), 'in.txt');
+    fs.writeFileSync(file, 'one\r\ntwo\n');
+    const r = vmm(['run', 'guests/hobby.elf', '--vcpus', '2', '--cmdline', 'echo', '--serial-input', file]);
+    expect(r.stdout).to.include('echo: one\necho: two\n');
+    expect(r.stderr).to.include('every vCPU is halted');
+    expect(r.status).to.equal(132);
+  });
+
+  it('--serial-input -: the run waits, halted, for each line typed on stdin', async () => {
+    const child = spawn(process.execPath, [BIN, 'run', 'guests/hobby.elf', '--vcpus', '2', '--cmdline', 'echo', '--serial-input', '-'], { cwd: ROOT });
+    let out = '';
+    const seen = (text: string) => new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${JSON.stringify(text)} in: ${out}`)), 40000);
+      const check = () => { if (out.includes(text)) { clearTimeout(t); child.stdout.off('data', check); resolve(); } };
+      child.stdout.on('data', check);
+      check();
+    });
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const status = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await seen('`exit` ends\n');
+    child.stdin.write('first\n');
+    await seen('echo: first\n');
+    await new Promise((r) => setTimeout(r, 300));               // idle in between: nothing ends the run
+    expect(child.exitCode).to.equal(null);
+    child.stdin.write('exit\n');
+    expect(await status).to.equal(0);
+    expect(out).to.include('echo: first\necho: exit\n');
+  });
+
+  it('--serial-input with a missing file is a usage error (128) before the guest runs', () => {
+    const r = vmm(['run', 'guests/hobby.elf', '--vcpus', '2', '--serial-input', 'no/such/file']);
+    expect(r.status).to.equal(128);
+    expect(r.stderr).to.include('--serial-input no/such/file: no such file');
+    expect(r.stdout).to.equal('');
   });
 
   it('with one vCPU the AP never answers: the kernel says so and exits 2', () => {

@@ -10,6 +10,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseAnyElf } from '../../vmm/loader/elf-any';
 import { readmeExample } from '../helpers/readme';
@@ -123,6 +124,21 @@ describe('gdb on the Multiboot hobby kernel (32-bit entry to long mode, watch on
     expect(regs[0].rsp).to.not.equal(regs[1].rsp);
     expect(out).to.match(/^rip +0xffffffff8[0-9a-f]+ +0xffffffff8[0-9a-f]+ <count\+\d+>$/m);
     expect(out).to.include('shared_counter = 2010 (ok)');
+    expect(out).to.include('[Inferior 1 (Remote target) exited normally]');
+  });
+
+  it('serve --serial-input: a watch on serial_bytes fires in the COM1 interrupt handler (thread 1, vector 0x34), the lines come back, the kernel exits 0', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hobby-serial-'));
+    const input = path.join(dir, 'in.txt');
+    fs.writeFileSync(input, 'hello\nexit\n');
+    const r = await gdb(['bin/vmm-gdbstub.js', 'serve', ELF, '--vcpus', '2', '--cmdline', 'echo', '--serial-input', input],
+      ['watch serial_bytes', 'continue', 'printf "HIT thread=%d bytes=%d irqs=%d\\n", $_thread, serial_bytes, serial_irqs',
+        'bt 2', 'delete', 'continue']);
+    const out = r.out;
+    expect(out, out).to.match(/Thread 1 hit Hardware watchpoint 1: serial_bytes\s+Old value = <unreadable>\s+New value = 1\s+isr_dispatch/);
+    // the watch set at the 32-bit entry: the higher half was not mapped yet (README)
+    expect(tagged(out, 'HIT')).to.deep.equal([{ thread: '1', bytes: '1', irqs: '1' }]);
+    expect(out).to.include('echo: hello\necho: exit\n');
     expect(out).to.include('[Inferior 1 (Remote target) exited normally]');
   });
 

@@ -333,6 +333,14 @@ export class Vm implements VmApi {
     return this.devices.console.take();
   }
 
+  serialInput(bytes: Uint8Array): void {
+    if (this.devices.platform.uart.feed(bytes)) for (const v of this.vcpus) v.reconsiderHalt();
+  }
+
+  serialInputPending(): number {
+    return this.devices.platform.uart.pendingInput;
+  }
+
   /** Accesses to ports nothing is attached to (reads all ones, writes dropped). */
   otherPortAccesses(): number {
     return this.bus.unclaimedPortAccesses;

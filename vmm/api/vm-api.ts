@@ -65,6 +65,13 @@ export interface VmApi {
   leaks(): readonly DebugLeak[];
   /** The console output so far (port 0xE9), drained. */
   takeConsoleOutput(): string;
+  /**
+   * Bytes typed into COM1 (the 16550's receive side), queued on the line until the guest
+   * reads them; a vCPU halted for the UART's interrupt wakes. Absent: this VM has no UART.
+   */
+  serialInput?(bytes: Uint8Array): void;
+  /** Host bytes sent with serialInput that the guest has not taken into its UART yet. */
+  serialInputPending?(): number;
 }
 
 export class VmApiError extends Error {}

@@ -379,6 +379,8 @@ function bitTest(c: CpuCore, i: Insn): number {
     }
   }
   let vLo: number, vHi = 0;
+  // BTS/BTR/BTC read with write intent: a read-only page faults before CF changes
+  if (i.isMem && i.sub !== 0) c.probeWrite(c.eaLo, c.eaHi, size);
   if (i.isMem) { vLo = c.readMem(size, c.eaLo, c.eaHi); vHi = size === 8 ? c.t : 0; }
   else { vLo = c.getR(size, i.rm); vHi = size === 8 ? c.t : 0; }
   const cf = bit < 32 ? (vLo >>> bit) & 1 : (vHi >>> (bit - 32)) & 1;
