@@ -27,6 +27,7 @@
  */
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
+import { TLB_MASK } from '../mmu';
 import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, FLUSH_DYN, szapBits } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
@@ -196,25 +197,48 @@ class Emitter {
   private load(aL: string, aH: string, n: number): [string, string] {
     const vL = this.t(), vH = n === 8 ? this.t() : '0';
     const call = n === 8 ? `${vL} = c.rd64(${aL} >>> 0, ${aH} >>> 0) | 0; ${vH} = c.t | 0;` : `${vL} = c.rd${n * 8}(${aL} >>> 0, ${aH} >>> 0) | 0;`;
-    const fast = n === 8 ? `${vL} = R[0]; ${vH} = R[1];` : `${vL} = R[0];`;
-    this.out.push(`if (fastRead${n * 8}(c, ${aL}, ${aH}) !== 0) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    const p = this.t();
+    let fast: string;
+    switch (n) {
+      case 1: fast = `${vL} = M8[${p}];`; break;
+      case 2: fast = `${vL} = M8[${p}] | (M8[${p} + 1] << 8);`; break;
+      case 4: fast = `${vL} = M32[${p} >>> 2] | 0;`; break;
+      default: fast = `${vL} = M32[${p} >>> 2] | 0; ${vH} = M32[(${p} >>> 2) + 1] | 0;`;
+    }
+    this.out.push(`if (${this.tlbHit('tR', aL, aH, n, p)}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
     return [vL, vH];
   }
 
-  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH). */
+  /**
+   * The TLB fast path's test (core.ts, runtime.ts) inline: the entry of the page has a fast
+   * tag for the access (RAM, allowed, no data breakpoint, no alignment check), the n bytes stay
+   * on the page and, for 4 and 8 bytes, are 4-aligned in RAM (the 32-bit view); sets local p
+   * to the RAM offset.
+   */
+  private tlbHit(tags: string, aL: string, aH: string, n: number, p: string): string {
+    const e = this.t();
+    const off = `(${aL} & 4095)`;
+    let t = `(${e} = (${aL} >>> 12) & ${TLB_MASK}, ${tags}[${e}] === (${aL} & -4096)) && tH[${e}] === ${aH}`;
+    if (n > 1) t += ` && ${off} <= ${4096 - n}`;
+    t += n >= 4 ? ` && ((${p} = tP[${e}] + ${off}) & 3) === 0` : ` && (${p} = tP[${e}] + ${off}, true)`;
+    return t;
+  }
+
+  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH); a store into decoded code's lines takes the accessor (it drops that code). */
   private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
+    const p = this.t();
     let fast: string, call: string;
     if (n === 1) {
-      fast = `fastWrite8(c, ${aL}, ${aH}, ${vL})`;
+      fast = `M8[${p}] = ${vL};`;
       call = `c.wr8(${aL} >>> 0, ${aH} >>> 0, ${vL});`;
     } else if (n === 4) {
-      fast = `fastWrite32(c, ${aL}, ${aH}, ${vL})`;
+      fast = `M32[${p} >>> 2] = ${vL};`;
       call = `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
     } else {
-      fast = `fastWrite64(c, ${aL}, ${aH}, ${vL}, ${vH})`;
+      fast = `M32[${p} >>> 2] = ${vL}; M32[(${p} >>> 2) + 1] = ${vH};`;
       call = `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);`;
     }
-    this.out.push(`if (${fast} === 0) { ${this.beforeSlow()} ${call} sl = 1; }`);
+    this.out.push(`if (${this.tlbHit('tW', aL, aH, n, p)} && (CP[${p} >>> 12] === 0 || overlapsCode(c, ${p}, ${n}) === false)) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
   }
 
   /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
@@ -517,9 +541,9 @@ class Emitter {
     const decl = regs.map((r) => `l${r} = rl[${r}] | 0, h${r} = rh[${r}] | 0`);
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
-const { storeLazy, storeBits, flushDyn, R, fastRead8, fastRead16, fastRead32, fastRead64, fastWrite8, fastWrite32, fastWrite64 } = RT;
+const { storeLazy, storeBits, flushDyn, overlapsCode } = RT;
 return function jitRegion(c, left, I, ch) {
-  const rl = c.rl, rh = c.rh, lf = c.lf;
+  const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages;
   let ${['pc = 0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
     B: for (;;) {
