@@ -91,7 +91,7 @@ function imm(r: Rng): string {
 function randomInsn(r: Rng, label: () => string): string {
   const q = r.pick(REGS64), q2 = r.pick(REGS64), d = r.pick(REGS32), d2 = r.pick(REGS32);
   const mem = `${r.int(4088)}(%rbx)`;
-  switch (r.int(30)) {
+  switch (r.int(34)) {
     case 0: return `${r.pick(ALU)} ${q}, ${q2}`;
     case 1: return `${r.pick(ALU)} ${d}, ${d2}`;
     case 2: { const op = r.pick(ALU); return `${op}q $${imm(r)}, ${q}`; }
@@ -121,6 +121,10 @@ function randomInsn(r: Rng, label: () => string): string {
     case 26: return `mov ${mem}, ${r.pick(BYTE)}`;
     case 27: return `movq $${imm(r)}, ${mem}`;
     case 28: return `movl $${imm(r)}, ${mem}`;
+    case 30: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc'])}${r.pick(['q', 'l'])} $${imm(r)}, ${mem}`;
+    case 31: return `test ${r.pick([q, d])}, ${mem}`;
+    case 32: { const w = r.int(2); return `test${w ? 'q' : 'l'} $${imm(r)}, ${r.pick([mem, w ? q : d])}`; }
+    case 33: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp'])} ${r.pick([q, d])}, ${mem}`;
     default: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp'])} $${imm(r)}, ${r.pick([q, d])}`.replace(/ \$(\S+), %r/, ' $$$1, %r');
   }
 }
@@ -166,6 +170,22 @@ describe('block compiler (vmm/cpu/jit) vs the interpreter', function () {
       expect(exits.length, `seed ${seed}`).to.be.greaterThan(0);
     }
     expect(jitStats.compiled - before, 'blocks compiled').to.be.greaterThan(30);
+  });
+
+  it('random streams with a data breakpoint on their data: the checking path (#DB after the access) agrees', function () {
+    let traps = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const src = randomProgram(seed * 15485863, 16 + (seed % 10), 100);
+      const prog = assembleProgram(src, ORIGIN);
+      // DR0: read/write, 8 bytes, on the slot of a data offset the stream uses
+      const offsets = [...src.matchAll(/(\d+)\(%rbx\)/g)].map((m) => Number(m[1]));
+      if (offsets.length === 0) continue;
+      const slot = offsets[seed % offsets.length] & ~7;
+      const arm = (c: Cpu): void => { c.phys.setDr(0, u64(prog.labels['data'] + slot)); c.phys.setDr(7, u64(0x400 | 1 | (0xb << 16))); };
+      const { exits } = lockstep(prog.code, BUDGETS, { setup: arm, maxSlices: 3000, onExit: (c, e) => e.kind === 'exception' && e.vector === 1 });
+      traps += exits.filter((e) => e.kind === 'exception').length;
+    }
+    expect(traps, '#DB exits').to.be.greaterThan(20);
   });
 
   it('budgets that end slices inside compiled blocks keep the count exact (preemption)', function () {

@@ -48,10 +48,10 @@ export function inlineable(i: Insn): boolean {
     case Op.LEA: return (s === 8 && i.asize === 8) || s === 4;
     case Op.MOVZX: return q && (i.srcSize === 1 || i.srcSize === 2);
     case Op.MOVSX: return q;
-    case Op.ALU_EG: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
+    case Op.ALU_EG: return q && i.sub !== 2 && i.sub !== 3;
     case Op.ALU_GE: return q && i.sub !== 2 && i.sub !== 3;
-    case Op.ALU_EI: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
-    case Op.TEST_EG: return q && !i.isMem;
+    case Op.ALU_EI: return q && i.sub !== 2 && i.sub !== 3;
+    case Op.TEST_EG: case Op.TEST_EI: return q;
     case Op.INC_E: case Op.DEC_E: return q && !i.isMem;
     case Op.PUSH_R: case Op.POP_R: return s === 8;
     case Op.JCC: case Op.JMP_REL: case Op.CALL_REL: return true;
@@ -280,14 +280,47 @@ class Emitter {
   }
 
   private callout(i: Insn): void {
+    this.out.push(this.calloutCode(i));
+    this.flags = null;
+  }
+
+  /** Statements that run instruction i by its interpreter handler (then the flags are in CpuCore). */
+  private calloutCode(i: Insn): string {
     this.callouts++;
     const k = this.k, g = this.g;
-    this.out.push(`ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g}); ok = 1; ${RELOAD}`);
+    const call = `ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g}); ok = 1; ${RELOAD}`;
+    const saved = this.flags;
     this.flags = null;
     // the block's last instruction (a transfer) may go on in the region; a fault, an exit or attention returns
     const last = k === this.blocks[this.j].insns.length - 1;
     const on = last ? `if (c.attention === 0 && r${g} !== -0.5) ${this.goToDynamic(`r${g}`)} ` : '';
-    this.out.push(`if (r${g} !== ${lit(i.nextAddr)} || c.attention !== 0) { ${on}fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = i${g}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+    this.flags = saved;
+    return `${call}\nif (r${g} !== ${lit(i.nextAddr)} || c.attention !== 0) { ${on}fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = i${g}; xn = ${k}; } else xn = ${k + 1}; break B; }`;
+  }
+
+  /**
+   * A read-modify-write ALU instruction on memory (size 4/8): done inline if the page has a
+   * fast write tag (then it is readable RAM without breakpoints, and the bytes are not decoded
+   * code), else by the interpreter's handler (write-intent read, faults, breakpoints). The
+   * flags go to the exit locals on both paths (DynFlags).
+   */
+  private aluMemRmw(i: Insn, src: [string, string]): void {
+    const s = i.size;
+    const [aL, aH] = this.ea(i);
+    const p = this.t();
+    const slow = this.calloutCode(i);
+    const hit = `${this.tlbHit('tW', aL, aH, s, p)} && (CP[${p} >>> 12] === 0 || overlapsCode(c, ${p}, ${s}) === false)`;
+    const before = this.flags;
+    const at = this.out.length;
+    const dL = this.t(), dH = s === 8 ? this.t() : '0';
+    this.out.push(`${dL} = M32[${p} >>> 2] | 0;` + (s === 8 ? ` ${dH} = M32[(${p} >>> 2) + 1] | 0;` : ''));
+    const [rL, rH] = this.alu(i.sub, s, [dL, dH], src);
+    this.out.push(`M32[${p} >>> 2] = ${rL};` + (s === 8 ? ` M32[(${p} >>> 2) + 1] = ${rH};` : ''));
+    this.out.push(flagsToLocals(this.flags));
+    const fast = this.out.splice(at).join(' ');
+    this.flags = before;
+    this.out.push(`if (${hit}) { ${fast} } else { ${slow} fo = -1; }`);
+    this.flags = { kind: 'dyn' };
   }
 
   /** A taken branch to `target` after instruction k. */
@@ -327,6 +360,12 @@ class Emitter {
         return true;
       }
       case Op.ALU_EG: { // rm op= reg
+        if (i.isMem) {
+          if (i.sub !== 7) { this.aluMemRmw(i, this.reg64(i.reg, s)); return true; }
+          const [aL, aH] = this.ea(i);
+          this.alu(7, s, this.load(aL, aH, s), this.reg64(i.reg, s));
+          return true;
+        }
         const r = this.alu(i.sub, s, this.reg64(i.rm, s), this.reg64(i.reg, s));
         if (i.sub !== 7) this.setSized(i.rm, s, r);
         return true;
@@ -339,11 +378,29 @@ class Emitter {
         return true;
       }
       case Op.ALU_EI: {
+        if (i.isMem) {
+          const imm: [string, string] = [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'];
+          if (i.sub !== 7) { this.aluMemRmw(i, imm); return true; }
+          const [aL, aH] = this.ea(i);
+          this.alu(7, s, this.load(aL, aH, s), imm);
+          return true;
+        }
         const r = this.alu(i.sub, s, this.reg64(i.rm, s), [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
         if (i.sub !== 7) this.setSized(i.rm, s, r);
         return true;
       }
+      case Op.TEST_EI: {
+        let d: [string, string];
+        if (i.isMem) { const [aL, aH] = this.ea(i); d = this.load(aL, aH, s); } else d = this.reg64(i.rm, s);
+        this.alu(4, s, d, [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
+        return true;
+      }
       case Op.TEST_EG: {
+        if (i.isMem) {
+          const [aL, aH] = this.ea(i);
+          this.alu(4, s, this.load(aL, aH, s), this.reg64(i.reg, s));
+          return true;
+        }
         const rL = this.t(), rH = s === 8 ? this.t() : '0';
         this.out.push(`${rL} = ${this.lo(i.rm)} & ${this.lo(i.reg)};` + (s === 8 ? ` ${rH} = ${this.hi(i.rm)} & ${this.hi(i.reg)};` : ''));
         this.flags = { kind: 'lazy', op: LF.LOGIC, size: s, dLo: '0', dHi: '0', sLo: '0', sHi: '0', rLo: rL, rHi: rH, cin: '0' };
