@@ -12,7 +12,7 @@
 import type { CpuCore } from '../core';
 import type { Insn } from '../insn';
 import type { Block } from '../code-cache';
-import { regionOf, seenSuccessors } from './region';
+import { regionOf, seenSuccessors, memberAt } from './region';
 import { PARITY } from '../flags';
 import { emitRegion, EmittedBlock } from './emit';
 import { imulTrunc } from '../alu';
@@ -59,6 +59,8 @@ const factories = new Map<string, JitFn>();
  * invalidation) then costs no source generation; null: not worth compiling.
  */
 const bySignature = new Map<string, JitFn | null>();
+/** By the entry block's own signature: the blocks (addresses) and seen successors its region was compiled with. */
+const byEntry = new Map<string, { addrs: number[]; seen: number[][] }>();
 
 /** Counters for tests and the bench (regions: blocks in compiled regions, entries included). */
 export const jitStats = { compiled: 0, factoryHits: 0, regionBlocks: 0 };
@@ -83,19 +85,47 @@ function signatureOf(blocks: readonly Block[], seen: readonly number[][], bytes:
  * (`cachedOnly`) if the same region has not been compiled before.
  */
 export function compileRegion(head: Block, bytes: Uint8Array, cachedOnly = false): CompiledRegion | null {
+  if (cachedOnly) return cachedRegion(head, bytes);
   const blocks = regionOf(head);
   if (blocks.length === 0) return null;
   const seen = blocks.map(seenSuccessors);
   const sig = signatureOf(blocks, seen, bytes);
   let f = sig === null ? undefined : bySignature.get(sig);
   if (f === undefined) {
-    if (cachedOnly) return null;
     f = makeFunction(emitRegion(blocks.map((x, j) => ({ addr: x.addr, insns: x.insns, seen: seen[j] }))));
     if (sig !== null) {
-      if (bySignature.size >= 4 * MAX_FACTORIES) bySignature.clear();
+      if (bySignature.size >= 4 * MAX_FACTORIES) { bySignature.clear(); byEntry.clear(); }
       bySignature.set(sig, f);
+      const entry = signatureOf([head], [[]], bytes);
+      if (entry !== null) byEntry.set(entry, { addrs: blocks.map((b) => b.addr), seen });
     }
   } else jitStats.factoryHits++;
+  return regionWith(blocks, f);
+}
+
+/**
+ * The function compiled before for the same entry code, if the blocks it covered are all
+ * decoded again with the same bytes (so the decoded instructions, which the function was
+ * generated from, are the same); else null.
+ */
+function cachedRegion(head: Block, bytes: Uint8Array): CompiledRegion | null {
+  const entry = signatureOf([head], [[]], bytes);
+  const rec = entry === null ? undefined : byEntry.get(entry);
+  if (rec === undefined) return null;
+  const blocks = [head];
+  for (let j = 1; j < rec.addrs.length; j++) {
+    const b = memberAt(head, rec.addrs[j]);
+    if (b === undefined) return null;
+    blocks.push(b);
+  }
+  const sig = signatureOf(blocks, rec.seen, bytes);
+  const f = sig === null ? undefined : bySignature.get(sig);
+  if (f === undefined) return null;
+  jitStats.factoryHits++;
+  return regionWith(blocks, f);
+}
+
+function regionWith(blocks: readonly Block[], f: JitFn | null): CompiledRegion | null {
   if (f === null) return null;
   jitStats.compiled++;
   jitStats.regionBlocks += blocks.length;
@@ -112,6 +142,7 @@ function makeFunction(b: EmittedBlock): JitFn | null {
     if (factories.size >= MAX_FACTORIES || factoryChars >= MAX_FACTORY_CHARS) {
       factories.clear();
       bySignature.clear();
+      byEntry.clear();
       factoryChars = 0;
     }
     factoryChars += b.source.length;

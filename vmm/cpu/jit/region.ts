@@ -51,22 +51,28 @@ function compilable(b: Block): boolean {
   return b.insns.length > 0 && b.insns.every((i) => i.mode === 0);
 }
 
+/** The cached block at linear address a that may join head's region (same linear and decoded page, no crossing, 64-bit), or undefined. */
+export function memberAt(head: Block, a: number): Block | undefined {
+  const page = head.page;
+  if (page === null || Math.floor(a / 4096) !== Math.floor(head.addr / 4096)) return undefined;
+  const b: Block | undefined = page.blocks.get(a);
+  if (b === undefined || !b.valid || b.page !== page || b.crossPpn >= 0 || !compilable(b)) return undefined;
+  return b;
+}
+
 /** The blocks of head's region, head first; [] if head cannot be compiled. */
 export function regionOf(head: Block): Block[] {
   if (!compilable(head)) return [];
   const out = [head];
-  const page = head.page;
-  if (page === null) return out;
-  const linPage = Math.floor(head.addr / 4096);
+  if (head.page === null) return out;
   const visited = new Set<number>([head.addr]);
   let insns = head.insns.length;
   for (let q = 0; q < out.length && out.length < MAX_REGION_BLOCKS; q++) {
     for (const a of successors(out[q])) {
       if (visited.has(a)) continue;
       visited.add(a);
-      if (Math.floor(a / 4096) !== linPage) continue;
-      const b: Block | undefined = page.blocks.get(a);
-      if (b === undefined || !b.valid || b.page !== page || b.crossPpn >= 0 || !compilable(b)) continue;
+      const b = memberAt(head, a);
+      if (b === undefined) continue;
       if (b.hits * 8 < head.hits) continue; // rarely run: not worth its code
       if (insns + b.insns.length > MAX_REGION_INSNS) continue;
       out.push(b);
