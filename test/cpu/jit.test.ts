@@ -509,6 +509,37 @@ g2:
     }
   });
 
+  it('a region compiled before is taken early by a new vCPU only where the same bytes are decoded', function () {
+    const src = (k: number): string => `
+  mov $300, %r15d
+top:
+  add $1, %rax
+  call f
+  dec %r15d
+  jnz top
+  hlt
+f:
+  add $${k}, %rcx
+  jmp 1f
+  ud2
+1:
+  imul $3, %rcx, %rdx
+  ret
+`;
+    const same = assembleProgram(src(5), ORIGIN).code, other = assembleProgram(src(7), ORIGIN).code;
+    lockstep(same, [100000]); // compiled once (threshold 3 in these tests)
+    const hits = jitStats.factoryHits;
+    // a vCPU with the default threshold (500 entries, never reached here) takes it after 16
+    const { jit } = lockstep(same, [100000], { setup: (c) => { c.jitThreshold = 500; } });
+    expect(jitStats.factoryHits, 'the same code again: the region function reused').to.be.greaterThan(hits);
+    expect(jit.getGpr(1).lo).to.equal(300 * 5);
+    // the callee's immediate differs: its block's bytes differ, so nothing compiled for the first program runs
+    const h2 = jitStats.factoryHits;
+    const { jit: j2 } = lockstep(other, [100000, 3, 17], { setup: (c) => { c.jitThreshold = 500; } });
+    expect(jitStats.factoryHits, 'nothing reused').to.equal(h2);
+    expect(j2.getGpr(1).lo).to.equal(300 * 7);
+  });
+
   it('an instruction breakpoint armed on a block inside a hot region stops there, every time', function () {
     const src = `
   mov $400, %r15d
