@@ -171,6 +171,8 @@ export interface RunReport {
   vmExits: { total: number; byReason: Record<string, number> };
   transitions: number;
   hostWatchHits: number;
+  /** Host NMIs handled (NMI exits) and those whose handler found foreign debug registers; absent when there were none. */
+  hostNmis?: { handled: number; sawForeignDebugState: number };
   leaksDetected: number;
   leaks: DebugLeak[];
 }
@@ -190,6 +192,7 @@ export function runReport(req: RunRequest, vm: VmApi, outcome: RunOutcome, wallS
     vmExits: { total: Object.values(s.exits).reduce((a, b) => a + b, 0), byReason: { ...s.exits } },
     transitions: s.transitions,
     hostWatchHits: s.hostWatchHits,
+    ...(s.hostNmis !== undefined && s.hostNmis.handled > 0 ? { hostNmis: { ...s.hostNmis } } : {}),
     leaksDetected: Math.max(s.leaks, leaks.length),
     leaks,
   };
@@ -206,6 +209,7 @@ export function formatRunReport(r: RunReport): string {
     `vm exits:             ${r.vmExits.total}${reasons.length ? ` (${reasons.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}`,
     `transitions:          ${r.transitions}`,
     `host watchpoint hits: ${r.hostWatchHits}`,
+    ...(r.hostNmis !== undefined ? [`host NMIs:            ${r.hostNmis.handled} (handler found foreign debug registers: ${r.hostNmis.sawForeignDebugState})`] : []),
     `debug-state leaks:    ${r.leaksDetected}`,
   ];
   for (const l of r.leaks.slice(0, MAX_LEAK_LINES)) {

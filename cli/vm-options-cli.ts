@@ -38,6 +38,10 @@ export const VM_OPTION_SPECS = {
     type: 'string', describe: 'a host timer external-interrupt VM exit every N guest instructions (0 = off)',
     default: String(DEFAULT_VM_OPTIONS.preemptEvery),
   },
+  'host-nmi-every': {
+    type: 'string', describe: 'a host NMI (as a watchdog\'s) causes an NMI VM exit every N guest instructions (0 = off)',
+    default: '0',
+  },
   'no-jit': {
     type: 'boolean', describe: 'interpret every guest instruction (no block compiler); results are the same, only slower',
     default: false,
@@ -57,6 +61,7 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
   const memMiB = parseIntegerFlag('mem', args['mem'], MIN_MEM_MIB, MAX_MEM_MIB, DEFAULT_VM_OPTIONS.memMiB);
   const preemptEvery = parseIntegerFlag('preempt-every', args['preempt-every'], 0, 0x7fffffff, DEFAULT_VM_OPTIONS.preemptEvery);
   const hostScenario = parseChoiceFlag('host-scenario', args['host-scenario'], HOST_SCENARIOS, DEFAULT_VM_OPTIONS.hostScenario);
+  const hostNmiEvery = parseIntegerFlag('host-nmi-every', args['host-nmi-every'], 0, 0x7fffffff, 0);
 
   const otherBackend = BACKEND_ONLY_MODES[drSwitch];
   if (otherBackend !== undefined && otherBackend !== backend) {
@@ -71,7 +76,8 @@ export function vmOptionsFromArgs(args: Record<string, unknown>): VmOptions {
     );
   }
   const opts: VmOptions = { backend, drSwitch, vcpus, memMiB, preemptEvery, hostScenario };
-  if (args['no-jit'] === true) opts.jit = false; // --no-jit=VALUE: refused with the other switches (main.ts)
+  if (args['no-jit'] === true) opts.jit = false;
+  if (hostNmiEvery > 0) opts.hostNmiEvery = hostNmiEvery; // --no-jit=VALUE: refused with the other switches (main.ts)
   checkKvmOptions(opts);
   return opts;
 }

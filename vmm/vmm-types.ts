@@ -61,6 +61,12 @@ export interface VmStats {
   transitions: number;
   leaks: number;
   hostWatchHits: number;
+  /**
+   * Host NMIs the host handled after NMI exits, and how many of those handlers found debug
+   * registers that were not the host's (the guest's, left there by the exit path). Absent
+   * where the VM has no host model (kvm).
+   */
+  hostNmis?: { handled: number; sawForeignDebugState: number };
 }
 
 /**
@@ -89,6 +95,11 @@ export interface VmOptions {
   /** A host timer external-interrupt exit every N guest instructions; 0 = off. */
   preemptEvery: number;
   hostScenario: HostScenario;
+  /**
+   * A host NMI (a watchdog's) while the guest runs, every N guest instructions of each vCPU:
+   * an NMI exit the host handles (README "NMIs"). 0 or absent = none. Simulated backends only.
+   */
+  hostNmiEvery?: number;
   /**
    * Hot guest code runs compiled (vmm/cpu/jit) unless false (`--no-jit`): the results are
    * the same either way, only the speed differs. Simulated backends only.

@@ -14,6 +14,7 @@ const HELP = [
   '  host              the host scenario',
   ...INFO_HELP,
   '  system_reset      restart the VM from its boot state (then: maintenance flush register-cache)',
+  '  nmi               inject an NMI into every vCPU (taken through the guest\'s IDT when it can take one)',
 ];
 
 function describeSlots(ctx: SessionContext): string[] {
@@ -35,7 +36,7 @@ const HOST_SCENARIO_MEANING: Record<string, string> = {
 };
 
 /** Largest argument count of each command (`dr` and `info` take one). */
-const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0, info: 1, system_reset: 0 };
+const MAX_ARGS: Record<string, number> = { help: 0, dr: 1, vmexits: 0, leaks: 0, host: 0, info: 1, system_reset: 0, nmi: 0 };
 
 /** The output lines, or an error (gdb shows it as the command's error). */
 type MonitorResult = { lines: string[] } | { error: string };
@@ -67,6 +68,12 @@ function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[]
       return ['VM reset to its boot state (RAM reloaded, vCPUs at the entry, devices and counters new);',
         'debugger hardware slots kept, int3s written again' + (dropped ? ` (${dropped} dropped: not mapped at boot)` : ''),
         'gdb still shows the old registers: run "maintenance flush register-cache"'];
+    }
+    case 'nmi': {
+      const vm = ctx.vm;
+      if (!vm.injectNmi) return { error: `monitor nmi: this VM (backend ${vm.backend}) cannot inject NMIs` };
+      for (let v = 0; v < vm.vcpuCount; v++) vm.injectNmi(v);
+      return [`NMI injected into ${vm.vcpuCount === 1 ? 'vCPU 0' : `vCPUs 0-${vm.vcpuCount - 1}`}`];
     }
     case 'dr': {
       let vcpus = [...Array(ctx.vm.vcpuCount).keys()];
@@ -100,8 +107,11 @@ function runCommand(ctx: SessionContext, cmd: string, words: string[]): string[]
     case 'host': {
       const scenario = ctx.vm.hostScenario;
       const meaning = scenario === undefined ? 'not reported by this VM' : `${scenario}: ${HOST_SCENARIO_MEANING[scenario] ?? 'see --help'}`;
-      const hits = scenario === 'host-watch' ? [`host watchpoint hits so far: ${ctx.vm.stats().hostWatchHits}`] : [];
-      return [`host scenario ${meaning}`, `backend: ${ctx.vm.backend}`, ...hits];
+      const st = ctx.vm.stats();
+      const hits = scenario === 'host-watch' ? [`host watchpoint hits so far: ${st.hostWatchHits}`] : [];
+      const nmis = st.hostNmis !== undefined && st.hostNmis.handled > 0
+        ? [`host NMIs handled so far: ${st.hostNmis.handled} (their handler found foreign debug registers ${st.hostNmis.sawForeignDebugState} times)`] : [];
+      return [`host scenario ${meaning}`, `backend: ${ctx.vm.backend}`, ...hits, ...nmis];
     }
     default:
       return HELP;

@@ -24,10 +24,11 @@ export type FakeOp =
  * CPU, as the real CPU does; guest-delivered #DBs are counted, not executed.
  */
 export class FakeCpu implements GuestCpu {
-  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false, hypercall: null };
+  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false, hypercall: null, nmiWindow: false, iret: false };
   instret = 0;
   pendingDebugExceptions = 0;
   interruptibility = 0;
+  nmiBlocked = false;
   halted = false;
   interruptPending = false;
   readonly gpr: U64[] = Array.from({ length: 16 }, () => ({ lo: 0, hi: 0 }));

@@ -141,4 +141,39 @@ describe('SVM backend (APM rules of VMRUN and #VMEXIT)', () => {
   it('has no MTF', () => {
     expect(setup().svm.setMtf(true)).to.equal(false);
   });
+
+  it('NMIs: the IRET intercept reaches the CPU and decodes as iret (0x74, nRIP past it); a host NMI is VMEXIT_NMI (0x61) and keeps the pending trap', () => {
+    const { cpu, svm } = setup();
+    expect(svm.setIretIntercept(true)).to.equal(true);
+    expect(svm.hardwareEntry()).to.equal(null);
+    expect(cpu.intercepts.iret).to.equal(true);
+    expect(cpu.intercepts.nmiWindow).to.equal(false);
+    const g = newGenericExit();
+    svm.saveGuestState({ kind: 'iret', length: 2 }, g);
+    expect(svm.vmcb.control.exitCode).to.equal(VMEXIT.IRET);
+    expect(svm.vmcb.control.nextRipLo).to.equal(0x100002);
+    expect(g.kind).to.equal('iret');
+    cpu.pendingDebugExceptions = 0x4000;
+    svm.saveGuestState({ kind: 'nmi' }, g);
+    expect(svm.vmcb.control.exitCode).to.equal(VMEXIT.NMI);
+    expect(g.kind).to.equal('nmi');
+    expect(g.backendReason).to.equal('svm:0x61');
+    expect(cpu.pendingDebugExceptions).to.equal(0x4000);
+    expect(svm.setNmiWindowExiting(true)).to.equal(false);
+  });
+
+  it('NMIs: injectable only without an interrupt shadow, another EVENTINJ or a pending trap; EVENTINJ type NMI injects an NMI', () => {
+    const { cpu, svm } = setup();
+    expect(svm.nmiInjectable()).to.equal(true);
+    svm.vmcb.control.interruptShadow = 1;
+    expect(svm.nmiInjectable()).to.equal(false);
+    svm.vmcb.control.interruptShadow = 0;
+    cpu.pendingDebugExceptions = 0x4000;
+    expect(svm.nmiInjectable()).to.equal(false);
+    cpu.pendingDebugExceptions = 0;
+    svm.injectEvent({ vector: 2, type: 'nmi' });
+    expect(svm.nmiInjectable()).to.equal(false);
+    expect(svm.hardwareEntry()).to.equal(null);
+    expect(cpu.injected).to.deep.equal([{ vector: 2, type: 'nmi', errorCode: undefined, instructionLength: 0 }]);
+  });
 });

@@ -137,7 +137,7 @@ describe('VT-x backend (SDM rules of VM entry and VM exit)', () => {
     vmx.setExceptionIntercept(1, true);
     expect(vmx.vmcs.read32(VMCS.PRI_PROC_BASED_CTLS) & (PROCBASED_MOV_DR_EXITING | PROCBASED_MTF)).to.equal((1 << 23) | (1 << 27));
     vmx.hardwareEntry();
-    expect(cpu.intercepts).to.deep.equal({ exceptionBitmap: (1 << 18) | 2, movDr: true, mtf: true, eventDelivered: false, hypercall: 'vmcall' });
+    expect(cpu.intercepts).to.deep.equal({ exceptionBitmap: (1 << 18) | 2, movDr: true, mtf: true, eventDelivered: false, hypercall: 'vmcall', nmiWindow: false, iret: false });
   });
 
   it('encodes and decodes exits: I/O, MOV DR, CPUID, HLT, RDMSR, WRMSR, triple fault, EPT violation, MTF', () => {
@@ -174,5 +174,65 @@ describe('VT-x backend (SDM rules of VM entry and VM exit)', () => {
     expect(cpu.injected).to.deep.equal([{ vector: 13, type: 'hw', errorCode: 0, instructionLength: 0 }]);
     vmx.saveGuestState({ kind: 'hlt', length: 1 }, newGenericExit());
     expect(vmx.vmcs.read32(VMCS.ENTRY_INTR_INFO) >>> 31).to.equal(0);
+  });
+
+  describe('NMIs (virtual NMIs, NMI exiting, NMI-window exiting)', () => {
+    it('runs with NMI exiting and virtual NMIs; blocking by NMI (interruptibility bit 3) is loaded at entry and saved at exit', () => {
+      const { cpu, vmx } = setup();
+      expect(vmx.vmcs.read32(VMCS.PIN_BASED_CTLS)).to.equal((1 << 3) | (1 << 5));
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 8);
+      expect(vmx.hardwareEntry()).to.equal(null);
+      expect(cpu.nmiBlocked).to.equal(true);
+      expect(vmx.guestNmiBlocked()).to.equal(true);
+      expect(vmx.nmiInjectable()).to.equal(false);
+      cpu.nmiBlocked = false; // the guest's IRET
+      vmx.saveGuestState({ kind: 'hlt', length: 1 }, newGenericExit());
+      expect(vmx.vmcs.read32(VMCS.GUEST_INTERRUPTIBILITY)).to.equal(0);
+      expect(vmx.nmiInjectable()).to.equal(true);
+    });
+
+    it('an NMI is not injectable with STI / MOV-SS blocking, another event injected or a debug trap pending', () => {
+      const { vmx } = setup();
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 1);
+      expect(vmx.nmiInjectable()).to.equal(false);
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 0);
+      vmx.injectEvent({ vector: 13, type: 'hw', errorCode: 0 });
+      expect(vmx.nmiInjectable()).to.equal(false);
+      vmx.vmcs.write32(VMCS.ENTRY_INTR_INFO, 0);
+      vmx.addPendingDebugTraps(0x4000);
+      expect(vmx.nmiInjectable()).to.equal(false);
+    });
+
+    it('entry checks: NMI injection with MOV-SS blocking or blocking by NMI fails; NMI-window exiting needs virtual NMIs', () => {
+      const { vmx } = setup();
+      vmx.injectEvent({ vector: 2, type: 'nmi' });
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 2);
+      expect(vmx.hardwareEntry()).to.match(/NMI injection with blocking by MOV SS/);
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 8);
+      expect(vmx.hardwareEntry()).to.match(/NMI injection with blocking by NMI/);
+      vmx.vmcs.write32(VMCS.GUEST_INTERRUPTIBILITY, 0);
+      vmx.vmcs.write32(VMCS.ENTRY_INTR_INFO, 0);
+      vmx.setNmiWindowExiting(true);
+      vmx.vmcs.write32(VMCS.PIN_BASED_CTLS, 1 << 3);
+      expect(vmx.hardwareEntry()).to.match(/NMI-window exiting without virtual NMIs/);
+    });
+
+    it('NMI-window exiting reaches the CPU; exit reason 8 decodes as nmi-window; a host NMI is exit reason 0 with an NMI (type 2, vector 2)', () => {
+      const { cpu, vmx } = setup();
+      vmx.setNmiWindowExiting(true);
+      expect(vmx.hardwareEntry()).to.equal(null);
+      expect(cpu.intercepts.nmiWindow).to.equal(true);
+      const g = newGenericExit();
+      vmx.saveGuestState({ kind: 'nmi-window' }, g);
+      expect(vmx.vmcs.read32(VMCS.EXIT_REASON)).to.equal(EXIT_REASON.NMI_WINDOW);
+      expect(g.kind).to.equal('nmi-window');
+      cpu.pendingDebugExceptions = 0x4000;
+      vmx.saveGuestState({ kind: 'nmi' }, g);
+      expect(vmx.vmcs.read32(VMCS.EXIT_REASON)).to.equal(EXIT_REASON.EXCEPTION_NMI);
+      expect(vmx.vmcs.read32(VMCS.EXIT_INTR_INFO)).to.equal((0x80000000 | (2 << 8) | 2) >>> 0);
+      expect(g.kind).to.equal('nmi');
+      expect(g.backendReason).to.equal('vmx:0');
+      expect(vmx.vmcs.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS), 'the guest\'s pending trap survives the host NMI').to.equal(0x4000);
+    });
   });
 });

@@ -54,6 +54,8 @@ function validateOptions(o: VmOptions): void {
   if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > 64) throw new VmApiError(`--vcpus must be 1..64, not ${o.vcpus}`);
   if (!Number.isInteger(o.memMiB) || o.memMiB < 1 || o.memMiB > 4096) throw new VmApiError(`--mem must be 1..4096 MiB, not ${o.memMiB}`);
   if (!Number.isInteger(o.preemptEvery) || o.preemptEvery < 0) throw new VmApiError(`--preempt-every must be an integer >= 0, not ${o.preemptEvery}`);
+  const nmiEvery = o.hostNmiEvery ?? 0;
+  if (!Number.isInteger(nmiEvery) || nmiEvery < 0) throw new VmApiError(`--host-nmi-every must be an integer >= 0, not ${nmiEvery}`);
 }
 
 /**
@@ -308,6 +310,14 @@ export class Vm implements VmApi {
     return this.vcpu(vcpu).describeDebugState();
   }
 
+  injectNmi(vcpu: number): void {
+    this.vcpu(vcpu).injectNmi();
+  }
+
+  raiseHostNmi(vcpu: number): void {
+    this.vcpu(vcpu).raiseHostNmi();
+  }
+
   vcpuState(vcpu: number): string {
     const v = this.vcpu(vcpu);
     if (v.state === 'stopped') return 'stopped';
@@ -322,6 +332,7 @@ export class Vm implements VmApi {
       transitions: this.shared.transitions,
       leaks: this.leakDetector.count,
       hostWatchHits: this.host.watchHits,
+      hostNmis: { handled: this.host.nmisHandled, sawForeignDebugState: this.host.nmisSawForeignDebugState },
     };
   }
 

@@ -59,6 +59,18 @@ export interface VmApi {
   reset?(): void;
   /** `info lapic`-style summary of a vCPU's local APIC (absent: this VM has none to show). */
   describeLocalApic?(vcpu: number): string;
+  /**
+   * An NMI for the guest on vCPU `vcpu` (KVM_NMI; the gdb stub's `monitor nmi`): the
+   * hypervisor injects it when the guest can take one (not in its NMI handler). Absent: not
+   * supported by this VM.
+   */
+  injectNmi?(vcpu: number): void;
+  /**
+   * A host NMI while vCPU `vcpu` runs its guest (a watchdog, perf, another CPU's NMI IPI):
+   * it arrives after the guest's next instruction, causes an NMI exit that the host handles,
+   * and the guest goes on as if nothing happened. Absent: not supported by this VM.
+   */
+  raiseHostNmi?(vcpu: number): void;
   /** Human-readable state of a vCPU for qThreadExtraInfo ('running', 'halted', 'wait-for-sipi' (an AP before its SIPI), ...). */
   vcpuState(vcpu: number): string;
   stats(): VmStats;

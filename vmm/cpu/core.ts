@@ -172,7 +172,7 @@ export class CpuCore {
   repOne = false;
   /** The current instruction transferred control (for DEBUGCTL.BTF). */
   branchTaken = false;
-  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false, hypercall: null };
+  readonly intercepts: CpuIntercepts = { exceptionBitmap: 0, movDr: false, mtf: false, eventDelivered: false, hypercall: null, nmiWindow: false, iret: false };
   /** Exit prepared by an instruction intercept (faultKind EXIT). */
   exitReason: CpuExit | null = null;
   /** Software interrupt raised by INT n / INT3 / INT1 (faultKind SOFTINT). */

@@ -50,6 +50,15 @@ export type CpuExit =
    * on: RIP is the handler's first instruction, not yet run, the frame is pushed. The
    * hypervisor's single step ends there, as an MTF exit after event delivery (SDM 25.5.2).
    */
-  | { kind: 'event-delivered' };
+  | { kind: 'event-delivered' }
+  /** VT-x NMI-window exiting: NMI blocking (and STI / MOV-SS blocking) ended; nothing ran. */
+  | { kind: 'nmi-window' }
+  /** SVM IRET intercept: the IRET at RIP has not executed. */
+  | { kind: 'iret'; length: number }
+  /**
+   * A host NMI arrived while the guest ran (VT-x "NMI exiting", SVM NMI intercept). The CPU
+   * never makes this one: the hypervisor's run loop raises it at an instruction boundary.
+   */
+  | { kind: 'nmi' };
 
 export type CpuExitKind = CpuExit['kind'];

@@ -36,6 +36,7 @@ import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 const BUDGET: CpuExit = { kind: 'budget' };
 const MTF: CpuExit = { kind: 'mtf' };
 const EVENT_DELIVERED: CpuExit = { kind: 'event-delivered' };
+const NMI_WINDOW: CpuExit = { kind: 'nmi-window' };
 
 const MAX_BLOCK = 32;
 /** A first-run (scratch) block may be longer: it costs no cache space, and fewer block starts mean fewer lookups. */
@@ -576,6 +577,8 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (this.intercepts.mtf) return MTF;
         continue;
       }
+      // VT-x NMI-window exiting ranks below the pending debug exceptions (SDM 26.6.3)
+      if (this.intercepts.nmiWindow && !this.nmiBlocked && this.shadow === 0) return NMI_WINDOW;
       if (this.nmiPending && !this.nmiBlocked && !(this.shadow & SHADOW_MOVSS)) {
         this.nmiPending = false;
         const e = this.raiseEvent(2, -1, 'nmi', this.rip, 0, false);

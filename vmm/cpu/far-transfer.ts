@@ -156,6 +156,7 @@ export function farRet(c: CpuCore, i: Insn): number {
  */
 export function iret(c: CpuCore, i: Insn): number {
   const size = i.size;
+  if (c.intercepts.iret) c.exitInsn({ kind: 'iret', length: i.len });
   if (c.rflags & NT) c.gp0();
   // IRET ends NMI blocking (even if it faults later, SDM 6.7.1); a held NMI then comes next
   if (c.nmiBlocked) { c.nmiBlocked = false; c.attention = 1; }

@@ -41,6 +41,14 @@ export interface CpuIntercepts {
    * 'vmmcall' under SVM with its intercept on; null: both are #UD (no hypervisor).
    */
   hypercall: 'vmcall' | 'vmmcall' | null;
+  /**
+   * VT-x NMI-window exiting (with virtual NMIs): exit 'nmi-window' before any instruction
+   * once there is no virtual-NMI blocking and no STI / MOV-SS blocking (SDM 26.7.6; the
+   * processor may hold it during STI blocking, as this one does).
+   */
+  nmiWindow: boolean;
+  /** SVM IRET intercept: exit 'iret' before an IRET executes (RIP at the IRET). */
+  iret: boolean;
 }
 
 /**
@@ -69,6 +77,11 @@ export interface GuestCpu {
   pendingDebugExceptions: number;
   /** Interruptibility: STI and MOV-SS shadows (bit 0 STI, bit 1 MOV SS, as in the VMCS). */
   interruptibility: number;
+  /**
+   * NMI blocking: set by an NMI's delivery (also an injected one), cleared by IRET (SDM
+   * 6.7.1). VT-x saves and loads it as interruptibility bit 3 (virtual-NMI blocking).
+   */
+  nmiBlocked: boolean;
 
   /** Deliver this event before the next instruction (VM-entry injection). */
   inject(ev: InjectedEvent): void;

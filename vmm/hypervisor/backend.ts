@@ -56,6 +56,21 @@ export interface VmBackend {
   addPendingDebugTraps(bits: number): void;
   /** Drop a pending single-step trap (BS): the client's step it belonged to is over. */
   clearPendingSingleStep(): void;
+  /**
+   * Virtual NMIs (vmx_inject_nmi / svm_inj_interrupts): whether an NMI injected at the next
+   * entry would be taken now: no STI / MOV-SS shadow (and on VT-x no virtual-NMI blocking),
+   * no other event in the injection field, no debug trap pending. The SVM hypervisor tracks
+   * NMI blocking itself (vmm/hypervisor/nmi.ts).
+   */
+  nmiInjectable(): boolean;
+  /** VT-x: virtual-NMI blocking (interruptibility bit 3) the next entry loads; SVM: false (not hardware state). */
+  guestNmiBlocked(): boolean;
+  /** VT-x NMI-window exiting; false when the backend has none (SVM). */
+  setNmiWindowExiting(on: boolean): boolean;
+  /** VT-x: clear blocking by NMI (interruptibility bit 3) for the next entry (INIT); SVM: nothing to clear. */
+  clearNmiBlocking(): void;
+  /** SVM IRET intercept; false when the backend has none (VT-x). */
+  setIretIntercept(on: boolean): boolean;
   /** Event injection at the next entry (VM-entry interruption information / EVENTINJ). */
   injectEvent(ev: InjectedEvent): void;
   /** Describe the raw hardware structure for `monitor`/vmmctl. */

@@ -31,6 +31,8 @@ export class DebugViews {
   readonly slots: Array<DebuggerSlot | null> = [null, null, null, null];
   /** Guest #DB status kept for reflection after the debugger's stop (B bits in guest numbering, BS, BD). */
   pendingGuestDb = 0;
+  /** The hypervisor steps with TF for itself (nmi.ts): its #DB must exit. */
+  private stepIntercept = false;
 
   constructor(private readonly index: number, private readonly backend: VmBackend, private readonly vm: ViewsTrace) {}
 
@@ -78,8 +80,14 @@ export class DebugViews {
       this.suspended = [];
     }
     this.backend.setDrIntercept(this.mergedIn);
-    this.backend.setExceptionIntercept(1, this.mergedIn || caps.has('intercept-db'));
+    this.backend.setExceptionIntercept(1, this.mergedIn || caps.has('intercept-db') || this.stepIntercept);
     this.backend.setExceptionIntercept(3, caps.has('intercept-bp'));
+  }
+
+  /** The hypervisor's own TF step (SVM NMI window) begins or ends: #DB intercepted meanwhile. */
+  setStepIntercept(on: boolean, caps: ReadonlySet<Capability>): void {
+    this.stepIntercept = on;
+    this.backend.setExceptionIntercept(1, this.mergedIn || caps.has('intercept-db') || on);
   }
 
   traceDrWrite(register: string, lo: number, hi: number, by: DrWriter): void {

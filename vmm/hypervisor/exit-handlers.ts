@@ -18,6 +18,7 @@ import { splitBreakpointStatus } from './debug-merge';
 import { DebugViews } from './debug-views';
 import { GenericExit } from './exit';
 import { emulateCpuid, isNullPmuMsr } from './guest-abi';
+import { VirtualNmi } from './nmi';
 import { TfStepper } from './stepping';
 import { VmShared } from './vm-shared';
 
@@ -38,6 +39,7 @@ export interface VcpuContext {
   readonly vm: VmShared;
   readonly views: DebugViews;
   readonly stepper: TfStepper;
+  readonly nmi: VirtualNmi;
   readonly timer: VcpuTimer;
   readonly caps: ReadonlySet<Capability>;
   /** caps.has('mtf'), cached. */
@@ -83,6 +85,15 @@ export class ExitHandlers {
       case 'extint':
         v.preempted();
         return v.stepper.done() ? v.finishStep(0) : null;
+      case 'nmi':
+        // The host's (its handler ran on the exit path); the guest goes on as it was.
+        return v.stepper.done() ? v.finishStep(0) : null;
+      case 'nmi-window':
+        v.nmi.windowExit();
+        return null;
+      case 'iret':
+        v.nmi.iretExit();
+        return null;
       case 'hlt': return this.hlt(g);
       case 'cpuid': return this.cpuid(g);
       case 'hypercall': return this.hypercall(g);
@@ -96,6 +107,7 @@ export class ExitHandlers {
         if (v.capMtf) return { kind: 'mtf', vcpu: v.index };
         return null;
       case 'step-event':
+        if (v.nmi.step.armed) { v.nmi.finishStep(true); return null; }
         return v.stepper.armed ? v.finishStep(0, true) : null;
       case 'npf':
         return v.stopWith({ kind: 'npf', vcpu: v.index, address: g.address, write: g.write });
@@ -148,6 +160,7 @@ export class ExitHandlers {
     this.complete(g.length);
     const ifSet = (c.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && c.interruptPending) return null;
+    if (this.v.nmi.wakesFromHlt()) return null;
     if (this.apicWakes(ifSet)) return null;
     if (ifSet && t.period > 0) {
       // (Also while the client steps: a step over HLT ends when the timer wakes it.)
@@ -361,7 +374,9 @@ export class ExitHandlers {
     const split = splitBreakpointStatus(status & DR6_B_MASK, views.currentOwners());
     const bs = (status & DR6_BS) !== 0;
     const step = bs && stepper.armed;
-    const guestBs = bs && (stepper.armed ? stepper.guestTF : true);
+    // The hypervisor's own NMI-window step: its trap is consumed, the guest's own TF kept.
+    const nmiBs = v.nmi.debugExit(status);
+    const guestBs = bs && (stepper.armed ? stepper.guestTF : nmiBs !== 0);
     const guestStatus = split.guest | (guestBs ? DR6_BS : 0) | (status & DR6_BD);
     views.cleanDr6AfterDb();
     const mine = step || split.debugger !== 0;

@@ -6,6 +6,10 @@
 export type GenericExitKind =
   | 'exception' | 'extint' | 'triple-fault' | 'hlt' | 'cpuid' | 'hypercall' | 'io' | 'rdmsr' | 'wrmsr'
   | 'mov-dr' | 'mtf' | 'npf' | 'entry-failed' | 'slice'
+  /** A host NMI (VT-x exit reason 0 with an NMI, SVM VMEXIT_NMI): the host's, the guest sees nothing. */
+  | 'nmi'
+  /** VT-x NMI-window exit (the guest's NMI blocking ended) / SVM IRET intercept (its NMI handler returns). */
+  | 'nmi-window' | 'iret'
   /** The hypervisor's step saw an event delivered: RIP at the handler's first instruction. */
   | 'step-event';
 

@@ -27,6 +27,11 @@ export class HostContext {
   watchHits = 0;
   singleStepTraps = 0;
   breakpointHits = 0;
+  /** Host NMIs handled (NMI exits), and how many of them found debug registers that were not the host's. */
+  nmisHandled = 0;
+  nmisSawForeignDebugState = 0;
+  /** The registers the last host NMI handler found not the host's (empty: all its own). */
+  lastNmiForeign: readonly string[] = [];
   /** Told of every deliberate host write of a debug register (the VM's trace). */
   onWrite: ((n: number, lo: number, hi: number) => void) | null = null;
 
@@ -45,6 +50,17 @@ export class HostContext {
     this.owned.hi[n] = hi >>> 0;
     if (n === 6) this.dr6HoldsGuest = false;
     if (this.onWrite !== null) this.onWrite(n, lo >>> 0, hi >>> 0);
+  }
+
+  /**
+   * The host's NMI handler, run after an NMI exit (bhyve's vmx_exit_handle_nmi, after the DR
+   * restore): a handler that uses the debug registers (a watchdog's backtrace, kdb) must find
+   * the host's. `foreign`: the registers that hold something else (the guest's, under `none`).
+   */
+  handleNmi(foreign: readonly string[]): void {
+    this.nmisHandled++;
+    this.lastNmiForeign = foreign;
+    if (foreign.length > 0) this.nmisSawForeignDebugState++;
   }
 
   setTF(on: boolean): void {

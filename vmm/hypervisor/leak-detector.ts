@@ -30,6 +30,22 @@ export class LeakDetector {
     this.compare(phys, host, hostTF, true, transition, vcpu, 'exit');
   }
 
+  /**
+   * The registers in which the physical state differs from `s` (and TF from `tf`), without
+   * recording a leak: what a host NMI handler finds (HostContext.handleNmi).
+   */
+  foreignRegisters(p: PhysicalCpu, s: DebugState, tf: boolean): string[] {
+    const out: string[] = [];
+    for (const n of CHECKED) {
+      const el = n === 7 ? normalizeDr7(s.lo[n]) : s.lo[n];
+      const al = n === 7 ? normalizeDr7(p.drLo[n]) : p.drLo[n];
+      if (el !== al || s.hi[n] !== p.drHi[n]) out.push(DR_NAMES[n]);
+    }
+    if (s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi) out.push('debugctl');
+    if (tf !== p.hostTF) out.push('tf');
+    return out;
+  }
+
   private compare(p: PhysicalCpu, s: DebugState, tf: boolean | null, toHost: boolean, transition: number, vcpu: number, when: 'entry' | 'exit'): void {
     for (let k = 0; k < CHECKED.length; k++) {
       const n = CHECKED[k];

@@ -18,6 +18,7 @@ import { DebugViews } from './debug-views';
 import { DrStep, StepObserver, StepProgram, runProgram, runSteps } from './dr-switch';
 import { ExitHandlers, VcpuContext, VcpuRunState } from './exit-handlers';
 import { GenericExit, newGenericExit } from './exit';
+import { VirtualNmi } from './nmi';
 import { TfStepper } from './stepping';
 import { VmShared } from './vm-shared';
 
@@ -25,6 +26,7 @@ export type { VcpuRunState } from './exit-handlers';
 export type { VmShared } from './vm-shared';
 
 const EXTINT_EXIT: CpuExit = { kind: 'extint' };
+const HOST_NMI_EXIT: CpuExit = { kind: 'nmi' };
 
 /**
  * The TSC ticks a VM exit the guest causes costs it: the round trip through the hypervisor
@@ -45,6 +47,12 @@ function exitTakesTime(kind: GenericExit['kind']): boolean {
 export class Vcpu implements VcpuContext {
   readonly views: DebugViews;
   readonly stepper: TfStepper;
+  /** The guest's NMIs: pending, injected, the window (nmi.ts). */
+  readonly nmi: VirtualNmi;
+  /** A host NMI arrives at the next instruction boundary the guest reaches (raiseHostNmi). */
+  private hostNmiPending = false;
+  /** The next periodic host NMI (--host-nmi-every), in this vCPU's instructions. */
+  private nextHostNmi: number;
   readonly timer: VcpuTimer;
   readonly caps = new Set<Capability>();
   /** caps.has('rflags-tf') / 'mtf', cached for the run loop. */
@@ -65,8 +73,10 @@ export class Vcpu implements VcpuContext {
 
   constructor(readonly index: number, readonly cpu: GuestCpu, readonly backend: VmBackend, readonly vm: VmShared) {
     this.nextPreempt = vm.opts.preemptEvery > 0 ? vm.opts.preemptEvery : Infinity;
+    this.nextHostNmi = (vm.opts.hostNmiEvery ?? 0) > 0 ? (vm.opts.hostNmiEvery ?? 0) : Infinity;
     this.views = new DebugViews(index, backend, vm);
     this.stepper = new TfStepper(cpu, backend, vm.memory);
+    this.nmi = new VirtualNmi(cpu, backend, this.views, vm.memory, this.caps);
     this.timer = vm.timer.of(index);
     this.handlers = new ExitHandlers(this);
     const scenarioObserver = vm.scenario.stepObserver;
@@ -91,6 +101,18 @@ export class Vcpu implements VcpuContext {
 
   /** Run up to `budget` guest instructions; a VmStop for the client, or null when the budget is used. */
   runSlice(budget: number): VmStop | null {
+    const stop = this.runGuest(budget);
+    // The hypervisor's own TF never shows outside the run (gdb's registers, the next slice).
+    if (this.nmi.step.armed) this.nmi.finishStep(false);
+    return stop;
+  }
+
+  /** A host NMI while this vCPU runs its guest: an NMI exit after its next instruction. */
+  raiseHostNmi(): void {
+    this.hostNmiPending = true;
+  }
+
+  private runGuest(budget: number): VmStop | null {
     const cpu = this.cpu;
     const timer = this.timer;
     const views = this.views;
@@ -109,8 +131,11 @@ export class Vcpu implements VcpuContext {
       let b = budget - (now - start);
       if (apicTimer < b) b = Math.max(1, apicTimer);
       if (this.nextPreempt - now < b) b = Math.max(1, this.nextPreempt - now);
+      // The periodic host NMI arrives where this run's budget ends (transition).
+      if (this.nextHostNmi - now < b) b = Math.max(1, this.nextHostNmi - now);
       if (timer.period > 0 && timer.next - now < b) b = Math.max(1, timer.next - now);
       if (this.capStepTF) {
+        if (this.nmi.step.armed) this.nmi.finishStep(false); // one TF at a time: the client's
         if (!this.stepper.armed) this.stepper.arm();
         b = 1;
       }
@@ -118,6 +143,8 @@ export class Vcpu implements VcpuContext {
         views.reflectDb(views.pendingGuestDb);
         views.pendingGuestDb = 0;
       }
+      this.nmi.beforeEntry(holdInterrupts);
+      if (this.hostNmiPending) b = 1;
       const stop = this.transition(b);
       if (stop !== null) return stop;
     }
@@ -190,14 +217,16 @@ export class Vcpu implements VcpuContext {
       // INIT: a CPU that can restart in protected mode waits for its SIPI; our ELF64 ABI's
       // CPU cannot (its APs start at the entry point), so the INIT only resets the APIC.
       apic.takeInit();
+      this.nmi.reset();
       if (canStartFlat32(this.cpu)) { this.awaitingSipi = true; return Infinity; }
       apic.waitingForSipi = false;
     }
     if (apic.quiet && !(this.index === 0 && apic.lint0ExtInt())) return Infinity;
     const tsc = this.tsc();
     apics.update(this.index, tsc);
+    // The hypervisor injects it when the guest can take it (nmi.ts).
+    if (apic.takeNmi()) this.nmi.raise();
     if (!holdInterrupts) {
-      if (apic.takeNmi()) this.cpu.requestNmi(); // held by the CPU while an NMI handler runs
       if (this.apicHeld >= 0) {
         // Not taken yet (IF=0, a shadow): back to the IRR, so that the vector the CPU takes
         // is the highest one when it takes it (INTA), as with vectors 32 then 33.
@@ -247,9 +276,14 @@ export class Vcpu implements VcpuContext {
 
     // The client's TF step ends after an event's delivery, at the handler's first instruction
     // (as an MTF step would); an MTF step gets that from the MTF exit itself.
-    this.cpu.intercepts.eventDelivered = this.stepper.armed && !this.stepper.viaMtf;
+    this.cpu.intercepts.eventDelivered = (this.stepper.armed && !this.stepper.viaMtf) || this.nmi.step.armed;
     let ce = this.cpu.run(budget);
-    if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
+    // A host NMI is held by a MOV-SS shadow, as every NMI is (SDM 6.8.3): the next boundary.
+    if (ce.kind === 'budget' && (this.hostNmiPending || this.cpu.instret >= this.nextHostNmi) && (this.cpu.interruptibility & 2) === 0) {
+      this.hostNmiPending = false;
+      if (this.cpu.instret >= this.nextHostNmi) this.nextHostNmi = this.cpu.instret + (this.vm.opts.hostNmiEvery ?? 0);
+      ce = HOST_NMI_EXIT;
+    } else if (ce.kind === 'budget' && this.cpu.instret >= this.nextPreempt) ce = EXTINT_EXIT;
     const g = this.exit;
     backend.saveGuestState(ce, g);
     this.views.arch.captureFrom(phys);
@@ -260,6 +294,8 @@ export class Vcpu implements VcpuContext {
     else runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
     if (this.leaveRestoresDr6) host.dr6HoldsGuest = false;
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
+    // bhyve's vmx_exit_handle_nmi: the host's NMI handler runs here, after the DR restore.
+    if (g.kind === 'nmi') host.handleNmi(vm.leaks.foreignRegisters(phys, host.owned, host.ownedTF));
     vm.exits[g.kind] = (vm.exits[g.kind] ?? 0) + 1;
     if (vm.trace !== null) {
       const ts = vm.now();
@@ -345,11 +381,18 @@ export class Vcpu implements VcpuContext {
     if (this.state !== 'halted') return false;
     const ifSet = (this.cpu.getReg('rflags').lo & RFLAGS_IF) !== 0;
     if (ifSet && (this.timer.period > 0 || this.cpu.interruptPending)) this.state = 'running';
+    else if (this.nmi.wakesFromHlt()) this.state = 'running';
     else if (this.vm.platform.apics.wakesFromHlt(this.index, ifSet)) this.state = 'running';
     return this.state === 'running';
   }
 
   describeDebugState(): string {
-    return this.views.describe(this.vm.phys);
+    return `${this.views.describe(this.vm.phys)}\n${this.nmi.describe()}`;
+  }
+
+  /** A virtual NMI for the guest (KVM_NMI): injected when it can take one. */
+  injectNmi(): void {
+    this.nmi.raise();
+    this.reconsiderHalt();
   }
 }

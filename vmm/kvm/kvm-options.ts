@@ -9,5 +9,6 @@ export function kvmOptionProblems(o: VmOptions): string[] {
   const out: string[] = [];
   if (o.drSwitch !== 'full') out.push(`--dr-switch ${o.drSwitch} does not apply to --backend kvm: the host kernel switches the debug registers`);
   if (o.hostScenario !== 'idle') out.push(`--host-scenario ${o.hostScenario} does not apply to --backend kvm: the host side is this machine's kernel, which we do not drive`);
+  if ((o.hostNmiEvery ?? 0) > 0) out.push('--host-nmi-every does not apply to --backend kvm: the host\'s NMIs are this machine\'s');
   return out;
 }

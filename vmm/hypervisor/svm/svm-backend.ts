@@ -106,6 +106,8 @@ export class SvmBackend implements VmBackend {
     c.intercepts.exceptionBitmap = ctl.exceptionIntercepts;
     c.intercepts.movDr = (ctl.drReadIntercepts | ctl.drWriteIntercepts) !== 0;
     c.intercepts.mtf = false;
+    c.intercepts.nmiWindow = false;
+    c.intercepts.iret = ctl.iretIntercept;
     c.intercepts.hypercall = 'vmmcall'; // the VMMCALL intercept is always on (as KVM's)
     c.interruptibility = ctl.interruptShadow;
     if ((ctl.eventInjLo & EVENTINJ_VALID) !== 0) {
@@ -174,10 +176,14 @@ export class SvmBackend implements VmBackend {
       case 'mtf': code = VMEXIT.INVALID; this.lastExitNote = 'MTF exit on SVM'; break;
       // The hypervisor's step after an event delivery: the VMM's own stop at a boundary.
       case 'event-delivered': code = VMEXIT.INTR; this.lastExitNote = 'step-event'; break;
+      // A host NMI with the NMI intercept on (VMEXIT_NMI); the IRET intercept (RIP at the IRET).
+      case 'nmi': code = VMEXIT.NMI; break;
+      case 'iret': code = VMEXIT.IRET; length = e.length; break;
+      case 'nmi-window': code = VMEXIT.INVALID; this.lastExitNote = 'NMI-window exit on SVM'; break;
     }
     // No debug trap is pending across a #VMEXIT, except at this simulator's slice ends (the
     // trap of the last instruction would have come first on real hardware).
-    if (e.kind !== 'budget' && e.kind !== 'extint' && e.kind !== 'event-delivered') this.cpu.pendingDebugExceptions = 0;
+    if (e.kind !== 'budget' && e.kind !== 'extint' && e.kind !== 'event-delivered' && e.kind !== 'nmi') this.cpu.pendingDebugExceptions = 0;
     ctl.exitCode = code;
     ctl.exitInfo1Lo = info1 >>> 0;
     ctl.exitInfo1Hi = 0;
@@ -231,6 +237,8 @@ export class SvmBackend implements VmBackend {
     switch (code) {
       case VMEXIT.INTR: g.kind = this.lastExitNote === 'slice' ? 'slice' : this.lastExitNote === 'step-event' ? 'step-event' : 'extint'; return;
       case VMEXIT.HLT: g.kind = 'hlt'; return;
+      case VMEXIT.NMI: g.kind = 'nmi'; g.vector = 2; return;
+      case VMEXIT.IRET: g.kind = 'iret'; return;
       case VMEXIT.CPUID: g.kind = 'cpuid'; return;
       case VMEXIT.VMMCALL: g.kind = 'hypercall'; return;
       case VMEXIT.MSR: g.kind = i1 === 1 ? 'wrmsr' : 'rdmsr'; return;
@@ -300,6 +308,25 @@ export class SvmBackend implements VmBackend {
 
   setMtf(_on: boolean): boolean { return false; }
 
+  nmiInjectable(): boolean {
+    // KVM's svm_nmi_blocked without the NMI mask (the hypervisor tracks that itself): no
+    // interrupt shadow, nothing else in EVENTINJ, no debug trap pending (it ranks above).
+    const ctl = this.vmcb.control;
+    return (ctl.interruptShadow & 3) === 0 && (ctl.eventInjLo & EVENTINJ_VALID) === 0 && this.cpu.pendingDebugExceptions === 0;
+  }
+
+  guestNmiBlocked(): boolean { return false; }
+
+  setNmiWindowExiting(_on: boolean): boolean { return false; }
+
+  clearNmiBlocking(): void { /* the hypervisor's own record (nmi.ts) */ }
+
+  setIretIntercept(on: boolean): boolean {
+    this.vmcb.control.iretIntercept = on;
+    this.dirty |= VMCB_CLEAN_I;
+    return true;
+  }
+
   afterEmulation(): void {
     // No pending-debug field on SVM: traps the emulated instruction raised stay pending in the CPU.
     this.vmcb.control.interruptShadow = 0;
@@ -325,6 +352,6 @@ export class SvmBackend implements VmBackend {
     const c = this.vmcb.control;
     return `DR6=${hex(s.dr6Lo, s.dr6Hi)} DR7=${hex(s.dr7Lo, s.dr7Hi)} DBGCTL=${hex(s.dbgctlLo, s.dbgctlHi)} ` +
       `exception-intercepts=${hex(c.exceptionIntercepts)} dr-read=${hex(c.drReadIntercepts)} dr-write=${hex(c.drWriteIntercepts)} ` +
-      `clean=${hex(c.vmcbClean)} lbr-virt=${c.lbrVirtualizationEnable ? 1 : 0}`;
+      `clean=${hex(c.vmcbClean)} lbr-virt=${c.lbrVirtualizationEnable ? 1 : 0} iret-intercept=${c.iretIntercept ? 1 : 0}`;
   }
 }

@@ -23,6 +23,8 @@ export const VMEXIT = {
   DR_WRITE: 0x30, // + n
   EXCP_BASE: 0x40, // + vector
   INTR: 0x60,
+  NMI: 0x61,
+  IRET: 0x74,
   CPUID: 0x72,
   HLT: 0x78,
   IOIO: 0x7b,
@@ -48,7 +50,9 @@ export class VmcbControl {
   drWriteIntercepts = 0;
   /** +008H: exception intercepts, bit n = vector n. */
   exceptionIntercepts = 0;
-  /** +00CH/+010H: instruction intercepts (INTR, HLT, CPUID, IOIO, MSR, SHUTDOWN, VMMCALL always on here). */
+  /** +00CH/+010H: instruction intercepts (INTR, NMI, HLT, CPUID, IOIO, MSR, SHUTDOWN, VMMCALL always on here). */
+  /** +00CH bit 20: the IRET intercept (the hypervisor sets it while the guest is in its NMI handler). */
+  iretIntercept = false;
   /** +0B8H bit 0: LBR_VIRTUALIZATION_ENABLE. */
   lbrVirtualizationEnable = false;
   /** +0C0H: VMCB clean bits. */

@@ -2,6 +2,7 @@ import { U64 } from '../../u64';
 
 /** VMCS field encodings (SDM Vol. 3 App. B) of the fields this VMCS models. */
 export const VMCS = {
+  PIN_BASED_CTLS: 0x4000,
   PRI_PROC_BASED_CTLS: 0x4002,
   EXCEPTION_BITMAP: 0x4004,
   EXIT_CTLS: 0x400c,
@@ -25,8 +26,12 @@ export const VMCS = {
   GUEST_PENDING_DBG_EXCEPTIONS: 0x6822,
 } as const;
 
+/** Pin-based VM-execution controls (Table 24-5): NMIs exit; the guest's NMI blocking is virtual. */
+export const PINBASED_NMI_EXITING = 1 << 3;
+export const PINBASED_VIRTUAL_NMIS = 1 << 5;
 /** Primary processor-based VM-execution controls (Table 24-6). */
 export const PROCBASED_HLT_EXITING = 1 << 7;
+export const PROCBASED_NMI_WINDOW_EXITING = 1 << 22;
 export const PROCBASED_MOV_DR_EXITING = 1 << 23;
 export const PROCBASED_UNCOND_IO_EXITING = 1 << 24;
 export const PROCBASED_MTF = 1 << 27;
@@ -39,6 +44,7 @@ export const EXIT_REASON = {
   EXCEPTION_NMI: 0,
   EXT_INTR: 1,
   TRIPLE_FAULT: 2,
+  NMI_WINDOW: 8,
   CPUID: 10,
   HLT: 12,
   VMCALL: 18,

@@ -11,8 +11,9 @@ import { DrStep, DrSwitchRegs, enterSteps, leaveSteps } from '../dr-switch';
 import { GenericExit } from '../exit';
 import {
   EXIT_REASON, EXIT_REASON_ENTRY_FAIL, INTR_INFO_ERRCODE_VALID, INTR_INFO_VALID, INTR_T_EXTINT, INTR_T_HWEXCEPTION,
-  INTR_T_NMI, INTR_T_PRIV_SWEXCEPTION, INTR_T_SWEXCEPTION, INTR_T_SWINTR, PROCBASED_HLT_EXITING, PROCBASED_MOV_DR_EXITING,
-  PROCBASED_MTF, PROCBASED_UNCOND_IO_EXITING, VMCS, VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_EXIT_SAVE_DEBUG_CONTROLS, Vmcs, vmcsSlot,
+  INTR_T_NMI, INTR_T_PRIV_SWEXCEPTION, INTR_T_SWEXCEPTION, INTR_T_SWINTR, PINBASED_NMI_EXITING, PINBASED_VIRTUAL_NMIS,
+  PROCBASED_HLT_EXITING, PROCBASED_MOV_DR_EXITING, PROCBASED_MTF, PROCBASED_NMI_WINDOW_EXITING, PROCBASED_UNCOND_IO_EXITING,
+  VMCS, VM_ENTRY_LOAD_DEBUG_CONTROLS, VM_EXIT_SAVE_DEBUG_CONTROLS, Vmcs, vmcsSlot,
 } from './vmcs';
 
 /** Storage slots of the fields the entry/exit hot path touches on every transition. */
@@ -29,6 +30,7 @@ const S_INTERRUPTIBILITY = vmcsSlot(VMCS.GUEST_INTERRUPTIBILITY);
 const S_ACTIVITY = vmcsSlot(VMCS.GUEST_ACTIVITY);
 const S_ENTRY_INTR_INFO = vmcsSlot(VMCS.ENTRY_INTR_INFO);
 const S_PROCBASED = vmcsSlot(VMCS.PRI_PROC_BASED_CTLS);
+const S_PINBASED = vmcsSlot(VMCS.PIN_BASED_CTLS);
 const S_EXCEPTION_BITMAP = vmcsSlot(VMCS.EXCEPTION_BITMAP);
 
 /** 'vmx:N' strings, made once. */
@@ -38,6 +40,11 @@ const BACKEND_REASON = Array.from({ length: 64 }, (_, i) => `vmx:${i}`);
 const PENDING_DBG_RESERVED = 0xfffeaff0;
 const INTERRUPTIBILITY_STI = 1;
 const INTERRUPTIBILITY_MOVSS = 2;
+/** Blocking by NMI (Table 24-3): virtual-NMI blocking with the "virtual NMIs" control. */
+const INTERRUPTIBILITY_NMI = 8;
+/** VM-entry interruption information: valid, type NMI (the bits an NMI injection sets). */
+const ENTRY_INFO_VALID_TYPE = INTR_INFO_VALID | (7 << 8);
+const ENTRY_INFO_NMI = (INTR_INFO_VALID | (INTR_T_NMI << 8)) >>> 0;
 const ACTIVITY_HLT = 1;
 
 const EVENT_TYPE: Record<InjectedEvent['type'], number> = {
@@ -68,6 +75,8 @@ export class VmxBackend implements VmBackend {
     this.vmcs.write32(VMCS.ENTRY_CTLS, debugControls * VM_ENTRY_LOAD_DEBUG_CONTROLS);
     this.vmcs.write32(VMCS.EXIT_CTLS, debugControls * VM_EXIT_SAVE_DEBUG_CONTROLS);
     this.vmcs.write32(VMCS.PRI_PROC_BASED_CTLS, PROCBASED_HLT_EXITING | PROCBASED_UNCOND_IO_EXITING);
+    // As bhyve: host NMIs exit, the guest's NMIs are virtual (injected, blocking tracked by the VMCS).
+    this.vmcs.write32(VMCS.PIN_BASED_CTLS, PINBASED_NMI_EXITING | PINBASED_VIRTUAL_NMIS);
     this.vmcs.write32(VMCS.EXCEPTION_BITMAP, 1 << 18); // #MC only, as bhyve
     this.vmcs.write32(VMCS.GUEST_DR7, DR7_RESERVED1);
   }
@@ -97,13 +106,17 @@ export class VmxBackend implements VmBackend {
     }
     const c = this.cpu;
     c.pendingDebugExceptions = lo[S_PENDING_DBG];
-    c.interruptibility = lo[S_INTERRUPTIBILITY];
+    c.interruptibility = lo[S_INTERRUPTIBILITY] & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS);
+    // Virtual-NMI blocking lives in the VMCS: loaded here, saved at the exit.
+    if ((lo[S_PINBASED] & PINBASED_VIRTUAL_NMIS) !== 0) c.nmiBlocked = (lo[S_INTERRUPTIBILITY] & INTERRUPTIBILITY_NMI) !== 0;
     c.halted = lo[S_ACTIVITY] === ACTIVITY_HLT;
     const procbased = lo[S_PROCBASED];
     const intercepts = c.intercepts;
     intercepts.exceptionBitmap = lo[S_EXCEPTION_BITMAP];
     intercepts.movDr = (procbased & PROCBASED_MOV_DR_EXITING) !== 0;
     intercepts.mtf = (procbased & PROCBASED_MTF) !== 0;
+    intercepts.nmiWindow = (procbased & PROCBASED_NMI_WINDOW_EXITING) !== 0;
+    intercepts.iret = false;
     intercepts.hypercall = 'vmcall'; // 25.1.2: VMCALL exits unconditionally
     const info = lo[S_ENTRY_INTR_INFO];
     if ((info & INTR_INFO_VALID) !== 0) {
@@ -121,6 +134,8 @@ export class VmxBackend implements VmBackend {
   /** The entry checks of 26.3.1 that concern debug state. */
   private checkGuestState(loadDebug: boolean): string | null {
     const v = this.vmcs;
+    const nmiWhy = this.checkNmiState();
+    if (nmiWhy !== null) return nmiWhy;
     // The common case, checked first: nothing that any rule below could reject.
     if ((!loadDebug || (v.hi[S_GUEST_DR7] === 0 && v.hi[S_GUEST_DEBUGCTL] === 0 && (v.lo[S_GUEST_DEBUGCTL] & ~DEBUGCTL_WRITABLE) === 0)) &&
         v.lo[S_PENDING_DBG] === 0 && v.hi[S_PENDING_DBG] === 0 && (v.lo[S_INTERRUPTIBILITY] & 3) === 0 && v.lo[S_ACTIVITY] !== ACTIVITY_HLT) {
@@ -144,6 +159,22 @@ export class VmxBackend implements VmBackend {
       const bs = (pend & DR6_BS) !== 0;
       if (tf && !btf && !bs) return 'VM entry failed: pending debug exceptions BS must be 1 (TF=1, BTF=0, blocking)';
       if ((!tf || btf) && bs) return 'VM entry failed: pending debug exceptions BS must be 0 (TF=0 or BTF=1, blocking)';
+    }
+    return null;
+  }
+
+  /** The checks of 26.2.1.1 and 26.3.1.5 that concern NMIs (NMI-window exiting, NMI injection). */
+  private checkNmiState(): string | null {
+    const lo = this.vmcs.lo;
+    const pin = lo[S_PINBASED];
+    if ((lo[S_PROCBASED] & PROCBASED_NMI_WINDOW_EXITING) !== 0 && (pin & PINBASED_VIRTUAL_NMIS) === 0) {
+      return 'VM entry failed: NMI-window exiting without virtual NMIs';
+    }
+    if ((pin & PINBASED_VIRTUAL_NMIS) !== 0 && (pin & PINBASED_NMI_EXITING) === 0) return 'VM entry failed: virtual NMIs without NMI exiting';
+    if ((lo[S_ENTRY_INTR_INFO] & ENTRY_INFO_VALID_TYPE) >>> 0 === ENTRY_INFO_NMI) {
+      const blocking = lo[S_INTERRUPTIBILITY];
+      if ((blocking & INTERRUPTIBILITY_MOVSS) !== 0) return 'VM entry failed: NMI injection with blocking by MOV SS';
+      if ((blocking & INTERRUPTIBILITY_NMI) !== 0 && (pin & PINBASED_VIRTUAL_NMIS) !== 0) return 'VM entry failed: NMI injection with blocking by NMI';
     }
     return null;
   }
@@ -193,6 +224,11 @@ export class VmxBackend implements VmBackend {
       case 'budget': reason = EXIT_REASON.EXT_INTR; this.lastExitNote = 'slice'; break;
       // The hypervisor's step after an event delivery: the VMM's own stop at a boundary.
       case 'event-delivered': reason = EXIT_REASON.EXT_INTR; this.lastExitNote = 'step-event'; break;
+      case 'nmi-window': reason = EXIT_REASON.NMI_WINDOW; break;
+      // A host NMI with "NMI exiting": exit reason 0, interruption type NMI, vector 2 (27.2.2).
+      case 'nmi': reason = EXIT_REASON.EXCEPTION_NMI; intrInfo = INTR_INFO_VALID | (INTR_T_NMI << 8) | 2; break;
+      // VT-x has no IRET intercept: the CPU never makes this exit here.
+      case 'iret': reason = 0xffff; this.lastExitNote = 'IRET exit on VT-x'; break;
     }
     const lo = v.lo;
     const hi = v.hi;
@@ -216,11 +252,13 @@ export class VmxBackend implements VmBackend {
     // External-interrupt exits here come at this simulator's slice ends (host timer): a real
     // CPU delivers the traps of the last instruction before the interrupt (SDM 6.9), so they
     // stay pending and are delivered right after the next entry (26.6.3).
-    const atBoundary = e.kind === 'budget' || e.kind === 'extint' || e.kind === 'event-delivered';
+    // A host NMI arrives between two instructions as well: the guest's pending traps survive it.
+    const atBoundary = e.kind === 'budget' || e.kind === 'extint' || e.kind === 'event-delivered' || e.kind === 'nmi' || e.kind === 'nmi-window';
     const keepPending = reason === EXIT_REASON.MTF || atBoundary || (movss && !(e.kind === 'exception' && e.vector === 1));
     lo[S_PENDING_DBG] = keepPending ? c.pendingDebugExceptions : 0;
     hi[S_PENDING_DBG] = 0;
-    lo[S_INTERRUPTIBILITY] = c.interruptibility;
+    lo[S_INTERRUPTIBILITY] = c.interruptibility |
+      ((lo[S_PINBASED] & PINBASED_VIRTUAL_NMIS) !== 0 && c.nmiBlocked ? INTERRUPTIBILITY_NMI : 0);
     lo[S_ACTIVITY] = c.halted ? ACTIVITY_HLT : 0;
     lo[S_ENTRY_INTR_INFO] = (lo[S_ENTRY_INTR_INFO] & ~INTR_INFO_VALID) >>> 0;
     this.decodeExit(out);
@@ -248,6 +286,7 @@ export class VmxBackend implements VmBackend {
       case EXIT_REASON.EXCEPTION_NMI: {
         const info = v.read32(VMCS.EXIT_INTR_INFO);
         const type = (info >>> 8) & 7;
+        if (type === INTR_T_NMI) { g.kind = 'nmi'; g.vector = 2; break; }
         g.kind = 'exception';
         g.vector = info & 0xff;
         g.errorCode = (info & INTR_INFO_ERRCODE_VALID) !== 0 ? v.read32(VMCS.EXIT_INTR_ERRCODE) : undefined;
@@ -277,12 +316,13 @@ export class VmxBackend implements VmBackend {
         g.gpr = (qual >>> 8) & 15;
         break;
       case EXIT_REASON.MTF: g.kind = 'mtf'; break;
+      case EXIT_REASON.NMI_WINDOW: g.kind = 'nmi-window'; break;
       case EXIT_REASON.EPT_VIOLATION:
         g.kind = 'npf';
         g.address = v.read32(VMCS.GUEST_PHYSICAL_ADDRESS) + v.readHi(VMCS.GUEST_PHYSICAL_ADDRESS) * 0x100000000;
         g.write = (qual & 2) !== 0;
         break;
-      default: g.kind = 'entry-failed'; g.reason = `unexpected exit reason ${reason}`;
+      default: g.kind = 'entry-failed'; g.reason = this.lastExitNote || `unexpected exit reason ${reason}`;
     }
   }
 
@@ -317,6 +357,22 @@ export class VmxBackend implements VmBackend {
   setDrIntercept(on: boolean): void { this.setProcbased(PROCBASED_MOV_DR_EXITING, on); }
 
   setMtf(on: boolean): boolean { this.setProcbased(PROCBASED_MTF, on); return true; }
+
+  nmiInjectable(): boolean {
+    // vmx_inject_nmi's conditions: no STI / MOV-SS / NMI blocking, nothing else injected, and
+    // no pending debug exception (an NMI injection would discard it; the trap ranks above).
+    const lo = this.vmcs.lo;
+    return (lo[S_INTERRUPTIBILITY] & (INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS | INTERRUPTIBILITY_NMI)) === 0 &&
+      (lo[S_ENTRY_INTR_INFO] & INTR_INFO_VALID) === 0 && lo[S_PENDING_DBG] === 0;
+  }
+
+  guestNmiBlocked(): boolean { return (this.vmcs.lo[S_INTERRUPTIBILITY] & INTERRUPTIBILITY_NMI) !== 0; }
+
+  setNmiWindowExiting(on: boolean): boolean { this.setProcbased(PROCBASED_NMI_WINDOW_EXITING, on); return true; }
+
+  setIretIntercept(_on: boolean): boolean { return false; }
+
+  clearNmiBlocking(): void { this.vmcs.lo[S_INTERRUPTIBILITY] &= ~INTERRUPTIBILITY_NMI; }
 
   private setProcbased(bit: number, on: boolean): void {
     const c = this.vmcs.read32(VMCS.PRI_PROC_BASED_CTLS);
@@ -356,6 +412,6 @@ export class VmxBackend implements VmBackend {
     const f = (name: string, enc: number): string => `${name}(${enc.toString(16)}H)=${hex(v.read32(enc), v.readHi(enc))}`;
     return [f('GUEST_DR7', VMCS.GUEST_DR7), f('GUEST_IA32_DEBUGCTL', VMCS.GUEST_IA32_DEBUGCTL),
       f('PENDING_DBG', VMCS.GUEST_PENDING_DBG_EXCEPTIONS), f('EXCEPTION_BITMAP', VMCS.EXCEPTION_BITMAP),
-      f('PROCBASED', VMCS.PRI_PROC_BASED_CTLS), f('ENTRY_CTLS', VMCS.ENTRY_CTLS), f('EXIT_CTLS', VMCS.EXIT_CTLS)].join(' ');
+      f('PROCBASED', VMCS.PRI_PROC_BASED_CTLS), f('PINBASED', VMCS.PIN_BASED_CTLS), f('INTERRUPTIBILITY', VMCS.GUEST_INTERRUPTIBILITY), f('ENTRY_CTLS', VMCS.ENTRY_CTLS), f('EXIT_CTLS', VMCS.EXIT_CTLS)].join(' ');
   }
 }
