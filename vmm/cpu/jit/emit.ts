@@ -224,6 +224,15 @@ class Emitter {
     return t;
   }
 
+  /**
+   * The n bytes at RAM offset p hold no decoded code (core.ts storeNearCode): the page holds
+   * none, or the 16-byte lines of the first and last byte hold none.
+   */
+  private notCode(p: string, n: number): string {
+    const last = n === 1 ? p : `(${p} + ${n - 1})`;
+    return `(CP[${p} >>> 12] === 0 || ((CL[${p} >>> 9] >>> ((${p} >>> 4) & 31)) & 1 | (CL[${last} >>> 9] >>> ((${last} >>> 4) & 31)) & 1) === 0)`;
+  }
+
   /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH); a store into decoded code's lines takes the accessor (it drops that code). */
   private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
     const p = this.t();
@@ -238,7 +247,7 @@ class Emitter {
       fast = `M32[${p} >>> 2] = ${vL}; M32[(${p} >>> 2) + 1] = ${vH};`;
       call = `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);`;
     }
-    this.out.push(`if (${this.tlbHit('tW', aL, aH, n, p)} && (CP[${p} >>> 12] === 0 || overlapsCode(c, ${p}, ${n}) === false)) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    this.out.push(`if (${this.tlbHit('tW', aL, aH, n, p)} && ${this.notCode(p, n)}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
   }
 
   /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
@@ -309,7 +318,7 @@ class Emitter {
     const [aL, aH] = this.ea(i);
     const p = this.t();
     const slow = this.calloutCode(i);
-    const hit = `${this.tlbHit('tW', aL, aH, s, p)} && (CP[${p} >>> 12] === 0 || overlapsCode(c, ${p}, ${s}) === false)`;
+    const hit = `${this.tlbHit('tW', aL, aH, s, p)} && ${this.notCode(p, s)}`;
     const before = this.flags;
     const at = this.out.length;
     const dL = this.t(), dH = s === 8 ? this.t() : '0';
@@ -598,9 +607,9 @@ class Emitter {
     const decl = regs.map((r) => `l${r} = rl[${r}] | 0, h${r} = rh[${r}] | 0`);
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
-const { storeLazy, storeBits, flushDyn, overlapsCode } = RT;
+const { storeLazy, storeBits, flushDyn } = RT;
 return function jitRegion(c, left, I, ch) {
-  const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages;
+  const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages, CL = c.codeLines;
   let ${['pc = 0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
     B: for (;;) {

@@ -31,14 +31,3 @@ export function storeBits(c: CpuCore, bits: number): void {
   c.rflags = (c.rflags & ~ARITH_MASK) | bits;
   c.lfOp = LF.NONE;
 }
-
-/**
- * A store of n bytes at RAM offset p on a page holding decoded code: whether it overlaps
- * decoded lines (then the generated code takes the accessor, which drops that code), as
- * core.ts storeNearCode decides. The generated code tests the page first (c.codePages).
- */
-export function overlapsCode(c: CpuCore, p: number, n: number): boolean {
-  if (c.codePages[p >>> 12] === 0) return false;
-  const l = c.codeLines, e = p + n - 1;
-  return ((l[p >>> 9] >>> ((p >>> 4) & 31)) | (l[e >>> 9] >>> ((e >>> 4) & 31))) & 1 ? true : false;
-}
