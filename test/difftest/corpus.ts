@@ -304,11 +304,10 @@ const SUFFIX: Record<number, string> = { 8: 'b', 16: 'w', 32: 'l', 64: 'q' };
 const CCS = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
 
 /**
- * Random instruction sequences over random register values: ALU, shifts, multiply, bit
- * and extension instructions, memory operands in the data region (R15 holds its base).
+ * One random case at a time (a few lines): ALU, shifts, multiply, bit and extension
+ * instructions, memory operands in the data region (R15 holds its base), over R14 and below.
  */
-export function randomSpecs(count: number, length: number, seed: bigint): RunSpec[] {
-  const rng = new Rng(seed | 1n);
+function randomCases(rng: Rng): { next: (lines: string[]) => void; r: (k: number) => number } {
   const r = (k: number) => Number(rng.next() % BigInt(k));
   const reg = () => REGS64[r(REGS64.length)];
   const mem = (size: number) => `${8 * r(200) + (size < 64 ? r(8) & ~(size / 8 - 1) : 0)}(%r15)`;
@@ -317,125 +316,167 @@ export function randomSpecs(count: number, length: number, seed: bigint): RunSpe
     const bits = size === 64 ? 32 : size;
     return BigInt.asIntN(bits, v).toString();
   };
+  const next = (lines: string[]) => {
+    const size = [8, 16, 32, 64][r(4)];
+    const s = SUFFIX[size];
+    const a = sized(reg(), size);
+    const b = sized(reg(), size);
+    switch (r(15)) {
+      case 0:
+      case 1: {
+        const op = ['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'][r(9)];
+        const form = r(4);
+        if (form === 0) lines.push(`${op}${s} ${b}, ${a}`);
+        else if (form === 1) lines.push(`${op}${s} $${imm(size)}, ${a}`);
+        else if (form === 2) lines.push(`${op}${s} ${b}, ${mem(size)}`);
+        else lines.push(op === 'test' ? `${op}${s} ${b}, ${mem(size)}` : `${op}${s} ${mem(size)}, ${a}`);
+        break;
+      }
+      case 2:
+        lines.push(`${['inc', 'dec', 'neg', 'not'][r(4)]}${s} ${r(3) ? a : mem(size)}`);
+        break;
+      case 3: {
+        const op = ['shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr'][r(7)];
+        const form = r(3);
+        const dst = r(4) ? a : mem(size);
+        if (form === 0) lines.push(`mov $${r(2) ? r(70) : r(256)}, %cl`, `${op}${s} %cl, ${dst === '%cl' ? '%al' : dst}`);
+        else if (form === 1) lines.push(`${op}${s} $${r(size)}, ${dst}`);
+        else lines.push(`${op}${s} ${dst}`);
+        break;
+      }
+      case 4:
+        if (size === 8) lines.push(`${['mul', 'imul'][r(2)]}b ${b}`);
+        else if (r(2)) lines.push(`${['mul', 'imul'][r(2)]}${s} ${b}`);
+        else lines.push(r(2) ? `imul${s} ${b}, ${a}` : `imul${s} $${imm(size === 64 ? 32 : size)}, ${b}, ${a}`);
+        break;
+      case 5: {
+        const dst64 = reg();
+        const wide = r(2) === 1;
+        const from = [8, 16, 32][r(3)];
+        if (from === 32) lines.push(`movslq ${sized(reg(), 32)}, ${dst64}`);
+        else lines.push(`mov${r(2) ? 's' : 'z'}${SUFFIX[from]}${wide ? 'q' : 'l'} ${sized(reg(), from)}, ${sized(dst64, wide ? 64 : 32)}`);
+        break;
+      }
+      case 6: {
+        const cc = CCS[r(16)];
+        lines.push(r(2) ? `set${cc} ${sized(reg(), 8)}` : `cmov${cc}${size === 8 ? 'q' : s} ${sized(reg(), size === 8 ? 64 : size)}, ${sized(reg(), size === 8 ? 64 : size)}`);
+        break;
+      }
+      case 7: {
+        if (size === 8) break;
+        const op = ['bt', 'bts', 'btr', 'btc'][r(4)];
+        lines.push(r(2) ? `${op}${s} $${r(size)}, ${a}` : `${op}${s} ${b}, ${a}`);
+        break;
+      }
+      case 8: {
+        if (size === 8) break;
+        const src = sized(reg(), size);
+        lines.push(`or${s} $1, ${src}`, `${['bsf', 'bsr'][r(2)]}${s} ${src}, ${a}`); // source != 0
+        break;
+      }
+      case 9:
+        lines.push(r(2) ? `xchg${s} ${b}, ${a}` : r(2) ? `xadd${s} ${b}, ${a}` : `cmpxchg${s} ${b}, ${r(2) ? a : mem(size)}`);
+        break;
+      case 10:
+        if (size >= 32) lines.push(`lea${s} ${r(200) - 100}(${sized(reg(), 64)},${sized(reg(), 64)},${[1, 2, 4, 8][r(4)]}), ${a}`);
+        if (size >= 32) lines.push(`bswap ${a}`);
+        break;
+      case 11: {
+        if (size === 8) break;
+        const op = ['shld', 'shrd'][r(2)];
+        const count = size === 16 ? r(17) : r(size);
+        // 16-bit operands with a count above 16 have an undefined result: never generated.
+        if (r(2)) lines.push(`${op}${s} $${count}, ${b}, ${a}`);
+        else lines.push(`mov $${count}, %cl`, `${op}${s} %cl, ${b === sized('%rcx', size) ? sized('%rdx', size) : b}, ${a === sized('%rcx', size) ? sized('%rax', size) : a}`);
+        break;
+      }
+      case 12:
+        lines.push(`mov${s} ${r(2) ? b : '$' + imm(size)}, ${mem(size)}`, `mov${s} ${mem(size)}, ${a}`);
+        break;
+      case 13: {
+        // Memory forms gcc emits: multiply, setcc, cmov, xchg/xadd, bit strings, push/pop.
+        const m = mem(size === 8 ? 64 : size);
+        const sz = size === 8 ? 64 : size;
+        const t = sized(reg(), sz);
+        switch (r(8)) {
+          case 0: lines.push(`${['mul', 'imul'][r(2)]}${SUFFIX[sz]} ${m}`); break;
+          case 1: lines.push(`imul${SUFFIX[sz]} ${m}, ${t}`); break;
+          case 2: lines.push(`set${CCS[r(16)]} ${mem(8)}`, `cmov${CCS[r(16)]}${SUFFIX[sz === 16 ? 16 : sz]} ${m}, ${t}`); break;
+          case 3: lines.push(`${r(2) ? 'xchg' : 'lock xadd'}${SUFFIX[sz]} ${t}, ${m}`); break;
+          case 4: {
+            // Register bit offsets address the bit string beyond the operand (SDM BT).
+            const off = sized(reg(), sz);
+            lines.push(`mov${SUFFIX[sz]} $${r(1024) - 256}, ${off}`, `${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} ${off}, 0x800(%r15)`);
+            break;
+          }
+          case 5: lines.push(`${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} $${r(256)}, ${m}`); break;
+          case 6: {
+            const w = r(2) ? 'q' : 'w';
+            lines.push(`push${w} ${r(2) ? mem(w === 'q' ? 64 : 16) : '$' + imm(16)}`, `pop${w} ${mem(w === 'q' ? 64 : 16)}`);
+            break;
+          }
+          default: {
+            // The legacy high-byte registers (no REX prefix possible).
+            const hb = ['%ah', '%bh', '%ch', '%dh'];
+            const lb = ['%al', '%bl', '%cl', '%dl'];
+            const x = hb[r(4)];
+            const y = [...hb, ...lb][r(8)];
+            lines.push(`${['add', 'sub', 'xor', 'adc', 'cmp', 'mov'][r(6)]}b ${y}, ${x}`, `movzbl ${x}, %e${'abcd'[r(4)]}x`, `movsbw ${hb[r(4)]}, %${'abcd'[r(4)]}x`);
+          }
+        }
+        break;
+      }
+      default:
+        lines.push(['cbtw', 'cwtl', 'cltq', 'cwtd', 'cltd', 'cqto', 'stc', 'clc', 'cmc', 'lahf', 'sahf'][r(11)]);
+    }
+  };
+  return { next, r };
+}
+
+/**
+ * Random instruction sequences over random register values: ALU, shifts, multiply, bit
+ * and extension instructions, memory operands in the data region (R15 holds its base).
+ */
+export function randomSpecs(count: number, length: number, seed: bigint): RunSpec[] {
+  const rng = new Rng(seed | 1n);
+  const { next, r } = randomCases(rng);
   const specs: RunSpec[] = [];
   for (let p = 0; p < count; p++) {
     const lines: string[] = [`mov $${DATA_BASE}, %r15`];
     for (const x of REGS64) lines.push(`movabs $${hex(r(3) ? rng.next() : rng.pick(EDGE_VALUES))}, ${x}`);
-    while (lines.length < length) {
-      const size = [8, 16, 32, 64][r(4)];
-      const s = SUFFIX[size];
-      const a = sized(reg(), size);
-      const b = sized(reg(), size);
-      switch (r(15)) {
-        case 0:
-        case 1: {
-          const op = ['add', 'adc', 'sub', 'sbb', 'and', 'or', 'xor', 'cmp', 'test'][r(9)];
-          const form = r(4);
-          if (form === 0) lines.push(`${op}${s} ${b}, ${a}`);
-          else if (form === 1) lines.push(`${op}${s} $${imm(size)}, ${a}`);
-          else if (form === 2) lines.push(`${op}${s} ${b}, ${mem(size)}`);
-          else lines.push(op === 'test' ? `${op}${s} ${b}, ${mem(size)}` : `${op}${s} ${mem(size)}, ${a}`);
-          break;
-        }
-        case 2:
-          lines.push(`${['inc', 'dec', 'neg', 'not'][r(4)]}${s} ${r(3) ? a : mem(size)}`);
-          break;
-        case 3: {
-          const op = ['shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr'][r(7)];
-          const form = r(3);
-          const dst = r(4) ? a : mem(size);
-          if (form === 0) lines.push(`mov $${r(2) ? r(70) : r(256)}, %cl`, `${op}${s} %cl, ${dst === '%cl' ? '%al' : dst}`);
-          else if (form === 1) lines.push(`${op}${s} $${r(size)}, ${dst}`);
-          else lines.push(`${op}${s} ${dst}`);
-          break;
-        }
-        case 4:
-          if (size === 8) lines.push(`${['mul', 'imul'][r(2)]}b ${b}`);
-          else if (r(2)) lines.push(`${['mul', 'imul'][r(2)]}${s} ${b}`);
-          else lines.push(r(2) ? `imul${s} ${b}, ${a}` : `imul${s} $${imm(size === 64 ? 32 : size)}, ${b}, ${a}`);
-          break;
-        case 5: {
-          const dst64 = reg();
-          const wide = r(2) === 1;
-          const from = [8, 16, 32][r(3)];
-          if (from === 32) lines.push(`movslq ${sized(reg(), 32)}, ${dst64}`);
-          else lines.push(`mov${r(2) ? 's' : 'z'}${SUFFIX[from]}${wide ? 'q' : 'l'} ${sized(reg(), from)}, ${sized(dst64, wide ? 64 : 32)}`);
-          break;
-        }
-        case 6: {
-          const cc = CCS[r(16)];
-          lines.push(r(2) ? `set${cc} ${sized(reg(), 8)}` : `cmov${cc}${size === 8 ? 'q' : s} ${sized(reg(), size === 8 ? 64 : size)}, ${sized(reg(), size === 8 ? 64 : size)}`);
-          break;
-        }
-        case 7: {
-          if (size === 8) break;
-          const op = ['bt', 'bts', 'btr', 'btc'][r(4)];
-          lines.push(r(2) ? `${op}${s} $${r(size)}, ${a}` : `${op}${s} ${b}, ${a}`);
-          break;
-        }
-        case 8: {
-          if (size === 8) break;
-          const src = sized(reg(), size);
-          lines.push(`or${s} $1, ${src}`, `${['bsf', 'bsr'][r(2)]}${s} ${src}, ${a}`); // source != 0
-          break;
-        }
-        case 9:
-          lines.push(r(2) ? `xchg${s} ${b}, ${a}` : r(2) ? `xadd${s} ${b}, ${a}` : `cmpxchg${s} ${b}, ${r(2) ? a : mem(size)}`);
-          break;
-        case 10:
-          if (size >= 32) lines.push(`lea${s} ${r(200) - 100}(${sized(reg(), 64)},${sized(reg(), 64)},${[1, 2, 4, 8][r(4)]}), ${a}`);
-          if (size >= 32) lines.push(`bswap ${a}`);
-          break;
-        case 11: {
-          if (size === 8) break;
-          const op = ['shld', 'shrd'][r(2)];
-          const count = size === 16 ? r(17) : r(size);
-          // 16-bit operands with a count above 16 have an undefined result: never generated.
-          if (r(2)) lines.push(`${op}${s} $${count}, ${b}, ${a}`);
-          else lines.push(`mov $${count}, %cl`, `${op}${s} %cl, ${b === sized('%rcx', size) ? sized('%rdx', size) : b}, ${a === sized('%rcx', size) ? sized('%rax', size) : a}`);
-          break;
-        }
-        case 12:
-          lines.push(`mov${s} ${r(2) ? b : '$' + imm(size)}, ${mem(size)}`, `mov${s} ${mem(size)}, ${a}`);
-          break;
-        case 13: {
-          // Memory forms gcc emits: multiply, setcc, cmov, xchg/xadd, bit strings, push/pop.
-          const m = mem(size === 8 ? 64 : size);
-          const sz = size === 8 ? 64 : size;
-          const t = sized(reg(), sz);
-          switch (r(8)) {
-            case 0: lines.push(`${['mul', 'imul'][r(2)]}${SUFFIX[sz]} ${m}`); break;
-            case 1: lines.push(`imul${SUFFIX[sz]} ${m}, ${t}`); break;
-            case 2: lines.push(`set${CCS[r(16)]} ${mem(8)}`, `cmov${CCS[r(16)]}${SUFFIX[sz === 16 ? 16 : sz]} ${m}, ${t}`); break;
-            case 3: lines.push(`${r(2) ? 'xchg' : 'lock xadd'}${SUFFIX[sz]} ${t}, ${m}`); break;
-            case 4: {
-              // Register bit offsets address the bit string beyond the operand (SDM BT).
-              const off = sized(reg(), sz);
-              lines.push(`mov${SUFFIX[sz]} $${r(1024) - 256}, ${off}`, `${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} ${off}, 0x800(%r15)`);
-              break;
-            }
-            case 5: lines.push(`${['bt', 'bts', 'btr', 'btc'][r(4)]}${SUFFIX[sz]} $${r(256)}, ${m}`); break;
-            case 6: {
-              const w = r(2) ? 'q' : 'w';
-              lines.push(`push${w} ${r(2) ? mem(w === 'q' ? 64 : 16) : '$' + imm(16)}`, `pop${w} ${mem(w === 'q' ? 64 : 16)}`);
-              break;
-            }
-            default: {
-              // The legacy high-byte registers (no REX prefix possible).
-              const hb = ['%ah', '%bh', '%ch', '%dh'];
-              const lb = ['%al', '%bl', '%cl', '%dl'];
-              const x = hb[r(4)];
-              const y = [...hb, ...lb][r(8)];
-              lines.push(`${['add', 'sub', 'xor', 'adc', 'cmp', 'mov'][r(6)]}b ${y}, ${x}`, `movzbl ${x}, %e${'abcd'[r(4)]}x`, `movsbw ${hb[r(4)]}, %${'abcd'[r(4)]}x`);
-            }
-          }
-          break;
-        }
-        default:
-          lines.push(['cbtw', 'cwtl', 'cltq', 'cwtd', 'cltd', 'cqto', 'stc', 'clc', 'cmc', 'lahf', 'sahf'][r(11)]);
-      }
-    }
+    while (lines.length < length) next(lines);
     specs.push(blobSpec(`random-${p}`, lines.join('\n')));
+  }
+  return specs;
+}
+
+/**
+ * Random loops: random cases with conditional branches (a CMP or TEST, then Jcc over the
+ * next case) in a body run `iterations` times (a counter in the data region's last quadword):
+ * with the block compiler on, blocks loop on themselves and exit with flags pending into
+ * blocks that read them. The branches read only flags their CMP/TEST just defined.
+ */
+export function randomLoopSpecs(count: number, bodyCases: number, iterations: number, seed: bigint): RunSpec[] {
+  const rng = new Rng(seed | 1n);
+  const { next, r } = randomCases(rng);
+  const specs: RunSpec[] = [];
+  const counter = DATA_BASE + DATA_SIZE - 8;
+  for (let p = 0; p < count; p++) {
+    const lines: string[] = [`mov $${DATA_BASE}, %r15`, `movq $${iterations}, ${counter}`];
+    for (const x of REGS64) lines.push(`movabs $${hex(r(3) ? rng.next() : rng.pick(EDGE_VALUES))}, ${x}`);
+    lines.push('0:');
+    for (let k = 0; k < bodyCases; k++) {
+      if (r(4) === 0) {
+        const size = [8, 16, 32, 64][r(4)];
+        const a = sized(REGS64[r(REGS64.length)], size);
+        const b = sized(REGS64[r(REGS64.length)], size);
+        lines.push(`${r(2) ? 'cmp' : 'test'}${SUFFIX[size]} ${b}, ${a}`, `j${CCS[r(16)]} ${k}f`);
+        next(lines);
+        lines.push(`${k}:`);
+      } else next(lines);
+    }
+    lines.push(`decq ${counter}`, 'jnz 0b');
+    specs.push(blobSpec(`random-loop-${p}`, lines.join('\n')));
   }
   return specs;
 }

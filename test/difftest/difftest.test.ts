@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { DiffResult, diffRun } from './compare';
-import { edgeCaseSpecs, faultSpecs, randomSpecs, workloadSpec } from './corpus';
+import { edgeCaseSpecs, faultSpecs, randomLoopSpecs, randomSpecs, workloadSpec } from './corpus';
 import { KNOWN_FAILING } from './known-failing';
 import { RunSpec } from './run-spec';
 import { fpmathSpec, sseEdgeSpecs, sseFaultSpecs } from './sse-corpus';
@@ -60,7 +60,7 @@ describe('differential test against the real CPU (ptrace single-step)', function
     });
   }
 
-  for (const spec of randomSpecs(2, 2500, 0x5eed0001n)) {
+  for (const spec of [...randomSpecs(2, 2500, 0x5eed0001n), ...randomLoopSpecs(1, 60, 30, 0x100b0001n)]) {
     it(`random instruction sequence: ${spec.name}`, async function () {
       await check(this, spec, ['int3']);
     });

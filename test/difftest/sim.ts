@@ -27,7 +27,7 @@ export function loadCpuClass(): CpuClass | undefined {
 }
 
 /** Linux signal the native process gets for an exception vector (for comparing faults). */
-const SIGNAL_OF_VECTOR: Record<number, number> = { 0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 12: 11, 13: 11, 14: 11, 16: 8, 17: 7, 19: 8 };
+export const SIGNAL_OF_VECTOR: Record<number, number> = { 0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 12: 11, 13: 11, 14: 11, 16: 8, 17: 7, 19: 8 };
 const MAX_REP_ITERATIONS = 1 << 24;
 
 export class SimRunner {
@@ -37,11 +37,37 @@ export class SimRunner {
   /** Set when the simulator stopped in a way the native side cannot (a diagnosis). */
   problem: string | undefined;
 
+  /** The x87/SSE state at the start (an FXSAVE image), for reset(). */
+  private readonly fpuAtStart: Uint8Array;
+
   constructor(spec: RunSpec, Cpu: CpuClass) {
     this.mem = new GuestMemory(spec.memSize);
     for (const r of spec.regions) if (r.data) this.mem.write(r.address, r.data);
     this.cpu = new Cpu(this.mem, new PhysicalCpu());
     this.cpu.intercepts.exceptionBitmap = 0xffffffff;
+    this.setStartRegisters(spec);
+    // SSE on, as in a Linux process (CR4.OSFXSR | OSXMMEXCPT); XMM zero, MXCSR 0x1F80.
+    const cr4 = this.cpu.getReg('cr4');
+    this.cpu.setReg('cr4', { lo: (cr4.lo | 0x600) >>> 0, hi: cr4.hi });
+    this.fpuAtStart = this.cpu.getFpuImage().slice();
+  }
+
+  /**
+   * Back to the spec's start: registers, x87/SSE state and the regions' bytes (written
+   * directly: the code is unchanged, so its decoded and compiled blocks stay, which is the
+   * point of a warm-up run).
+   */
+  reset(spec: RunSpec): void {
+    for (const r of spec.regions) {
+      this.mem.bytes.fill(0, r.address, r.address + r.size);
+      if (r.data) this.mem.bytes.set(r.data, r.address);
+    }
+    this.setStartRegisters(spec);
+    this.cpu.setFpuImage(this.fpuAtStart);
+    this.problem = undefined;
+  }
+
+  private setStartRegisters(spec: RunSpec): void {
     for (let i = 0; i < 16; i++) this.cpu.setGpr(i as GprIndex, { lo: 0, hi: 0 });
     const order = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
     order.forEach((name, i) => {
@@ -51,9 +77,6 @@ export class SimRunner {
     this.cpu.setReg('rip', split(spec.regs.rip ?? 0));
     // The guest ABI starts with IF=0; the native process always has IF=1 (not compared).
     this.cpu.setReg('rflags', split(BigInt(spec.regs.rflags ?? 0) | 2n));
-    // SSE on, as in a Linux process (CR4.OSFXSR | OSXMMEXCPT); XMM zero, MXCSR 0x1F80.
-    const cr4 = this.cpu.getReg('cr4');
-    this.cpu.setReg('cr4', { lo: (cr4.lo | 0x600) >>> 0, hi: cr4.hi });
   }
 
   /** The simulator's x87/SSE registers (the Cpu is a CpuCore). */
@@ -97,7 +120,8 @@ export class SimRunner {
     return this.record(Kind.Fault, 2001);
   }
 
-  private emulateIo(exit: Extract<CpuExit, { kind: 'io' }>): TraceRecord {
+  /** IN/OUT as tracer.c does (the I/O exit's instruction completed, but OUT 0xF4: the end). */
+  emulateIo(exit: Extract<CpuExit, { kind: 'io' }>): TraceRecord {
     const mask = exit.size === 4 ? 0xffffffff : exit.size === 2 ? 0xffff : 0xff;
     const rax = this.cpu.getGpr(0);
     if (exit.string) {
@@ -113,7 +137,8 @@ export class SimRunner {
     return exit.isIn ? this.record(Kind.In, aux) : this.record(Kind.Out, aux, (rax.lo & mask) >>> 0);
   }
 
-  private record(kind: Kind, auxLo = 0, auxHi = 0): TraceRecord {
+  /** The simulator's registers as a trace record. */
+  record(kind: Kind, auxLo = 0, auxHi = 0): TraceRecord {
     const regs = new Uint32Array(36);
     for (let i = 0; i < 16; i++) {
       const v = this.cpu.getGpr(i as GprIndex);

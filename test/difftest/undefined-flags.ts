@@ -125,3 +125,61 @@ export function isRepString(code: Uint8Array): boolean {
   const op = d.op;
   return (op >= 0xa4 && op <= 0xa7) || (op >= 0xaa && op <= 0xaf) || (op >= 0x6c && op <= 0x6f);
 }
+
+/**
+ * The arithmetic flags and DF the instruction at `code` writes (defined or not), given RCX
+ * before it; for the block-mode difftest, which must know when a flag left undefined is
+ * written again. Instructions not listed here count as writing none: that errs on the side
+ * of treating a flag as still undefined (not compared), never the other way.
+ */
+export function writtenFlags(code: Uint8Array, rcxLow: number): number {
+  const d = decode(code);
+  if (!d) return 0;
+  const op = d.op;
+  const reg = d.modrmReg;
+  if (op < 0x40 && (op & 7) < 6 && op !== 0x0f) return ARITH; // ADD OR ADC SBB AND SUB XOR CMP
+  if (op >= 0x80 && op <= 0x83) return ARITH;
+  if (op === 0x84 || op === 0x85 || op === 0xa8 || op === 0xa9) return ARITH;
+  if (op === 0xf6 || op === 0xf7) return reg === 2 ? 0 : ARITH;
+  if (op === 0xfe || op === 0xff) return reg <= 1 ? ARITH & ~CF : 0;
+  if (op === 0x69 || op === 0x6b || op === 0x0faf) return ARITH;
+  const shift = (raw: number, byteOp: boolean) => {
+    const w = width(d, byteOp);
+    if ((raw & (w === 64 ? 63 : 31)) === 0) return 0;
+    return reg <= 3 ? CF | OF : ARITH;
+  };
+  if (op === 0xc0 || op === 0xc1) return shift(code[d.afterModrm] ?? 0, op === 0xc0);
+  if (op === 0xd0 || op === 0xd1) return shift(1, op === 0xd0);
+  if (op === 0xd2 || op === 0xd3) return shift(rcxLow & 0xff, op === 0xd2);
+  if (op === 0x0fa4 || op === 0x0fac || op === 0x0fa5 || op === 0x0fad) {
+    const raw = op === 0x0fa4 || op === 0x0fac ? code[d.afterModrm] ?? 0 : rcxLow & 0xff;
+    return (raw & (width(d, false) === 64 ? 63 : 31)) === 0 ? 0 : ARITH;
+  }
+  if (op === 0x0fbc || op === 0x0fbd || op === 0x0fb8) return ARITH; // BSF BSR (TZCNT LZCNT) POPCNT
+  if (op === 0x0fa3 || op === 0x0fab || op === 0x0fb3 || op === 0x0fbb || op === 0x0fba) return ARITH;
+  if (op === 0x0fb0 || op === 0x0fb1 || op === 0x0fc0 || op === 0x0fc1) return ARITH; // CMPXCHG XADD
+  if (op === 0x0f2e || op === 0x0f2f) return ARITH; // (U)COMISS/SD
+  if (op === 0xa6 || op === 0xa7 || op === 0xae || op === 0xaf) return d.rep && rcxLow === 0 ? 0 : ARITH; // CMPS SCAS (RCX low half: a guess for 0 that only widens)
+  if (op === 0x9e) return ARITH & ~OF; // SAHF
+  if (op === 0x9d) return ARITH | DF; // POPF
+  if (op === 0xf5 || op === 0xf8 || op === 0xf9) return CF; // CMC CLC STC
+  if (op === 0xfc || op === 0xfd) return DF;
+  return 0;
+}
+
+/** The arithmetic flags the instruction at `code` reads (Jcc, SETcc, CMOVcc, ADC/SBB, RCL/RCR, LAHF, PUSHF, CMC). */
+export function readFlags(code: Uint8Array): number {
+  const d = decode(code);
+  if (!d) return 0;
+  const op = d.op;
+  const reg = d.modrmReg;
+  const cc = (n: number) => [OF, OF, CF, CF, ZF, ZF, CF | ZF, CF | ZF, SF, SF, PF, PF, SF | OF, SF | OF, ZF | SF | OF, ZF | SF | OF][n & 15];
+  if ((op >= 0x70 && op <= 0x7f) || (op >= 0x0f80 && op <= 0x0f8f) || (op >= 0x0f90 && op <= 0x0f9f) || (op >= 0x0f40 && op <= 0x0f4f)) return cc(op);
+  if (op < 0x40 && ((op >> 3) === 2 || (op >> 3) === 3) && (op & 7) < 6) return CF; // ADC SBB
+  if (op >= 0x80 && op <= 0x83 && (reg === 2 || reg === 3)) return CF;
+  if ((op === 0xc0 || op === 0xc1 || (op >= 0xd0 && op <= 0xd3)) && (reg === 2 || reg === 3)) return CF; // RCL RCR
+  if (op === 0x9f) return SF | ZF | AF | PF | CF; // LAHF
+  if (op === 0x9c) return ARITH; // PUSHF
+  if (op === 0xf5) return CF; // CMC
+  return 0;
+}
