@@ -47,7 +47,7 @@ function makeGuest(): { mem: GuestMemory; entry: number; name: string } {
 
 interface RunFigures { instructions: number; seconds: number; mips: number; cpuMips: number; console: string }
 
-function runOnce(armBreakpoints: boolean, jit = true): RunFigures {
+export function runOnce(armBreakpoints: boolean, jit = true): RunFigures {
   const { mem, entry } = makeGuest();
   const phys = new PhysicalCpu();
   if (armBreakpoints) {

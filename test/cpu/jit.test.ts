@@ -91,7 +91,7 @@ function imm(r: Rng): string {
 function randomInsn(r: Rng, label: () => string): string {
   const q = r.pick(REGS64), q2 = r.pick(REGS64), d = r.pick(REGS32), d2 = r.pick(REGS32);
   const mem = `${r.int(4088)}(%rbx)`;
-  switch (r.int(30)) {
+  switch (r.int(34)) {
     case 0: return `${r.pick(ALU)} ${q}, ${q2}`;
     case 1: return `${r.pick(ALU)} ${d}, ${d2}`;
     case 2: { const op = r.pick(ALU); return `${op}q $${imm(r)}, ${q}`; }
@@ -121,6 +121,10 @@ function randomInsn(r: Rng, label: () => string): string {
     case 26: return `mov ${mem}, ${r.pick(BYTE)}`;
     case 27: return `movq $${imm(r)}, ${mem}`;
     case 28: return `movl $${imm(r)}, ${mem}`;
+    case 30: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc'])}${r.pick(['q', 'l'])} $${imm(r)}, ${mem}`;
+    case 31: return `test ${r.pick([q, d])}, ${mem}`;
+    case 32: { const w = r.int(2); return `test${w ? 'q' : 'l'} $${imm(r)}, ${r.pick([mem, w ? q : d])}`; }
+    case 33: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp'])} ${r.pick([q, d])}, ${mem}`;
     default: return `${r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp'])} $${imm(r)}, ${r.pick([q, d])}`.replace(/ \$(\S+), %r/, ' $$$1, %r');
   }
 }
@@ -166,6 +170,22 @@ describe('block compiler (vmm/cpu/jit) vs the interpreter', function () {
       expect(exits.length, `seed ${seed}`).to.be.greaterThan(0);
     }
     expect(jitStats.compiled - before, 'blocks compiled').to.be.greaterThan(30);
+  });
+
+  it('random streams with a data breakpoint on their data: the checking path (#DB after the access) agrees', function () {
+    let traps = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const src = randomProgram(seed * 15485863, 16 + (seed % 10), 100);
+      const prog = assembleProgram(src, ORIGIN);
+      // DR0: read/write, 8 bytes, on the slot of a data offset the stream uses
+      const offsets = [...src.matchAll(/(\d+)\(%rbx\)/g)].map((m) => Number(m[1]));
+      if (offsets.length === 0) continue;
+      const slot = offsets[seed % offsets.length] & ~7;
+      const arm = (c: Cpu): void => { c.phys.setDr(0, u64(prog.labels['data'] + slot)); c.phys.setDr(7, u64(0x400 | 1 | (0xb << 16))); };
+      const { exits } = lockstep(prog.code, BUDGETS, { setup: arm, maxSlices: 3000, onExit: (c, e) => e.kind === 'exception' && e.vector === 1 });
+      traps += exits.filter((e) => e.kind === 'exception').length;
+    }
+    expect(traps, '#DB exits').to.be.greaterThan(20);
   });
 
   it('budgets that end slices inside compiled blocks keep the count exact (preemption)', function () {
@@ -371,5 +391,189 @@ after:
     expect(db.length).to.equal(1);
     expect(exits[exits.length - 1].kind).to.equal('hlt');
     expect(jit.instret).to.equal(1 + 3000 * 4 + 1); // HLT exits before it retires
+  });
+});
+
+/**
+ * A loop that calls random functions on its page (direct and indirect calls, returns, jumps
+ * across blocks, branches between them): compiled regions of several blocks.
+ */
+function randomCallProgram(seed: number, funcs: number, iterations: number): string {
+  const r = new Rng(seed);
+  let n = 0;
+  const label = (): string => `L${n++}`;
+  const init = REGS64.map((q) => `movabs $0x${r.next().toString(16)}${r.next().toString(16).padStart(8, '0')}, ${q}`).join('\n  ');
+  const body = (len: number): string => Array.from({ length: len }, () => randomInsn(r, label)).join('\n  ');
+  const calls: string[] = [];
+  for (let f = 0; f < funcs; f++) {
+    calls.push(body(1 + r.int(4)));
+    calls.push(r.int(2) ? `call f${f}` : `lea f${f}(%rip), %rax\n  call *%rax`);
+  }
+  const fns: string[] = [];
+  for (let f = 0; f < funcs; f++) {
+    const skip = label();
+    fns.push(`f${f}:\n  ${body(2 + r.int(5))}\n  jmp ${skip}\n  ${randomSimple(r)}\n${skip}:\n  ${body(1 + r.int(3))}\n  ret`);
+  }
+  return `
+  lea data(%rip), %rbx
+  mov $${iterations}, %r15d
+  ${init}
+top:
+  ${calls.join('\n  ')}
+  dec %r15d
+  jnz top
+  hlt
+${fns.join('\n')}
+  .balign 4096
+data:
+  .fill 4096, 1, 0x5a
+`;
+}
+
+describe('block compiler: regions of several blocks (direct chaining inside one page)', function () {
+  this.timeout(120000);
+
+  it('random calls, returns, jumps and branches between blocks: same state, count and memory after every slice', function () {
+    const before = { ...jitStats };
+    for (let seed = 1; seed <= 30; seed++) {
+      const code = assembleProgram(randomCallProgram(seed * 104729, 1 + (seed % 4), 120), ORIGIN).code;
+      const { exits } = lockstep(code, BUDGETS.slice(seed % 7).concat(BUDGETS.slice(0, seed % 7)));
+      expect(exits.length, `seed ${seed}`).to.be.greaterThan(0);
+    }
+    const compiled = jitStats.compiled - before.compiled, blocks = jitStats.regionBlocks - before.regionBlocks;
+    expect(compiled, 'regions compiled').to.be.greaterThan(30);
+    expect(blocks / compiled, 'blocks per region').to.be.greaterThan(1.5);
+  });
+
+  it('a store into another block of the running region drops it; the next pass runs the new code', function () {
+    const src = `
+  mov $400, %r15d
+  xor %eax, %eax
+top:
+  add $1, %eax
+  call f
+  lea patch+1(%rip), %rdx
+  mov %eax, (%rdx)
+  dec %r15d
+  jnz top
+  hlt
+f:
+  add $3, %ecx
+patch:
+  mov $5, %esi
+  add %esi, %ecx
+  ret
+`;
+    const code = assembleProgram(src, ORIGIN).code;
+    const { jit } = lockstep(code, [1000000]);
+    expect(jit.getGpr(1).lo, 'ecx: 3 + the patched immediate each time').to.equal(400 * 3 + 400 * 401 / 2 - 400 + 5);
+    lockstep(code, [1, 7, 100, 33]);
+  });
+
+  it('a hot region does not run on into a page whose translation changed (PTE rewritten, INVLPG)', function () {
+    // 4-level tables at 0xf0000: 0-1 MiB identity-mapped in 4 KiB pages. After 300 calls of
+    // g (page 0x11000), its PTE is pointed at page 0x12000 (another g) and INVLPG'd.
+    const PML4 = 0xf0000, PDPT = 0xf1000, PD = 0xf2000, PT = 0xf3000;
+    const src = `
+  mov $600, %r15d
+top:
+  call g
+  cmp $300, %r15d
+  jne 1f
+  movq $0x12003, ${PT + 0x11 * 8}
+  invlpg 0x11000
+1:
+  dec %r15d
+  jnz top
+  hlt
+  .balign 0x1000
+g:
+  add $1, %rax
+  ret
+  .balign 0x1000
+g2:
+  add $1000, %rax
+  ret
+`;
+    const prog = assembleProgram(src, ORIGIN);
+    expect(prog.labels['g']).to.equal(0x11000);
+    const setup = (c: Cpu): void => {
+      const q = (a: number, v: number): void => { c.mem.view.setUint32(a, v, true); c.mem.view.setUint32(a + 4, 0, true); };
+      q(PML4, PDPT | 3); q(PDPT, PD | 3); q(PD, PT | 3);
+      for (let i = 0; i < 256; i++) q(PT + i * 8, (i << 12) | 3);
+      c.setReg('cr3', u64(PML4));
+    };
+    for (const budgets of [[1000000], [1, 5, 99], [250]]) {
+      const { jit } = lockstep(prog.code, budgets, { setup });
+      expect(jit.getGpr(0).lo, 'g ran 301 times, then the other g 299 times').to.equal(301 + 299 * 1000);
+    }
+  });
+
+  it('a region compiled before is taken early by a new vCPU only where the same bytes are decoded', function () {
+    const src = (k: number): string => `
+  mov $300, %r15d
+top:
+  add $1, %rax
+  call f
+  dec %r15d
+  jnz top
+  hlt
+f:
+  add $${k}, %rcx
+  jmp 1f
+  ud2
+1:
+  imul $3, %rcx, %rdx
+  ret
+`;
+    const same = assembleProgram(src(5), ORIGIN).code, other = assembleProgram(src(7), ORIGIN).code;
+    lockstep(same, [100000]); // compiled once (threshold 3 in these tests)
+    const hits = jitStats.factoryHits;
+    // a vCPU with the default threshold (500 entries, never reached here) takes it after 16
+    const { jit } = lockstep(same, [100000], { setup: (c) => { c.jitThreshold = 500; } });
+    expect(jitStats.factoryHits, 'the same code again: the region function reused').to.be.greaterThan(hits);
+    expect(jit.getGpr(1).lo).to.equal(300 * 5);
+    // the callee's immediate differs: its block's bytes differ, so nothing compiled for the first program runs
+    const h2 = jitStats.factoryHits;
+    const { jit: j2 } = lockstep(other, [100000, 3, 17], { setup: (c) => { c.jitThreshold = 500; } });
+    expect(jitStats.factoryHits, 'nothing reused').to.equal(h2);
+    expect(j2.getGpr(1).lo).to.equal(300 * 7);
+  });
+
+  it('an instruction breakpoint armed on a block inside a hot region stops there, every time', function () {
+    const src = `
+  mov $400, %r15d
+top:
+  add $1, %rax
+  call f
+  dec %r15d
+  jnz top
+  hlt
+f:
+  add $2, %rcx
+  jmp there
+  ud2
+there:
+  add $3, %rdx
+  ret
+`;
+    const prog = assembleProgram(src, ORIGIN);
+    const a = makeCpu(prog.code, false), b = makeCpu(prog.code, true);
+    const before = jitStats.regionBlocks - jitStats.compiled;
+    for (const c of [a, b]) expect(c.run(600).kind).to.equal('budget'); // hot, compiled
+    expect(jitStats.regionBlocks - jitStats.compiled, 'regions of more than one block').to.be.greaterThan(before);
+    const at = prog.labels['there']; // the block after the jmp
+    for (const c of [a, b]) { c.phys.setDr(0, u64(at)); c.phys.setDr(7, u64(0x401)); }
+    let stops = 0;
+    for (let k = 0; k < 500; k++) {
+      const ea = a.run(100000), eb = b.run(100000);
+      expect(state(b, eb)).to.equal(state(a, ea));
+      if (ea.kind === 'hlt') break;
+      expect(ea.kind).to.equal('exception');
+      expect(a.rip).to.equal(at);
+      stops++;
+      for (const c of [a, b]) c.setReg('rflags', u64(c.getFlags() | 0x10000));
+    }
+    expect(stops).to.be.greaterThan(200);
   });
 });

@@ -298,7 +298,8 @@ export class Vm implements VmApi {
       const v = list[this.rrNext++ % list.length];
       if (v.state === 'halted') continue;
       const before = v.cpu.instret;
-      const stop = v.runSlice(Math.min(left, ROUND_ROBIN_SLICE));
+      // one vCPU: no turns to take (its slices would only end blocks mid-way, costing exits and decodes)
+      const stop = v.runSlice(list.length === 1 ? left : Math.min(left, ROUND_ROBIN_SLICE));
       left -= Math.max(1, v.cpu.instret - before);
       if (stop !== null) return stop;
     }

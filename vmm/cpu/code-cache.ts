@@ -100,6 +100,8 @@ export function codeTrackerOf(mem: GuestMemory): CodeTracker {
   return t;
 }
 
+const NO_INSNS: Insn[] = [];
+
 /** Straight-line run of decoded instructions, with its two most recent successors. */
 export class Block {
   readonly insns: Insn[] = [];
@@ -114,8 +116,12 @@ export class Block {
   crossPpn = -1;
   /** Times the run loop entered this block (the compiler takes it at the vCPU's jitThreshold). */
   hits = 0;
-  /** The compiled form (jit/), or null: interpreted. */
+  /** The compiled form (jit/: this block's region), or null: interpreted. */
   jit: JitFn | null = null;
+  /** The instructions of the compiled region (its blocks' one after the other). */
+  jitInsns: Insn[] = NO_INSNS;
+  /** Instructions the code cache counts for the compiled region (its bound covers compiled code). */
+  charged = 0;
   /** Outside 64-bit mode: the CS base and limit it was decoded under (fetch = base + EIP, up to the limit). */
   csBase = 0;
   csLimit = 0;
@@ -134,6 +140,8 @@ export class Block {
     this.crossPpn = -1;
     this.hits = 0;
     this.jit = null;
+    this.jitInsns = NO_INSNS;
+    this.charged = 0;
   }
 }
 
@@ -205,10 +213,20 @@ export class CodeCache implements CodeCacheOwner {
     const pg = b.page;
     if (pg !== null && pg.blocks.get(b.addr) === b) {
       pg.blocks.delete(b.addr);
-      pg.insns -= b.insns.length;
-      this.insnCount -= b.insns.length;
+      pg.insns -= b.insns.length + b.charged;
+      this.insnCount -= b.insns.length + b.charged;
       this.recycle(b);
     }
+  }
+
+  /** Counts n instructions of compiled code (b's region) against the bound, until b is dropped. */
+  charge(b: Block, n: number): void {
+    const pg = b.page;
+    if (pg === null || !b.valid || pg.blocks.get(b.addr) !== b) return;
+    b.charged += n;
+    pg.insns += n;
+    this.insnCount += n;
+    if (this.insnCount > this.maxInsns) this.evict();
   }
 
   private dropKey(key: number): void {

@@ -19,6 +19,7 @@ import { BreakpointSummary } from './debug-match';
 import { CpuExit } from './cpu-exit';
 import { CpuIntercepts } from './guest-cpu';
 import { FpuState } from './fpu-state';
+import type { Insn } from './insn';
 import { LF, PARITY, CF, PF, AF, ZF, SF, OF, AC, ARITH_MASK } from './flags';
 import { CR0_AM } from '../x86/control-regs';
 
@@ -180,10 +181,10 @@ export class CpuCore {
   /** DR6 bits of a fault-like #DB raised by an instruction (general detect: BD). */
   faultDr6 = 0;
 
-  // compiled blocks (jit/emit.ts): instructions a compiled block completed, and the index in
-  // its block of the instruction that faulted or exited
+  // compiled regions (jit/emit.ts): instructions completed in the last block a region ran,
+  // and the instruction that faulted or exited
   jitN = 0;
-  jitIdx = 0;
+  jitInsn: Insn | null = null;
 
   // fault details
   faultKind = FaultKind.EXCEPTION;

@@ -30,7 +30,7 @@ import { EFER_LMA, CS } from './segments';
 import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
-import { compileBlock, jitDefault, JIT_THRESHOLD } from './jit/block-jit';
+import { compileRegion, jitDefault, JIT_THRESHOLD, JIT_CACHED_THRESHOLD } from './jit/block-jit';
 import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -343,20 +343,25 @@ export class Cpu extends CpuCore implements GuestCpu {
       }
       this.bpCheckedRip = -1;
       if (blk.jit === null) {
-        if (++blk.hits === this.jitThreshold && this.jitEnabled && blk.valid) blk.jit = compileBlock(insns, blk.addr);
+        const h = ++blk.hits;
+        if ((h === this.jitThreshold || (h === JIT_CACHED_THRESHOLD && h < this.jitThreshold)) && this.jitEnabled && blk.valid) {
+          this.compile(blk, h < this.jitThreshold);
+        }
       } else if (this.attention === 0 && left >= n && bpAt === n && this.jitEnabled) {
-        // compiled: the same instructions with the same stops as the loop below
+        // compiled: the same instructions with the same stops as the loop below; on from
+        // block to block of the region only while no instruction breakpoint is armed (the
+        // loop above checks each block for them)
         let nx: number;
         try {
-          nx = blk.jit(this, left, insns);
+          nx = blk.jit(this, left, blk.jitInsns, this.bp.execEnabled === 0 ? 1 : 0);
         } catch (x) {
-          if (x !== FAULT) return this.internalError(x, insns[this.jitIdx]);
+          if (x !== FAULT) return this.internalError(x, this.jitInsn ?? insns[0]);
           nx = EXIT_RIP;
         }
         if (nx === EXIT_RIP) {
-          // a fault or an intercept at insns[jitIdx], after jitN instructions of the block
+          // a fault or an intercept at jitInsn, after jitN instructions of its block
           prev = null;
-          const e = this.stopInBlock(insns[this.jitIdx], this.jitN);
+          const e = this.stopInBlock(this.jitInsn ?? insns[0], this.jitN);
           if (e !== null) return e;
           continue;
         }
@@ -401,6 +406,15 @@ export class Cpu extends CpuCore implements GuestCpu {
         if (e !== null) return e;
       }
     }
+  }
+
+  /** Compiles blk's region (jit/; cachedOnly: only if compiled before); the code cache counts its instructions. */
+  private compile(blk: Block, cachedOnly: boolean): void {
+    const r = compileRegion(blk, this.bytes, cachedOnly);
+    if (r === null) return;
+    blk.jit = r.fn;
+    blk.jitInsns = r.insns;
+    this.blocks.charge(blk, r.insns.length);
   }
 
   /** Instruction `i` of a block faulted or was intercepted after `retired` others: RIP back at it, then its handling. */

@@ -1,7 +1,16 @@
 /**
- * Source generation for one decoded block (code-cache.ts Block): the JavaScript of a function
- * `(c, left) => next RIP` that runs the block's instructions with exactly the interpreter's
- * semantics (cpu.ts run loop + fast.ts/exec.ts handlers).
+ * Source generation for a region of decoded blocks (code-cache.ts Block; jit/region.ts picks
+ * them): the JavaScript of a function `(c, left, I, ch) => next RIP` that runs them with
+ * exactly the interpreter's semantics (cpu.ts run loop + fast.ts/exec.ts handlers).
+ *
+ * - The first block is the entry. A branch, fall-through, call or return to another block of
+ *   the region goes straight to it (a `switch` on the block number inside one loop) if the
+ *   budget `left` covers all of that block and `ch` is 1; otherwise the function returns
+ *   there, as the run loop would stop between two blocks. `ch` = 0 (instruction breakpoints
+ *   armed: the run loop checks each block) allows only a block's branch to its own start.
+ *   Each block start adds the instructions done so far to c.instret, as the run loop does
+ *   between blocks (RDTSC in a call-out reads it). The arithmetic flags a block leaves for
+ *   the next one stay in locals (flags-expr.ts DynFlags).
  *
  * - Guest registers live in int32 locals (l<r> bits 31:0, h<r> bits 63:32) across the block,
  *   loaded at entry and stored back at every exit, on a fault (catch) and before a call-out.
@@ -12,15 +21,14 @@
  * - Memory operands: the TLB fast tags inline (as fast.ts); anything else (TLB miss, data
  *   breakpoint page, MMIO, page-crossing, stores to pages holding code) calls the CpuCore
  *   accessor, after which `attention` is checked at the instruction's end.
- * - A block that branches back to its own start with no call-outs loops inside the function
- *   while the budget allows a whole pass (the interpreter would run the same instructions).
  *
- * Results: c.jitN = instructions completed; on a fault or EXIT_RIP, c.jitIdx = index of the
- * instruction that did not complete.
+ * Results: c.jitN = instructions completed in the last block run (the earlier blocks' are in
+ * c.instret); on a fault or EXIT_RIP, c.jitInsn = the instruction that did not complete.
  */
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
-import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, szapBits } from './flags-expr';
+import { TLB_MASK } from '../mmu';
+import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, FLUSH_DYN, szapBits } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
 const RELOAD = '/*RELOAD*/';
@@ -40,10 +48,10 @@ export function inlineable(i: Insn): boolean {
     case Op.LEA: return (s === 8 && i.asize === 8) || s === 4;
     case Op.MOVZX: return q && (i.srcSize === 1 || i.srcSize === 2);
     case Op.MOVSX: return q;
-    case Op.ALU_EG: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
+    case Op.ALU_EG: return q && i.sub !== 2 && i.sub !== 3;
     case Op.ALU_GE: return q && i.sub !== 2 && i.sub !== 3;
-    case Op.ALU_EI: return q && !i.isMem && i.sub !== 2 && i.sub !== 3;
-    case Op.TEST_EG: return q && !i.isMem;
+    case Op.ALU_EI: return q && i.sub !== 2 && i.sub !== 3;
+    case Op.TEST_EG: case Op.TEST_EI: return q;
     case Op.INC_E: case Op.DEC_E: return q && !i.isMem;
     case Op.PUSH_R: case Op.POP_R: return s === 8;
     case Op.JCC: case Op.JMP_REL: case Op.CALL_REL: return true;
@@ -67,11 +75,18 @@ function lit(n: number): string {
 }
 
 export interface EmittedBlock {
-  /** Body of `function (PARITY, imulTrunc, mul64lo, MUL, RT)` (RT: runtime.ts) returning the block function `(c, left, I = the block's insns)`. */
+  /** Body of `function (PARITY, imulTrunc, mul64lo, MUL, RT)` (RT: runtime.ts) returning the region function `(c, left, I = the blocks' insns one after the other, ch)`. */
   source: string;
-  /** Instruction count of the block. */
+  /** Instruction count of the region. */
   length: number;
   inlined: number;
+}
+
+/** One block of a region: its start, instructions and the successors the run loop saw it take (returns, indirect jumps). */
+export interface RegionBlock {
+  addr: number;
+  insns: readonly Insn[];
+  seen: readonly number[];
 }
 
 class Emitter {
@@ -82,12 +97,17 @@ class Emitter {
   private temps = 0;
   private callouts = 0;
   inlined = 0;
-  private loops = false;
-  /** The instruction being emitted (index in the block). */
+  /** The block being emitted (index in the region), the instruction (index in the block) and its index in I. */
+  private j = 0;
   private k = 0;
+  private g = 0;
   private slow = false;
+  /** Block number by start address. */
+  private readonly index = new Map<number, number>();
 
-  constructor(private readonly insns: readonly Insn[], private readonly start: number) {}
+  constructor(private readonly blocks: readonly RegionBlock[]) {
+    blocks.forEach((b, j) => this.index.set(b.addr, j));
+  }
 
   private t(): string {
     return `t${this.temps++}`;
@@ -114,7 +134,41 @@ class Emitter {
   /** Prepares a call into CpuCore that may fault or set attention (slow paths). */
   private beforeSlow(): string {
     this.slow = true;
-    return `ci = ${this.k}; ${flushFlags(this.flags)}`;
+    return `ci = ${this.g}; cn = ${this.k}; ${flushFlags(this.flags)}`;
+  }
+
+  /** Before an instruction reads the flags: those pending in the exit locals into CpuCore. */
+  private needFlags(): void {
+    if (this.flags !== null && this.flags.kind === 'dyn') { this.out.push(FLUSH_DYN); this.flags = null; }
+  }
+
+  /**
+   * Statements that go on at `target` after instruction k: the region's block there if the
+   * budget covers it (and chaining is on, or it is this block's own start), else the
+   * function returns there.
+   */
+  private goTo(target: number): string {
+    const k = this.k;
+    const j = this.index.get(target);
+    const pre = `${flagsToLocals(this.flags)} c.instret += ${k + 1}; left -= ${k + 1};`;
+    if (j === undefined) return `{ ${pre} xn = 0; xr = ${lit(target)}; break B; }`;
+    const len = this.blocks[j].insns.length;
+    const chain = j === this.j ? '' : 'ch !== 0 && ';
+    return `{ ${pre} if (${chain}left >= ${len}) { pc = ${j}; continue B; } xn = 0; xr = ${lit(target)}; break B; }`;
+  }
+
+  /** The same for a target known at run time (local `v`): the region's blocks this block was seen to go to, else a return. */
+  private goToDynamic(v: string): string {
+    const k = this.k;
+    const pre = `${flagsToLocals(this.flags)} c.instret += ${k + 1}; left -= ${k + 1};`;
+    let tests = '';
+    for (const a of this.blocks[this.j].seen) {
+      const j = this.index.get(a);
+      if (j === undefined) continue;
+      const chain = j === this.j ? '' : 'ch !== 0 && ';
+      tests += `if (${v} === ${lit(a)} && ${chain}left >= ${this.blocks[j].insns.length}) { pc = ${j}; continue B; } `;
+    }
+    return `{ ${pre} ${tests}xn = 0; xr = ${v}; break B; }`;
   }
 
   /** The effective address of i's memory operand into two new int32 locals. */
@@ -143,25 +197,57 @@ class Emitter {
   private load(aL: string, aH: string, n: number): [string, string] {
     const vL = this.t(), vH = n === 8 ? this.t() : '0';
     const call = n === 8 ? `${vL} = c.rd64(${aL} >>> 0, ${aH} >>> 0) | 0; ${vH} = c.t | 0;` : `${vL} = c.rd${n * 8}(${aL} >>> 0, ${aH} >>> 0) | 0;`;
-    const fast = n === 8 ? `${vL} = R[0]; ${vH} = R[1];` : `${vL} = R[0];`;
-    this.out.push(`if (fastRead${n * 8}(c, ${aL}, ${aH}) !== 0) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
+    const p = this.t();
+    let fast: string;
+    switch (n) {
+      case 1: fast = `${vL} = M8[${p}];`; break;
+      case 2: fast = `${vL} = M8[${p}] | (M8[${p} + 1] << 8);`; break;
+      case 4: fast = `${vL} = M32[${p} >>> 2] | 0;`; break;
+      default: fast = `${vL} = M32[${p} >>> 2] | 0; ${vH} = M32[(${p} >>> 2) + 1] | 0;`;
+    }
+    this.out.push(`if (${this.tlbHit('tR', aL, aH, n, p)}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
     return [vL, vH];
   }
 
-  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH). */
+  /**
+   * The TLB fast path's test (core.ts, runtime.ts) inline: the entry of the page has a fast
+   * tag for the access (RAM, allowed, no data breakpoint, no alignment check), the n bytes stay
+   * on the page and, for 4 and 8 bytes, are 4-aligned in RAM (the 32-bit view); sets local p
+   * to the RAM offset.
+   */
+  private tlbHit(tags: string, aL: string, aH: string, n: number, p: string): string {
+    const e = this.t();
+    const off = `(${aL} & 4095)`;
+    let t = `(${e} = (${aL} >>> 12) & ${TLB_MASK}, ${tags}[${e}] === (${aL} & -4096)) && tH[${e}] === ${aH}`;
+    if (n > 1) t += ` && ${off} <= ${4096 - n}`;
+    t += n >= 4 ? ` && ((${p} = tP[${e}] + ${off}) & 3) === 0` : ` && (${p} = tP[${e}] + ${off}, true)`;
+    return t;
+  }
+
+  /**
+   * The n bytes at RAM offset p hold no decoded code (core.ts storeNearCode): the page holds
+   * none, or the 16-byte lines of the first and last byte hold none.
+   */
+  private notCode(p: string, n: number): string {
+    const last = n === 1 ? p : `(${p} + ${n - 1})`;
+    return `(CP[${p} >>> 12] === 0 || ((CL[${p} >>> 9] >>> ((${p} >>> 4) & 31)) & 1 | (CL[${last} >>> 9] >>> ((${last} >>> 4) & 31)) & 1) === 0)`;
+  }
+
+  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH); a store into decoded code's lines takes the accessor (it drops that code). */
   private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
+    const p = this.t();
     let fast: string, call: string;
     if (n === 1) {
-      fast = `fastWrite8(c, ${aL}, ${aH}, ${vL})`;
+      fast = `M8[${p}] = ${vL};`;
       call = `c.wr8(${aL} >>> 0, ${aH} >>> 0, ${vL});`;
     } else if (n === 4) {
-      fast = `fastWrite32(c, ${aL}, ${aH}, ${vL})`;
+      fast = `M32[${p} >>> 2] = ${vL};`;
       call = `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
     } else {
-      fast = `fastWrite64(c, ${aL}, ${aH}, ${vL}, ${vH})`;
+      fast = `M32[${p} >>> 2] = ${vL}; M32[(${p} >>> 2) + 1] = ${vH};`;
       call = `c.wr64(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0, ${vH} >>> 0);`;
     }
-    this.out.push(`if (${fast} === 0) { ${this.beforeSlow()} ${call} sl = 1; }`);
+    this.out.push(`if (${this.tlbHit('tW', aL, aH, n, p)} && ${this.notCode(p, n)}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
   }
 
   /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
@@ -203,22 +289,52 @@ class Emitter {
   }
 
   private callout(i: Insn): void {
-    this.callouts++;
-    const k = this.k;
-    this.out.push(`ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${k} = I[${k}], r${k} = i${k}.fn(c, i${k}); ok = 1; ${RELOAD}`);
+    this.out.push(this.calloutCode(i));
     this.flags = null;
-    this.out.push(`if (r${k} !== ${lit(i.nextAddr)} || c.attention !== 0) { fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+  }
+
+  /** Statements that run instruction i by its interpreter handler (then the flags are in CpuCore). */
+  private calloutCode(i: Insn): string {
+    this.callouts++;
+    const k = this.k, g = this.g;
+    const call = `ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g}); ok = 1; ${RELOAD}`;
+    const saved = this.flags;
+    this.flags = null;
+    // the block's last instruction (a transfer) may go on in the region; a fault, an exit or attention returns
+    const last = k === this.blocks[this.j].insns.length - 1;
+    const on = last ? `if (c.attention === 0 && r${g} !== -0.5) ${this.goToDynamic(`r${g}`)} ` : '';
+    this.flags = saved;
+    return `${call}\nif (r${g} !== ${lit(i.nextAddr)} || c.attention !== 0) { ${on}fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = i${g}; xn = ${k}; } else xn = ${k + 1}; break B; }`;
+  }
+
+  /**
+   * A read-modify-write ALU instruction on memory (size 4/8): done inline if the page has a
+   * fast write tag (then it is readable RAM without breakpoints, and the bytes are not decoded
+   * code), else by the interpreter's handler (write-intent read, faults, breakpoints). The
+   * flags go to the exit locals on both paths (DynFlags).
+   */
+  private aluMemRmw(i: Insn, src: [string, string]): void {
+    const s = i.size;
+    const [aL, aH] = this.ea(i);
+    const p = this.t();
+    const slow = this.calloutCode(i);
+    const hit = `${this.tlbHit('tW', aL, aH, s, p)} && ${this.notCode(p, s)}`;
+    const before = this.flags;
+    const at = this.out.length;
+    const dL = this.t(), dH = s === 8 ? this.t() : '0';
+    this.out.push(`${dL} = M32[${p} >>> 2] | 0;` + (s === 8 ? ` ${dH} = M32[(${p} >>> 2) + 1] | 0;` : ''));
+    const [rL, rH] = this.alu(i.sub, s, [dL, dH], src);
+    this.out.push(`M32[${p} >>> 2] = ${rL};` + (s === 8 ? ` M32[(${p} >>> 2) + 1] = ${rH};` : ''));
+    this.out.push(flagsToLocals(this.flags));
+    const fast = this.out.splice(at).join(' ');
+    this.flags = before;
+    this.out.push(`if (${hit}) { ${fast} } else { ${slow} fo = -1; }`);
+    this.flags = { kind: 'dyn' };
   }
 
   /** A taken branch to `target` after instruction k. */
   private branch(target: number): string {
-    const k = this.k;
-    if (target === this.start) {
-      // back to the block's start: what the run loop would do between the two runs
-      this.loops = true;
-      return `{ ${flushFlags(this.flags)} c.instret += ${k + 1}; left -= ${k + 1}; if (left >= ${this.insns.length}) continue; fo = -1; xn = 0; xr = ${lit(target)}; break B; }`;
-    }
-    return this.exit(String(k + 1), lit(target));
+    return this.goTo(target);
   }
 
   private emitInsn(i: Insn): boolean {
@@ -253,6 +369,12 @@ class Emitter {
         return true;
       }
       case Op.ALU_EG: { // rm op= reg
+        if (i.isMem) {
+          if (i.sub !== 7) { this.aluMemRmw(i, this.reg64(i.reg, s)); return true; }
+          const [aL, aH] = this.ea(i);
+          this.alu(7, s, this.load(aL, aH, s), this.reg64(i.reg, s));
+          return true;
+        }
         const r = this.alu(i.sub, s, this.reg64(i.rm, s), this.reg64(i.reg, s));
         if (i.sub !== 7) this.setSized(i.rm, s, r);
         return true;
@@ -265,17 +387,36 @@ class Emitter {
         return true;
       }
       case Op.ALU_EI: {
+        if (i.isMem) {
+          const imm: [string, string] = [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'];
+          if (i.sub !== 7) { this.aluMemRmw(i, imm); return true; }
+          const [aL, aH] = this.ea(i);
+          this.alu(7, s, this.load(aL, aH, s), imm);
+          return true;
+        }
         const r = this.alu(i.sub, s, this.reg64(i.rm, s), [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
         if (i.sub !== 7) this.setSized(i.rm, s, r);
         return true;
       }
+      case Op.TEST_EI: {
+        let d: [string, string];
+        if (i.isMem) { const [aL, aH] = this.ea(i); d = this.load(aL, aH, s); } else d = this.reg64(i.rm, s);
+        this.alu(4, s, d, [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
+        return true;
+      }
       case Op.TEST_EG: {
+        if (i.isMem) {
+          const [aL, aH] = this.ea(i);
+          this.alu(4, s, this.load(aL, aH, s), this.reg64(i.reg, s));
+          return true;
+        }
         const rL = this.t(), rH = s === 8 ? this.t() : '0';
         this.out.push(`${rL} = ${this.lo(i.rm)} & ${this.lo(i.reg)};` + (s === 8 ? ` ${rH} = ${this.hi(i.rm)} & ${this.hi(i.reg)};` : ''));
         this.flags = { kind: 'lazy', op: LF.LOGIC, size: s, dLo: '0', dHi: '0', sLo: '0', sHi: '0', rLo: rL, rHi: rH, cin: '0' };
         return true;
       }
       case Op.INC_E: case Op.DEC_E: {
+        this.needFlags();
         const dec = i.op === Op.DEC_E;
         const cin = this.t(), dL = this.t(), dH = s === 8 ? this.t() : '0', rL = this.t(), rH = s === 8 ? this.t() : '0';
         this.out.push(`${cin} = ${cfNumber(this.flags)}; ${dL} = ${this.lo(i.rm)};`);
@@ -315,8 +456,9 @@ class Emitter {
         return true;
       }
       case Op.JMP_REL: this.out.push(this.branch(branchTarget(i))); return true;
-      case Op.JCC: this.out.push(`if (${condExpr(this.flags, i.cc)}) ${this.branch(branchTarget(i))}`); return true;
+      case Op.JCC: this.needFlags(); this.out.push(`if (${condExpr(this.flags, i.cc)}) ${this.branch(branchTarget(i))}`); return true;
       case Op.CMOV: {
+        this.needFlags();
         const c = this.t();
         this.out.push(`${c} = ${condExpr(this.flags, i.cc)};`);
         if (s === 8) this.out.push(`if (${c}) { l${i.reg} = ${this.lo(i.rm)}; h${i.reg} = ${this.hi(i.rm)}; }`);
@@ -324,10 +466,11 @@ class Emitter {
         this.used.add(i.reg); this.written.add(i.reg);
         return true;
       }
-      case Op.SETCC: this.setByteReg(i.rm, `${condExpr(this.flags, i.cc)} ? 1 : 0`); return true;
+      case Op.SETCC: this.needFlags(); this.setByteReg(i.rm, `${condExpr(this.flags, i.cc)} ? 1 : 0`); return true;
       case Op.SHIFT_E: return this.shift(i);
       case Op.IMUL_GE: case Op.IMUL_GEI: {
         // CF = OF = signed overflow; SF ZF AF PF unchanged (as the interpreter's imulTrunc)
+        this.needFlags();
         const a = i.op === Op.IMUL_GE ? this.reg64(i.reg, s) : this.reg64(i.rm, s);
         const b = i.op === Op.IMUL_GE ? this.reg64(i.rm, s) : [lit(i.immLo | 0), lit(i.immHi | 0)];
         const rL = this.t(), rH = s === 8 ? this.t() : '0', bits = this.t(), ov = this.t();
@@ -356,13 +499,15 @@ class Emitter {
         // as fast.ts ret: a target with bits 63:32 set goes to the interpreter's handler
         const [vL, vH] = this.load(this.lo(4), this.hi(4), 8);
         this.slow = false; // RET always ends the block: no attention check needed
-        const k = this.k;
-        this.out.push(`if (${vH} !== 0) { ci = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const r${k} = I[${k}].fn(c, I[${k}]); ok = 1; ${RELOAD} ` +
-          `fo = -1; xr = r${k}; if (r${k} === -0.5) { c.jitIdx = ${k}; xn = ${k}; } else xn = ${k + 1}; break B; }`);
+        const k = this.k, g = this.g;
+        this.out.push(`if (${vH} !== 0) { ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const r${g} = I[${g}].fn(c, I[${g}]); ok = 1; ${RELOAD} ` +
+          `fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = I[${g}]; xn = ${k}; } else xn = ${k + 1}; break B; }`);
         const x = this.t();
         this.out.push(`${x} = (l4 >>> 0) + ${8 + i.imm2};`);
         this.setReg(4, `${x} | 0`, `${x} > 4294967295 ? (h4 + 1) | 0 : h4`);
-        this.out.push(this.exit(String(k + 1), `${vL} >>> 0`));
+        const to = this.t();
+        this.out.push(`${to} = ${vL} >>> 0;`);
+        this.out.push(this.goToDynamic(to));
         return true;
       }
       default: return false;
@@ -420,10 +565,16 @@ class Emitter {
     this.out.push(`if (sl !== 0) { sl = 0; if (c.attention !== 0) ${this.exit(String(this.k + 1), next)} }`);
   }
 
-  emit(): EmittedBlock {
-    const insns = this.insns;
+  /** One block of the region as the body of its `case`. */
+  private emitBlock(j: number, base: number): void {
+    const insns = this.blocks[j].insns;
+    this.j = j;
+    this.flags = { kind: 'dyn' };
+    this.slow = false;
+    this.out.push(`case ${j}: {`);
     for (let k = 0; k < insns.length; k++) {
       this.k = k;
+      this.g = base + k;
       const i = insns[k];
       const firstTemp = this.temps, at = this.out.length;
       this.out.push('');
@@ -437,20 +588,34 @@ class Emitter {
     const last = insns[insns.length - 1];
     const lastOp = last.op;
     const ends = lastOp === Op.JMP_REL || lastOp === Op.CALL_REL || (lastOp === Op.RET && inlineable(last));
-    if (!ends) this.out.push(this.exit(String(insns.length), lit(last.nextAddr)));
+    if (!ends) {
+      this.k = insns.length - 1;
+      this.out.push(this.goTo(last.nextAddr));
+    }
+    this.out.push('}');
+  }
+
+  emit(): EmittedBlock {
+    let base = 0;
+    for (let j = 0; j < this.blocks.length; j++) {
+      this.emitBlock(j, base);
+      base += this.blocks[j].insns.length;
+    }
     const regs = [...this.used].sort((a, b) => a - b);
     const flush = [...this.written].sort((a, b) => a - b).map((r) => `rl[${r}] = l${r}; rh[${r}] = h${r};`).join(' ');
     const reload = regs.map((r) => `l${r} = rl[${r}] | 0; h${r} = rh[${r}] | 0;`).join(' ');
     const decl = regs.map((r) => `l${r} = rl[${r}] | 0, h${r} = rh[${r}] | 0`);
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
-const { storeLazy, storeBits, R, fastRead8, fastRead16, fastRead32, fastRead64, fastWrite8, fastWrite32, fastWrite64 } = RT;
-return function jitBlock(c, left, I) {
-  const rl = c.rl, rh = c.rh, lf = c.lf;
-  let ${['ci = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
+const { storeLazy, storeBits, flushDyn } = RT;
+return function jitRegion(c, left, I, ch) {
+  const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages, CL = c.codeLines;
+  let ${['pc = 0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
-    B: ${this.loops ? 'for (;;) {' : '{'}
+    B: for (;;) {
+    switch (pc) {
 ${body}
+    }
     }
     ${flush}
     ${EXIT_FLAGS}
@@ -458,15 +623,15 @@ ${body}
     return xr;
   } catch (x) {
     if (ok !== 0) { ${flush} }
-    c.jitIdx = ci; c.jitN = ci;
+    c.jitInsn = I[ci]; c.jitN = cn;
     throw x;
   }
 };`;
-    return { source, length: insns.length, inlined: this.inlined };
+    return { source, length: base, inlined: this.inlined };
   }
 }
 
-/** Generates the source of block `insns` starting at linear address `start`. */
-export function emitBlock(insns: readonly Insn[], start: number): EmittedBlock {
-  return new Emitter(insns, start).emit();
+/** Generates the source of a region: blocks[0] is its entry. */
+export function emitRegion(blocks: readonly RegionBlock[]): EmittedBlock {
+  return new Emitter(blocks).emit();
 }

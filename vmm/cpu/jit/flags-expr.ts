@@ -26,14 +26,24 @@ export interface BitsFlags {
   bits: string;
 }
 
+/**
+ * Pending in the exit locals (fo, fs, fc, f0-f5) as flagsToLocals left them, or in CpuCore if
+ * fo = -1: a block of a region entered from another block of it (the flags its predecessor
+ * left are known only at run time). Materialized (flushDyn) before anything reads them.
+ */
+export interface DynFlags {
+  kind: 'dyn';
+}
+
 /** null: the flags are in CpuCore (nothing pending). */
-export type PendingFlags = LazyFlags | BitsFlags | null;
+export type PendingFlags = LazyFlags | BitsFlags | DynFlags | null;
 
 const ARITH_MASK = 0x8d5;
 
 /** Statements that store the pending flags into CpuCore the way the interpreter does. */
 export function flushFlags(f: PendingFlags): string {
   if (f === null) return '';
+  if (f.kind === 'dyn') return FLUSH_DYN;
   if (f.kind === 'bits') return `storeBits(c, ${f.bits});`;
   return `storeLazy(c, ${f.op}, ${f.size}, ${f.cin}, ${f.dLo}, ${f.dHi}, ${f.sLo}, ${f.sHi}, ${f.rLo}, ${f.rHi});`;
 }
@@ -45,6 +55,7 @@ export function flushFlags(f: PendingFlags): string {
  */
 export function flagsToLocals(f: PendingFlags): string {
   if (f === null) return 'fo = -1;';
+  if (f.kind === 'dyn') return '';
   if (f.kind === 'bits') return `fo = -2; f0 = ${f.bits};`;
   if (f.op === LF.LOGIC) return `fo = ${LF.LOGIC}; fs = ${f.size}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
   return `fo = ${f.op}; fs = ${f.size}; fc = ${f.cin}; f0 = ${f.dLo}; f1 = ${f.dHi}; f2 = ${f.sLo}; f3 = ${f.sHi}; f4 = ${f.rLo}; f5 = ${f.rHi};`;
@@ -54,6 +65,14 @@ export function flagsToLocals(f: PendingFlags): string {
 export const EXIT_FLAGS = `if (fo >= 0) { c.lfOp = fo; c.lfSize = fs; c.lfCin = fo === ${LF.LOGIC} ? 0 : fc; ` +
   `if (fo !== ${LF.LOGIC}) { lf[0] = f0; lf[1] = f1; lf[2] = f2; lf[3] = f3; } lf[4] = f4; lf[5] = f5; } ` +
   `else if (fo === -2) { c.rflags = (c.rflags & ${~ARITH_MASK}) | f0; c.lfOp = 0; }`;
+
+/** Stores flags pending in the exit locals into CpuCore (runtime.ts flushDyn; then nothing is pending there). */
+export const FLUSH_DYN = 'if (fo !== -1) fo = flushDyn(c, fo, fs, fc, f0, f1, f2, f3, f4, f5);';
+
+function known(f: LazyFlags | BitsFlags | DynFlags): LazyFlags | BitsFlags {
+  if (f.kind === 'dyn') throw new Error('jit: flags read before they were materialized');
+  return f;
+}
 
 /** CF of the pending flags as a JavaScript boolean expression. */
 function cfExpr(f: LazyFlags | BitsFlags): string {
@@ -98,8 +117,9 @@ function pfExpr(f: LazyFlags | BitsFlags): string {
 }
 
 /** Condition code cc (0-15) as a JavaScript boolean expression over the pending flags. */
-export function condExpr(f: PendingFlags, cc: number): string {
-  if (f === null) return `c.cond(${cc})`;
+export function condExpr(pf: PendingFlags, cc: number): string {
+  if (pf === null) return `c.cond(${cc})`;
+  const f = known(pf);
   let e: string;
   if (f.kind === 'lazy' && f.op === LF.SUB && (cc >> 1) >= 6) {
     // signed compares straight from the operands (SF != OF is signed less-than)
@@ -123,15 +143,17 @@ export function condExpr(f: PendingFlags, cc: number): string {
 }
 
 /** SF, ZF, AF, PF of the pending flags as RFLAGS bits (a number expression). */
-export function szapBits(f: PendingFlags): string {
-  if (f === null) return '(c.getFlags() & 0xd4)';
+export function szapBits(pf: PendingFlags): string {
+  if (pf === null) return '(c.getFlags() & 0xd4)';
+  const f = known(pf);
   if (f.kind === 'bits') return `(${f.bits} & 0xd4)`;
   const af = f.op === LF.LOGIC ? '0' : `(((${f.dLo} ^ ${f.sLo} ^ ${f.rLo}) >>> 4) & 1) << 4`;
   return `((${pfExpr(f)} ? 4 : 0) | ${af} | (${zfExpr(f)} ? 0x40 : 0) | (${sfExpr(f)} ? 0x80 : 0))`;
 }
 
 /** CF as a 0/1 number expression (for INC/DEC, which keep it). */
-export function cfNumber(f: PendingFlags): string {
-  if (f === null) return 'c.getCF()';
+export function cfNumber(pf: PendingFlags): string {
+  if (pf === null) return 'c.getCF()';
+  const f = known(pf);
   return `(${cfExpr(f)} ? 1 : 0)`;
 }
