@@ -93,8 +93,10 @@ export async function runCommand(req: RunRequest, deps: CliDeps, out: Output): P
   if (req.json !== undefined) checkWritable(req.json, '--json');
   if (req.traceVm !== undefined) checkWritable(req.traceVm, '--trace-vm');
   if (req.name !== undefined) await checkNameFree(req.name);
+  const serialSource = req.serialInput === undefined ? undefined : SerialInput.source(req.serialInput);
   const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
-  const serial = req.serialInput === undefined ? undefined : SerialInput.open(req.serialInput, vm);
+  const serial = serialSource === undefined ? undefined
+    : SerialInput.attach(serialSource, vm, (m) => out.stderr(`vmm-gdbstub: ${m}\n`));
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'run', guest: req.elf });
   const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);

@@ -18,20 +18,27 @@ export class SerialInput {
   /** Set while reading is paused for the guest to catch up. */
   private drainTimer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly vm: VmApi, private readonly stream: Readable) {
+  private constructor(private readonly vm: VmApi, private readonly stream: Readable, onError: (message: string) => void) {
     stream.on('data', (chunk: Buffer) => {
       vm.serialInput?.(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
       if ((vm.serialInputPending?.() ?? 0) > HIGH_WATER) this.pauseUntilDrained();
       this.wake();
     });
     stream.on('end', () => { this.ended = true; this.wake(); });
-    stream.on('error', (e: Error) => { this.error = e; this.ended = true; this.wake(); });
+    stream.on('error', (e: Error) => {
+      this.error = e;
+      this.ended = true;
+      onError(`--serial-input: reading stopped: ${e.message}`);
+      this.wake();
+    });
   }
 
-  /** Opens `spec` (a file name, or - for stdin) for `vm`'s COM1; a usage error if it cannot. */
-  static open(spec: string, vm: VmApi): SerialInput {
-    if (vm.serialInput === undefined) throw new UsageError('--serial-input: this VM has no 16550 UART (the kvm backend runs our ELF64 ABI only)');
-    if (spec === '-') return new SerialInput(vm, process.stdin);
+  /**
+   * Opens `spec` (a file name, or - for stdin) before anything starts: a usage error if it
+   * cannot be read.
+   */
+  static source(spec: string): Readable {
+    if (spec === '-') return process.stdin;
     let fd: number;
     try {
       fd = fs.openSync(spec, 'r');
@@ -39,7 +46,23 @@ export class SerialInput {
       const code = (e as NodeJS.ErrnoException).code;
       throw new UsageError(`--serial-input ${spec}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
-    return new SerialInput(vm, fs.createReadStream('', { fd }));
+    if (fs.fstatSync(fd).isDirectory()) {
+      fs.closeSync(fd);
+      throw new UsageError(`--serial-input ${spec}: is a directory`);
+    }
+    return fs.createReadStream('', { fd });
+  }
+
+  /**
+   * Feeds `source` (from `SerialInput.source`) into `vm`'s COM1; a usage error if the VM has
+   * none. A read error later ends the input and is reported through `onError` (one line).
+   */
+  static attach(source: Readable, vm: VmApi, onError: (message: string) => void): SerialInput {
+    if (vm.serialInput === undefined) {
+      source.destroy();
+      throw new UsageError('--serial-input: this VM has no 16550 UART (the kvm backend runs our ELF64 ABI only)');
+    }
+    return new SerialInput(vm, source, onError);
   }
 
   /** True once the source is at its end (or failed): no more input can come. */

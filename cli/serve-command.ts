@@ -52,10 +52,11 @@ export async function serveCommand(req: ServeRequest, deps: CliDeps, out: Output
   const transport = serveTransport(req);
   const startGdbServer = deps.startGdbServer();
   if (req.name !== undefined) await checkNameFree(req.name);
+  const serialSource = req.serialInput === undefined ? undefined : SerialInput.source(req.serialInput);
   const vm = createVmFromElf(req.elf, req.vm, deps, req.boot);
-  const serial = req.serialInput === undefined ? undefined : SerialInput.open(req.serialInput, vm);
   const consoleOut = transport.kind === 'stdio' ? out.stderr : out.stdout;
   const log = (line: string): void => out.stderr(`vmm-gdbstub: ${line}\n`);
+  const serial = serialSource === undefined ? undefined : SerialInput.attach(serialSource, vm, log);
   const control = req.name === undefined ? undefined
     : await openControlSocket(vm, req.name, { command: 'serve', guest: req.elf, gdb: describeTransport(transport) });
   const stopTrace = req.traceVm === undefined ? undefined : startVmTrace(vm, req.traceVm, req.elf, req.vm, deps);

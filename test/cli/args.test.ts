@@ -41,6 +41,8 @@ describe('cli: argument validation', () => {
     ['--stats with a value', (e) => ['run', e, '--stats=yes'], /--stats takes no value|Unknown argument/],
     ['--no-jit with a value', (e) => ['run', e, '--no-jit=3'], /--no-jit takes no value/],
     ['--serial-input without a file', (e) => ['run', e, '--serial-input'], /Not enough arguments following: serial-input/],
+    ['--serial-input: a missing file', (e) => ['run', e, '--serial-input', '/nonexistent-dir/in.txt'], /--serial-input \/nonexistent-dir\/in.txt: no such file/],
+    ['--serial-input: a directory', (e) => ['run', e, '--serial-input', '/'], /--serial-input \/: is a directory/],
     ['serve: --serial-input - with --gdb stdio', (e) => ['serve', e, '--gdb', 'stdio', '--serial-input', '-'], /stdin carries the gdb protocol/],
     ['serve: bad --gdb', (e) => ['serve', e, '--gdb', 'http://x'], /--gdb must be tcp:HOST:PORT, unix:PATH or stdio/],
     ['serve: bad port', (e) => ['serve', e, '--gdb', 'tcp:127.0.0.1:70000'], /port must be 1-65535/],
