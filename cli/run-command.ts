@@ -152,7 +152,6 @@ async function runToEnd(vm: VmApi, out: Output, interrupted: () => NodeJS.Signal
       continue;
     }
     if (outcome) return outcome;
-    serial?.resumeIfDrained();
     // Aim each slice at TARGET_SLICE_MS of wall time.
     if (ms > 0) budget = Math.round(Math.min(MAX_SLICE, Math.max(MIN_SLICE, budget * (TARGET_SLICE_MS / ms))));
     else budget = Math.min(MAX_SLICE, budget * 2);

@@ -13,7 +13,6 @@ const HIGH_WATER = 64 * 1024;
 
 export class SerialInput {
   private ended = false;
-  private error: Error | undefined;
   private wakeWaiter: (() => void) | undefined;
   /** Set while reading is paused for the guest to catch up. */
   private drainTimer: NodeJS.Timeout | undefined;
@@ -26,7 +25,6 @@ export class SerialInput {
     });
     stream.on('end', () => { this.ended = true; this.wake(); });
     stream.on('error', (e: Error) => {
-      this.error = e;
       this.ended = true;
       onError(`--serial-input: reading stopped: ${e.message}`);
       this.wake();
@@ -68,11 +66,8 @@ export class SerialInput {
   /** True once the source is at its end (or failed): no more input can come. */
   get done(): boolean { return this.ended; }
 
-  /** The read error that ended the source, if one did. */
-  get failure(): Error | undefined { return this.error; }
-
-  /** Read on once the guest has drained the line below half the mark (checked between slices, and by a timer). */
-  resumeIfDrained(): void {
+  /** Read on once the guest has drained the line below half the mark (a timer checks while paused). */
+  private resumeIfDrained(): void {
     if (this.ended || this.drainTimer === undefined || (this.vm.serialInputPending?.() ?? 0) > HIGH_WATER / 2) return;
     clearInterval(this.drainTimer);
     this.drainTimer = undefined;

@@ -81,7 +81,7 @@ export class Uart16550 implements PortDevice {
     switch (port - this.base) {
       case 0:
         if (dlab) { this.divisor = (this.divisor & 0xff00) | v; break; }
-        if (this.mcr & MCR_LOOP) this.enqueue(v);
+        if (this.mcr & MCR_LOOP) { if (this.receiveRoom > 0) this.rx.push(v); } // the IRQ: below
         else this.output(v);
         this.thrEmptyPending = true; // the byte left at once: THR is empty again
         break;
@@ -135,11 +135,6 @@ export class Uart16550 implements PortDevice {
       this.lineBytes--;
       if (this.lineOffset === chunk.length) { this.line.shift(); this.lineOffset = 0; }
     }
-  }
-
-  private enqueue(byte: number): void {
-    if (this.receiveRoom > 0) this.rx.push(byte);
-    this.updateIrq();
   }
 
   private interruptId(): number {
