@@ -30,8 +30,6 @@ export class HostContext {
   /** Host NMIs handled (NMI exits), and how many of them found debug registers that were not the host's. */
   nmisHandled = 0;
   nmisSawForeignDebugState = 0;
-  /** The registers the last host NMI handler found not the host's (empty: all its own). */
-  lastNmiForeign: readonly string[] = [];
   /** Told of every deliberate host write of a debug register (the VM's trace). */
   onWrite: ((n: number, lo: number, hi: number) => void) | null = null;
 
@@ -59,7 +57,6 @@ export class HostContext {
    */
   handleNmi(foreign: readonly string[]): void {
     this.nmisHandled++;
-    this.lastNmiForeign = foreign;
     if (foreign.length > 0) this.nmisSawForeignDebugState++;
   }
 

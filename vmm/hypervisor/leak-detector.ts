@@ -7,6 +7,17 @@ import { DebugState } from './guest-debug-state';
 const MAX_KEPT = 10000;
 const CHECKED = [0, 1, 2, 3, 6, 7];
 
+/** DRn differs between the physical CPU and `s` (DR7 compared as the CPU reads it back). */
+function drDiffers(p: PhysicalCpu, s: DebugState, n: number): boolean {
+  const el = n === 7 ? normalizeDr7(s.lo[n]) : s.lo[n];
+  const al = n === 7 ? normalizeDr7(p.drLo[n]) : p.drLo[n];
+  return el !== al || s.hi[n] !== p.drHi[n];
+}
+
+function debugctlDiffers(p: PhysicalCpu, s: DebugState): boolean {
+  return s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi;
+}
+
 /**
  * After every transition, compare the physical debug state with what the context now
  * running owns: on guest entry the guest's effective state, on return to the host the
@@ -36,12 +47,8 @@ export class LeakDetector {
    */
   foreignRegisters(p: PhysicalCpu, s: DebugState, tf: boolean): string[] {
     const out: string[] = [];
-    for (const n of CHECKED) {
-      const el = n === 7 ? normalizeDr7(s.lo[n]) : s.lo[n];
-      const al = n === 7 ? normalizeDr7(p.drLo[n]) : p.drLo[n];
-      if (el !== al || s.hi[n] !== p.drHi[n]) out.push(DR_NAMES[n]);
-    }
-    if (s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi) out.push('debugctl');
+    for (const n of CHECKED) if (drDiffers(p, s, n)) out.push(DR_NAMES[n]);
+    if (debugctlDiffers(p, s)) out.push('debugctl');
     if (tf !== p.hostTF) out.push('tf');
     return out;
   }
@@ -49,14 +56,12 @@ export class LeakDetector {
   private compare(p: PhysicalCpu, s: DebugState, tf: boolean | null, toHost: boolean, transition: number, vcpu: number, when: 'entry' | 'exit'): void {
     for (let k = 0; k < CHECKED.length; k++) {
       const n = CHECKED[k];
-      let el = s.lo[n];
-      let al = p.drLo[n];
-      if (n === 7) { el = normalizeDr7(el); al = normalizeDr7(al); }
-      if (el !== al || s.hi[n] !== p.drHi[n]) {
+      if (drDiffers(p, s, n)) {
+        const el = n === 7 ? normalizeDr7(s.lo[n]) : s.lo[n], al = n === 7 ? normalizeDr7(p.drLo[n]) : p.drLo[n];
         this.record(transition, vcpu, DR_NAMES[n], hex(el, s.hi[n]), hex(al, p.drHi[n]), toHost, when);
       }
     }
-    if (s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi) {
+    if (debugctlDiffers(p, s)) {
       this.record(transition, vcpu, 'debugctl', hex(s.debugctlLo, s.debugctlHi), hex(p.debugctlLo, p.debugctlHi), toHost, when);
     }
     if (tf !== null && tf !== p.hostTF) {
