@@ -96,22 +96,22 @@ export class GdbSession implements SessionContext {
 
   onData(chunk: Uint8Array): void {
     if (this.closed) return;
-    if (this.batching) return this.decoder.push(chunk, this.onFrame);
-    this.batching = true;
-    try {
-      this.decoder.push(chunk, this.onFrame);
-    } finally {
-      this.batching = false;
-      this.flush();
-    }
+    this.batched(this.pushChunk, chunk);
   }
 
-  /** Runs f with output batched: everything it sends leaves in one write. */
-  private batched(f: () => void): void {
-    if (this.batching) return f();
+  private pushChunk(chunk: Uint8Array): void {
+    this.decoder.push(chunk, this.onFrame);
+  }
+
+  /**
+   * Runs f(a) as a method of this session with output batched: everything it sends leaves
+   * in one write. (A method and its argument, not a closure: onData runs per chunk read.)
+   */
+  private batched<A>(f: (this: GdbSession, a: A) => void, a: A): void {
+    if (this.batching) return f.call(this, a);
     this.batching = true;
     try {
-      f();
+      f.call(this, a);
     } finally {
       this.batching = false;
       this.flush();
@@ -252,7 +252,7 @@ export class GdbSession implements SessionContext {
   /** The connection took what we wrote: handle the packets held back meanwhile. */
   onWritable(): void {
     this.writeBlocked = false;
-    this.batched(() => this.drainQueue());
+    this.batched(this.drainQueue, undefined);
   }
 
   /** Guest console output while the VM runs, shown by gdb. */
@@ -301,30 +301,32 @@ export class GdbSession implements SessionContext {
 
   private onStop(r: StopReport): void {
     if (this.closed) return;
-    this.batched(() => {
-      if (r.kind === 'exited') {
-        this.send('W' + hex2(r.status & 0xff));
-        this.hooks.onGuestExit(r.status);
-      } else {
-        if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
-        this.gVcpu = r.vcpu;
-        if (this.hooks.trace) {
-          this.send(this.currentStopReplyOf(r));
-        } else if (!this.closed) {
-          // framed in place: no strings built for the most frequent reply
-          this.out.beginPacket();
-          try {
-            this.stopReply(this.out, r);
-          } catch (e) {
-            this.out.abortPacket(); // no half-built packet on the wire
-            throw e;
-          }
-          this.out.endPacket();
-          this.flushIfFull();
+    this.batched(this.reportStop, r);
+  }
+
+  private reportStop(r: StopReport): void {
+    if (r.kind === 'exited') {
+      this.send('W' + hex2(r.status & 0xff));
+      this.hooks.onGuestExit(r.status);
+    } else {
+      if (r.message) this.send('O' + textToHex(`vmm-gdbstub: ${r.message}\n`));
+      this.gVcpu = r.vcpu;
+      if (this.hooks.trace) {
+        this.send(this.currentStopReplyOf(r));
+      } else if (!this.closed) {
+        // framed in place: no strings built for the most frequent reply
+        this.out.beginPacket();
+        try {
+          this.stopReply(this.out, r);
+        } catch (e) {
+          this.out.abortPacket(); // no half-built packet on the wire
+          throw e;
         }
+        this.out.endPacket();
+        this.flushIfFull();
       }
-      this.drainQueue();
-    });
+    }
+    this.drainQueue();
   }
 
   private drainQueue(): void {
