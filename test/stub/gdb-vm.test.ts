@@ -6,55 +6,25 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { GdbServer, startGdbServer } from '../../stub/server';
-import { BackendName, VmApi } from '../../vmm/api/vm-api';
-import { VmOptions } from '../../vmm/api/vm-options';
-import { runGdb } from './gdb-runner';
-import { makeRealVm, RealVm } from './real-vm';
-
-const available = makeRealVm('counter') !== undefined;
+import { BackendName } from '../../vmm/api/vm-api';
+import { makeRealVm } from './real-vm';
+import { realVmGdb } from './real-vm-gdb';
 
 for (const backend of ['vmx', 'svm'] as BackendName[]) {
   describe(`stub with stock gdb on the real VM (${backend})`, function () {
     this.timeout(120000);
-    let server: GdbServer | undefined;
-    let real: RealVm;
-    let console: string;
-
-    before(function () {
-      if (!available) {
-        process.stderr.write('    (skipped: vmm/api/create-vm or the guests are not in this build)\n');
-        this.skip();
-      }
-    });
-
-    afterEach(async () => {
-      if (server) await server.close();
-      server = undefined;
-    });
-
-    async function serve(guest: string, opts: Partial<VmOptions> = {}, stepMethod: 'tf' | 'mtf' = 'tf'): Promise<string> {
-      real = makeRealVm(guest, { backend, ...opts })!;
-      console = '';
-      server = await startGdbServer(real.vm, {
-        transport: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-        onConsoleOutput: (t) => { console += t; },
-        stepMethod,
-      });
-      return server.address;
-    }
-
-    const gdb = (target: string, cmds: string[], opts = {}) => runGdb(target, [`file ${real.elf}`, ...cmds], opts);
+    const served = realVmGdb(backend);
+    const { serve, gdb } = served;
 
     it('attaches at the entry point: info registers, x/i $pc, p/x $dr7, set $dr0', async () => {
       const t = await serve('counter');
       const r = await gdb(t, ['info registers rip eflags cs', 'x/i $pc', 'p/x $dr7', 'p/x $dr6', 'set $dr0 = 0x1234', 'p/x $dr0']);
-      expect(r.out).to.match(new RegExp(`rip\\s+0x${real.image.entry.toString(16)}`));
+      expect(r.out).to.match(new RegExp(`rip\\s+0x${served.real.image.entry.toString(16)}`));
       expect(r.out).to.match(/=> 0x[0-9a-f]+ <[_a-z]+/);
       expect(r.out).to.contain('$1 = 0x400');
       expect(r.out).to.contain('$2 = 0xffff0ff0');
       expect(r.out).to.contain('$3 = 0x1234');
-      expect(real.vm.getRegister(0, 'dr0').lo).to.equal(0x1234);
+      expect(served.real.vm.getRegister(0, 'dr0').lo).to.equal(0x1234);
     });
 
     it('watch counter fires on every change across I/O, CPUID, HLT and preemption exits', async () => {
@@ -63,7 +33,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       for (let i = 0; i < 4; i++) expect(r.out).to.match(new RegExp(`Old value = ${i}\\s+New value = ${i + 1}`));
       expect(r.out).to.match(/update_globals \(i=\d\) at .*counter\.c:\d+/);
       expect(r.out).to.contain('breakpoint already hit 4 times');
-      const stats = real.vm.stats();
+      const stats = served.real.vm.stats();
       expect(Object.keys(stats.exits).length).to.be.greaterThan(2);
     });
 
@@ -103,7 +73,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
 
     it('system registers as QEMU names them: p $cr3 works, set $cr0 is refused with the reason', async () => {
       const t = await serve('counter');
-      const vm = real.vm;
+      const vm = served.real.vm;
       const hex = (n: 'cr0' | 'cr3' | 'cr4' | 'efer' | 'kernel_gs_base') => {
         const v = vm.getRegister(0, n);
         return '0x' + ((BigInt(v.hi >>> 0) << 32n) | BigInt(v.lo >>> 0)).toString(16);
@@ -141,7 +111,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       // each stepi lands on the next instruction of the straight-line listing
       expect(addrs.slice(0, 5)).to.deep.equal(lists.slice(1, 6));
       expect(addrs.slice(-5)).to.deep.equal(lists.slice(7, 12));
-      expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
+      expect(served.real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
     });
 
     it('stepi with host preemption exits every 2 instructions still lands on each next instruction', async () => {
@@ -179,7 +149,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
         const listed = [...r.out.matchAll(/(?<!x\/i \$pc\n)^(?:=> |\s+)0x([0-9a-f]+) <main\+\d+>:/gm)].map((m) => m[1]);
         const stepped = [...r.out.matchAll(/^\d: x\/i \$pc\n=> 0x([0-9a-f]+)/gm)].map((m) => m[1]);
         expect(stepped).to.deep.equal(listed.slice(1, 6));
-        expect(real.vm.getCapability(0, 'mtf')).to.equal(false);
+        expect(served.real.vm.getCapability(0, 'mtf')).to.equal(false);
       });
     }
 
@@ -188,7 +158,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       // a tight loop at the entry point: jmp .
       const r1 = await gdb(t, ['set *(unsigned short*)$pc = 0xfeeb', 'continue', 'p $pc != 0'], { interruptAfterMs: 1500 });
       expect(r1.out, r1.out).to.contain('Program received signal SIGINT, Interrupt.');
-      const pc = real.vm.getRegister(0, 'rip');
+      const pc = served.real.vm.getRegister(0, 'rip');
       const r2 = await gdb(t, ['p/x $pc', 'monitor dr', 'monitor vmexits', 'monitor leaks', 'monitor host']);
       expect(r2.out).to.contain(`$1 = 0x${pc.lo.toString(16)}`);
       expect(r2.out).to.contain('vCPU 0:');
@@ -202,7 +172,7 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       const r = await gdb(t, ['set *(unsigned short*)$pc = 0x0b0f', 'continue', 'p/x $pc', 'continue']);
       expect(r.out).to.match(/vmm-gdbstub: vCPU 0: triple fault: .*the VM cannot continue/);
       expect(r.out).to.contain('Program received signal SIGSEGV, Segmentation fault.');
-      expect(r.out).to.contain(`$1 = 0x${real.image.entry.toString(16)}`);
+      expect(r.out).to.contain(`$1 = 0x${served.real.image.entry.toString(16)}`);
     });
 
     it('the selfwatch guest passes while gdb watches another variable', async () => {
@@ -211,8 +181,8 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       const r = await gdb(t, ['watch failures', 'continue']);
       expect(r.out).to.contain('Hardware watchpoint 1: failures');
       expect(r.out).to.contain('exited normally');
-      expect(console).to.not.contain('FAIL');
-      expect(console).to.contain('PASS');
+      expect(served.console).to.not.contain('FAIL');
+      expect(served.console).to.contain('PASS');
     });
 
     if (backend === 'vmx') {
@@ -228,14 +198,12 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
     }
 
     it('serves the real VM over a Unix socket and stdio', async () => {
-      real = makeRealVm('counter', { backend })!;
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-vm-'));
       const sock = path.join(dir, 'vm.sock');
-      server = await startGdbServer(real.vm as VmApi, { transport: { kind: 'unix', path: sock } });
+      await served.serveOn(makeRealVm('counter', { backend })!, { kind: 'unix', path: sock });
       const r1 = await gdb(sock, ['watch counter', 'continue']);
       expect(r1.out).to.match(/Old value = 0\s+New value = 1/);
-      await server.close();
-      server = undefined;
+      await served.close();
       fs.rmSync(dir, { recursive: true, force: true });
       const script = path.join(__dirname, 'serve-fake.js');
       const r2 = await gdb(`| node ${script} stdio 1 counter ${backend}`, ['watch counter', 'continue', 'stepi', 'p/x $dr7']);

@@ -5,14 +5,10 @@
  * (Z0). Each result is compared with what the guest does without a debugger.
  */
 import { expect } from 'chai';
-import { GdbServer, startGdbServer } from '../../stub/server';
 import { BackendName } from '../../vmm/api/vm-api';
 import { RegName } from '../../vmm/api/registers';
-import { VmOptions } from '../../vmm/api/vm-options';
-import { runGdb } from './gdb-runner';
 import { makeRealVm, RealVm } from './real-vm';
-
-const available = makeRealVm('counter') !== undefined;
+import { realVmGdb } from './real-vm-gdb';
 
 const STATE: RegName[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13',
   'r14', 'r15', 'rip', 'rflags'];
@@ -25,28 +21,8 @@ function values(out: string): string[] {
 for (const backend of ['vmx', 'svm'] as BackendName[]) {
   describe(`stepi through the stub with stock gdb (${backend})`, function () {
     this.timeout(120000);
-    let server: GdbServer | undefined;
-    let real: RealVm;
-
-    before(function () {
-      if (!available) {
-        process.stderr.write('    (skipped: vmm/api/create-vm or the guests are not in this build)\n');
-        this.skip();
-      }
-    });
-
-    afterEach(async () => {
-      if (server) await server.close();
-      server = undefined;
-    });
-
-    async function serve(guest: string, opts: Partial<VmOptions> = {}): Promise<string> {
-      real = makeRealVm(guest, { backend, ...opts })!;
-      server = await startGdbServer(real.vm, { transport: { kind: 'tcp', host: '127.0.0.1', port: 0 }, onConsoleOutput: () => {} });
-      return server.address;
-    }
-
-    const gdb = (target: string, cmds: string[]) => runGdb(target, [`file ${real.elf}`, ...cmds], { timeoutMs: 90000 });
+    const served = realVmGdb(backend, { timeoutMs: 90000 });
+    const { serve, gdb } = served;
 
     it('stepi 1000 twice ends in the state of 2000 instructions run without a debugger', async () => {
       const t = await serve('workload-O2');
@@ -59,10 +35,10 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
         left -= ref.vm.stats().instructions - before;
         expect(stop.kind === 'slice' || left === 0, JSON.stringify(stop)).to.equal(true);
       }
-      expect(real.vm.stats().instructions).to.equal(2000);
+      expect(served.real.vm.stats().instructions).to.equal(2000);
       const state = (vm: RealVm['vm']) => STATE.map((n) => { const v = vm.getRegister(0, n); return `${n}=${v.hi.toString(16)}:${v.lo.toString(16)}`; });
-      expect(state(real.vm)).to.deep.equal(state(ref.vm));
-      expect(real.vm.getRegister(0, 'rflags').lo & 0x100, 'the stub\'s TF is not left in the guest').to.equal(0);
+      expect(state(served.real.vm)).to.deep.equal(state(ref.vm));
+      expect(served.real.vm.getRegister(0, 'rflags').lo & 0x100, 'the stub\'s TF is not left in the guest').to.equal(0);
     });
 
     it('stepi, then continue: later watchpoint hits, and monitor dr between steps shows the guest\'s own state', async () => {
@@ -74,8 +50,8 @@ for (const backend of ['vmx', 'svm'] as BackendName[]) {
       expect(r.out).to.match(/Old value = 1\s+New value = 2/);
       expect(r.out).to.match(/Breakpoint 2, update_globals/);
       expect(values(r.out)).to.deep.equal(['2']);
-      expect(real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
-      expect(real.vm.getCapability(0, 'intercept-db')).to.equal(false);
+      expect(served.real.vm.getCapability(0, 'rflags-tf')).to.equal(false);
+      expect(served.real.vm.getCapability(0, 'intercept-db')).to.equal(false);
     });
 
     it('stepi runs the bytes gdb just wrote over code the VM has run and cached (M)', async () => {
