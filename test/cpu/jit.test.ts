@@ -133,27 +133,40 @@ function randomSimple(r: Rng): string {
   return `${r.pick(['add', 'sub', 'xor'])} ${r.pick(REGS64)}, ${r.pick(REGS64)}`;
 }
 
-/** A loop of random instructions run `iterations` times (hot: compiled after the threshold). */
-function randomProgram(seed: number, len: number, iterations: number): string {
-  const r = new Rng(seed);
-  let n = 0;
-  const label = (): string => `L${n++}`;
-  const init = REGS64.map((q) => `movabs $0x${r.next().toString(16)}${r.next().toString(16).padStart(8, '0')}, ${q}`).join('\n  ');
-  const body: string[] = [];
-  for (let k = 0; k < len; k++) body.push(randomInsn(r, label));
+/** Random values for every register the random programs use. */
+function randomInit(r: Rng): string {
+  return REGS64.map((q) => `movabs $0x${r.next().toString(16)}${r.next().toString(16).padStart(8, '0')}, ${q}`).join('\n  ');
+}
+
+/**
+ * The random programs' frame: RBX at a data page, registers from `init`, `loop` run
+ * `iterations` times (R15D counts), HLT, then `after` (functions) and the data page.
+ */
+function loopProgram(init: string, loop: string[], iterations: number, after = ''): string {
   return `
   lea data(%rip), %rbx
   mov $${iterations}, %r15d
   ${init}
 top:
-  ${body.join('\n  ')}
+  ${loop.join('\n  ')}
   dec %r15d
   jnz top
   hlt
-  .balign 4096
+${after}  .balign 4096
 data:
   .fill 4096, 1, 0x5a
 `;
+}
+
+/** A loop of random instructions run `iterations` times (hot: compiled after the threshold). */
+function randomProgram(seed: number, len: number, iterations: number): string {
+  const r = new Rng(seed);
+  let n = 0;
+  const label = (): string => `L${n++}`;
+  const init = randomInit(r);
+  const body: string[] = [];
+  for (let k = 0; k < len; k++) body.push(randomInsn(r, label));
+  return loopProgram(init, body, iterations);
 }
 
 const BUDGETS = [1, 3, 1000, 7, 64, 10000, 2, 333, 100000, 5, 31];
@@ -402,7 +415,7 @@ function randomCallProgram(seed: number, funcs: number, iterations: number): str
   const r = new Rng(seed);
   let n = 0;
   const label = (): string => `L${n++}`;
-  const init = REGS64.map((q) => `movabs $0x${r.next().toString(16)}${r.next().toString(16).padStart(8, '0')}, ${q}`).join('\n  ');
+  const init = randomInit(r);
   const body = (len: number): string => Array.from({ length: len }, () => randomInsn(r, label)).join('\n  ');
   const calls: string[] = [];
   for (let f = 0; f < funcs; f++) {
@@ -414,20 +427,7 @@ function randomCallProgram(seed: number, funcs: number, iterations: number): str
     const skip = label();
     fns.push(`f${f}:\n  ${body(2 + r.int(5))}\n  jmp ${skip}\n  ${randomSimple(r)}\n${skip}:\n  ${body(1 + r.int(3))}\n  ret`);
   }
-  return `
-  lea data(%rip), %rbx
-  mov $${iterations}, %r15d
-  ${init}
-top:
-  ${calls.join('\n  ')}
-  dec %r15d
-  jnz top
-  hlt
-${fns.join('\n')}
-  .balign 4096
-data:
-  .fill 4096, 1, 0x5a
-`;
+  return loopProgram(init, calls, iterations, fns.join('\n') + '\n');
 }
 
 describe('block compiler: regions of several blocks (direct chaining inside one page)', function () {
