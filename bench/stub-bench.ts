@@ -45,8 +45,13 @@ function rspRate<T>(port: number, mode: string, arg: number): Promise<T> {
   });
 }
 
+/** A command line, run on one CPU with taskset when `cpu` is given. */
+function pinned(cpu: string | undefined, cmd: string, args: string[]): [string, string[]] {
+  return cpu === undefined ? [cmd, args] : ['taskset', ['-c', cpu, cmd, ...args]];
+}
+
 /** Runs gdb with a python script that prints "RATE <n>" and returns n. */
-function gdbRate(target: string, file: string | undefined, setup: string[], body: string, timeoutMs = 120000): Promise<number> {
+function gdbRate(target: string, file: string | undefined, setup: string[], body: string, timeoutMs = 120000, cpu?: string): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
   const script = path.join(dir, 'rate.py');
   fs.writeFileSync(script, `import gdb, time\n${body}\n`);
@@ -56,7 +61,7 @@ function gdbRate(target: string, file: string | undefined, setup: string[], body
   for (const s of setup) args.push('-ex', s);
   args.push('-x', script);
   return new Promise((resolve, reject) => {
-    const child = spawn('gdb', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(...pinned(cpu, 'gdb', args), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d.toString(); });
     child.stderr.on('data', (d) => { out += d.toString(); });
@@ -100,9 +105,9 @@ function freePort(): Promise<number> {
   });
 }
 
-async function withGdbserver<T>(prog: string, f: (port: number) => Promise<T>): Promise<T> {
+async function withGdbserver<T>(prog: string, f: (port: number) => Promise<T>, cpu?: string): Promise<T> {
   const port = await freePort();
-  const child: ChildProcess = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, prog], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(...pinned(cpu, 'gdbserver', ['--once', `127.0.0.1:${port}`, prog]), { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     await new Promise<void>((resolve, reject) => {
       let err = '';
@@ -146,6 +151,32 @@ async function withStub<T>(s: StubSubject, f: (target: string, port: number) => 
   }
 }
 
+/**
+ * The stub in a process of its own on CPU `cpu` (bench/stub-serve.ts), serving a fresh VM
+ * running `guest`: f gets its port.
+ */
+async function withPinnedStub<T>(guest: string, cpu: string, f: (port: number) => Promise<T>): Promise<T> {
+  const child = spawn(...pinned(cpu, process.execPath, [path.join(__dirname, 'stub-serve.js'), guest]), { stdio: ['pipe', 'pipe', 'pipe'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      let err = '';
+      const t = setTimeout(() => reject(new Error(`the pinned stub did not start: ${err}`)), 20000);
+      child.stderr!.on('data', (d) => { err += d.toString(); });
+      child.stdout!.on('data', (d) => {
+        out += d.toString();
+        const m = /PORT (\d+)/.exec(out);
+        if (m) { clearTimeout(t); resolve(Number(m[1])); }
+      });
+      child.on('exit', (code) => { clearTimeout(t); reject(new Error(`the pinned stub ended (${code}): ${err}`)); });
+    });
+    return await f(port);
+  } finally {
+    child.stdin!.end();
+    setTimeout(() => { if (child.exitCode === null) child.kill('SIGKILL'); }, 2000).unref();
+  }
+}
+
 /** A rate, or -1 (with the reason on stderr) when that measurement could not be made. */
 async function measured(f: () => Promise<number>): Promise<number> {
   try {
@@ -178,10 +209,17 @@ function buildPrograms(dir: string): { native?: string; guest?: string } {
 
 /**
  * `parts` picks measurements (for iterating on one: `node dist/bench/stub-bench.js stepi`):
- * interrupt, rt (g/m round trips), stepi, watch; undefined = all.
+ * interrupt, rt (g/m round trips), stepi, watch; undefined = all of these. Only when asked
+ * for: stepi-same-cpu, gdb's stepi rate with gdb and the server (the stub in its own process;
+ * gdbserver and its inferior) pinned to one CPU. That takes the kernel's placement out of
+ * the comparison: on these 2-vCPU VMs a wake-up of an idle vCPU costs ~50-65 µs, so a pair of
+ * processes ping-ponging across the two CPUs steps 3-6x slower than on one, and which of the
+ * two the scheduler picks (it spreads them when the other CPU is idle) moves the unpinned
+ * rates more than anything inside either server does.
  */
 export async function benchStub(parts?: ReadonlySet<string>): Promise<Record<string, number>> {
   const want = (p: string): boolean => parts === undefined || parts.has(p);
+  const asked = (p: string): boolean => parts !== undefined && parts.has(p);
   const r: Record<string, number> = {};
   const best = (key: string, v: number): void => { r[key] = Math.max(r[key] ?? -1, Math.round(v)); };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stub-bench-'));
@@ -220,6 +258,15 @@ export async function benchStub(parts?: ReadonlySet<string>): Promise<Record<str
             (port) => gdbRate(`127.0.0.1:${port}`, native, [], STEPI_SCRIPT))));
         }
       }
+      if (asked('stepi-same-cpu') && guest !== undefined && hasTool('taskset')) {
+        const cpu = '0';
+        best('stub_stepi_same_cpu_per_s', await measured(() => withPinnedStub(guest, cpu,
+          (port) => gdbRate(`127.0.0.1:${port}`, guest, [], STEPI_SCRIPT, 120000, cpu))));
+        if (withServer) {
+          best('gdbserver_stepi_same_cpu_per_s', await measured(() => withGdbserver(native,
+            (port) => gdbRate(`127.0.0.1:${port}`, native, [], STEPI_SCRIPT, 120000, cpu), cpu)));
+        }
+      }
       if (!want('watch')) continue;
       const wt = stubSubject(guest);
       best('stub_watch_hits_per_s', await measured(() => withStub(wt, (t) => gdbRate(t, wt.file, [wt.watch], STOPS_SCRIPT, 60000))));
@@ -234,6 +281,9 @@ export async function benchStub(parts?: ReadonlySet<string>): Promise<Record<str
   const ratio = (a: number | undefined, b: number | undefined): number =>
     a !== undefined && b !== undefined && a > 0 && b > 0 ? Math.round(a / b * 100) / 100 : -1;
   r['stepi_ratio_stub_over_gdbserver (target >= 1.3)'] = ratio(r.stub_stepi_per_s, r.gdbserver_stepi_per_s);
+  if (r.stub_stepi_same_cpu_per_s !== undefined) {
+    r.stepi_same_cpu_ratio_stub_over_gdbserver = ratio(r.stub_stepi_same_cpu_per_s, r.gdbserver_stepi_same_cpu_per_s);
+  }
   r['stops_ratio_stub_watch_over_gdbserver_break (target >= 1.3)'] = ratio(r.stub_watch_hits_per_s, r.gdbserver_break_stops_per_s);
   return r;
 }
