@@ -28,6 +28,7 @@
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
 import { TLB_MASK } from '../mmu';
+import { regEffects } from './reg-effects';
 import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, FLUSH_DYN, szapBits } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
@@ -297,7 +298,7 @@ class Emitter {
   private calloutCode(i: Insn): string {
     this.callouts++;
     const k = this.k, g = this.g;
-    const call = `ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g}); ok = 1; ${RELOAD}`;
+    const call = `ci = ${g}; cn = ${k}; ${flushFlags(this.flags)} ${this.handlerCall(i, g)}`;
     const saved = this.flags;
     this.flags = null;
     // the block's last instruction (a transfer) may go on in the region; a fault, an exit or attention returns
@@ -305,6 +306,23 @@ class Emitter {
     const on = last ? `if (c.attention === 0 && r${g} !== -0.5) ${this.goToDynamic(`r${g}`)} ` : '';
     this.flags = saved;
     return `${call}\nif (r${g} !== ${lit(i.nextAddr)} || c.attention !== 0) { ${on}fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = i${g}; xn = ${k}; } else xn = ${k + 1}; break B; }`;
+  }
+
+  /**
+   * The call of instruction i's handler (local r<g> = its next RIP) with the registers it
+   * uses passed through CpuCore: only those it reads or writes stored, and those it writes
+   * reloaded (reg-effects.ts), or all of them. A fault in a listed handler comes before it changes a
+   * register, so the locals stay the state to restore (ok = 1); after a full call-out CpuCore
+   * has it (ok = 0).
+   */
+  private handlerCall(i: Insn, g: number): string {
+    const fx = regEffects(i);
+    const call = `const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g});`;
+    if (fx === null) return `${FLUSH} ok = 0; ${call} ok = 1; ${RELOAD}`;
+    // a register the handler may leave unchanged is stored too, so the reload finds its value
+    const reads = [...new Set([...fx.reads, ...fx.writes])].map((r) => { this.used.add(r); return `rl[${r}] = l${r}; rh[${r}] = h${r};`; });
+    const writes = [...new Set(fx.writes)].map((r) => { this.used.add(r); this.written.add(r); return `l${r} = rl[${r}] | 0; h${r} = rh[${r}] | 0;`; });
+    return `${reads.join(' ')} ${call} ${writes.join(' ')}`;
   }
 
   /**
