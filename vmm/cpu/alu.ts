@@ -3,7 +3,8 @@
  * return the low half; the high half is left in `c.t`. Flags are set lazily or materialized.
  */
 import { CpuCore, MASK } from './core';
-import { LF, CF, PF, ZF, SF, OF, PARITY, ARITH_MASK } from './flags';
+import { LF, PARITY, ARITH_MASK } from './flags';
+import { CF, PF, ZF, SF, OF } from '../x86/rflags';
 import { W, mul32, mul64, neg128, div128by64 } from './arith64';
 
 /** The eight group-1 operations: 0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp. */

@@ -20,7 +20,8 @@ import { CpuExit } from './cpu-exit';
 import { CpuIntercepts } from './guest-cpu';
 import { FpuState } from './fpu-state';
 import type { Insn } from './insn';
-import { LF, PARITY, CF, PF, AF, ZF, SF, OF, AC, ARITH_MASK } from './flags';
+import { LF, PARITY, ARITH_MASK } from './flags';
+import { CF, PF, AF, ZF, SF, OF, AC } from '../x86/rflags';
 import { CR0_AM } from '../x86/control-regs';
 
 /** Segment attribute bits (VMX access-rights layout, segments.ts): unusable, type bit 2 (expand-down data / conforming code). */
@@ -42,8 +43,6 @@ export const enum FaultKind {
   /** A software interrupt (INT n / INT3 / INT1) to deliver after the instruction. */
   SOFTINT = 3,
 }
-
-export { CodeTracker };
 
 /** Sign bit of the low half by operand size (size 8: bit 31 of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];

@@ -6,7 +6,8 @@
 import { CpuCore } from './core';
 import { Insn, Op } from './insn';
 import { loadE, storeE, ea } from './operands';
-import { desc, readDescriptor, markDescriptor, selFault, arOf, baseOf, limitOf, inLongMode, in64BitMode, AR_S, AR_P, AR_UNUSABLE, CR4_UMIP } from './segments';
+import { desc, readDescriptor, markDescriptor, selFault, arOf, baseOf, limitOf, inLongMode, in64BitMode, AR_S, AR_P, AR_UNUSABLE } from './segments';
+import { CR4_UMIP } from '../x86/control-regs';
 
 function privileged(c: CpuCore): void {
   if (c.cpl !== 0) c.gp0();

@@ -9,7 +9,7 @@
  * virtual-8086 frame.
  */
 import { CpuCore } from './core';
-import { TF, RF, NT, VM, IF } from './flags';
+import { TF, RF, NT, VM, IF } from '../x86/rflags';
 import { DeliveryFault } from './delivery-fault';
 import { CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadCs, loadCache, AR_S, AR_P, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING, TYPE_WRITABLE } from './segments';
 

@@ -14,10 +14,11 @@
  * Not modelled: task gates, real-address mode.
  */
 import { CpuCore, FAULT, FaultKind } from './core';
-import { TF, RF, NT, VM, IF } from './flags';
+import { TF, RF, NT, VM, IF } from '../x86/rflags';
 import { DeliveryFault } from './delivery-fault';
 import { deliverLegacy } from './events-legacy';
-import { EFER_LMA, CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadNull, loadCs, AR_S, AR_P, AR_L, AR_DB, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING } from './segments';
+import { CS, SS, desc, readDescriptor, sysRd32, arOf, dplOf, loadNull, loadCs, AR_S, AR_P, AR_L, AR_DB, AR_UNUSABLE, TYPE_CODE, TYPE_CONFORMING } from './segments';
+import { EFER_LMA } from '../x86/msr';
 
 export const DELIVERED = -1;
 export const DELIVERY_NPF = -2;

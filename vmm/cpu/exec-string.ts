@@ -9,7 +9,7 @@
 import { CpuCore } from './core';
 import { Insn, Op } from './insn';
 import { alu } from './alu';
-import { DF, RF } from './flags';
+import { DF, RF } from '../x86/rflags';
 
 /** reg += delta (signed) at address size. */
 function advance(c: CpuCore, r: number, delta: number, a64: boolean): void {

@@ -7,9 +7,12 @@
 import { CpuCore, FaultKind, FAULT } from './core';
 import { Insn, Op } from './insn';
 import { loadE, storeE, ea, jumpTo, push16, pop16 } from './operands';
-import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
+import { POPF_MASK } from './flags';
+import { IF, RF, VM, IOPL } from '../x86/rflags';
 import { movDr } from './mov-dr';
-import { CS, loadDataSegment, in64BitMode, updateCodeMode, CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP, EFER_LME, EFER_LMA } from './segments';
+import { CS, loadDataSegment, in64BitMode, updateCodeMode } from './segments';
+import { CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP } from '../x86/control-regs';
+import { EFER_LME, EFER_LMA } from '../x86/msr';
 import { farJmpCall, farRet, iret } from './far-transfer';
 import { syscall, sysret } from './syscall';
 import { descriptorTables } from './descriptor-tables';

@@ -11,7 +11,8 @@ import { execString } from './exec-string';
 import { execSystem } from './exec-system';
 import { execSse } from './sse-exec';
 import { loadE, loadRmw, storeE, ea, jumpTo, push16, pop16 } from './operands';
-import { CF, ZF, DF, AF, PF, OF, ARITH_MASK } from './flags';
+import { ARITH_MASK } from './flags';
+import { CF, ZF, DF, AF, PF, OF } from '../x86/rflags';
 
 function pushNext(c: CpuCore, next: number): void {
   c.push64(next >>> 0, Math.floor(next / 4294967296) >>> 0);

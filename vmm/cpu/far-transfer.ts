@@ -17,7 +17,8 @@ import {
   CS, SS, desc, readDescriptor, arOf, dplOf, selFault, checkReturnCs, checkReturnSs, loadCache, loadNull, loadCs,
   nullInaccessibleSegments, inLongMode, in64BitMode, limitOf, AR_S, AR_P, AR_L, AR_DB, TYPE_CODE, TYPE_CONFORMING,
 } from './segments';
-import { IF, IOPL, NT, VM, VIF, VIP, RF, IRET_MASK } from './flags';
+import { IRET_MASK } from './flags';
+import { IF, IOPL, NT, VM, VIF, VIP, RF } from '../x86/rflags';
 
 /**
  * RSP + off as a linear address. Outside 64-bit mode: ESP + off wraps at 32 bits, is checked

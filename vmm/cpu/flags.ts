@@ -25,8 +25,8 @@
  */
 import { CF, PF, AF, ZF, SF, TF, IF, DF, OF, IOPL, NT, RF, AC, VIF, VIP, ID } from '../x86/rflags';
 
-/** The RFLAGS bits live with the other x86 facts (vmm/x86/rflags.ts). */
-export { CF, PF, AF, ZF, SF, TF, IF, DF, OF, IOPL, NT, RF, VM, AC, VIF, VIP, ID } from '../x86/rflags';
+// The RFLAGS bits themselves live with the other x86 facts (vmm/x86/rflags.ts); importers take
+// them from there: a re-export compiles to a getter, which hot code then calls on every read.
 
 export const ARITH_MASK = CF | PF | AF | ZF | SF | OF;
 /** Bits POPF may change at CPL 0 in 64-bit mode (RF is cleared, VM/VIP/VIF kept). */

@@ -5,7 +5,7 @@
  * VM exit (SDM 25.1.1).
  */
 import { CpuCore } from './core';
-import { IOPL } from './flags';
+import { IOPL } from '../x86/rflags';
 import { sysRd8, AR_UNUSABLE } from './segments';
 
 export function checkIoPermission(c: CpuCore, port: number, size: number): void {

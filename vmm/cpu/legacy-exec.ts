@@ -13,7 +13,8 @@ import { exec } from './exec';
 import { loadE, storeE, ea } from './operands';
 import { CS, SS, AR_DB, loadDataSegment } from './segments';
 import { farJmpCallDirect } from './far-transfer';
-import { IF, RF, VM, IOPL, POPF_MASK } from './flags';
+import { POPF_MASK } from './flags';
+import { IF, RF, VM, IOPL } from '../x86/rflags';
 import { SHADOW_MOVSS } from './exec-system';
 
 function wide(c: CpuCore): boolean {

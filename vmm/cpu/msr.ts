@@ -6,7 +6,7 @@
  */
 import { U64, u64, u64FromNumber, u64ToNumber } from '../u64';
 import { CpuCore } from './core';
-import { CR0_PG } from './segments';
+import { CR0_PG } from '../x86/control-regs';
 
 import {
   DEBUGCTL_WRITABLE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_DEBUGCTL, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE,

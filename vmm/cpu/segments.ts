@@ -31,10 +31,6 @@ export const AR_UNUSABLE = 0x10000;
 /** Type bits of code/data descriptors (S = 1). */
 export const TYPE_CODE = 8, TYPE_CONFORMING = 4, TYPE_READABLE = 2, TYPE_WRITABLE = 2, TYPE_ACCESSED = 1;
 
-/** The x86 facts this module's importers take from here (they live in vmm/x86). */
-export { EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE } from '../x86/msr';
-export { CR0_PE, CR0_PG, CR4_PAE, CR4_UMIP } from '../x86/control-regs';
-
 /**
  * The built-in read-only GDT GDTR points at after reset (guest ABI): 0x08 = 64-bit code,
  * 0x10 = data, both DPL 0, flat. It lives outside RAM (just below the MMU's boot page-table

@@ -4,7 +4,7 @@
  * lo/hi halves; the result's high half is left in c.t.
  */
 import { CpuCore, MASK } from './core';
-import { CF, OF, AF } from './flags';
+import { CF, OF, AF } from '../x86/rflags';
 import { szp, mergeArith } from './alu';
 
 let oHi = 0;

@@ -16,7 +16,7 @@ import {
   f64to32, f32to64, toInt, int64ToFloat, IE,
 } from './sse-float';
 import { execFpuState } from './fpu-exec';
-import { CF, PF, ZF } from './flags';
+import { CF, PF, ZF } from '../x86/rflags';
 import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT } from '../x86/control-regs';
 
 

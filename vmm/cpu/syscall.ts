@@ -8,8 +8,9 @@
  */
 import { CpuCore } from './core';
 import { Insn } from './insn';
-import { CS, SS, EFER_SCE, EFER_LMA, in64BitMode, setCpl, updateCodeMode } from './segments';
-import { RF } from './flags';
+import { CS, SS, in64BitMode, setCpl, updateCodeMode } from './segments';
+import { EFER_SCE, EFER_LMA } from '../x86/msr';
+import { RF } from '../x86/rflags';
 
 // VMX access rights of the fixed descriptors: present, S, accessed; code execute/read.
 const KERNEL_CODE = 0xa09b; // L=1, DPL 0
