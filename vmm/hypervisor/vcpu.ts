@@ -296,7 +296,7 @@ export class Vcpu implements VcpuContext {
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
     // bhyve's vmx_exit_handle_nmi: the host's NMI handler runs here, after the DR restore.
     if (g.kind === 'nmi') host.handleNmi(vm.leaks.foreignRegisters(phys, host.owned, host.ownedTF));
-    vm.exits[g.kind] = (vm.exits[g.kind] ?? 0) + 1;
+    vm.exits.count(g.kind);
     if (vm.trace !== null) {
       const ts = vm.now();
       vm.trace({ type: 'phase', ts, vcpu: this.index, phase: 'host' });
