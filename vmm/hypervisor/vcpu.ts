@@ -194,6 +194,7 @@ export class Vcpu implements VcpuContext {
 
   /** The guest's TSC runs on while the hypervisor handles an exit (exitTakesTime). */
   private advanceTsc(ticks: number): void {
+    if (this.cpu.advanceTsc !== undefined) { this.cpu.advanceTsc(ticks); return; }
     const t = this.tsc() + ticks;
     this.cpu.writeMsr(MSR_TSC, { lo: t % 0x100000000 >>> 0, hi: Math.floor(t / 0x100000000) >>> 0 });
   }
