@@ -189,15 +189,14 @@ function compileProgram(steps: readonly DrStep[]): ProgramFn {
  * generation bump. Same effect as runSteps without an observer.
  */
 export class StepProgram {
+  /**
+   * Run the program (nothing acts between steps): the hot path, twice per round trip. Called
+   * as prog.run at each of the vCPU's two sites, so that each site sees only its own programs.
+   */
   readonly run: ProgramFn;
   constructor(readonly steps: readonly DrStep[]) {
     this.run = compileProgram(steps);
   }
-}
-
-/** Run a program without an observer (nothing acts between steps): the hot path, twice per VM exit. */
-export function runProgram(prog: StepProgram, phys: PhysicalCpu, regs: DrSwitchRegs): void {
-  prog.run(phys, regs);
 }
 
 /** The host "micro-program" executor: run the steps in order, the observer after each. */

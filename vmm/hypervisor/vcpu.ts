@@ -15,7 +15,7 @@ import { Capability, DebuggerSlot, VmStop } from '../vmm-types';
 import { IF as RFLAGS_IF } from '../x86/rflags';
 import { GuestDrIndex, VmBackend } from './backend';
 import { DebugViews } from './debug-views';
-import { DrStep, StepObserver, StepProgram, runProgram, runSteps } from './dr-switch';
+import { DrStep, StepObserver, StepProgram, runSteps } from './dr-switch';
 import { ExitHandlers, VcpuContext, VcpuRunState } from './exit-handlers';
 import { GenericExit, newGenericExit } from './exit';
 import { VirtualNmi } from './nmi';
@@ -261,7 +261,7 @@ export class Vcpu implements VcpuContext {
 
     scenario.beforeEnterPath();
     backend.prepareEntry();
-    if (this.stepObserver === null) runProgram(this.enterProgram, phys, backend.drRegs);
+    if (this.stepObserver === null) this.enterProgram.run(phys, backend.drRegs);
     else runSteps(backend.enterSteps, phys, backend.drRegs, this.stepObserver);
     if (this.enterLoadsDr6) host.dr6HoldsGuest = true;
     scenario.beforeHardwareEntry();
@@ -291,7 +291,7 @@ export class Vcpu implements VcpuContext {
     backend.loadHostState();
     vm.transitions++;
     scenario.afterHardwareExit();
-    if (this.stepObserver === null) runProgram(this.leaveProgram, phys, backend.drRegs);
+    if (this.stepObserver === null) this.leaveProgram.run(phys, backend.drRegs);
     else runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
     if (this.leaveRestoresDr6) host.dr6HoldsGuest = false;
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
