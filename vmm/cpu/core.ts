@@ -44,8 +44,6 @@ export const enum FaultKind {
   SOFTINT = 3,
 }
 
-export { CodeTracker };
-
 /** Sign bit of the low half by operand size (size 8: bit 31 of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 /** Value masks by operand size, as int32 (4 and 8: -1). */
