@@ -2,8 +2,9 @@
  * Breakpoint matching against the PHYSICAL debug registers (SDM 17.2.4-17.2.5).
  *
  * A summary of DR0-3/DR7 is precomputed and rebuilt only when PhysicalCpu.generation (or
- * CR4.DE) changes, so that the interpreter pays nothing when DR7 enables nothing: the hot
- * path tests one number (`dataEnabled`, `execEnabled`) and a per-page filter.
+ * CR4.DE) changes and the registers differ from those it was built from, so that the
+ * interpreter pays nothing when DR7 enables nothing: the hot path tests one number
+ * (`dataEnabled`, `execEnabled`) and a per-page filter.
  *
  * Matching rules:
  *  - R/W: 00 instruction, 01 data write, 10 I/O (only with CR4.DE=1), 11 data read/write.
