@@ -433,6 +433,38 @@ function randomCallProgram(seed: number, funcs: number, iterations: number): str
 describe('block compiler: regions of several blocks (direct chaining inside one page)', function () {
   this.timeout(120000);
 
+  it('a data breakpoint on the return-address slot traps right after each CALL, indirect CALL and RET of a hot region', function () {
+    const src = `
+  mov $300, %r15d
+  lea f(%rip), %r14
+top:
+  call f
+  call *%r14
+  add %rax, %rdx
+  dec %r15d
+  jnz top
+  hlt
+f:
+  add $1, %rax
+  ret
+`;
+    const prog = assembleProgram(src, ORIGIN);
+    const a = makeCpu(prog.code, false), b = makeCpu(prog.code, true);
+    for (const c of [a, b]) c.run(600);
+    // DR0 = the slot below the stack top (RSP = MEM at the loop), read/write, 8 bytes, L0
+    for (const c of [a, b]) { c.phys.setDr(0, u64(MEM - 8)); c.phys.setDr(7, u64(0x400 | 1 | (3 << 16) | (2 << 18))); }
+    let traps = 0;
+    for (let k = 0; k < 2000; k++) {
+      const ea = a.run(100000), eb = b.run(100000);
+      expect(state(b, eb), `stop ${k}`).to.equal(state(a, ea));
+      if (ea.kind === 'hlt') break;
+      expect(ea.kind).to.equal('exception');
+      traps++;
+    }
+    // four accesses per pass (two pushes, two return-address reads), from pass 151 on
+    expect(traps).to.be.greaterThan(500);
+  });
+
   it('random calls, returns, jumps and branches between blocks: same state, count and memory after every slice', function () {
     const before = { ...jitStats };
     for (let seed = 1; seed <= 30; seed++) {

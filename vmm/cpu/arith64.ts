@@ -51,6 +51,15 @@ export function div128by64(dLo: number, dHi: number): boolean {
   let rLo = W[2], rHi = W[3];
   // high half >= divisor: the quotient would need more than 64 bits
   if (rHi > dHi || (rHi === dHi && rLo >= dLo)) return false;
+  if (dHi === 0) return divBy32(dLo);
+  if (rLo === 0 && rHi === 0 && W[1] < 0x100000 && dHi < 0x100000) {
+    // both below 2^52: a double's quotient is off by at most one, and q * d stays exact
+    const n = W[1] * 4294967296 + W[0], d = dHi * 4294967296 + dLo;
+    let q = Math.floor(n / d), r = n - q * d;
+    if (r < 0) { q--; r += d; } else if (r >= d) { q++; r -= d; }
+    W[0] = q >>> 0; W[1] = Math.floor(q / 4294967296); W[2] = r >>> 0; W[3] = Math.floor(r / 4294967296);
+    return true;
+  }
   let qLo = W[0], qHi = W[1]; // shifted out as quotient bits are shifted in
   for (let i = 0; i < 64; i++) {
     const top = rHi >>> 31;
@@ -66,6 +75,25 @@ export function div128by64(dLo: number, dHi: number): boolean {
     }
   }
   W[0] = qLo; W[1] = qHi; W[2] = rLo; W[3] = rHi;
+  return true;
+}
+
+/**
+ * W (remainder half W[2] below d, W[3] = 0) divided by a 32-bit d: schoolbook division by
+ * 16-bit digits, each step's partial dividend (remainder * 2^16 + digit) below 2^48, exact
+ * in doubles.
+ */
+function divBy32(d: number): boolean {
+  const hi = W[1], lo = W[0];
+  let cur = W[2] * 65536 + (hi >>> 16);
+  const q3 = Math.floor(cur / d);
+  cur = (cur - q3 * d) * 65536 + (hi & 0xffff);
+  const q2 = Math.floor(cur / d);
+  cur = (cur - q2 * d) * 65536 + (lo >>> 16);
+  const q1 = Math.floor(cur / d);
+  cur = (cur - q1 * d) * 65536 + (lo & 0xffff);
+  const q0 = Math.floor(cur / d);
+  W[0] = ((q1 << 16) | q0) >>> 0; W[1] = ((q3 << 16) | q2) >>> 0; W[2] = cur - q0 * d; W[3] = 0;
   return true;
 }
 

@@ -28,6 +28,7 @@
 import { Insn, Op } from '../insn';
 import { LF } from '../flags';
 import { TLB_MASK } from '../mmu';
+import { regEffects } from './reg-effects';
 import { PendingFlags, flushFlags, condExpr, cfNumber, flagsToLocals, EXIT_FLAGS, FLUSH_DYN, szapBits } from './flags-expr';
 
 const FLUSH = '/*FLUSH*/';
@@ -41,28 +42,32 @@ export function inlineable(i: Insn): boolean {
   if (!memOk) return false;
   switch (i.op) {
     case Op.NOP: return true;
-    case Op.MOV_EG: return q || (s === 1 && i.isMem);
-    case Op.MOV_GE: return q;
+    case Op.MOV_EG: case Op.MOV_GE: return true;
     case Op.MOV_RI: return q;
     case Op.MOV_EI: return q && i.isMem;
     case Op.LEA: return (s === 8 && i.asize === 8) || s === 4;
     case Op.MOVZX: return q && (i.srcSize === 1 || i.srcSize === 2);
     case Op.MOVSX: return q;
-    case Op.ALU_EG: return q && i.sub !== 2 && i.sub !== 3;
-    case Op.ALU_GE: return q && i.sub !== 2 && i.sub !== 3;
-    case Op.ALU_EI: return q && i.sub !== 2 && i.sub !== 3;
-    case Op.TEST_EG: case Op.TEST_EI: return q;
+    // group 1 at any size and operation; read-modify-write memory forms only 4/8-byte non-carry ones
+    case Op.ALU_EG: case Op.ALU_EI: return !i.isMem || i.sub === 7 || (q && i.sub !== 2 && i.sub !== 3);
+    case Op.ALU_GE: case Op.TEST_EG: case Op.TEST_EI: return true;
+    case Op.NEG_E: case Op.NOT_E: return q && !i.isMem;
     case Op.INC_E: case Op.DEC_E: return q && !i.isMem;
     case Op.PUSH_R: case Op.POP_R: return s === 8;
     case Op.JCC: case Op.JMP_REL: case Op.CALL_REL: return true;
     case Op.CMOV: return q && !i.isMem;
     case Op.IMUL_GE: case Op.IMUL_GEI: return q && !i.isMem;
-    case Op.RET: return true;
+    case Op.RET: case Op.JMP_E: case Op.CALL_E: return true;
     case Op.CBW: case Op.CWD: return q;
     case Op.SETCC: return !i.isMem;
     case Op.SHIFT_E: return q && !i.isMem && i.sub >= 4 && i.cnt !== 2;
     default: return false;
   }
+}
+
+/** Inline forms that always leave the block (their own attention check made). */
+function transfers(op: Op): boolean {
+  return op === Op.CALL_REL || op === Op.RET || op === Op.JMP_E || op === Op.CALL_E;
 }
 
 /** The absolute address a relative branch goes to (as fast.ts jumpTarget). */
@@ -233,13 +238,16 @@ class Emitter {
     return `(CP[${p} >>> 12] === 0 || ((CL[${p} >>> 9] >>> ((${p} >>> 4) & 31)) & 1 | (CL[${last} >>> 9] >>> ((${last} >>> 4) & 31)) & 1) === 0)`;
   }
 
-  /** Writes n bytes (1, 4, 8) of [vL, vH] at (aL,aH); a store into decoded code's lines takes the accessor (it drops that code). */
+  /** Writes n bytes (1, 2, 4, 8) of [vL, vH] at (aL,aH); a store into decoded code's lines takes the accessor (it drops that code). */
   private store(aL: string, aH: string, n: number, vL: string, vH: string): void {
     const p = this.t();
     let fast: string, call: string;
     if (n === 1) {
       fast = `M8[${p}] = ${vL};`;
       call = `c.wr8(${aL} >>> 0, ${aH} >>> 0, ${vL});`;
+    } else if (n === 2) {
+      fast = `M8[${p}] = ${vL}; M8[${p} + 1] = ${vL} >>> 8;`;
+      call = `c.wr16(${aL} >>> 0, ${aH} >>> 0, ${vL} & 0xffff);`;
     } else if (n === 4) {
       fast = `M32[${p} >>> 2] = ${vL};`;
       call = `c.wr32(${aL} >>> 0, ${aH} >>> 0, ${vL} >>> 0);`;
@@ -250,33 +258,74 @@ class Emitter {
     this.out.push(`if (${this.tlbHit('tW', aL, aH, n, p)} && ${this.notCode(p, n)}) { ${fast} } else { ${this.beforeSlow()} ${call} sl = 1; }`);
   }
 
-  /** ALU op (0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp) of d and s at size 4/8; sets the pending flags. */
+  /**
+   * ALU op (0 add, 1 or, 2 adc, 3 sbb, 4 and, 5 sub, 6 xor, 7 cmp) of d and s; sets the
+   * pending flags. Sizes 1 and 2 take and give values masked to the size (as the
+   * interpreter's record holds them).
+   */
   private alu(op: number, size: number, d: [string, string], s: [string, string]): [string, string] {
     const dL = this.t(), dH = size === 8 ? this.t() : '0', sL = this.t(), sH = size === 8 ? this.t() : '0';
     const rL = this.t(), rH = size === 8 ? this.t() : '0';
     this.out.push(`${dL} = ${d[0]}; ${sL} = ${s[0]};` + (size === 8 ? ` ${dH} = ${d[1]}; ${sH} = ${s[1]};` : ''));
+    // ADC/SBB: CF of the flags before, kept in the record as the interpreter keeps it
+    let cin = '0';
+    if (op === 2 || op === 3) {
+      this.needFlags();
+      cin = this.t();
+      this.out.push(`${cin} = ${cfNumber(this.flags)};`);
+    }
+    const add = op === 0 || op === 2, sub = op === 3 || op === 5 || op === 7;
+    const carry = cin === '0' ? '' : ` + ${cin}`, borrow = cin === '0' ? '' : ` - ${cin}`;
     let lf: LF;
     if (size === 8) {
-      switch (op) {
-        case 0: this.out.push(`${rL} = (${dL} + ${sL}) | 0; ${rH} = (${dH} + ${sH} + ((${rL} >>> 0) < (${dL} >>> 0) ? 1 : 0)) | 0;`); lf = LF.ADD; break;
-        case 5: case 7: this.out.push(`${rL} = (${dL} - ${sL}) | 0; ${rH} = (${dH} - ${sH} - ((${dL} >>> 0) < (${sL} >>> 0) ? 1 : 0)) | 0;`); lf = LF.SUB; break;
-        default: {
-          const o = op === 4 ? '&' : op === 1 ? '|' : '^';
-          this.out.push(`${rL} = ${dL} ${o} ${sL}; ${rH} = ${dH} ${o} ${sH};`); lf = LF.LOGIC;
-        }
+      if (add) {
+        const x = this.t();
+        this.out.push(cin === '0'
+          ? `${rL} = (${dL} + ${sL}) | 0; ${rH} = (${dH} + ${sH} + ((${rL} >>> 0) < (${dL} >>> 0) ? 1 : 0)) | 0;`
+          : `${x} = (${dL} >>> 0) + (${sL} >>> 0)${carry}; ${rL} = ${x} | 0; ${rH} = (${dH} + ${sH} + (${x} > 4294967295 ? 1 : 0)) | 0;`);
+        lf = LF.ADD;
+      } else if (sub) {
+        const x = this.t();
+        this.out.push(cin === '0'
+          ? `${rL} = (${dL} - ${sL}) | 0; ${rH} = (${dH} - ${sH} - ((${dL} >>> 0) < (${sL} >>> 0) ? 1 : 0)) | 0;`
+          : `${x} = (${dL} >>> 0) - (${sL} >>> 0)${borrow}; ${rL} = ${x} | 0; ${rH} = (${dH} - ${sH} - (${x} < 0 ? 1 : 0)) | 0;`);
+        lf = LF.SUB;
+      } else {
+        const o = op === 4 ? '&' : op === 1 ? '|' : '^';
+        this.out.push(`${rL} = ${dL} ${o} ${sL}; ${rH} = ${dH} ${o} ${sH};`); lf = LF.LOGIC;
       }
     } else {
-      switch (op) {
-        case 0: this.out.push(`${rL} = (${dL} + ${sL}) | 0;`); lf = LF.ADD; break;
-        case 5: case 7: this.out.push(`${rL} = (${dL} - ${sL}) | 0;`); lf = LF.SUB; break;
-        default: {
-          const o = op === 4 ? '&' : op === 1 ? '|' : '^';
-          this.out.push(`${rL} = ${dL} ${o} ${sL};`); lf = LF.LOGIC;
-        }
+      const mask = size === 4 ? '' : size === 2 ? ' & 0xffff' : ' & 0xff';
+      if (add) { this.out.push(`${rL} = (${dL} + ${sL}${carry})${mask || ' | 0'};`); lf = LF.ADD; }
+      else if (sub) { this.out.push(`${rL} = (${dL} - ${sL}${borrow})${mask || ' | 0'};`); lf = LF.SUB; }
+      else {
+        const o = op === 4 ? '&' : op === 1 ? '|' : '^';
+        this.out.push(`${rL} = ${dL} ${o} ${sL};`); lf = LF.LOGIC;
       }
     }
-    this.flags = { kind: 'lazy', op: lf, size, dLo: dL, dHi: dH, sLo: sL, sHi: sH, rLo: rL, rHi: rH, cin: '0' };
+    this.flags = { kind: 'lazy', op: lf, size, dLo: dL, dHi: dH, sLo: sL, sHi: sH, rLo: rL, rHi: rH, cin };
     return [rL, rH];
+  }
+
+  /** Register r's operand of the size: 64-bit halves, or a value masked to 1 or 2 bytes (hi '0'). */
+  private regOperand(r: number, size: number): [string, string] {
+    if (size === 1) return [this.byteReg(r), '0'];
+    if (size === 2) return [`(${this.lo(r)} & 0xffff)`, '0'];
+    return this.reg64(r, size);
+  }
+
+  /** An immediate operand of the size (1 and 2 bytes masked, as the interpreter's ALU takes it). */
+  private immOperand(i: Insn, size: number): [string, string] {
+    if (size === 1) return [lit(i.immLo & 0xff), '0'];
+    if (size === 2) return [lit(i.immLo & 0xffff), '0'];
+    return [lit(i.immLo | 0), size === 8 ? lit(i.immHi | 0) : '0'];
+  }
+
+  /** Writes a result of the size into register r: 4 clears bits 63:32, 1 and 2 keep the other bits. */
+  private setOperand(r: number, size: number, v: [string, string]): void {
+    if (size === 1) this.setByteReg(r, v[0]);
+    else if (size === 2) { this.used.add(r); this.written.add(r); this.out.push(`l${r} = (l${r} & -65536) | (${v[0]});`); }
+    else this.setSized(r, size, v);
   }
 
   private reg64(r: number, size: number): [string, string] {
@@ -297,7 +346,7 @@ class Emitter {
   private calloutCode(i: Insn): string {
     this.callouts++;
     const k = this.k, g = this.g;
-    const call = `ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g}); ok = 1; ${RELOAD}`;
+    const call = `ci = ${g}; cn = ${k}; ${flushFlags(this.flags)} ${this.handlerCall(i, g)}`;
     const saved = this.flags;
     this.flags = null;
     // the block's last instruction (a transfer) may go on in the region; a fault, an exit or attention returns
@@ -305,6 +354,23 @@ class Emitter {
     const on = last ? `if (c.attention === 0 && r${g} !== -0.5) ${this.goToDynamic(`r${g}`)} ` : '';
     this.flags = saved;
     return `${call}\nif (r${g} !== ${lit(i.nextAddr)} || c.attention !== 0) { ${on}fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = i${g}; xn = ${k}; } else xn = ${k + 1}; break B; }`;
+  }
+
+  /**
+   * The call of instruction i's handler (local r<g> = its next RIP) with the registers it
+   * uses passed through CpuCore: only those it reads or writes stored, and those it writes
+   * reloaded (reg-effects.ts), or all of them. A fault in a listed handler comes before it changes a
+   * register, so the locals stay the state to restore (ok = 1); after a full call-out CpuCore
+   * has it (ok = 0).
+   */
+  private handlerCall(i: Insn, g: number): string {
+    const fx = regEffects(i);
+    const call = `const i${g} = I[${g}], r${g} = i${g}.fn(c, i${g});`;
+    if (fx === null) return `${FLUSH} ok = 0; ${call} ok = 1; ${RELOAD}`;
+    // a register the handler may leave unchanged is stored too, so the reload finds its value
+    const reads = [...new Set([...fx.reads, ...fx.writes])].map((r) => { this.used.add(r); return `rl[${r}] = l${r}; rh[${r}] = h${r};`; });
+    const writes = [...new Set(fx.writes)].map((r) => { this.used.add(r); this.written.add(r); return `l${r} = rl[${r}] | 0; h${r} = rh[${r}] | 0;`; });
+    return `${reads.join(' ')} ${call} ${writes.join(' ')}`;
   }
 
   /**
@@ -341,13 +407,16 @@ class Emitter {
     const s = i.size;
     switch (i.op) {
       case Op.NOP: return true;
-      case Op.MOV_EG:
-        if (!i.isMem) { this.setSized(i.rm, s, this.reg64(i.reg, s)); return true; }
-        if (s === 1) { const [aL, aH] = this.ea(i); this.store(aL, aH, 1, this.byteReg(i.reg), '0'); return true; }
-        { const [aL, aH] = this.ea(i); const v = this.reg64(i.reg, s); this.store(aL, aH, s, v[0], v[1]); return true; }
+      case Op.MOV_EG: {
+        const v = this.regOperand(i.reg, s);
+        if (!i.isMem) { this.setOperand(i.rm, s, v); return true; }
+        const [aL, aH] = this.ea(i);
+        this.store(aL, aH, s, v[0], v[1]);
+        return true;
+      }
       case Op.MOV_GE:
-        if (!i.isMem) { this.setSized(i.reg, s, this.reg64(i.rm, s)); return true; }
-        { const [aL, aH] = this.ea(i); this.setSized(i.reg, s, this.load(aL, aH, s)); return true; }
+        if (!i.isMem) { this.setOperand(i.reg, s, this.regOperand(i.rm, s)); return true; }
+        { const [aL, aH] = this.ea(i); this.setOperand(i.reg, s, this.load(aL, aH, s)); return true; }
       case Op.MOV_RI: this.setReg(i.rm, lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'); return true;
       case Op.MOV_EI: { const [aL, aH] = this.ea(i); this.store(aL, aH, s, lit(i.immLo | 0), lit(i.immHi | 0)); return true; }
       case Op.LEA: { const [aL, aH] = this.ea(i); this.setReg(i.reg, aL, s === 8 ? aH : '0'); return true; }
@@ -372,49 +441,51 @@ class Emitter {
         if (i.isMem) {
           if (i.sub !== 7) { this.aluMemRmw(i, this.reg64(i.reg, s)); return true; }
           const [aL, aH] = this.ea(i);
-          this.alu(7, s, this.load(aL, aH, s), this.reg64(i.reg, s));
+          this.alu(7, s, this.load(aL, aH, s), this.regOperand(i.reg, s));
           return true;
         }
-        const r = this.alu(i.sub, s, this.reg64(i.rm, s), this.reg64(i.reg, s));
-        if (i.sub !== 7) this.setSized(i.rm, s, r);
+        const r = this.alu(i.sub, s, this.regOperand(i.rm, s), this.regOperand(i.reg, s));
+        if (i.sub !== 7) this.setOperand(i.rm, s, r);
         return true;
       }
       case Op.ALU_GE: { // reg op= rm / [mem]
         let src: [string, string];
-        if (i.isMem) { const [aL, aH] = this.ea(i); src = this.load(aL, aH, s); } else src = this.reg64(i.rm, s);
-        const r = this.alu(i.sub, s, this.reg64(i.reg, s), src);
-        if (i.sub !== 7) this.setSized(i.reg, s, r);
+        if (i.isMem) { const [aL, aH] = this.ea(i); src = this.load(aL, aH, s); } else src = this.regOperand(i.rm, s);
+        const r = this.alu(i.sub, s, this.regOperand(i.reg, s), src);
+        if (i.sub !== 7) this.setOperand(i.reg, s, r);
         return true;
       }
       case Op.ALU_EI: {
         if (i.isMem) {
-          const imm: [string, string] = [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'];
-          if (i.sub !== 7) { this.aluMemRmw(i, imm); return true; }
+          if (i.sub !== 7) { this.aluMemRmw(i, this.immOperand(i, s)); return true; }
           const [aL, aH] = this.ea(i);
-          this.alu(7, s, this.load(aL, aH, s), imm);
+          this.alu(7, s, this.load(aL, aH, s), this.immOperand(i, s));
           return true;
         }
-        const r = this.alu(i.sub, s, this.reg64(i.rm, s), [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
-        if (i.sub !== 7) this.setSized(i.rm, s, r);
+        const r = this.alu(i.sub, s, this.regOperand(i.rm, s), this.immOperand(i, s));
+        if (i.sub !== 7) this.setOperand(i.rm, s, r);
         return true;
       }
       case Op.TEST_EI: {
         let d: [string, string];
-        if (i.isMem) { const [aL, aH] = this.ea(i); d = this.load(aL, aH, s); } else d = this.reg64(i.rm, s);
-        this.alu(4, s, d, [lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0']);
+        if (i.isMem) { const [aL, aH] = this.ea(i); d = this.load(aL, aH, s); } else d = this.regOperand(i.rm, s);
+        this.alu(4, s, d, this.immOperand(i, s));
         return true;
       }
       case Op.TEST_EG: {
-        if (i.isMem) {
-          const [aL, aH] = this.ea(i);
-          this.alu(4, s, this.load(aL, aH, s), this.reg64(i.reg, s));
-          return true;
-        }
-        const rL = this.t(), rH = s === 8 ? this.t() : '0';
-        this.out.push(`${rL} = ${this.lo(i.rm)} & ${this.lo(i.reg)};` + (s === 8 ? ` ${rH} = ${this.hi(i.rm)} & ${this.hi(i.reg)};` : ''));
-        this.flags = { kind: 'lazy', op: LF.LOGIC, size: s, dLo: '0', dHi: '0', sLo: '0', sHi: '0', rLo: rL, rHi: rH, cin: '0' };
+        let d: [string, string];
+        if (i.isMem) { const [aL, aH] = this.ea(i); d = this.load(aL, aH, s); } else d = this.regOperand(i.rm, s);
+        this.alu(4, s, d, this.regOperand(i.reg, s));
         return true;
       }
+      case Op.NEG_E: { // as the interpreter: SUB from 0
+        const r = this.alu(5, s, ['0', '0'], this.reg64(i.rm, s));
+        this.setSized(i.rm, s, r);
+        return true;
+      }
+      case Op.NOT_E:
+        this.setReg(i.rm, `~${this.lo(i.rm)}`, s === 8 ? `~${this.hi(i.rm)}` : '0');
+        return true;
       case Op.INC_E: case Op.DEC_E: {
         this.needFlags();
         const dec = i.op === Op.DEC_E;
@@ -498,7 +569,6 @@ class Emitter {
       case Op.RET: {
         // as fast.ts ret: a target with bits 63:32 set goes to the interpreter's handler
         const [vL, vH] = this.load(this.lo(4), this.hi(4), 8);
-        this.slow = false; // RET always ends the block: no attention check needed
         const k = this.k, g = this.g;
         this.out.push(`if (${vH} !== 0) { ci = ${g}; cn = ${k}; ${FLUSH} ${flushFlags(this.flags)} ok = 0; const r${g} = I[${g}].fn(c, I[${g}]); ok = 1; ${RELOAD} ` +
           `fo = -1; xr = r${g}; if (r${g} === -0.5) { c.jitInsn = I[${g}]; xn = ${k}; } else xn = ${k + 1}; break B; }`);
@@ -507,11 +577,39 @@ class Emitter {
         this.setReg(4, `${x} | 0`, `${x} > 4294967295 ? (h4 + 1) | 0 : h4`);
         const to = this.t();
         this.out.push(`${to} = ${vL} >>> 0;`);
+        // a data breakpoint on the stack read (the slow path) is taken before the next block
+        this.endSlow(to);
         this.out.push(this.goToDynamic(to));
         return true;
       }
+      case Op.JMP_E: case Op.CALL_E: return this.indirect(i);
       default: return false;
     }
+  }
+
+  /**
+   * JMP/CALL through a register or memory (as exec.ts): a non-canonical target faults before
+   * anything changes (CALL: before the push); then the region's block seen at the target, or
+   * a return there.
+   */
+  private indirect(i: Insn): boolean {
+    let v: [string, string];
+    if (i.isMem) { const [aL, aH] = this.ea(i); v = this.load(aL, aH, 8); } else v = this.reg64(i.rm, 8);
+    const tL = this.t(), tH = this.t(), to = this.t();
+    this.out.push(`${tL} = ${v[0]}; ${tH} = ${v[1]};`);
+    this.out.push(`if (${tH} !== 0 && (${tH} >>> 15) !== 0 && (${tH} >>> 15) !== 131071) { ${this.beforeSlow()} c.gp0(); }`);
+    this.out.push(`${to} = ${tH} === 0 ? ${tL} >>> 0 : (${tH} | 0) * 4294967296 + (${tL} >>> 0);`);
+    if (i.op === Op.CALL_E) {
+      const nx = i.nextAddr;
+      const nL = nx >>> 0, nH = nx > 0xffffffff || nx < 0 ? Math.floor(nx / 4294967296) | 0 : 0;
+      const sL = this.t(), sH = this.t();
+      this.out.push(`${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
+      this.store(sL, sH, 8, lit(nL | 0), lit(nH));
+      this.setReg(4, sL, sH);
+    }
+    this.endSlow(to);
+    this.out.push(this.goToDynamic(to));
+    return true;
   }
 
   /** SHL/SHR/SAR by a constant count (as fast.ts shiftFast). */
@@ -580,14 +678,14 @@ class Emitter {
       this.out.push('');
       if (inlineable(i) && this.emitInsn(i)) {
         this.inlined++;
-        if (i.op !== Op.CALL_REL && i.op !== Op.RET) this.endSlow(lit(i.nextAddr));
+        if (!transfers(i.op)) this.endSlow(lit(i.nextAddr));
       } else this.callout(i);
       // this instruction's temporaries: fresh bindings (no loop phis, no mixed representations)
       if (this.temps > firstTemp) this.out[at] = `let ${Array.from({ length: this.temps - firstTemp }, (_, n) => `t${firstTemp + n} = 0`).join(', ')};`;
     }
     const last = insns[insns.length - 1];
     const lastOp = last.op;
-    const ends = lastOp === Op.JMP_REL || lastOp === Op.CALL_REL || (lastOp === Op.RET && inlineable(last));
+    const ends = lastOp === Op.JMP_REL || (transfers(lastOp) && inlineable(last));
     if (!ends) {
       this.k = insns.length - 1;
       this.out.push(this.goTo(last.nextAddr));

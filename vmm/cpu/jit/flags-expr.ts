@@ -8,7 +8,10 @@
  */
 import { LF } from '../flags';
 
-/** A lazy record: kind, size (4 or 8) and the int32 locals (or literals) of its halves. */
+/**
+ * A lazy record: kind, size and the int32 locals (or literals) of its halves; sizes 1 and 2
+ * hold values masked to the size (hi '0'), as the interpreter's record does.
+ */
 export interface LazyFlags {
   kind: 'lazy';
   op: LF;
@@ -16,7 +19,7 @@ export interface LazyFlags {
   dLo: string; dHi: string;
   sLo: string; sHi: string;
   rLo: string; rHi: string;
-  /** INC/DEC: the carry flag kept (a 0/1 local), else '0'. */
+  /** INC/DEC: the carry flag kept; ADC/SBB: the carry in (a 0/1 local); else '0'. */
   cin: string;
 }
 
@@ -77,18 +80,25 @@ function known(f: LazyFlags | BitsFlags | DynFlags): LazyFlags | BitsFlags {
 /** CF of the pending flags as a JavaScript boolean expression. */
 function cfExpr(f: LazyFlags | BitsFlags): string {
   if (f.kind === 'bits') return `(${f.bits} & 1) !== 0`;
+  // ADD: the result below the destination, or equal to it with a carry in (ADC); SUB likewise
+  const [a, b] = f.op === LF.ADD ? [[f.rLo, f.rHi], [f.dLo, f.dHi]] : [[f.dLo, f.dHi], [f.sLo, f.sHi]];
   switch (f.op) {
-    case LF.ADD:
-      return f.size === 8
-        ? `((${f.rHi} >>> 0) < (${f.dHi} >>> 0) || (${f.rHi} === ${f.dHi} && (${f.rLo} >>> 0) < (${f.dLo} >>> 0)))`
-        : `(${f.rLo} >>> 0) < (${f.dLo} >>> 0)`;
-    case LF.SUB:
-      return f.size === 8
-        ? `((${f.dHi} >>> 0) < (${f.sHi} >>> 0) || (${f.dHi} === ${f.sHi} && (${f.dLo} >>> 0) < (${f.sLo} >>> 0)))`
-        : `(${f.dLo} >>> 0) < (${f.sLo} >>> 0)`;
+    case LF.ADD: case LF.SUB: {
+      const lt = f.size === 8
+        ? `((${a[1]} >>> 0) < (${b[1]} >>> 0) || (${a[1]} === ${b[1]} && (${a[0]} >>> 0) < (${b[0]} >>> 0)))`
+        : `(${a[0]} >>> 0) < (${b[0]} >>> 0)`;
+      if (f.cin === '0') return lt;
+      const eq = f.size === 8 ? `(${a[1]} === ${b[1]} && ${a[0]} === ${b[0]})` : `${a[0]} === ${b[0]}`;
+      return `(${lt} || (${f.cin} !== 0 && ${eq}))`;
+    }
     case LF.LOGIC: return 'false';
     default: return `${f.cin} !== 0`;
   }
+}
+
+/** The sign bit of a 1- or 2-byte value. */
+function signBit(size: number): number {
+  return size === 1 ? 0x80 : 0x8000;
 }
 
 function zfExpr(f: LazyFlags | BitsFlags): string {
@@ -98,16 +108,18 @@ function zfExpr(f: LazyFlags | BitsFlags): string {
 
 function sfExpr(f: LazyFlags | BitsFlags): string {
   if (f.kind === 'bits') return `(${f.bits} & 0x80) !== 0`;
+  if (f.size < 4) return `(${f.rLo} & ${signBit(f.size)}) !== 0`;
   return f.size === 8 ? `${f.rHi} < 0` : `${f.rLo} < 0`;
 }
 
 function ofExpr(f: LazyFlags | BitsFlags): string {
   if (f.kind === 'bits') return `(${f.bits} & 0x800) !== 0`;
   const d = f.size === 8 ? f.dHi : f.dLo, s = f.size === 8 ? f.sHi : f.sLo, r = f.size === 8 ? f.rHi : f.rLo;
+  const neg = f.size < 4 ? ` & ${signBit(f.size)}) !== 0` : ') < 0';
   switch (f.op) {
     case LF.LOGIC: return 'false';
-    case LF.ADD: case LF.INC: return `((${d} ^ ${r}) & (${s} ^ ${r})) < 0`;
-    default: return `((${d} ^ ${s}) & (${d} ^ ${r})) < 0`;
+    case LF.ADD: case LF.INC: return `(((${d} ^ ${r}) & (${s} ^ ${r}))${neg}`;
+    default: return `(((${d} ^ ${s}) & (${d} ^ ${r}))${neg}`;
   }
 }
 
@@ -121,7 +133,7 @@ export function condExpr(pf: PendingFlags, cc: number): string {
   if (pf === null) return `c.cond(${cc})`;
   const f = known(pf);
   let e: string;
-  if (f.kind === 'lazy' && f.op === LF.SUB && (cc >> 1) >= 6) {
+  if (f.kind === 'lazy' && f.op === LF.SUB && f.cin === '0' && f.size >= 4 && (cc >> 1) >= 6) {
     // signed compares straight from the operands (SF != OF is signed less-than)
     const lt = f.size === 8
       ? `(${f.dHi} < ${f.sHi} || (${f.dHi} === ${f.sHi} && (${f.dLo} >>> 0) < (${f.sLo} >>> 0)))`
