@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { PhysicalCpu } from '../../vmm/cpu/physical-cpu';
 import { DR_SWITCH_MODES } from '../../vmm/api/vm-options';
-import { DrSwitchRegs, StepProgram, enterSteps, leaveSteps, runProgram, runSteps } from '../../vmm/hypervisor/dr-switch';
+import { DrSwitchRegs, StepProgram, enterSteps, leaveSteps, runSteps } from '../../vmm/hypervisor/dr-switch';
 
 const names = (s: { name: string }[]): string[] => s.map((x) => x.name);
 
@@ -86,7 +86,7 @@ describe('StepProgram (the no-observer executor) does exactly what the steps do'
             const a = new PhysicalCpu(); const ra = new DrSwitchRegs(); fill(a, ra, seed);
             const b = new PhysicalCpu(); const rb = new DrSwitchRegs(); fill(b, rb, seed);
             runSteps(steps, a, ra, null);
-            runProgram(new StepProgram(steps), b, rb);
+            new StepProgram(steps).run(b, rb);
             expect([...b.drLo, ...b.drHi, b.debugctlLo, b.hostTF]).to.deep.equal([...a.drLo, ...a.drHi, a.debugctlLo, a.hostTF]);
             expect([...rb.guestLo, ...rb.hostLo, ...rb.hostHi, rb.hostTF, rb.hostDebugctlLo]).to.deep.equal([...ra.guestLo, ...ra.hostLo, ...ra.hostHi, ra.hostTF, ra.hostDebugctlLo]);
           }

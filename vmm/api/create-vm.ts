@@ -13,6 +13,7 @@ import { VmBackend, GuestDrIndex } from '../hypervisor/backend';
 import { HostContext, KdbDetermined, createHostScenario } from '../hypervisor/host';
 import { LeakDetector } from '../hypervisor/leak-detector';
 import { SvmBackend } from '../hypervisor/svm/svm-backend';
+import { ExitCounts } from '../hypervisor/exit';
 import { Vcpu } from '../hypervisor/vcpu';
 import { VmShared } from '../hypervisor/vm-shared';
 import { MachineDevices, attachDevices, buildDevices } from './machine-devices';
@@ -108,7 +109,7 @@ export class Vm implements VmApi {
     this.bus = attachDevices(this.devices, this.memory.mmio); // MMIO (the local APIC page) also into the MMU's map
     this.shared = {
       opts, memory: this.memory, phys: this.phys, host: this.host, scenario, leaks: this.leakDetector,
-      bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: {}, transitions: 0, trace: null,
+      bus: this.bus, timer: this.devices.timer, platform: this.devices.platform, exits: new ExitCounts(), transitions: 0, trace: null,
       now(): number { return self.instructions(); },
       wake(): boolean {
         let woke = false;
@@ -328,7 +329,7 @@ export class Vm implements VmApi {
   stats(): VmStats {
     return {
       instructions: this.instructions(),
-      exits: { ...this.shared.exits },
+      exits: this.shared.exits.record(),
       transitions: this.shared.transitions,
       leaks: this.leakDetector.count,
       hostWatchHits: this.host.watchHits,

@@ -161,6 +161,8 @@ export function pageKey(ppn: number, mode: number): number {
 /** One vCPU's blocks: at most `maxInsns` decoded instructions, oldest pages evicted first. */
 export class CodeCache implements CodeCacheOwner {
   private readonly pages = new Map<number, CodePage>();
+  /** What find returned last (see find). */
+  private lastFound: Block | null = null;
   insnCount = 0;
   /**
    * Insn objects of dropped blocks, reused by the decoder (the decoder resets every field):
@@ -181,8 +183,15 @@ export class CodeCache implements CodeCacheOwner {
   }
 
   find(key: number, rip: number): Block | undefined {
+    // The last block found, while still valid, is still the one at (key, rip): a block leaves
+    // its page's map only by being invalidated. (The run loop looks up the same block after
+    // every VM exit.)
+    const last = this.lastFound;
+    if (last !== null && last.valid && last.addr === rip && last.page !== null && last.page.key === key) return last;
     const pg = this.pages.get(key);
-    return pg === undefined ? undefined : pg.blocks.get(rip);
+    const b = pg === undefined ? undefined : pg.blocks.get(rip);
+    if (b !== undefined) this.lastFound = b;
+    return b;
   }
 
   page(key: number): CodePage {

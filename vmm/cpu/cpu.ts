@@ -25,7 +25,7 @@ import { SHADOW_MOVSS } from './exec-system';
 import { DR6_BS } from '../x86/debug-regs';
 import { TF, RF, IF } from '../x86/rflags';
 import { tryDeliver, DELIVERED, DELIVERY_NPF, nested, isContributory, hasErrorCode, vectorName } from './events';
-import { readMsr, writeMsr } from './msr';
+import { advanceTsc, readMsr, writeMsr } from './msr';
 import { CS } from './segments';
 import { EFER_LMA } from '../x86/msr';
 import { enterFlat32 } from './flat32-entry';
@@ -218,6 +218,9 @@ export class Cpu extends CpuCore implements GuestCpu {
   /** WRMSR as the hypervisor emulates it: false means #GP(0) (nothing changed). */
   writeMsr(index: number, v: U64): boolean {
     return writeMsr(this, index, v);
+  }
+  advanceTsc(ticks: number): void {
+    advanceTsc(this, ticks);
   }
 
   // ---- GuestCpu: memory ----------------------------------------------------------------------

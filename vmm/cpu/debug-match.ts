@@ -2,8 +2,9 @@
  * Breakpoint matching against the PHYSICAL debug registers (SDM 17.2.4-17.2.5).
  *
  * A summary of DR0-3/DR7 is precomputed and rebuilt only when PhysicalCpu.generation (or
- * CR4.DE) changes, so that the interpreter pays nothing when DR7 enables nothing: the hot
- * path tests one number (`dataEnabled`, `execEnabled`) and a per-page filter.
+ * CR4.DE) changes and the registers differ from those it was built from, so that the
+ * interpreter pays nothing when DR7 enables nothing: the hot path tests one number
+ * (`dataEnabled`, `execEnabled`) and a per-page filter.
  *
  * Matching rules:
  *  - R/W: 00 instruction, 01 data write, 10 I/O (only with CR4.DE=1), 11 data read/write.
@@ -44,6 +45,10 @@ export class BreakpointSummary {
   private readonly dataStart = new Float64Array(4);
   private readonly dataEnd = new Float64Array(4);
   private dataMask = 0;
+  /** The inputs of the last load: DR0-3 at 0-3 (and their high halves), DR7 bits 31:0 at inLo[4]. */
+  private readonly inLo = new Uint32Array(5);
+  private readonly inHi = new Uint32Array(4);
+  private loaded = false;
 
   constructor(_memSize?: number) { /* ranges are linear: nothing sized by RAM */ }
 
@@ -54,7 +59,18 @@ export class BreakpointSummary {
 
   refresh(phys: PhysicalCpu, cr4de: boolean): void {
     this.generation = phys.generation;
+    // The DR switch bumps the generation at every VM entry and exit, mostly putting back the
+    // same DR0-3/DR7: rebuilding from the same inputs would give the same summary.
+    if (this.loadedFrom(phys.drLo, phys.drHi, cr4de)) return;
     this.load(phys.drLo, phys.drHi, cr4de);
+  }
+
+  /** The summary was last built from exactly these inputs (DR0-3, DR7 bits 31:0, CR4.DE). */
+  private loadedFrom(drLo: Uint32Array, drHi: Uint32Array, cr4de: boolean): boolean {
+    const lo = this.inLo, hi = this.inHi;
+    return this.loaded && cr4de === this.cr4de && drLo[7] === lo[4] &&
+      drLo[0] === lo[0] && drLo[1] === lo[1] && drLo[2] === lo[2] && drLo[3] === lo[3] &&
+      drHi[0] === hi[0] && drHi[1] === hi[1] && drHi[2] === hi[2] && drHi[3] === hi[3];
   }
 
   /**
@@ -64,6 +80,9 @@ export class BreakpointSummary {
   load(drLo: ArrayLike<number>, drHi: ArrayLike<number>, cr4de: boolean): void {
     this.cr4de = cr4de;
     const dr7 = drLo[7];
+    this.loaded = true;
+    for (let n = 0; n < 4; n++) { this.inLo[n] = drLo[n]; this.inHi[n] = drHi[n]; }
+    this.inLo[4] = dr7;
     this.execEnabled = this.dataEnabled = this.ioEnabled = 0;
     this.execAny = this.readAny = this.writeAny = this.ioAny = 0;
     for (let n = 0; n < 4; n++) {

@@ -135,6 +135,8 @@ export interface GuestCpu {
    */
   readMsr(index: number): U64 | undefined;
   writeMsr(index: number, v: U64): boolean;
+  /** writeMsr(TSC, readMsr(TSC) + ticks) without the records (every emulated exit does it). Absent: the caller does that. */
+  advanceTsc?(ticks: number): void;
 }
 
 /** Why an emulated access failed: a guest exception to inject, or a nested-page fault. */

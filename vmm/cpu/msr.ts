@@ -64,3 +64,18 @@ export function writeMsr(c: CpuCore, index: number, v: U64): boolean {
     default: return false;
   }
 }
+
+/**
+ * The TSC runs on by `ticks` (the hypervisor's time handling an exit): the same as
+ * writeMsr(TSC, readMsr(TSC) + ticks), without building the two 64-bit records while the
+ * values are whole numbers in 0..2^53 (where splitting into halves and joining is exact).
+ */
+export function advanceTsc(c: CpuCore, ticks: number): void {
+  const now = c.instret + c.tscOffset;
+  const t = now + ticks;
+  if (now >= 0 && t >= 0 && t <= Number.MAX_SAFE_INTEGER && Number.isInteger(now) && Number.isInteger(t)) {
+    c.tscOffset = t - c.instret;
+    return;
+  }
+  writeMsr(c, MSR_TSC, u64FromNumber(u64ToNumber(u64FromNumber(now)) + ticks));
+}

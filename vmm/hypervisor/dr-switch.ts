@@ -40,9 +40,6 @@ export type DrPart =
 export const enum StepOp {
   SaveHostDr, SaveHostDebugctl, ZeroDr7, ZeroDebugctl, SaveHostTF, ClearHostTF,
   LoadGuestDr, SaveGuestDr, RestoreHostDr, RestoreHostDebugctl, RestoreHostTF, HostPath,
-  // Fused forms used only by StepProgram (no observer: nothing can act between the four).
-  SaveHostDr0to3, LoadGuestDr0to3, SaveGuestDr0to3, RestoreHostDr0to3,
-  SaveHostDr0to3And6, LoadGuestDr0to3And6, SaveGuestDr0to3And6, RestoreHostDr0to3And6,
 }
 
 /** One step: a named operation on the physical CPU (every step has the same shape). */
@@ -88,16 +85,7 @@ function execOp(op: StepOp, n: number, p: PhysicalCpu, r: DrSwitchRegs): void {
     case StepOp.RestoreHostDebugctl: p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi; return;
     case StepOp.RestoreHostTF: p.hostTF = p.hostTF || r.hostTF; return; // write_rflags(read_rflags() | host_tf)
     case StepOp.HostPath: return;
-    case StepOp.SaveHostDr0to3: copy4(p.drLo, p.drHi, r.hostLo, r.hostHi); return;
-    case StepOp.LoadGuestDr0to3: copy4(r.guestLo, r.guestHi, p.drLo, p.drHi); return;
-    case StepOp.SaveGuestDr0to3: copy4(p.drLo, p.drHi, r.guestLo, r.guestHi); return;
-    case StepOp.RestoreHostDr0to3: copy4(r.hostLo, r.hostHi, p.drLo, p.drHi); return;
   }
-}
-
-function copy4(fromLo: Uint32Array, fromHi: Uint32Array, toLo: Uint32Array, toHi: Uint32Array): void {
-  toLo[0] = fromLo[0]; toLo[1] = fromLo[1]; toLo[2] = fromLo[2]; toLo[3] = fromLo[3];
-  toHi[0] = fromHi[0]; toHi[1] = fromHi[1]; toHi[2] = fromHi[2]; toHi[3] = fromHi[3];
 }
 
 const PMAP_ACTIVATE = step('pmap-activate', 'host-path', StepOp.HostPath);
@@ -159,108 +147,56 @@ export function leaveSteps(backend: BackendName, mode: DrSwitchMode): DrStep[] {
   return fullLeaveSteps(backend).filter((s) => !out.has(s.part));
 }
 
-const FUSED: ReadonlyMap<StepOp, StepOp> = new Map([
-  [StepOp.SaveHostDr, StepOp.SaveHostDr0to3], [StepOp.LoadGuestDr, StepOp.LoadGuestDr0to3],
-  [StepOp.SaveGuestDr, StepOp.SaveGuestDr0to3], [StepOp.RestoreHostDr, StepOp.RestoreHostDr0to3],
-]);
-/** The same run followed by the same operation on DR6. */
-const FUSED_AND_6: ReadonlyMap<StepOp, StepOp> = new Map([
-  [StepOp.SaveHostDr, StepOp.SaveHostDr0to3And6], [StepOp.LoadGuestDr, StepOp.LoadGuestDr0to3And6],
-  [StepOp.SaveGuestDr, StepOp.SaveGuestDr0to3And6], [StepOp.RestoreHostDr, StepOp.RestoreHostDr0to3And6],
-]);
-
-/**
- * A step list compiled for the executor when no observer watches: op and DR number per
- * step, in order, with host-path no-ops dropped and each run of the same operation on
- * DR0, DR1, DR2, DR3 fused into one (same effect: nothing can act between them).
- */
-export class StepProgram {
-  readonly ops: Uint8Array;
-  readonly ns: Uint8Array;
-  constructor(readonly steps: readonly DrStep[]) {
-    const ops: number[] = [];
-    const ns: number[] = [];
-    for (let i = 0; i < steps.length; i++) {
-      const s = steps[i];
-      if (s.op === StepOp.HostPath) continue;
-      const fused = FUSED.get(s.op);
-      if (fused !== undefined && s.n === 0 && i + 3 < steps.length &&
-          [1, 2, 3].every((k) => steps[i + k].op === s.op && steps[i + k].n === k)) {
-        const with6 = i + 4 < steps.length && steps[i + 4].op === s.op && steps[i + 4].n === 6;
-        ops.push(with6 ? FUSED_AND_6.get(s.op) ?? fused : fused);
-        ns.push(0);
-        i += with6 ? 4 : 3;
-        continue;
-      }
-      ops.push(s.op);
-      ns.push(s.n);
-    }
-    this.ops = Uint8Array.from(ops);
-    this.ns = Uint8Array.from(ns);
+/** One operation as JavaScript over the locals compileProgram sets up (execOp's twin: a test holds them equal). */
+function opSource(op: StepOp, n: number): string {
+  switch (op) {
+    case StepOp.SaveHostDr: return `hLo[${n}] = pLo[${n}]; hHi[${n}] = pHi[${n}];`;
+    case StepOp.SaveHostDebugctl: return 'r.hostDebugctlLo = p.debugctlLo; r.hostDebugctlHi = p.debugctlHi;';
+    case StepOp.ZeroDr7: return 'pLo[7] = 0; pHi[7] = 0;';
+    case StepOp.ZeroDebugctl: return 'p.debugctlLo = 0; p.debugctlHi = 0;';
+    case StepOp.SaveHostTF: return 'r.hostTF = p.hostTF;';
+    case StepOp.ClearHostTF: return 'p.hostTF = false;';
+    case StepOp.LoadGuestDr: return `pLo[${n}] = gLo[${n}]; pHi[${n}] = gHi[${n}];`;
+    case StepOp.SaveGuestDr: return `gLo[${n}] = pLo[${n}]; gHi[${n}] = pHi[${n}];`;
+    case StepOp.RestoreHostDr: return `pLo[${n}] = hLo[${n}]; pHi[${n}] = hHi[${n}];`;
+    case StepOp.RestoreHostDebugctl: return 'p.debugctlLo = r.hostDebugctlLo; p.debugctlHi = r.hostDebugctlHi;';
+    case StepOp.RestoreHostTF: return 'p.hostTF = p.hostTF || r.hostTF;';
+    case StepOp.HostPath: return '';
   }
 }
 
-/** Run a program without an observer (nothing acts between steps): the hot path. */
-export function runProgram(prog: StepProgram, phys: PhysicalCpu, regs: DrSwitchRegs): void {
-  // execOp inlined by hand: this loop runs twice per VM exit.
-  const ops = prog.ops;
-  const ns = prog.ns;
-  const pLo = phys.drLo;
-  const pHi = phys.drHi;
-  const gLo = regs.guestLo;
-  const gHi = regs.guestHi;
-  const hLo = regs.hostLo;
-  const hHi = regs.hostHi;
-  for (let i = 0; i < ops.length; i++) {
-    const n = ns[i];
-    switch (ops[i]) {
-      case StepOp.SaveHostDr: hLo[n] = pLo[n]; hHi[n] = pHi[n]; break;
-      case StepOp.SaveHostDebugctl: regs.hostDebugctlLo = phys.debugctlLo; regs.hostDebugctlHi = phys.debugctlHi; break;
-      case StepOp.ZeroDr7: pLo[7] = 0; pHi[7] = 0; break;
-      case StepOp.ZeroDebugctl: phys.debugctlLo = 0; phys.debugctlHi = 0; break;
-      case StepOp.SaveHostTF: regs.hostTF = phys.hostTF; break;
-      case StepOp.ClearHostTF: phys.hostTF = false; break;
-      case StepOp.LoadGuestDr: pLo[n] = gLo[n]; pHi[n] = gHi[n]; break;
-      case StepOp.SaveGuestDr: gLo[n] = pLo[n]; gHi[n] = pHi[n]; break;
-      case StepOp.RestoreHostDr: pLo[n] = hLo[n]; pHi[n] = hHi[n]; break;
-      case StepOp.RestoreHostDebugctl: phys.debugctlLo = regs.hostDebugctlLo; phys.debugctlHi = regs.hostDebugctlHi; break;
-      case StepOp.RestoreHostTF: phys.hostTF = phys.hostTF || regs.hostTF; break;
-      case StepOp.SaveHostDr0to3And6:
-        hLo[0] = pLo[0]; hLo[1] = pLo[1]; hLo[2] = pLo[2]; hLo[3] = pLo[3]; hLo[6] = pLo[6];
-        hHi[0] = pHi[0]; hHi[1] = pHi[1]; hHi[2] = pHi[2]; hHi[3] = pHi[3]; hHi[6] = pHi[6];
-        break;
-      case StepOp.LoadGuestDr0to3And6:
-        pLo[0] = gLo[0]; pLo[1] = gLo[1]; pLo[2] = gLo[2]; pLo[3] = gLo[3]; pLo[6] = gLo[6];
-        pHi[0] = gHi[0]; pHi[1] = gHi[1]; pHi[2] = gHi[2]; pHi[3] = gHi[3]; pHi[6] = gHi[6];
-        break;
-      case StepOp.SaveGuestDr0to3And6:
-        gLo[0] = pLo[0]; gLo[1] = pLo[1]; gLo[2] = pLo[2]; gLo[3] = pLo[3]; gLo[6] = pLo[6];
-        gHi[0] = pHi[0]; gHi[1] = pHi[1]; gHi[2] = pHi[2]; gHi[3] = pHi[3]; gHi[6] = pHi[6];
-        break;
-      case StepOp.RestoreHostDr0to3And6:
-        pLo[0] = hLo[0]; pLo[1] = hLo[1]; pLo[2] = hLo[2]; pLo[3] = hLo[3]; pLo[6] = hLo[6];
-        pHi[0] = hHi[0]; pHi[1] = hHi[1]; pHi[2] = hHi[2]; pHi[3] = hHi[3]; pHi[6] = hHi[6];
-        break;
-      case StepOp.SaveHostDr0to3:
-        hLo[0] = pLo[0]; hLo[1] = pLo[1]; hLo[2] = pLo[2]; hLo[3] = pLo[3];
-        hHi[0] = pHi[0]; hHi[1] = pHi[1]; hHi[2] = pHi[2]; hHi[3] = pHi[3];
-        break;
-      case StepOp.LoadGuestDr0to3:
-        pLo[0] = gLo[0]; pLo[1] = gLo[1]; pLo[2] = gLo[2]; pLo[3] = gLo[3];
-        pHi[0] = gHi[0]; pHi[1] = gHi[1]; pHi[2] = gHi[2]; pHi[3] = gHi[3];
-        break;
-      case StepOp.SaveGuestDr0to3:
-        gLo[0] = pLo[0]; gLo[1] = pLo[1]; gLo[2] = pLo[2]; gLo[3] = pLo[3];
-        gHi[0] = pHi[0]; gHi[1] = pHi[1]; gHi[2] = pHi[2]; gHi[3] = pHi[3];
-        break;
-      case StepOp.RestoreHostDr0to3:
-        pLo[0] = hLo[0]; pLo[1] = hLo[1]; pLo[2] = hLo[2]; pLo[3] = hLo[3];
-        pHi[0] = hHi[0]; pHi[1] = hHi[1]; pHi[2] = hHi[2]; pHi[3] = hHi[3];
-        break;
-      default: break;
-    }
+type ProgramFn = (p: PhysicalCpu, r: DrSwitchRegs) => void;
+
+/** Compiled programs by source: every vCPU and VM with the same steps shares one function (and its warm code). */
+const compiled = new Map<string, ProgramFn>();
+
+function compileProgram(steps: readonly DrStep[]): ProgramFn {
+  const body = ['const pLo = p.drLo, pHi = p.drHi, gLo = r.guestLo, gHi = r.guestHi, hLo = r.hostLo, hHi = r.hostHi;'];
+  for (const s of steps) body.push(opSource(s.op, s.n));
+  body.push('p.generation++;');
+  const source = body.join('\n');
+  let fn = compiled.get(source);
+  if (fn === undefined) {
+    fn = new Function('p', 'r', source) as ProgramFn;
+    compiled.set(source, fn);
   }
-  phys.generation++;
+  return fn;
+}
+
+/**
+ * A step list compiled for the hot path, when no observer watches: one straight-line
+ * function doing each step's operation in order (nothing can act between them), then one
+ * generation bump. Same effect as runSteps without an observer.
+ */
+export class StepProgram {
+  /**
+   * Run the program (nothing acts between steps): the hot path, twice per round trip. Called
+   * as prog.run at each of the vCPU's two sites, so that each site sees only its own programs.
+   */
+  readonly run: ProgramFn;
+  constructor(readonly steps: readonly DrStep[]) {
+    this.run = compileProgram(steps);
+  }
 }
 
 /** The host "micro-program" executor: run the steps in order, the observer after each. */

@@ -50,3 +50,53 @@ export function newGenericExit(): GenericExit {
     toDr: false, address: 0, write: false, reason: '',
   };
 }
+
+/** Every GenericExitKind, in a fixed order: the index of each is its counter's. */
+const EXIT_KINDS: readonly GenericExitKind[] = [
+  'cpuid', 'io', 'slice', 'extint', 'hlt', 'rdmsr', 'wrmsr', 'hypercall', 'exception', 'mov-dr', 'mtf',
+  'step-event', 'nmi', 'nmi-window', 'iret', 'npf', 'triple-fault', 'entry-failed',
+];
+
+/** exitKindIndex: a switch on constant strings (compared by identity), no hashing. */
+function exitKindIndex(kind: GenericExitKind): number {
+  switch (kind) {
+    case 'cpuid': return 0;
+    case 'io': return 1;
+    case 'slice': return 2;
+    case 'extint': return 3;
+    case 'hlt': return 4;
+    case 'rdmsr': return 5;
+    case 'wrmsr': return 6;
+    case 'hypercall': return 7;
+    case 'exception': return 8;
+    case 'mov-dr': return 9;
+    case 'mtf': return 10;
+    case 'step-event': return 11;
+    case 'nmi': return 12;
+    case 'nmi-window': return 13;
+    case 'iret': return 14;
+    case 'npf': return 15;
+    case 'triple-fault': return 16;
+    case 'entry-failed': return 17;
+  }
+}
+
+/**
+ * The VM's exits by kind (the stats' `exits`): a counter per kind, counted on every exit
+ * without a keyed property store; record() lists the kinds in the order they first exited.
+ */
+export class ExitCounts {
+  private readonly counts = new Float64Array(EXIT_KINDS.length);
+  private readonly order: GenericExitKind[] = [];
+
+  count(kind: GenericExitKind): void {
+    const i = exitKindIndex(kind);
+    if (this.counts[i]++ === 0) this.order.push(kind);
+  }
+
+  record(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const k of this.order) out[k] = this.counts[exitKindIndex(k)];
+    return out;
+  }
+}

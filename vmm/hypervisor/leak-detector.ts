@@ -18,6 +18,15 @@ function debugctlDiffers(p: PhysicalCpu, s: DebugState): boolean {
   return s.debugctlLo !== p.debugctlLo || s.debugctlHi !== p.debugctlHi;
 }
 
+/** Some register compare() checks differs (straight-line: no leak is the hot path). */
+function anyDiffers(p: PhysicalCpu, s: DebugState, tf: boolean | null): boolean {
+  const pl = p.drLo, ph = p.drHi, sl = s.lo, sh = s.hi;
+  return pl[0] !== sl[0] || pl[1] !== sl[1] || pl[2] !== sl[2] || pl[3] !== sl[3] || pl[6] !== sl[6] ||
+    ph[0] !== sh[0] || ph[1] !== sh[1] || ph[2] !== sh[2] || ph[3] !== sh[3] || ph[6] !== sh[6] || ph[7] !== sh[7] ||
+    (pl[7] !== sl[7] && normalizeDr7(pl[7]) !== normalizeDr7(sl[7])) ||
+    p.debugctlLo !== s.debugctlLo || p.debugctlHi !== s.debugctlHi || (tf !== null && tf !== p.hostTF);
+}
+
 /**
  * After every transition, compare the physical debug state with what the context now
  * running owns: on guest entry the guest's effective state, on return to the host the
@@ -54,6 +63,7 @@ export class LeakDetector {
   }
 
   private compare(p: PhysicalCpu, s: DebugState, tf: boolean | null, toHost: boolean, transition: number, vcpu: number, when: 'entry' | 'exit'): void {
+    if (!anyDiffers(p, s, tf)) return; // the common case, twice per round trip
     for (let k = 0; k < CHECKED.length; k++) {
       const n = CHECKED[k];
       if (drDiffers(p, s, n)) {

@@ -15,7 +15,7 @@ import { Capability, DebuggerSlot, VmStop } from '../vmm-types';
 import { IF as RFLAGS_IF } from '../x86/rflags';
 import { GuestDrIndex, VmBackend } from './backend';
 import { DebugViews } from './debug-views';
-import { DrStep, StepObserver, StepProgram, runProgram, runSteps } from './dr-switch';
+import { DrStep, StepObserver, StepProgram, runSteps } from './dr-switch';
 import { ExitHandlers, VcpuContext, VcpuRunState } from './exit-handlers';
 import { GenericExit, newGenericExit } from './exit';
 import { VirtualNmi } from './nmi';
@@ -194,6 +194,7 @@ export class Vcpu implements VcpuContext {
 
   /** The guest's TSC runs on while the hypervisor handles an exit (exitTakesTime). */
   private advanceTsc(ticks: number): void {
+    if (this.cpu.advanceTsc !== undefined) { this.cpu.advanceTsc(ticks); return; }
     const t = this.tsc() + ticks;
     this.cpu.writeMsr(MSR_TSC, { lo: t % 0x100000000 >>> 0, hi: Math.floor(t / 0x100000000) >>> 0 });
   }
@@ -260,7 +261,7 @@ export class Vcpu implements VcpuContext {
 
     scenario.beforeEnterPath();
     backend.prepareEntry();
-    if (this.stepObserver === null) runProgram(this.enterProgram, phys, backend.drRegs);
+    if (this.stepObserver === null) this.enterProgram.run(phys, backend.drRegs);
     else runSteps(backend.enterSteps, phys, backend.drRegs, this.stepObserver);
     if (this.enterLoadsDr6) host.dr6HoldsGuest = true;
     scenario.beforeHardwareEntry();
@@ -290,13 +291,13 @@ export class Vcpu implements VcpuContext {
     backend.loadHostState();
     vm.transitions++;
     scenario.afterHardwareExit();
-    if (this.stepObserver === null) runProgram(this.leaveProgram, phys, backend.drRegs);
+    if (this.stepObserver === null) this.leaveProgram.run(phys, backend.drRegs);
     else runSteps(backend.leaveSteps, phys, backend.drRegs, this.stepObserver);
     if (this.leaveRestoresDr6) host.dr6HoldsGuest = false;
     vm.leaks.checkExit(phys, host.owned, host.ownedTF, vm.transitions, this.index);
     // bhyve's vmx_exit_handle_nmi: the host's NMI handler runs here, after the DR restore.
     if (g.kind === 'nmi') host.handleNmi(vm.leaks.foreignRegisters(phys, host.owned, host.ownedTF));
-    vm.exits[g.kind] = (vm.exits[g.kind] ?? 0) + 1;
+    vm.exits.count(g.kind);
     if (vm.trace !== null) {
       const ts = vm.now();
       vm.trace({ type: 'phase', ts, vcpu: this.index, phase: 'host' });

@@ -5,6 +5,7 @@ import { GuestTimer } from '../devices/guest-timer';
 import { PcPlatform } from '../devices/pc-platform';
 import { GuestMemory } from '../memory';
 import { TraceEvent, VmOptions } from '../vmm-types';
+import { ExitCounts } from './exit';
 import { HostContext, HostScenarioRunner } from './host';
 import { LeakDetector } from './leak-detector';
 
@@ -19,7 +20,7 @@ export interface VmShared {
   readonly timer: GuestTimer;
   /** The PC devices (local APICs, 8259s, UART, fw_cfg, PM timer). */
   readonly platform: PcPlatform;
-  readonly exits: Record<string, number>;
+  readonly exits: ExitCounts;
   transitions: number;
   /** Null when nobody listens (the hot path then builds no events). */
   trace: ((ev: TraceEvent) => void) | null;

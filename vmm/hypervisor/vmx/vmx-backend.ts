@@ -380,9 +380,13 @@ export class VmxBackend implements VmBackend {
   }
 
   afterEmulation(): void {
-    const v = this.vmcs;
-    v.write32(VMCS.GUEST_INTERRUPTIBILITY, v.read32(VMCS.GUEST_INTERRUPTIBILITY) & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS));
-    v.write32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS, v.read32(VMCS.GUEST_PENDING_DBG_EXCEPTIONS) | this.cpu.pendingDebugExceptions);
+    // By slot (every emulated exit): as write32 of each field, whose high half becomes 0.
+    const lo = this.vmcs.lo;
+    const hi = this.vmcs.hi;
+    lo[S_INTERRUPTIBILITY] = (lo[S_INTERRUPTIBILITY] & ~(INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS)) >>> 0;
+    hi[S_INTERRUPTIBILITY] = 0;
+    lo[S_PENDING_DBG] = (lo[S_PENDING_DBG] | this.cpu.pendingDebugExceptions) >>> 0;
+    hi[S_PENDING_DBG] = 0;
   }
 
   addPendingDebugTraps(bits: number): void {
