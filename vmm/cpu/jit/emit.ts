@@ -1,6 +1,6 @@
 /**
  * Source generation for a region of decoded blocks (code-cache.ts Block; jit/region.ts picks
- * them): the JavaScript of a function `(c, left, I, ch) => next RIP` that runs them with
+ * them): the JavaScript of a function `(c, left, I, ch, pc0) => next RIP` that runs them (from block pc0) with
  * exactly the interpreter's semantics (cpu.ts run loop + fast.ts/exec.ts handlers).
  *
  * - The first block is the entry. A branch, fall-through, call or return to another block of
@@ -706,9 +706,9 @@ class Emitter {
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
 const { storeLazy, storeBits, flushDyn } = RT;
-return function jitRegion(c, left, I, ch) {
+return function jitRegion(c, left, I, ch, pc0) {
   const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages, CL = c.codeLines;
-  let ${['pc = 0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
+  let ${['pc = pc0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
     B: for (;;) {
     switch (pc) {
