@@ -279,13 +279,13 @@ class Emitter {
     let lf: LF;
     if (size === 8) {
       if (add) {
-        const x = this.t();
+        const x = cin === '0' ? '' : this.t();
         this.out.push(cin === '0'
           ? `${rL} = (${dL} + ${sL}) | 0; ${rH} = (${dH} + ${sH} + ((${rL} >>> 0) < (${dL} >>> 0) ? 1 : 0)) | 0;`
           : `${x} = (${dL} >>> 0) + (${sL} >>> 0)${carry}; ${rL} = ${x} | 0; ${rH} = (${dH} + ${sH} + (${x} > 4294967295 ? 1 : 0)) | 0;`);
         lf = LF.ADD;
       } else if (sub) {
-        const x = this.t();
+        const x = cin === '0' ? '' : this.t();
         this.out.push(cin === '0'
           ? `${rL} = (${dL} - ${sL}) | 0; ${rH} = (${dH} - ${sH} - ((${dL} >>> 0) < (${sL} >>> 0) ? 1 : 0)) | 0;`
           : `${x} = (${dL} >>> 0) - (${sL} >>> 0)${borrow}; ${rL} = ${x} | 0; ${rH} = (${dH} - ${sH} - (${x} < 0 ? 1 : 0)) | 0;`);
