@@ -475,6 +475,8 @@ f:
     const compiled = jitStats.compiled - before.compiled, blocks = jitStats.regionBlocks - before.regionBlocks;
     expect(compiled, 'regions compiled').to.be.greaterThan(30);
     expect(blocks / compiled, 'blocks per region').to.be.greaterThan(1.5);
+    // hot blocks that another region holds ran there (from their own block number), not compiled again
+    expect(jitStats.memberEntries - before.memberEntries, 'blocks entered inside another region').to.be.greaterThan(10);
   });
 
   it('a store into another block of the running region drops it; the next pass runs the new code', function () {

@@ -120,6 +120,14 @@ export class Block {
   jit: JitFn | null = null;
   /** The instructions of the compiled region (its blocks' one after the other). */
   jitInsns: Insn[] = NO_INSNS;
+  /** This block's number in that region (0: its entry; else it is entered where another block's region holds it). */
+  jitEntry = 0;
+  /**
+   * A compiled region of this page that holds this block (not as its entry), and the block's
+   * number in it: when the block gets hot it is entered there instead of being compiled again.
+   */
+  memberOf: { fn: JitFn; insns: Insn[] } | null = null;
+  memberIndex = 0;
   /** Instructions the code cache counts for the compiled region (its bound covers compiled code). */
   charged = 0;
   /** Outside 64-bit mode: the CS base and limit it was decoded under (fetch = base + EIP, up to the limit). */
@@ -141,6 +149,9 @@ export class Block {
     this.hits = 0;
     this.jit = null;
     this.jitInsns = NO_INSNS;
+    this.jitEntry = 0;
+    this.memberOf = null;
+    this.memberIndex = 0;
     this.charged = 0;
   }
 }

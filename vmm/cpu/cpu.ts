@@ -31,7 +31,7 @@ import { EFER_LMA } from '../x86/msr';
 import { enterFlat32 } from './flat32-entry';
 import type { Flat32Entry } from '../loader/boot-plan';
 import { DEBUGCTL_BTF, DEBUGCTL_LBR } from '../x86/msr';
-import { compileRegion, jitDefault, JIT_THRESHOLD, JIT_CACHED_THRESHOLD } from './jit/block-jit';
+import { compileRegion, offerToMembers, jitStats, jitDefault, JIT_THRESHOLD, JIT_CACHED_THRESHOLD } from './jit/block-jit';
 import { fxsaveImage, loadFxsaveImage } from './fpu-image';
 
 const BUDGET: CpuExit = { kind: 'budget' };
@@ -357,7 +357,7 @@ export class Cpu extends CpuCore implements GuestCpu {
         // loop above checks each block for them)
         let nx: number;
         try {
-          nx = blk.jit(this, left, blk.jitInsns, this.bp.execEnabled === 0 ? 1 : 0);
+          nx = blk.jit(this, left, blk.jitInsns, this.bp.execEnabled === 0 ? 1 : 0, blk.jitEntry);
         } catch (x) {
           if (x !== FAULT) return this.internalError(x, this.jitInsn ?? insns[0]);
           nx = EXIT_RIP;
@@ -412,13 +412,26 @@ export class Cpu extends CpuCore implements GuestCpu {
     }
   }
 
-  /** Compiles blk's region (jit/; cachedOnly: only if compiled before); the code cache counts its instructions. */
+  /**
+   * Compiles blk's region (jit/; cachedOnly: only if compiled before); the code cache counts
+   * its instructions. A block that a region of its page already holds is entered there.
+   */
   private compile(blk: Block, cachedOnly: boolean): void {
+    const m = blk.memberOf;
+    if (m !== null) {
+      blk.jit = m.fn;
+      blk.jitInsns = m.insns;
+      blk.jitEntry = blk.memberIndex;
+      jitStats.memberEntries++;
+      return;
+    }
     const r = compileRegion(blk, this.bytes, cachedOnly);
     if (r === null) return;
     blk.jit = r.fn;
     blk.jitInsns = r.insns;
+    blk.jitEntry = 0;
     this.blocks.charge(blk, r.insns.length);
+    offerToMembers(r);
   }
 
   /** Instruction `i` of a block faulted or was intercepted after `retired` others: RIP back at it, then its handling. */

@@ -20,17 +20,19 @@ import { mul64lo, MUL } from './mul';
 import * as runtime from './runtime';
 
 /**
- * A compiled region: runs its blocks (`insns`: theirs one after the other) from the entry
- * within `left` instructions, block to block if `chain` is 1; returns the next RIP. One
+ * A compiled region: runs its blocks (`insns`: theirs one after the other) from block number
+ * `entry` (0: the region's own entry) within `left` instructions, block to block if `chain`
+ * is 1; returns the next RIP. One
  * function per distinct source, shared by every region (of every vCPU and VM in the process)
  * that generates it, so that V8 optimizes it once.
  */
-export type JitFn = (c: CpuCore, left: number, insns: readonly Insn[], chain: number) => number;
+export type JitFn = (c: CpuCore, left: number, insns: readonly Insn[], chain: number, entry: number) => number;
 
-/** A region's function and the instructions it is called with. */
+/** A region's function, the instructions it is called with, and its blocks (entry first). */
 export interface CompiledRegion {
   fn: JitFn;
   insns: Insn[];
+  blocks: readonly Block[];
 }
 
 /** Executions of a block before it is compiled (once-run code such as a zero sled never is). */
@@ -62,8 +64,11 @@ const bySignature = new Map<string, JitFn | null>();
 /** By the entry block's own signature: the blocks (addresses) and seen successors its region was compiled with. */
 const byEntry = new Map<string, { addrs: number[]; seen: number[][] }>();
 
-/** Counters for tests and the bench (regions: blocks in compiled regions, entries included). */
-export const jitStats = { compiled: 0, factoryHits: 0, regionBlocks: 0 };
+/**
+ * Counters for tests and the bench (regions: blocks in compiled regions, entries included;
+ * memberEntries: hot blocks entered in another block's region instead of compiling their own).
+ */
+export const jitStats = { compiled: 0, factoryHits: 0, regionBlocks: 0, memberEntries: 0 };
 
 /** The signature of a region whose blocks all lie on one physical page (`bytes` = guest RAM), or null. */
 function signatureOf(blocks: readonly Block[], seen: readonly number[][], bytes: Uint8Array): string | null {
@@ -131,7 +136,23 @@ function regionWith(blocks: readonly Block[], f: JitFn | null): CompiledRegion |
   jitStats.regionBlocks += blocks.length;
   const insns: Insn[] = [];
   for (const x of blocks) for (const i of x.insns) insns.push(i);
-  return { fn: f, insns };
+  return { fn: f, insns, blocks };
+}
+
+/**
+ * Lets the blocks of region r other than its entry, not compiled yet, be entered in it when
+ * they get hot (Block.memberOf) instead of each compiling a region of its own that repeats
+ * much of r's code. Safe while the block is valid: the region's blocks all lie on one page
+ * and, in 64-bit mode, leave the cache only with the whole page (an entry whose last
+ * instruction crosses into the next page can leave alone: its region is not offered).
+ */
+export function offerToMembers(r: CompiledRegion): void {
+  if (r.blocks[0].crossPpn >= 0) return;
+  const shared = { fn: r.fn, insns: r.insns };
+  for (let j = 1; j < r.blocks.length; j++) {
+    const b = r.blocks[j];
+    if (b.jit === null && b.memberOf === null) { b.memberOf = shared; b.memberIndex = j; }
+  }
 }
 
 /** The function of an emitted region (shared by every region with the same source), or null if nothing in it is inlined. */

@@ -1,6 +1,6 @@
 /**
  * Source generation for a region of decoded blocks (code-cache.ts Block; jit/region.ts picks
- * them): the JavaScript of a function `(c, left, I, ch) => next RIP` that runs them with
+ * them): the JavaScript of a function `(c, left, I, ch, pc0) => next RIP` that runs them (from block pc0) with
  * exactly the interpreter's semantics (cpu.ts run loop + fast.ts/exec.ts handlers).
  *
  * - The first block is the entry. A branch, fall-through, call or return to another block of
@@ -279,13 +279,13 @@ class Emitter {
     let lf: LF;
     if (size === 8) {
       if (add) {
-        const x = this.t();
+        const x = cin === '0' ? '' : this.t();
         this.out.push(cin === '0'
           ? `${rL} = (${dL} + ${sL}) | 0; ${rH} = (${dH} + ${sH} + ((${rL} >>> 0) < (${dL} >>> 0) ? 1 : 0)) | 0;`
           : `${x} = (${dL} >>> 0) + (${sL} >>> 0)${carry}; ${rL} = ${x} | 0; ${rH} = (${dH} + ${sH} + (${x} > 4294967295 ? 1 : 0)) | 0;`);
         lf = LF.ADD;
       } else if (sub) {
-        const x = this.t();
+        const x = cin === '0' ? '' : this.t();
         this.out.push(cin === '0'
           ? `${rL} = (${dL} - ${sL}) | 0; ${rH} = (${dH} - ${sH} - ((${dL} >>> 0) < (${sL} >>> 0) ? 1 : 0)) | 0;`
           : `${x} = (${dL} >>> 0) - (${sL} >>> 0)${borrow}; ${rL} = ${x} | 0; ${rH} = (${dH} - ${sH} - (${x} < 0 ? 1 : 0)) | 0;`);
@@ -706,9 +706,9 @@ class Emitter {
     const body = this.out.join('\n').split(FLUSH).join(flush).split(RELOAD).join(reload);
     const source = `"use strict";
 const { storeLazy, storeBits, flushDyn } = RT;
-return function jitRegion(c, left, I, ch) {
+return function jitRegion(c, left, I, ch, pc0) {
   const rl = c.rl, rh = c.rh, lf = c.lf, tR = c.tlbR, tW = c.tlbW, tH = c.tlbHi, tP = c.tlbPhys, M8 = c.bytes, M32 = c.u32, CP = c.codePages, CL = c.codeLines;
-  let ${['pc = 0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
+  let ${['pc = pc0', 'ci = 0', 'cn = 0', 'ok = 1', 'sl = 0', 'xn = 0', 'xr = 0', 'fo = -1', 'fs = 0', 'fc = 0', 'f0 = 0', 'f1 = 0', 'f2 = 0', 'f3 = 0', 'f4 = 0', 'f5 = 0', ...decl].join(', ')};
   try {
     B: for (;;) {
     switch (pc) {
