@@ -193,6 +193,31 @@ describe('cpu: paging (4-level, PAE, 32-bit) through the MMU', () => {
     expect([0, 3, 1, 6, 7, 8].map((r) => k.cpu.getGpr(r as 0).lo)).to.deep.equal([1, 2, 1, 1, 4, 3]);
   });
 
+  it('paging-structure cache: a PDE changed to another page table is used after INVLPG of any page or a CR3 load', () => {
+    // PT2: the same identity map as PT but pages 8, 9 and 10 -> physical 0xa000, 0xb000, 0xc000
+    const PT2 = 0x304000;
+    const body = `
+      movq 0x7000, %rax          # a walk through PT: its region's PDE is cached
+      movq $${PT2 | P | RW | US}, 0x302000
+      movq 0x8000, %rbx          # a TLB miss in that region still reads PT's PTE: 8
+      invlpg 0x1000              # another page: empties the paging-structure cache too
+      movq 0x9000, %rcx          # through PT2: 11
+      movq $${PT | P | RW | US}, 0x302000
+      movq 0x7000, %rdx          # page 7 is still in the TLB: 7
+      movq %cr3, %rsi
+      movq %rsi, %cr3
+      movq 0x9000, %rdi          # the CR3 load emptied both: PT again, 9
+      movq $${PT2 | P | RW | US}, 0x302000
+      movq %rsi, %cr3
+      movq 0xa000, %r8           # PT2: 12`;
+    const k = paged(body);
+    for (let i = 0; i < 512; i++) q(k.cpu, PT2 + i * 8, i * 0x1000 | P | RW);
+    for (const [i, phys] of [[8, 0xa000], [9, 0xb000], [10, 0xc000]]) q(k.cpu, PT2 + i * 8, phys | P | RW);
+    for (let page = 7; page <= 12; page++) k.cpu.mem.view.setUint32(page * 0x1000, page, true);
+    expect(k.run().kind).to.equal('hlt');
+    expect([0, 3, 1, 2, 7, 8].map((r) => k.cpu.getGpr(r as 0).lo)).to.deep.equal([7, 8, 11, 7, 9, 12]);
+  });
+
   it('32-bit paging (4 KiB pages, 4 MiB PSE pages with PSE-36 bits) and PAE (2 MiB pages) walks', () => {
     const cpu = makeCpu(assemble('hlt'), { memSize: MEM });
     const d4 = (a: number, v: number): void => cpu.mem.view.setUint32(a, v >>> 0, true);

@@ -23,6 +23,7 @@ import type { Insn } from './insn';
 import { LF, PARITY, ARITH_MASK } from './flags';
 import { CF, PF, AF, ZF, SF, OF, AC } from '../x86/rflags';
 import { CR0_AM } from '../x86/control-regs';
+import { PdeCache } from './pde-cache';
 
 /** Segment attribute bits (VMX access-rights layout, segments.ts): unusable, type bit 2 (expand-down data / conforming code). */
 const SEG_UNUSABLE = 0x10000, SEG_TYPE_E = 4;
@@ -137,6 +138,8 @@ export class CpuCore {
   readonly tlbPage: Int32Array;
   readonly tlbFlags: Int32Array;
   readonly tlbPhysF: Float64Array;
+  /** The paging-structure cache of 4-level walks (pde-cache.ts), emptied with the TLB. */
+  readonly pdeCache = new PdeCache();
   private cplValue = 0;
   private codeModeValue = 0;
   /**

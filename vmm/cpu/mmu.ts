@@ -24,6 +24,7 @@ import { FaultKind, FAULT } from './core';
 import { CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP } from '../x86/control-regs';
 import { EFER_LMA, EFER_NXE } from '../x86/msr';
 import { AC as RFLAGS_AC } from '../x86/rflags';
+import { PdeCache, PDE_RW, PDE_US, PDE_XD } from './pde-cache';
 
 export const TLB_SIZE = 256;
 export const TLB_MASK = TLB_SIZE - 1;
@@ -98,6 +99,7 @@ export function newTlb(): TlbArrays {
 /** Drops every entry (CR0/CR4/EFER paging changes, a CR3 load with CR4.PGE=0 ...). */
 export function tlbFlushAll(c: CpuCore): void {
   c.tlbPage.fill(TAG_NONE);
+  c.pdeCache.clear();
   retag(c);
 }
 
@@ -106,6 +108,7 @@ export function tlbFlushNonGlobal(c: CpuCore): void {
   if (!(c.cr4 & CR4_PGE)) { tlbFlushAll(c); return; }
   const fl = c.tlbFlags, pg = c.tlbPage;
   for (let e = 0; e < TLB_SIZE; e++) if (!(fl[e] & F_GLOBAL)) pg[e] = TAG_NONE;
+  c.pdeCache.clear();
   retag(c);
 }
 
@@ -115,6 +118,7 @@ export function tlbInvalidatePage(c: CpuCore, lo: number, hi: number): void {
   if (c.tlbPage[e] === (lo & ~0xfff) && c.tlbHi[e] === (hi | 0)) c.tlbPage[e] = TAG_NONE;
   const fl = c.tlbFlags, pg = c.tlbPage;
   for (let k = 0; k < TLB_SIZE; k++) if (fl[k] & F_LARGE) pg[k] = TAG_NONE;
+  c.pdeCache.clear(); // INVLPG empties the paging-structure caches (SDM 4.10.4.1)
   retag(c);
 }
 
@@ -294,6 +298,18 @@ function walk64(c: CpuCore, lo: number, hi: number, acc: number): number {
     level = 3;
   }
   let rw = RW, us = US, nx = 0, n = 0;
+  // the region's page table from the paging-structure cache: only the PTE is read
+  const psc = c.pdeCache;
+  let fill = false, pdeTable = 0, pdeRights = 0;
+  if (long) {
+    const k = PdeCache.slot(lo, hi);
+    if (psc.holds(k, lo, hi)) {
+      const r = psc.rights[k];
+      table = psc.table[k];
+      level = 1;
+      rw = r & PDE_RW; us = r & PDE_US; nx = r & PDE_XD ? 1 : 0;
+    } else fill = !probe;
+  }
   for (;;) {
     let idx: number;
     switch (level) {
@@ -320,8 +336,12 @@ function walk64(c: CpuCore, lo: number, hi: number, acc: number): number {
       if (level === 1) phys = base + (lo & 0xfff);
       else if (level === 2) phys = (base - (base % 0x200000)) + (lo & 0x1fffff);
       else phys = (base - (base % 0x40000000)) + (lo & 0x3fffffff);
-      return finishWalk(c, lo, hi, acc, phys, rw !== 0, us !== 0, nx !== 0, (lo0 & G) !== 0 && (c.cr4 & CR4_PGE) !== 0, level > 1, n, (lo0 & D) !== 0);
+      const r = finishWalk(c, lo, hi, acc, phys, rw !== 0, us !== 0, nx !== 0, (lo0 & G) !== 0 && (c.cr4 & CR4_PGE) !== 0, level > 1, n, (lo0 & D) !== 0);
+      // a completed walk through a page table: its PML4E, PDPTE and PDE have their A bits set now
+      if (fill && level === 1) psc.put(lo, hi, pdeTable, pdeRights);
+      return r;
     }
+    if (level === 2) { pdeTable = base; pdeRights = (rw & PDE_RW) | (us & PDE_US) | (nx !== 0 ? PDE_XD : 0); }
     table = base;
     level--;
   }
