@@ -43,8 +43,8 @@ export function inlineable(i: Insn): boolean {
   switch (i.op) {
     case Op.NOP: return true;
     case Op.MOV_EG: case Op.MOV_GE: return true;
-    case Op.MOV_RI: return q;
-    case Op.MOV_EI: return q && i.isMem;
+    case Op.MOV_RI: return true;
+    case Op.MOV_EI: return i.isMem;
     case Op.LEA: return (s === 8 && i.asize === 8) || s === 4;
     case Op.MOVZX: return q && (i.srcSize === 1 || i.srcSize === 2);
     case Op.MOVSX: return q;
@@ -417,8 +417,8 @@ class Emitter {
       case Op.MOV_GE:
         if (!i.isMem) { this.setOperand(i.reg, s, this.regOperand(i.rm, s)); return true; }
         { const [aL, aH] = this.ea(i); this.setOperand(i.reg, s, this.load(aL, aH, s)); return true; }
-      case Op.MOV_RI: this.setReg(i.rm, lit(i.immLo | 0), s === 8 ? lit(i.immHi | 0) : '0'); return true;
-      case Op.MOV_EI: { const [aL, aH] = this.ea(i); this.store(aL, aH, s, lit(i.immLo | 0), lit(i.immHi | 0)); return true; }
+      case Op.MOV_RI: this.setOperand(i.rm, s, this.immOperand(i, s)); return true;
+      case Op.MOV_EI: { const [aL, aH] = this.ea(i); const v = this.immOperand(i, s); this.store(aL, aH, s, v[0], v[1]); return true; }
       case Op.LEA: { const [aL, aH] = this.ea(i); this.setReg(i.reg, aL, s === 8 ? aH : '0'); return true; }
       case Op.MOVZX: {
         let v: string;
