@@ -516,12 +516,7 @@ class Emitter {
         return true;
       }
       case Op.CALL_REL: {
-        const nx = i.nextAddr;
-        const nL = nx >>> 0, nH = nx > 0xffffffff || nx < 0 ? Math.floor(nx / 4294967296) | 0 : 0;
-        const sL = this.t(), sH = this.t();
-        this.out.push(`${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
-        this.store(sL, sH, 8, lit(nL | 0), lit(nH));
-        this.setReg(4, sL, sH);
+        this.pushReturn(i);
         this.endSlow(lit(branchTarget(i)));
         this.out.push(this.branch(branchTarget(i)));
         return true;
@@ -587,6 +582,16 @@ class Emitter {
     }
   }
 
+  /** A CALL's push of its return address (the next instruction's) and the new RSP. */
+  private pushReturn(i: Insn): void {
+    const nx = i.nextAddr;
+    const nL = nx >>> 0, nH = nx > 0xffffffff || nx < 0 ? Math.floor(nx / 4294967296) | 0 : 0;
+    const sL = this.t(), sH = this.t();
+    this.out.push(`${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
+    this.store(sL, sH, 8, lit(nL | 0), lit(nH));
+    this.setReg(4, sL, sH);
+  }
+
   /**
    * JMP/CALL through a register or memory (as exec.ts): a non-canonical target faults before
    * anything changes (CALL: before the push); then the region's block seen at the target, or
@@ -599,14 +604,7 @@ class Emitter {
     this.out.push(`${tL} = ${v[0]}; ${tH} = ${v[1]};`);
     this.out.push(`if (${tH} !== 0 && (${tH} >>> 15) !== 0 && (${tH} >>> 15) !== 131071) { ${this.beforeSlow()} c.gp0(); }`);
     this.out.push(`${to} = ${tH} === 0 ? ${tL} >>> 0 : (${tH} | 0) * 4294967296 + (${tL} >>> 0);`);
-    if (i.op === Op.CALL_E) {
-      const nx = i.nextAddr;
-      const nL = nx >>> 0, nH = nx > 0xffffffff || nx < 0 ? Math.floor(nx / 4294967296) | 0 : 0;
-      const sL = this.t(), sH = this.t();
-      this.out.push(`${sL} = (${this.lo(4)} - 8) | 0; ${sH} = (l4 >>> 0) < 8 ? (${this.hi(4)} - 1) | 0 : h4;`);
-      this.store(sL, sH, 8, lit(nL | 0), lit(nH));
-      this.setReg(4, sL, sH);
-    }
+    if (i.op === Op.CALL_E) this.pushReturn(i);
     this.endSlow(to);
     this.out.push(this.goToDynamic(to));
     return true;
